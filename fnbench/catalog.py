@@ -1,0 +1,35 @@
+"""What ``fnbench list`` shows: names and one-line summaries per kind."""
+
+from __future__ import annotations
+
+import fnmatch
+
+import operators
+from operators import NETWORKS, OPERATORS
+
+from .suites import SUITES
+
+__all__ = ["listing", "RUNTIMES"]
+
+RUNTIMES = {"eager": "PyTorch eager, FP32, NCHW (the paper's set-up)"}
+
+
+def listing(kind: str, pattern: str = "*") -> list[tuple[str, str]]:
+    """``[(name, summary)]`` of ``kind`` whose name matches ``pattern`` (fnmatch)."""
+    if kind == "ops":
+        return [(n, OPERATORS.get(n).summary) for n in OPERATORS.names(pattern)]
+    if kind == "networks":
+        rows = [(n, NETWORKS.get(n).summary) for n in NETWORKS.names(pattern)]
+        return rows
+    if kind == "suites":
+        return [(n, SUITES[n].summary) for n in sorted(SUITES) if fnmatch.fnmatchcase(n, pattern)]
+    if kind == "devices":
+        from .devices import available_devices
+
+        return [(n, s) for n, s in available_devices() if fnmatch.fnmatchcase(n, pattern)]
+    if kind == "runtimes":
+        return [(n, s) for n, s in RUNTIMES.items() if fnmatch.fnmatchcase(n, pattern)]
+    raise ValueError(kind)
+
+
+_ = operators  # registration happens on import

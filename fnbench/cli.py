@@ -1,0 +1,178 @@
+"""The ``fnbench`` command: parse, call the library, print. No measurement logic lives here.
+
+Errors: a :class:`~fnbench.errors.UserError` (or a click usage error) becomes one line on stderr
+and exit code 2; a failed measurement exits 1. Tracebacks are for fnbench's own bugs only.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+
+from .errors import UserError
+
+__all__ = ["cli", "main"]
+
+LIST_KINDS = ("ops", "networks", "suites", "devices", "runtimes")
+
+
+def _fmt_int(n: int | None) -> str:
+    return "—" if n is None else f"{n:,}"
+
+
+def _fmt_si(n: float | None, unit: str = "") -> str:
+    if n is None:
+        return "—"
+    for scale, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(n) >= scale:
+            return f"{n / scale:.4g} {prefix}{unit}"
+    return f"{n:.4g} {unit}".rstrip()
+
+
+def _console(stderr: bool = False):
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+
+
+# -- target options shared by count / run / compare ------------------------------------------------
+def target_options(fn):
+    opts = [
+        click.option("--shape", metavar="CxHxW", help="Input shape per sample (operators: 96x56x56; networks: 3x224x224)."),
+        click.option("--batch", type=int, default=1, show_default=True, help="Batch size."),
+        click.option("--layers", type=int, help="Layers in an operator stack (default 10, as in the paper's Table 1)."),
+        click.option("--n-div", "n_div", type=int, help="PConv partial ratio: c_p = C // n_div (default 4)."),
+        click.option("--groups", type=int, help="Groups for gconv / gconv_pwconv (default 16)."),
+        click.option("--kernel", "k", type=int, help="Kernel size k (default 3)."),
+        click.option("--stride", type=int, help="Stride (default 1)."),
+        click.option("--padding", type=int, help="Padding (default k // 2, 'same' at stride 1)."),
+        click.option("--forward", type=click.Choice(["split_cat", "slicing"]), help="PConv forward (default split_cat)."),
+    ]
+    for opt in reversed(opts):
+        fn = opt(fn)
+    return fn
+
+
+def make_spec(name: str, shape: str | None, batch: int, layers: int | None, **options: Any):
+    from .targets import TargetSpec, parse_shape
+
+    return TargetSpec.make(name, parse_shape(shape) if shape is not None else None, batch, layers, **options)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="fnbench")
+def cli() -> None:
+    """Is an "efficient" operator actually faster on this hardware, and why?
+
+    MACs are multiply-adds (the FasterNet paper's "FLOPs"); FLOPs = 2 x MACs.
+    """
+
+
+# -- list -------------------------------------------------------------------------------------------
+@cli.command("list")
+@click.argument("kind", required=False, type=click.Choice(LIST_KINDS))
+@click.argument("pattern", required=False, default="*")
+def list_cmd(kind: str | None, pattern: str) -> None:
+    """List what exists: ops, networks, suites, devices, runtimes (PATTERN is shell-style, e.g. 'pconv*')."""
+    from . import catalog
+
+    for k in [kind] if kind else LIST_KINDS:
+        rows = catalog.listing(k, pattern)
+        if not kind:
+            click.echo(f"{k}:")
+        for name, summary in rows:
+            click.echo(f"  {name:<28} {summary}" if summary else f"  {name}")
+        if kind and not rows:
+            raise UserError(f"no {kind} match {pattern!r}; try `fnbench list {kind}` without a pattern")
+
+
+# -- count ------------------------------------------------------------------------------------------
+@cli.command()
+@click.argument("target")
+@target_options
+@click.option("--by", type=click.Choice(["module", "operator"]), help="Also break the counts down per module or per aten op.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout and nothing else.")
+def count(target: str, shape, batch, layers, by, as_json, **options) -> None:
+    """Params, MACs, FLOPs, memory bytes (analytic and counted) and arithmetic intensity of TARGET."""
+    from .costs import target_cost
+
+    spec = make_spec(target, shape, batch, layers, **options)
+    report = target_cost(spec, breakdown=by)
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+        return
+    _print_count(report, by)
+
+
+def _print_count(r: dict[str, Any], by: str | None) -> None:
+    from rich.table import Table
+
+    con = _console()
+    title = f"{r['target']}  {'x'.join(map(str, r['shape']))}  batch {r['batch']}"
+    if r.get("layers"):
+        title += f"  {r['layers']} layers"
+    if r.get("options"):
+        title += "  " + " ".join(f"{k}={v}" for k, v in r["options"].items())
+    t = Table(title=title, title_justify="left")
+    t.add_column("quantity")
+    t.add_column("value", justify="right")
+    t.add_column("note")
+    paper = r.get("paper_macs")
+    t.add_row("params", _fmt_int(r["params"]), "analytic = module" if r["params_analytic"] == r["params"] else
+              f"analytic {_fmt_int(r['params_analytic'])}")
+    t.add_row("FLOPs (MACs)", _fmt_si(r["macs"]), (f"paper {_fmt_si(paper)}; " if paper else "") +
+              f"analytic {_fmt_si(r['macs_analytic'])}" if r["macs_analytic"] is not None else "")
+    t.add_row("  fvcore", _fmt_si(r["macs_fvcore_mac_ops"]),
+              r["fvcore_error"] or f"MAC ops; all ops incl. norm/pool: {_fmt_si(r['macs_fvcore'])}")
+    t.add_row("  FlopCounterMode / 2", _fmt_si(r["macs_flopcounter"]),
+              "agrees with fvcore" if r["macs_agree"] else "DIFFERS from fvcore" if r["macs_agree"] is False else "")
+    t.add_row("flops (2 x MACs)", _fmt_si(r["flops"]), "")
+    t.add_row("mem_bytes_analytic", _fmt_si(r["mem_bytes_analytic"], "B"), "paper's formula x element size")
+    t.add_row("mem_bytes_counted", _fmt_si(r["mem_bytes_counted"], "B"), "every executed aten op, read + written")
+    ai_a, ai_c = r["arithmetic_intensity_analytic"], r["arithmetic_intensity_counted"]
+    t.add_row("arithmetic intensity", f"{ai_c:.2f}", "FLOP/byte (counted)" + (f"; analytic {ai_a:.2f}" if ai_a else ""))
+    con.print(t)
+    if r["uncounted_ops"]:
+        con.print("executed but not counted (arithmetic, no FLOP formula): " +
+                  ", ".join(f"{k} x{v}" for k, v in r["uncounted_ops"].items()))
+    if r["zero_flop_ops"]:
+        con.print("zero-FLOP data movement (bytes counted): " + ", ".join(f"{k} x{v}" for k, v in r["zero_flop_ops"].items()))
+    if by:
+        rows = r["by_" + by]
+        bt = Table(title=f"by {by}", title_justify="left")
+        for col in (by, "calls", "MACs", "bytes read", "bytes written"):
+            bt.add_column(col, justify="left" if col == by else "right")
+        for name, s in rows.items():
+            bt.add_row(name or "(whole)", str(s["calls"]), _fmt_int(s["macs"]), _fmt_int(s["bytes_read"]), _fmt_int(s["bytes_written"]))
+        con.print(bt)
+
+
+# -- entry point ------------------------------------------------------------------------------------
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; user errors become one line on stderr and exit code 2."""
+    try:
+        cli.main(args=argv, prog_name="fnbench", standalone_mode=False)
+    except UserError as e:
+        click.echo(f"fnbench: error: {e}", err=True)
+        return 2
+    except click.exceptions.NoArgsIsHelpError as e:
+        click.echo(e.ctx.get_help())
+        return 0
+    except click.ClickException as e:
+        hint = f"; see `{e.ctx.command_path} --help`" if getattr(e, "ctx", None) else ""
+        msg = " ".join(e.format_message().split()).rstrip(".")
+        click.echo(f"fnbench: error: {msg}{hint}", err=True)
+        return 2
+    except click.exceptions.Abort:
+        click.echo("fnbench: interrupted", err=True)
+        return 130
+    except BrokenPipeError:
+        return 0
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,190 @@
+"""Target resolution: a name plus shape and options → a buildable module, an input and its analytic cost.
+
+A :class:`TargetSpec` is the frozen, hashable identity of *what* is measured (the "how" — device,
+runtime, threads — lives with the measurement). :func:`resolve` turns it into a :class:`Target`
+or raises :class:`~fnbench.errors.UserError` with a message that says what is accepted.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import torch
+from torch import nn
+
+from operators import NETWORKS, OPERATORS, ConfigError, Cost, Entry
+
+from .errors import UserError, suggest
+
+__all__ = [
+    "TargetSpec",
+    "Target",
+    "Stack",
+    "resolve",
+    "parse_shape",
+    "known_names",
+    "DEFAULT_OP_SHAPE",
+    "DEFAULT_NET_SHAPE",
+    "DEFAULT_LAYERS",
+    "NETWORK_RESOLVERS",
+]
+
+DEFAULT_OP_SHAPE = (96, 56, 56)
+DEFAULT_NET_SHAPE = (3, 224, 224)
+DEFAULT_LAYERS = 10
+
+#: Extra resolvers for network names that are not plain registry entries (``timm:NAME``,
+#: ``tv:NAME``, ``fasternet_t0@dwconv``). Each takes a name and returns an :class:`Entry` or None.
+NETWORK_RESOLVERS: list[Callable[[str], Entry | None]] = []
+
+_SHAPE_RE = re.compile(r"^\s*(\d+)\s*[x×,]\s*(\d+)\s*[x×,]\s*(\d+)\s*$")
+
+
+def parse_shape(text: str) -> tuple[int, int, int]:
+    """Parse ``"96x56x56"`` (C×H×W, per sample) into a tuple of positive ints."""
+    if "-" in text:
+        raise UserError(f"shape {text!r} has a negative size: use positive C, H and W, e.g. --shape 96x56x56")
+    m = _SHAPE_RE.match(text)
+    if not m:
+        raise UserError(f"malformed shape {text!r}: use CxHxW with positive integers, e.g. --shape 96x56x56")
+    shape = tuple(int(g) for g in m.groups())
+    if min(shape) < 1:
+        raise UserError(f"shape {text!r} has a zero size: use positive C, H and W, e.g. --shape 96x56x56")
+    return shape  # type: ignore[return-value]
+
+
+class Stack(nn.Sequential):
+    """``L`` independently initialised layers of one operator (the paper's Table-1 set-up)."""
+
+
+@dataclass(frozen=True)
+class TargetSpec:
+    """Identity of a measured thing. ``shape`` is per sample (C, H, W); ``None`` means the default."""
+
+    name: str
+    shape: tuple[int, int, int] | None = None
+    batch: int = 1
+    layers: int | None = None
+    options: tuple[tuple[str, Any], ...] = ()
+
+    @staticmethod
+    def make(name: str, shape=None, batch: int = 1, layers: int | None = None, **options: Any) -> TargetSpec:
+        opts = tuple(sorted((k, v) for k, v in options.items() if v is not None))
+        return TargetSpec(name, tuple(shape) if shape is not None else None, batch, layers, opts)
+
+    def options_dict(self) -> dict[str, Any]:
+        return dict(self.options)
+
+    @property
+    def label(self) -> str:
+        """Short human label, e.g. ``pconv[n_div=8] 96x56x56 x10``."""
+        opts = ",".join(f"{k}={v}" for k, v in self.options)
+        s = self.name + (f"[{opts}]" if opts else "")
+        if self.shape is not None:
+            s += " " + "x".join(map(str, self.shape))
+        if self.layers is not None:
+            s += f" L{self.layers}"
+        if self.batch != 1:
+            s += f" b{self.batch}"
+        return s
+
+
+@dataclass
+class Target:
+    """A resolved target: build the module, make its input, know its analytic cost."""
+
+    spec: TargetSpec
+    kind: str  # "operator" or "network"
+    entry: Entry
+    analytic: Cost | None
+    out_shape: tuple[int, ...] | None = None
+    _options: dict[str, Any] = field(default_factory=dict)
+
+    def build(self, seed: int = 0) -> nn.Module:
+        """A fresh module in ``eval()`` mode, initialised from ``seed`` (random weights, never downloaded)."""
+        torch.manual_seed(seed)
+        if self.kind == "operator":
+            c = self.spec.shape[0]
+            module: nn.Module = Stack(*(self.entry.factory(c, **self._options) for _ in range(self.spec.layers)))
+        else:
+            module = self.entry.factory(**self._options)
+        return module.eval()
+
+    def example_input(self, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
+                      seed: int = 0) -> torch.Tensor:
+        g = torch.Generator().manual_seed(seed)
+        x = torch.randn((self.spec.batch, *self.spec.shape), generator=g, dtype=torch.float32)
+        return x.to(device=device, dtype=dtype)
+
+
+def known_names() -> list[str]:
+    return OPERATORS.names() + NETWORKS.names()
+
+
+#: Factory keyword → CLI flag, where they differ.
+_FLAGS = {"k": "kernel"}
+
+
+def _flag(key: str) -> str:
+    return "--" + _FLAGS.get(key, key).replace("_", "-")
+
+
+def _check_options(entry: Entry, options: dict[str, Any]) -> None:
+    accepted = [p for p in inspect.signature(entry.factory).parameters if p != "c"]
+    for key in options:
+        if key not in accepted:
+            what = ", ".join(_flag(a) for a in accepted) or "no options"
+            raise UserError(f"{entry.name} does not take {_flag(key)}; it accepts {what}")
+
+
+def resolve(spec: TargetSpec) -> Target:
+    """Resolve ``spec`` into a :class:`Target`, filling defaults; raise ``UserError`` on bad input."""
+    if spec.batch < 1:
+        raise UserError(f"batch {spec.batch} is not positive: use --batch 1 or more")
+    options = spec.options_dict()
+    if spec.name in OPERATORS:
+        entry = OPERATORS.get(spec.name)
+        layers = DEFAULT_LAYERS if spec.layers is None else spec.layers
+        if layers < 1:
+            raise UserError(f"layers {layers} is not positive: use --layers 1 or more (the paper uses 10)")
+        shape = spec.shape or DEFAULT_OP_SHAPE
+        if min(shape) < 1:
+            raise UserError(f"shape {'x'.join(map(str, shape))} has a zero or negative size: use positive C, H and W")
+        _check_options(entry, options)
+        spec = replace(spec, shape=tuple(shape), layers=layers)
+        try:
+            if entry.validate is not None:
+                entry.validate(*shape, **options)
+            total, cur = Cost(0, 0, 0), tuple(shape)
+            for _ in range(layers):
+                cost, cur = entry.cost(*cur, batch=spec.batch, **options)
+                total = total + cost
+                if entry.validate is not None and _ != layers - 1:
+                    entry.validate(*cur, **options)
+        except ConfigError as e:
+            raise UserError(f"{spec.name}: {e}") from None
+        return Target(spec, "operator", entry, total, (spec.batch, *cur), options)
+
+    entry = NETWORKS.get(spec.name) if spec.name in NETWORKS else None
+    if entry is None:
+        for resolver in NETWORK_RESOLVERS:
+            try:
+                entry = resolver(spec.name)
+            except ConfigError as e:
+                raise UserError(f"{spec.name}: {e}") from None
+            if entry is not None:
+                break
+    if entry is None:
+        raise UserError(
+            f"unknown target {spec.name!r}{suggest(spec.name, known_names())}; "
+            "see `fnbench list ops` and `fnbench list networks`"
+        )
+    if spec.layers is not None:
+        raise UserError(f"{spec.name} is a network; --layers applies to operator stacks only")
+    default_shape = entry.meta_dict().get("input_shape", DEFAULT_NET_SHAPE)
+    spec = replace(spec, shape=tuple(spec.shape or default_shape))
+    return Target(spec, "network", entry, None, None, options)
