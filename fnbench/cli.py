@@ -143,7 +143,7 @@ def _print_count(r: dict[str, Any], by: str | None) -> None:
     if by:
         rows = r["by_" + by]
         bt = Table(title=f"by {by}", title_justify="left")
-        for col in (by, "calls", "MACs", "bytes read", "bytes written"):
+        for col in (by, "aten calls", "MACs", "bytes read", "bytes written"):
             bt.add_column(col, justify="left" if col == by else "right")
         for name, s in rows.items():
             bt.add_row(name or "(whole)", str(s["calls"]), _fmt_int(s["macs"]), _fmt_int(s["bytes_read"]), _fmt_int(s["bytes_written"]))

@@ -172,3 +172,28 @@ def test_tconv_equals_a_masked_dense_conv():
         dense.weight[:, t.c_p :, k // 2, k // 2] = t.point.weight[:, :, 0, 0]
         x = torch.randn(2, c, 9, 7)
         torch.testing.assert_close(t(x), dense(x), rtol=1e-5, atol=1e-5)
+
+
+def test_module_breakdown_is_inclusive_and_sums_to_the_total():
+    target = resolve(TargetSpec.make("pconv_pwconv", (32, 10, 10), 1, 2))
+    counted = count(target.build(), target.example_input(), fvcore=False)
+    whole = counted.by_module[""]
+    assert whole.macs == counted.macs == target.analytic.macs
+    assert whole.bytes == counted.mem_bytes_counted
+    layers = [counted.by_module[str(i)] for i in range(2)]
+    assert sum(s.macs for s in layers) == whole.macs
+    assert sum(s.bytes for s in layers) == whole.bytes
+    # inside one layer: PConv's conv and the 1x1 conv each account their own MACs
+    c, c_p, hw = 32, 8, 100
+    assert counted.by_module["0.0.partial_conv3"].macs == hw * 9 * c_p * c_p
+    assert counted.by_module["0.1"].macs == hw * c * c
+    assert counted.by_operator["aten.cat"].macs == 0
+    assert counted.by_operator["aten.cat"].bytes == 2 * (2 * 4 * hw * c)  # 2 layers, each reads + writes c channels
+
+
+def test_broadcast_views_count_touched_bytes_once():
+    from fnbench.counting import touched_bytes
+
+    x = torch.zeros(8, 1)
+    assert touched_bytes(x.expand(8, 1000)) == 8 * 4
+    assert touched_bytes(torch.zeros(4, 6)[:, :2]) == 4 * 2 * 4
