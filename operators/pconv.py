@@ -46,6 +46,11 @@ class PConv(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         if self.forward_mode == "slicing":
+            if torch.onnx.is_in_onnx_export():
+                # ONNX has no in-place write: a slice assignment would export as a bloated
+                # ScatterND graph. Slice both parts and concatenate: same function, compact graph.
+                c_p = self.dim_conv3
+                return torch.cat((self.partial_conv3(x[:, :c_p]), x[:, c_p:]), dim=1)
             out = x.clone()
             out[:, : self.dim_conv3] = self.partial_conv3(x[:, : self.dim_conv3])
             return out
