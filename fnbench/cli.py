@@ -28,8 +28,8 @@ def _fmt_si(n: float | None, unit: str = "") -> str:
         return "—"
     for scale, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
         if abs(n) >= scale:
-            return f"{n / scale:.4g} {prefix}{unit}"
-    return f"{n:.4g} {unit}".rstrip()
+            return f"{n / scale:.5g} {prefix}{unit}"
+    return f"{n:.5g} {unit}".rstrip()
 
 
 def _console(stderr: bool = False):
@@ -121,16 +121,24 @@ def _print_count(r: dict[str, Any], by: str | None) -> None:
     t.add_column("value", justify="right")
     t.add_column("note")
     paper = r.get("paper_macs")
-    t.add_row("params", _fmt_int(r["params"]), "analytic = module" if r["params_analytic"] == r["params"] else
-              f"analytic {_fmt_int(r['params_analytic'])}")
-    t.add_row("FLOPs (MACs)", _fmt_si(r["macs"]), (f"paper {_fmt_si(paper)}; " if paper else "") +
-              f"analytic {_fmt_si(r['macs_analytic'])}" if r["macs_analytic"] is not None else "")
+    if r["params_analytic"] is None:
+        params_note = "counted from the module"
+    elif r["params_analytic"] == r["params"]:
+        params_note = "analytic = module"
+    else:
+        params_note = f"analytic {_fmt_int(r['params_analytic'])} DIFFERS"
+    t.add_row("params", _fmt_int(r["params"]), params_note)
+    macs_note = [f"paper {_fmt_si(paper)}"] if paper else []
+    if r["macs_analytic"] is not None:
+        macs_note.append(f"analytic {_fmt_si(r['macs_analytic'])}")
+    t.add_row("FLOPs (MACs)", _fmt_si(r["macs"]), "; ".join(macs_note))
     t.add_row("  fvcore", _fmt_si(r["macs_fvcore_mac_ops"]),
               r["fvcore_error"] or f"MAC ops; all ops incl. norm/pool: {_fmt_si(r['macs_fvcore'])}")
     t.add_row("  FlopCounterMode / 2", _fmt_si(r["macs_flopcounter"]),
               "agrees with fvcore" if r["macs_agree"] else "DIFFERS from fvcore" if r["macs_agree"] is False else "")
     t.add_row("flops (2 x MACs)", _fmt_si(r["flops"]), "")
-    t.add_row("mem_bytes_analytic", _fmt_si(r["mem_bytes_analytic"], "B"), "paper's formula x element size")
+    t.add_row("mem_bytes_analytic", _fmt_si(r["mem_bytes_analytic"], "B"),
+              "paper's formula x element size" if r["mem_bytes_analytic"] is not None else "no analytic model for networks")
     t.add_row("mem_bytes_counted", _fmt_si(r["mem_bytes_counted"], "B"), "every executed aten op, read + written")
     ai_a, ai_c = r["arithmetic_intensity_analytic"], r["arithmetic_intensity_counted"]
     t.add_row("arithmetic intensity", f"{ai_c:.2f}", "FLOP/byte (counted)" + (f"; analytic {ai_a:.2f}" if ai_a else ""))

@@ -64,3 +64,6 @@ def _table1_composite(batch: int) -> list[TargetSpec]:
 @register_suite("quick", "a fast smoke test: the four Table-1 operators at 192x28x28, 2 layers")
 def _quick(batch: int) -> list[TargetSpec]:
     return _grid(TABLE1_OPS, [(192, 28, 28)], batch, layers=2)
+
+
+from . import netsuites  # noqa: E402,F401  (FasterNet + zoo networks, their resolvers, suites networks/swap/ratio)

@@ -17,6 +17,8 @@ import torch
 from torch import nn
 
 from operators import NETWORKS, OPERATORS, ConfigError, Cost, Entry
+from operators.fasternet import resolve_variant
+from operators.zoo import resolve_zoo
 
 from .errors import UserError, suggest
 
@@ -39,7 +41,7 @@ DEFAULT_LAYERS = 10
 
 #: Extra resolvers for network names that are not plain registry entries (``timm:NAME``,
 #: ``tv:NAME``, ``fasternet_t0@dwconv``). Each takes a name and returns an :class:`Entry` or None.
-NETWORK_RESOLVERS: list[Callable[[str], Entry | None]] = []
+NETWORK_RESOLVERS: list[Callable[[str], Entry | None]] = [resolve_variant, resolve_zoo]
 
 _SHAPE_RE = re.compile(r"^\s*(\d+)\s*[x×,]\s*(\d+)\s*[x×,]\s*(\d+)\s*$")
 
@@ -185,6 +187,7 @@ def resolve(spec: TargetSpec) -> Target:
         )
     if spec.layers is not None:
         raise UserError(f"{spec.name} is a network; --layers applies to operator stacks only")
+    _check_options(entry, options)
     default_shape = entry.meta_dict().get("input_shape", DEFAULT_NET_SHAPE)
     spec = replace(spec, shape=tuple(spec.shape or default_shape))
     return Target(spec, "network", entry, None, None, options)

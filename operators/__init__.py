@@ -4,7 +4,7 @@ Importing this package registers every built-in operator (and network, where pre
 :data:`OPERATORS` / :data:`NETWORKS`.
 """
 
-from . import conv, pconv  # noqa: F401  (registration side effects)
+from . import conv, fasternet, pconv, zoo  # noqa: F401  (registration side effects)
 from .cost import Cost
 from .pconv import PConv, TConv
 from .registry import NETWORKS, OPERATORS, ConfigError, Entry, Registry

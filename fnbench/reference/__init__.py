@@ -1,0 +1,68 @@
+"""The paper's published figures, typed from its tables, as pandas DataFrames.
+
+Units follow the column names. The paper's "FLOPs" are multiply-adds, so its FLOPs columns are
+``macs`` here and its "GFLOPS" (FLOPs per second) are ``gmacs_per_s``.
+
+``paper_table1()``
+    Table 1, one row per operator × feature map: ``op, c, h, w, layers``,
+    ``paper_mmacs_10_layers`` (the paper's FLOPs of the 10-layer stack, millions of MACs),
+    ``gpu_fps_b32`` (RTX 2080Ti, batch 32), ``gpu_gmacs_per_s``, ``cpu_ms`` (i9-9900X, 1 thread,
+    batch 1), ``cpu_gmacs_per_s``, ``arm_ms`` (Cortex-A72, 1 thread, batch 1), ``arm_gmacs_per_s``.
+``paper_networks()``
+    The main table: ``name`` (as printed), ``alias`` (the registered network name; empty where
+    the model cannot be built here), ``params_m``, ``macs_g``, ``gpu_fps_b32``, ``cpu_ms``,
+    ``arm_ms`` (empty where ``arm_oom``), ``arm_oom``, ``top1`` (FasterNet rows only), ``note``.
+``paper_ratio()``
+    The partial-ratio ablation on FasterNet-T0 (width adjusted by the authors).
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+
+import pandas as pd
+
+__all__ = ["paper_table1", "paper_networks", "paper_ratio", "paper_macs_for"]
+
+
+def _read(name: str, **kwargs) -> pd.DataFrame:
+    with resources.files(__name__).joinpath(name).open("r", encoding="utf-8") as f:
+        return pd.read_csv(f, **kwargs)
+
+
+def paper_table1() -> pd.DataFrame:
+    """Table 1 (on-device FLOPS of single operators); a fresh DataFrame on every call."""
+    return _read("paper_table1.csv")
+
+
+def paper_networks() -> pd.DataFrame:
+    """The paper's network table (FasterNet T0–L and its peers); a fresh DataFrame on every call."""
+    df = _read("paper_networks.csv", dtype={"alias": "string", "note": "string"}, keep_default_na=True)
+    df["arm_oom"] = df["arm_oom"].astype(bool)
+    return df
+
+
+def paper_ratio() -> pd.DataFrame:
+    """The partial-ratio ablation (FasterNet-T0, r = 1/2, 1/4, 1/8)."""
+    return _read("paper_ratio.csv")
+
+
+def paper_macs_for(spec) -> float | None:
+    """The paper's printed FLOPs (MACs) for exactly this target, or ``None`` where it gives none.
+
+    Operators: Table 1's 10-layer figure, for the paper's settings only (default options, 10
+    layers, batch 1, one of the four maps). Networks: the main table's figure, batch 1. The
+    paper truncates (162.57 M is printed as 162 M); the value is returned as printed.
+    """
+    if spec.batch != 1 or spec.options:
+        return None
+    if spec.layers is not None:
+        if spec.layers != 10 or spec.shape is None:
+            return None
+        t = paper_table1()
+        c, h, w = spec.shape
+        row = t[(t.op == spec.name) & (t.c == c) & (t.h == h) & (t.w == w)]
+        return float(row.paper_mmacs_10_layers.iloc[0]) * 1e6 if len(row) else None
+    n = paper_networks()
+    row = n[n.alias == spec.name]
+    return float(row.macs_g.iloc[0]) * 1e9 if len(row) else None
