@@ -4,6 +4,21 @@ Library entry points (the CLI is a thin layer over these):
 
 - :func:`fnbench.targets.resolve` — a target name + shape → module, input, analytic cost
 - :func:`fnbench.counting.count` — counted MACs (fvcore and FlopCounterMode) and bytes moved
+- :func:`fnbench.timing.measure` — latency in rounds over fresh allocations, with a 95 % CI
+- :func:`fnbench.runner.run_suite` — count, measure and record a list of targets
+- :func:`fnbench.load_results` — result files and directories → one pandas DataFrame
 """
 
 __version__ = "0.1.0"
+
+__all__ = ["load_results", "__version__"]
+
+
+def load_results(paths="results"):
+    """Load result files/directories into a ``pandas.DataFrame`` (see :func:`fnbench.results.load_results`).
+
+    Imported lazily so that ``import fnbench`` stays cheap for the CLI.
+    """
+    from .results import load_results as _load
+
+    return _load(paths)

@@ -35,7 +35,9 @@ def _fmt_si(n: float | None, unit: str = "") -> str:
 def _console(stderr: bool = False):
     from rich.console import Console
 
-    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+    stream = sys.stderr if stderr else sys.stdout
+    # Piped output (files, CI logs, tests) gets a wide table instead of rich's 80-column default.
+    return Console(stderr=stderr, highlight=False, width=None if stream.isatty() else 160)
 
 
 # -- target options shared by count / run / compare ------------------------------------------------
@@ -158,6 +160,56 @@ def _print_count(r: dict[str, Any], by: str | None) -> None:
         con.print(bt)
 
 
+# -- run ----------------------------------------------------------------------------------------------
+def _target_specs(suite, targets, shape, batch, layers, options):
+    from .suites import get_suite
+
+    if suite and targets:
+        raise UserError("give either --suite or --target, not both")
+    if targets:
+        return [make_spec(t, shape, batch, layers, **options) for t in targets]
+    if shape is not None or layers is not None or any(v is not None for v in options.values()):
+        raise UserError("--shape, --layers and operator options apply to --target; suites fix their own")
+    return get_suite(suite or "table1").specs(batch)
+
+
+@cli.command()
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, arm or cuda.")
+@click.option("--suite", help="A suite from `fnbench list suites` (default: table1).")
+@click.option("--target", "targets", multiple=True, help="A target to measure (repeatable); see `fnbench list`.")
+@target_options
+@click.option("--runtime", "runtimes", multiple=True, help="eager (default), compile or onnxruntime; repeatable.")
+@click.option("--memory-format", default="contiguous", show_default=True, help="contiguous or channels_last.")
+@click.option("--dtype", default="float32", show_default=True, help="float32; float16 or bfloat16 on cuda (converted weights).")
+@click.option("--threads", type=int, help="CPU threads (default 1, the paper's protocol).")
+@click.option("--precision", type=float, default=None, help="Target relative half-width of the 95% CI (default 0.02).")
+@click.option("--budget", type=float, default=None, help="Seconds of measurement per target (default 9).")
+@click.option("--out", "out_dir", default="results", show_default=True, help="Directory for the results file.")
+@click.option("--resume", help="RUN_ID of an interrupted run: measure only what it lacks.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document (run id, path, records) on stdout.")
+def run(device, suite, targets, shape, batch, layers, runtimes, memory_format, dtype, threads, precision, budget,
+        out_dir, resume, as_json, **options) -> None:
+    """Measure a suite or targets on one device; records are appended to OUT/<run_id>.jsonl as they finish."""
+    from .runner import format_table, run_suite
+    from .timing import DEFAULT_BUDGET_S, DEFAULT_PRECISION
+
+    specs = _target_specs(suite, targets, shape, batch, layers, options)
+    summary = run_suite(
+        specs, device=device, threads=threads, batch_override=batch if batch != 1 else None,
+        precision=DEFAULT_PRECISION if precision is None else precision,
+        budget_s=DEFAULT_BUDGET_S if budget is None else budget, out_dir=out_dir, resume=resume,
+        progress=not as_json, runtimes=runtimes or ("eager",), memory_format=memory_format, dtype=dtype,
+    )
+    if as_json:
+        click.echo(json.dumps({"run_id": summary.run_id, "path": str(summary.path), "records": summary.records}))
+        return
+    con = _console()
+    con.print(format_table(summary.records, title=f"run {summary.run_id}"))
+    con.print(f"run id: {summary.run_id}\nresults: {summary.path}")
+    if summary.failed:
+        raise SystemExit(1)
+
+
 # -- entry point ------------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; user errors become one line on stderr and exit code 2."""
@@ -174,9 +226,11 @@ def main(argv: list[str] | None = None) -> int:
         msg = " ".join(e.format_message().split()).rstrip(".")
         click.echo(f"fnbench: error: {msg}{hint}", err=True)
         return 2
-    except click.exceptions.Abort:
-        click.echo("fnbench: interrupted", err=True)
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        click.echo("fnbench: interrupted; finished measurements are saved (see --resume)", err=True)
         return 130
+    except SystemExit as e:
+        return int(e.code or 0)
     except BrokenPipeError:
         return 0
     return 0

@@ -1,0 +1,73 @@
+"""Does fnbench agree with itself across fresh processes? Two runs of a suite in two subprocesses.
+
+Each run is a separate ``python -c`` process calling :func:`fnbench.runner.run_suite` at default
+settings (1 thread). Reported: the wall time of each run, the fraction of rows whose medians
+fall inside each other's 95 % CI (both ways), and per-row medians.
+
+    python benchmarks/repeatability.py [--suite table1] [--out results/repeatability]
+
+Project targets: the Table-1 suite in ≤ 3 minutes; ≥ 90 % cross-run CI overlap.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from fnbench.results import read_records, record_key
+
+_CHILD = """
+import sys, json
+from fnbench.runner import run_suite
+from fnbench.suites import get_suite
+s = run_suite(get_suite(sys.argv[1]).specs(), out_dir=sys.argv[2], progress=False)
+print(json.dumps({"path": str(s.path)}))
+"""
+
+
+def one_run(suite: str, out: Path) -> tuple[Path, float]:
+    t0 = time.perf_counter()
+    p = subprocess.run([sys.executable, "-c", _CHILD, suite, str(out)], capture_output=True, text=True, check=True)
+    wall = time.perf_counter() - t0
+    return Path(json.loads(p.stdout.strip().splitlines()[-1])["path"]), wall
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--suite", default="table1")
+    ap.add_argument("--out", default="results/repeatability")
+    args = ap.parse_args()
+    out = Path(args.out)
+    runs = []
+    for i in range(2):
+        path, wall = one_run(args.suite, out)
+        print(f"run {i + 1}: {path.name} in {wall:.1f} s (process wall time, imports included)", flush=True)
+        runs.append({record_key(r): r for r in read_records(path)})
+    a, b = runs
+    keys = [k for k in a if k in b]
+    overlap = both_in = 0
+    print(f"\n{'target':26s} {'run1 ms':>9s} {'CI1 ±%':>7s} {'run2 ms':>9s} {'CI2 ±%':>7s} {'stable':>11s} overlap")
+    for k in keys:
+        sa, sb = a[k]["stats"], b[k]["stats"]
+        intervals_overlap = sa["ci95_low_s"] <= sb["ci95_high_s"] and sb["ci95_low_s"] <= sa["ci95_high_s"]
+        each_in_other = (sb["ci95_low_s"] <= sa["median_s"] <= sb["ci95_high_s"]
+                         and sa["ci95_low_s"] <= sb["median_s"] <= sa["ci95_high_s"])
+        overlap += intervals_overlap
+        both_in += each_in_other
+        t = a[k]["target"]
+        label = f"{t['name']} {'x'.join(map(str, t['shape']))}"
+        print(f"{label:26s} {sa['median_s'] * 1e3:9.3f} {sa['rel_ci_halfwidth'] * 100:7.1f} "
+              f"{sb['median_s'] * 1e3:9.3f} {sb['rel_ci_halfwidth'] * 100:7.1f} "
+              f"{str(sa['stable'])[0]}/{str(sb['stable'])[0]:>9s} {'yes' if intervals_overlap else 'NO'}"
+              f"{' (medians in each other CI)' if each_in_other else ''}")
+    n = len(keys)
+    print(f"\nrows: {n}; CIs overlap: {overlap}/{n} = {overlap / n:.0%}; "
+          f"each median inside the other's CI: {both_in}/{n} = {both_in / n:.0%}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,465 @@
+"""How a latency is taken: warm-up, synchronisation, rounds over fresh allocations, adaptive stopping.
+
+The rules, and why:
+
+- **Inference as deployed.** ``eval()``, ``torch.inference_mode()`` and BatchNorm folded into the
+  preceding convolution (:func:`fold_bn`), as the paper measured: an unfolded BN adds a full
+  read and write of every feature map that a deployed model never pays for.
+- **Warm-up until steady.** The first iterations of a fresh module pay for lazy initialisation
+  (oneDNN/cuDNN primitive creation, allocator growth, page faults, cold caches). They are run and
+  thrown away until iteration times stop falling, within a bound.
+- **Rounds over fresh allocations.** On shared x86 VMs the latency of the *same* model and input
+  was seen to move 2–5× from one allocation to the next while staying steady within one: an
+  in-process loop over a single allocation reports a precise, wrong number. So sampling is done
+  in rounds; each round builds a fresh module (``rebuild()`` or a deep copy) and a fresh clone of
+  the input, warms briefly and takes a block of samples. Every raw sample and its round are kept.
+- **Medians, and intervals over rounds.** The latency is the median of the per-round medians and
+  its 95 % interval is the distribution-free order-statistic interval over those round medians
+  (:func:`fnbench.stats.rounds_median_ci`), so it accounts for allocation-to-allocation swings
+  and holds across fresh processes, which an interval over correlated iterations does not.
+- **Synchronisation amortised.** On CUDA, kernels are asynchronous: a block of iterations is
+  timed between two ``torch.cuda.synchronize()`` calls and divided by its length, with the block
+  long enough that the sync costs well under a percent. On CPU a block is one iteration unless an
+  iteration is shorter than the timer resolution warrants.
+- **Adaptive stopping.** Rounds continue until the interval is within ±``precision`` of the
+  median (relative) or ``budget_s`` of wall time is spent. A measurement that ran out of budget
+  first is ``stable=False``: it is reported as such, never silently.
+
+Example::
+
+    >>> from torch import nn
+    >>> import torch
+    >>> m = measure(nn.Conv2d(8, 8, 3, padding=1), torch.randn(1, 8, 16, 16), budget_s=1.0)
+    >>> m.median_s > 0 and m.rounds >= 1
+    True
+"""
+
+from __future__ import annotations
+
+import copy
+import gc
+import math
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from . import stats
+
+__all__ = [
+    "Measurement",
+    "measure",
+    "fold_bn",
+    "DEFAULT_PRECISION",
+    "DEFAULT_BUDGET_S",
+    "DEFAULT_MIN_ROUNDS",
+    "Timer",
+]
+
+#: Target relative half-width of the 95 % CI of the median.
+DEFAULT_PRECISION = 0.02
+#: Wall-clock seconds one target may take (build, warm-up and sampling included).
+DEFAULT_BUDGET_S = 9.0
+#: The fewest rounds whose order-statistic interval reaches 95 % ([min, max] of 6 is 96.9 %).
+DEFAULT_MIN_ROUNDS = 6
+#: Target number of rounds a budget is split into (rounds are the unit of the CI).
+_ROUNDS_PER_BUDGET = 25
+_MIN_SAMPLES_PER_ROUND = 3
+_MAX_SAMPLES_PER_ROUND = 2000
+#: Shortest timed block: on CUDA long enough to amortise the synchronisation, on CPU the timer.
+_MIN_BLOCK_S = {"cuda": 2e-3, "cpu": 2e-5}
+_CONFIDENCE = 0.95
+
+#: ``timer(step, iters) -> seconds`` runs ``step`` ``iters`` times and returns the elapsed time.
+Timer = Callable[[Callable[[], Any], int], float]
+
+
+@dataclass
+class Measurement:
+    """Raw per-iteration samples of one target, grouped in rounds; statistics are derived.
+
+    ``samples_s[i]`` is seconds per iteration (a block's time divided by ``iters_per_sample``)
+    taken in round ``round_ids[i]``. Nothing here is rounded; render-time code does that.
+    """
+
+    samples_s: list[float]
+    round_ids: list[int]
+    batch: int
+    precision: float = DEFAULT_PRECISION
+    min_rounds: int = DEFAULT_MIN_ROUNDS
+    iters_per_sample: int = 1
+    warmup_iters: list[int] = field(default_factory=list)
+    budget_s: float | None = None
+    wall_s: float = 0.0
+    budget_exhausted: bool = False
+    device: str = "cpu"
+    threads: int | None = None
+    bn_folded: int = 0
+
+    # -- derived -----------------------------------------------------------------------------
+    @property
+    def n(self) -> int:
+        return len(self.samples_s)
+
+    @property
+    def rounds(self) -> int:
+        return len(set(self.round_ids))
+
+    def round_medians_s(self) -> list[float]:
+        return [float(v) for v in stats.round_medians(self.samples_s, self.round_ids)]
+
+    @property
+    def median_s(self) -> float:
+        """Median of the per-round medians (the estimate the CI is about)."""
+        return stats.median(stats.round_medians(self.samples_s, self.round_ids))
+
+    @property
+    def pooled_median_s(self) -> float:
+        """Median of all samples regardless of round (for comparison with single-loop tools)."""
+        return stats.median(self.samples_s)
+
+    @property
+    def ci95(self) -> stats.CI:
+        return stats.median_ci(stats.round_medians(self.samples_s, self.round_ids), _CONFIDENCE)
+
+    @property
+    def ci95_low_s(self) -> float:
+        return self.ci95.low
+
+    @property
+    def ci95_high_s(self) -> float:
+        return self.ci95.high
+
+    @property
+    def iqr_s(self) -> float:
+        return stats.iqr(self.samples_s)
+
+    @property
+    def p90_s(self) -> float:
+        return stats.p90(self.samples_s)
+
+    @property
+    def rel_ci_halfwidth(self) -> float:
+        return stats.rel_halfwidth(self.ci95, self.median_s)
+
+    @property
+    def stable(self) -> bool:
+        """True when ≥ ``min_rounds`` rounds give a real 95 % CI within ±``precision`` of the median."""
+        return _settled(self.samples_s, self.round_ids, self.precision, self.min_rounds)
+
+    def to_stats(self) -> dict[str, Any]:
+        return {
+            "median_s": self.median_s,
+            "iqr_s": self.iqr_s,
+            "p90_s": self.p90_s,
+            "ci95_low_s": self.ci95_low_s,
+            "ci95_high_s": self.ci95_high_s,
+            "n": self.n,
+            "stable": self.stable,
+            "rounds": self.rounds,
+            "rel_ci_halfwidth": self.rel_ci_halfwidth,
+            "iters_per_sample": self.iters_per_sample,
+            "precision": self.precision,
+            "budget_s": self.budget_s,
+            "wall_s": self.wall_s,
+            "budget_exhausted": self.budget_exhausted,
+        }
+
+
+def _settled(samples, round_ids, precision: float, min_rounds: int) -> bool:
+    if not samples:
+        return False
+    meds = stats.round_medians(samples, round_ids)
+    if meds.size < min_rounds:
+        return False
+    ci = stats.median_ci(meds, _CONFIDENCE)
+    if ci.level < _CONFIDENCE:
+        return False
+    return stats.rel_halfwidth(ci, float(np.median(meds))) <= precision
+
+
+# -- BatchNorm folding ------------------------------------------------------------------------
+
+
+def _bn_replacement(bn: nn.BatchNorm2d) -> nn.Module | None:
+    """What stays after the normalisation is folded away, or None if we do not know the subclass."""
+    if type(bn) is nn.BatchNorm2d:
+        return nn.Identity()
+    # timm's BatchNormAct2d: BN, then ``drop``, then ``act`` in its forward.
+    if type(bn).__name__ == "BatchNormAct2d" and hasattr(bn, "act") and hasattr(bn, "drop"):
+        return nn.Sequential(bn.drop, bn.act)
+    return None
+
+
+def _foldable(conv: nn.Module, bn: nn.Module) -> bool:
+    return (
+        isinstance(conv, nn.Conv2d)
+        and isinstance(bn, nn.BatchNorm2d)
+        and bn.track_running_stats
+        and bn.running_mean is not None
+        and bn.num_features == conv.out_channels
+        and _bn_replacement(bn) is not None
+    )
+
+
+def fold_bn(module: nn.Module) -> int:
+    """Fold every ``Conv2d → BatchNorm2d`` pair into the conv, in place; return how many were folded.
+
+    A pair is two consecutive children of one parent: consecutive entries of an
+    ``nn.Sequential`` (always executed in order), or consecutive attributes of any other module
+    (timm's ``ConvNormAct``: ``conv`` then ``bn``). The BN becomes ``nn.Identity`` (or, for
+    timm's ``BatchNormAct2d``, its activation). The module must be in ``eval()`` mode: folding
+    uses the running statistics. For a non-sequential parent the attribute order is a heuristic;
+    :func:`measure` checks the folded output against the unfolded one and keeps the unfolded
+    module if they differ.
+    """
+    if module.training:
+        raise ValueError("fold_bn needs a module in eval() mode (it folds the running statistics)")
+    pairs: list[tuple[nn.Module, str, str]] = []
+    for parent in module.modules():
+        names = [k for k, v in parent._modules.items() if v is not None]
+        i = 0
+        while i < len(names) - 1:
+            a, b = names[i], names[i + 1]
+            if _foldable(parent._modules[a], parent._modules[b]):
+                pairs.append((parent, a, b))
+                i += 2
+            else:
+                i += 1
+    with torch.no_grad():
+        for parent, a, b in pairs:
+            conv, bn = parent._modules[a], parent._modules[b]
+            parent._modules[a] = torch.nn.utils.fusion.fuse_conv_bn_eval(conv, bn)
+            parent._modules[b] = _bn_replacement(bn)
+    return len(pairs)
+
+
+# -- measuring --------------------------------------------------------------------------------
+
+
+def _sync_for(dev: torch.device) -> Callable[[], None]:
+    if dev.type == "cuda":
+        return lambda: torch.cuda.synchronize(dev)
+    return lambda: None
+
+
+def _make_timer(clock: Callable[[], float], sync: Callable[[], None]) -> Timer:
+    def timer(step: Callable[[], Any], iters: int) -> float:
+        sync()
+        t0 = clock()
+        for _ in range(iters):
+            step()
+        sync()
+        return clock() - t0
+
+    return timer
+
+
+def _warm_up(timer: Timer, step, *, min_iters: int, window: int, max_iters: int, max_s: float) -> list[float]:
+    """Run single iterations until the last ``window`` no longer set a new low (within 2 %)."""
+    times: list[float] = []
+    while True:
+        times.append(timer(step, 1))
+        n = len(times)
+        if n >= max_iters or (n >= min_iters and sum(times) >= max_s):
+            return times
+        if n >= min_iters and n > window and min(times[-window:]) >= 0.98 * min(times[:-window]):
+            return times
+
+
+def _warm_briefly(timer: Timer, step, *, steady_s: float, max_iters: int, max_s: float) -> list[float]:
+    """A later round's warm-up: one iteration, more only while still clearly slower than steady state.
+
+    The primitives and caches that round 0 warmed are process-wide; what a fresh allocation pays
+    for is first-touch of its own memory, which one iteration normally absorbs.
+    """
+    times = [timer(step, 1)]
+    while times[-1] > 1.5 * steady_s and len(times) < max_iters and sum(times) < max_s:
+        times.append(timer(step, 1))
+    return times
+
+
+def _outputs_close(a: Any, b: Any) -> bool:
+    if isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor):
+        if a.shape != b.shape:
+            return False
+        scale = float(a.detach().abs().max()) if a.numel() else 0.0
+        return bool(torch.allclose(a.float(), b.float(), rtol=1e-3, atol=1e-4 * max(scale, 1.0)))
+    if isinstance(a, (tuple, list)) and isinstance(b, (tuple, list)) and len(a) == len(b):
+        return all(_outputs_close(x, y) for x, y in zip(a, b))
+    if isinstance(a, dict) and isinstance(b, dict) and a.keys() == b.keys():
+        return all(_outputs_close(a[k], b[k]) for k in a)
+    return True  # nothing comparable: trust the structural folding rule
+
+
+def measure(
+    module: nn.Module,
+    example_input: torch.Tensor,
+    *,
+    device: str | torch.device = "cpu",
+    threads: int | None = None,
+    precision: float = DEFAULT_PRECISION,
+    budget_s: float = DEFAULT_BUDGET_S,
+    min_rounds: int = DEFAULT_MIN_ROUNDS,
+    max_rounds: int = 500,
+    round_s: float | None = None,
+    seed: int = 0,
+    clock: Callable[[], float] = time.perf_counter,
+    timer: Timer | None = None,
+    rebuild: Callable[[], nn.Module] | None = None,
+    fold: bool = True,
+) -> Measurement:
+    """Measure the per-iteration latency of ``module(example_input)`` in rounds of fresh allocations.
+
+    Each round gets a fresh module — ``rebuild()`` if given, else ``copy.deepcopy(module)``; the
+    caller's module is never modified — prepared with ``eval()``, :func:`fold_bn` and ``.to(device)``,
+    and a fresh clone of the input. It warms up until steady and takes samples for about
+    ``round_s`` seconds (default: ``budget_s / 25``, at least 3 samples). Rounds stop when the
+    95 % CI of the median of round medians is within ±``precision`` (relative) after at least
+    ``min_rounds`` rounds, or when ``budget_s`` seconds (by ``clock``) are spent.
+
+    On CPU the torch thread count is set to ``threads`` (default 1, the paper's protocol) and
+    restored afterwards. On CUDA ``cudnn.benchmark`` is on for the duration, and a
+    ``torch.cuda.OutOfMemoryError`` halves the batch (slicing the input) and starts over; the
+    batch actually used is recorded in :attr:`Measurement.batch`.
+
+    ``clock`` and ``timer`` are injectable for tests: ``timer(step, iters)`` must return the
+    seconds ``iters`` calls of ``step()`` took (the default syncs the device around them and reads
+    ``clock``); ``clock`` also enforces the budget.
+    """
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("measure(device='cuda') but CUDA is not available")
+    if not budget_s or budget_s <= 0:
+        raise ValueError(f"budget_s must be positive seconds, got {budget_s!r}")
+    if min_rounds < 1:
+        raise ValueError("min_rounds must be at least 1")
+    prev_threads = torch.get_num_threads()
+    prev_cudnn = torch.backends.cudnn.benchmark
+    if dev.type == "cpu":
+        torch.set_num_threads(1 if threads is None else int(threads))
+    else:
+        torch.backends.cudnn.benchmark = True
+    batch = int(example_input.shape[0]) if example_input.dim() > 0 else 1
+    try:
+        while True:
+            try:
+                return _measure_at(
+                    module, example_input, batch, dev=dev, threads=torch.get_num_threads() if dev.type == "cpu" else None,
+                    precision=precision, budget_s=budget_s, min_rounds=min_rounds, max_rounds=max_rounds,
+                    round_s=round_s, seed=seed, clock=clock, timer=timer, rebuild=rebuild, fold=fold,
+                )
+            except torch.cuda.OutOfMemoryError:
+                if batch <= 1:
+                    raise
+                batch //= 2
+                gc.collect()
+                if dev.type == "cuda":
+                    torch.cuda.empty_cache()
+    finally:
+        torch.set_num_threads(prev_threads)
+        torch.backends.cudnn.benchmark = prev_cudnn
+
+
+def _measure_at(module, example_input, batch, *, dev, threads, precision, budget_s, min_rounds, max_rounds,
+                round_s, seed, clock, timer, rebuild, fold) -> Measurement:
+    torch.manual_seed(seed)
+    sync = _sync_for(dev)
+    timer = timer or _make_timer(clock, sync)
+    round_s = round_s if round_s is not None else max(budget_s / _ROUNDS_PER_BUDGET, 1e-3)
+    min_block_s = _MIN_BLOCK_S["cuda" if dev.type == "cuda" else "cpu"]
+    t_start = clock()
+    deadline = t_start + budget_s
+    samples: list[float] = []
+    rids: list[int] = []
+    warm_counts: list[int] = []
+    block = 1
+    per_sample = None  # seconds per block, estimated in round 0
+    folded = 0
+    exhausted = False
+    last_round_s = 0.0
+
+    def fresh_module() -> nn.Module:
+        m = rebuild() if rebuild is not None else copy.deepcopy(module)
+        return m.eval().to(dev)
+
+    for r in range(max_rounds):
+        t_round = clock()
+        m = fresh_module()
+        x = example_input[:batch].detach().clone().to(dev)
+        if fold:
+            if r == 0:
+                with torch.inference_mode():
+                    ref = m(x) if _has_bn(m) else None
+                n_fold = fold_bn(m)
+                if n_fold and ref is not None:
+                    with torch.inference_mode():
+                        ok = _outputs_close(ref, m(x))
+                    if not ok:
+                        warnings.warn("folding BatchNorm changed the module's output; measuring it unfolded",
+                                      RuntimeWarning, stacklevel=3)
+                        fold = False
+                        m = fresh_module()
+                        n_fold = 0
+                folded = n_fold
+                del ref
+            else:
+                fold_bn(m)
+        with torch.inference_mode():
+            step = (lambda m=m, x=x: m(x))
+            if r == 0:
+                warm = _warm_up(timer, step, min_iters=3, window=2, max_iters=50, max_s=max(0.15 * budget_s, 1e-3))
+                t_iter = float(np.median(warm[-3:]))
+                block = max(1, math.ceil(min_block_s / max(t_iter, 1e-12)))
+                per_sample = t_iter * block
+            else:
+                warm = _warm_briefly(timer, step, steady_s=per_sample / block, max_iters=10,
+                                     max_s=max(0.5 * round_s, 1e-3))
+            warm_counts.append(len(warm))
+            n_samples = int(min(max(round(round_s / per_sample), _MIN_SAMPLES_PER_ROUND), _MAX_SAMPLES_PER_ROUND))
+            gc_was = gc.isenabled()
+            gc.disable()  # a collection inside a timed block is noise from the harness, not the model
+            try:
+                for _ in range(n_samples):
+                    samples.append(timer(step, block) / block)
+                    rids.append(r)
+                    if clock() >= deadline:
+                        break
+            finally:
+                if gc_was:
+                    gc.enable()
+        del m, x, step
+        now = clock()
+        last_round_s = now - t_round
+        if r + 1 >= min_rounds and _settled(samples, rids, precision, min_rounds):
+            break
+        if now >= deadline or now + last_round_s > deadline + 0.25 * last_round_s:
+            exhausted = not _settled(samples, rids, precision, min_rounds)
+            break
+    else:
+        exhausted = not _settled(samples, rids, precision, min_rounds)
+
+    return Measurement(
+        samples_s=[float(s) for s in samples],
+        round_ids=rids,
+        batch=batch,
+        precision=precision,
+        min_rounds=min_rounds,
+        iters_per_sample=block,
+        warmup_iters=warm_counts,
+        budget_s=budget_s,
+        wall_s=clock() - t_start,
+        budget_exhausted=exhausted,
+        device=str(dev),
+        threads=threads,
+        bn_folded=folded,
+    )
+
+
+def _has_bn(m: nn.Module) -> bool:
+    return any(isinstance(c, nn.BatchNorm2d) for c in m.modules())

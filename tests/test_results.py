@@ -1,0 +1,111 @@
+"""Result files: durable appends, torn last lines, schema versions, corrupt lines, loading."""
+
+import json
+import os
+import re
+
+import pytest
+
+from fnbench import results
+from fnbench.errors import UserError
+
+
+def rec(name="pconv", shape=(96, 56, 56), median=0.005, status="ok", **kw):
+    r = {
+        "schema": results.SCHEMA_VERSION, "run_id": "20261128T043000Z-3fa2", "created": "2026-11-28T04:30:00Z",
+        "status": status,
+        "target": {"name": name, "kind": "operator", "shape": list(shape), "layers": 10, "options": {}, "batch": 1},
+        "shape": list(shape), "batch": 1, "dtype": "float32",
+        "device": {"kind": "cpu", "name": "Test CPU", "arch": "x86_64", "key": "cpu-abc"},
+        "runtime": "eager", "threads": 1,
+        "cost": {"params": 10, "macs": 162_000_000, "flops": 324_000_000, "mem_bytes_analytic": 100,
+                 "mem_bytes_counted": 200},
+        "samples_s": [median * 0.99, median, median * 1.01], "rounds": [0, 1, 2],
+        "stats": {"median_s": median, "iqr_s": 0.0, "p90_s": median, "ci95_low_s": median * 0.98,
+                  "ci95_high_s": median * 1.02, "n": 3, "stable": True},
+        "env": {"torch": "2.x", "load_avg": [0.1, 0.2, 0.3]},
+    }
+    r.update(kw)
+    return r
+
+
+def test_run_id_format():
+    rid = results.new_run_id()
+    assert re.fullmatch(r"\d{8}T\d{6}Z-[0-9a-f]{4}", rid)
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", results.utc_now())
+
+
+def test_append_one_line_per_record_with_fsync(tmp_path, monkeypatch):
+    synced = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd)))
+    path = tmp_path / "sub" / "run.jsonl"
+    w = results.ResultWriter(path)
+    w.write(rec("pconv"))
+    assert len(path.read_text().splitlines()) == 1  # on disk before the next one starts
+    w.write(rec("dwconv", median=float("inf")))  # non-finite becomes null, never invalid JSON
+    lines = path.read_text().splitlines()
+    assert len(lines) == 2 and len(synced) == 2
+    assert json.loads(lines[1])["stats"]["median_s"] is None
+    got = results.read_records(path)
+    assert [r["target"]["name"] for r in got] == ["pconv", "dwconv"]
+
+
+def test_truncated_last_line_warns_and_is_skipped(tmp_path):
+    path = tmp_path / "run.jsonl"
+    good = json.dumps(rec("pconv"))
+    path.write_text(good + "\n" + json.dumps(rec("conv"))[:57])
+    with pytest.warns(RuntimeWarning, match="truncated last line 2"):
+        got = results.read_records(path)
+    assert [r["target"]["name"] for r in got] == ["pconv"]
+    # the next append starts on a fresh line and the torn one stays skipped... only if last
+    results.ResultWriter(path).write(rec("gconv"))
+    with pytest.raises(UserError, match=r"line 2"):
+        results.read_records(path)  # now the torn line is in the middle: corrupt, not silently dropped
+
+
+def test_unknown_schema_is_a_user_error(tmp_path):
+    path = tmp_path / "new.jsonl"
+    path.write_text(json.dumps(rec(schema=results.SCHEMA_VERSION + 1)) + "\n")
+    with pytest.raises(UserError, match=r"newer fnbench \(schema 2.*upgrade fnbench or remove the file"):
+        results.read_records(path)
+
+
+def test_corrupt_middle_line_names_file_and_line(tmp_path):
+    path = tmp_path / "bad.jsonl"
+    path.write_text(json.dumps(rec()) + "\n{not json\n" + json.dumps(rec("conv")) + "\n")
+    with pytest.raises(UserError) as e:
+        results.read_records(path)
+    assert "bad.jsonl" in str(e.value) and "line 2" in str(e.value)
+
+
+def test_measured_keys_for_resume(tmp_path):
+    path = tmp_path / "run.jsonl"
+    w = results.ResultWriter(path)
+    w.write(rec("pconv"))
+    w.write(rec("conv", status="failed", error="RuntimeError: boom"))
+    keys = results.measured_keys(path)
+    assert len(keys) == 1  # failed measurements are retried on resume
+    want = results.identity_key(name="pconv", shape=(96, 56, 56), layers=10, options={}, batch=1,
+                                device_kind="cpu", runtime="eager", threads=1, dtype="float32")
+    assert keys == {want}
+    assert results.measured_keys(tmp_path / "absent.jsonl") == set()
+
+
+def test_load_results_flattens_with_units(tmp_path):
+    d = tmp_path / "results"
+    results.ResultWriter(d / "a.jsonl").write(rec("pconv", median=0.005))
+    results.ResultWriter(d / "b.jsonl").write(rec("dwconv", median=0.002))
+    df = results.load_results(d)
+    assert list(df["target"]) == ["pconv", "dwconv"]
+    row = df.iloc[0]
+    assert row["median_s"] == 0.005 and row["shape"] == "96x56x56"
+    assert row["gmacs_per_s"] == pytest.approx(0.162 / 0.005)
+    assert row["gflops_per_s"] == pytest.approx(2 * 0.162 / 0.005)
+    assert row["gmacs_per_s_ci95_low"] == pytest.approx(0.162 / (0.005 * 1.02))
+    assert row["gmacs_per_s_ci95_high"] == pytest.approx(0.162 / (0.005 * 0.98))
+    assert row["throughput_per_s"] == pytest.approx(200.0)
+    assert row["env_torch"] == "2.x" and row["device_key"] == "cpu-abc"
+    assert len(results.load_results([d / "a.jsonl"])) == 1
+    with pytest.raises(UserError, match="no result file"):
+        results.load_results(tmp_path / "missing")

@@ -1,0 +1,76 @@
+"""run_suite: one durable record per target, failures recorded and skipped past, resume measures the rest."""
+
+import pytest
+
+from fnbench import runner
+from fnbench.errors import UserError
+from fnbench.results import read_records
+from fnbench.suites import get_suite
+from fnbench.timing import Measurement
+
+
+def fake_measure(module, x, **kw):
+    n = sum(p.numel() for p in module.parameters())
+    if n == 0:
+        raise RuntimeError("boom")
+    base = 1e-3 * (1 + n / 1e6)
+    return Measurement(samples_s=[base] * 12, round_ids=[i // 2 for i in range(12)], batch=int(x.shape[0]))
+
+
+class FakeCount:
+    params, macs, mem_bytes_counted = 1, 7, 99
+
+
+@pytest.fixture(autouse=True)
+def no_counting(monkeypatch):
+    """Counting has its own tests; here it would only cost time."""
+    import fnbench.counting
+
+    monkeypatch.setattr(fnbench.counting, "count", lambda module, x, **kw: FakeCount())
+
+
+@pytest.fixture
+def specs():
+    return get_suite("quick").specs()  # conv, gconv, dwconv, pconv at 192x28x28, 2 layers
+
+
+def test_records_written_failures_kept_and_resume(tmp_path, monkeypatch, specs):
+    calls = []
+
+    def measure(module, x, **kw):
+        calls.append(type(module).__name__)
+        if len(calls) == 3:
+            raise RuntimeError("boom on the third target")
+        return fake_measure(module, x)
+
+    monkeypatch.setattr(runner, "measure", measure)
+    s = runner.run_suite(specs, out_dir=tmp_path, progress=False)
+    recs = read_records(s.path)
+    assert s.path == tmp_path / f"{s.run_id}.jsonl"
+    assert [r["status"] for r in recs] == ["ok", "ok", "failed", "ok"]
+    assert "boom on the third target" in recs[2]["error"]
+    ok = recs[0]
+    assert ok["schema"] == 1 and ok["threads"] == 1 and ok["runtime"] == "eager"
+    assert ok["cost"]["macs"] == 2 * 28 * 28 * 9 * 192 * 192  # analytic, two layers
+    assert ok["cost"]["macs_counted"] == 7 and ok["cost"]["mem_bytes_counted"] == 99
+    assert ok["stats"]["median_s"] == ok["samples_s"][0] and ok["stats"]["stable"] is True
+    assert len(ok["rounds"]) == len(ok["samples_s"]) == 12
+
+    calls.clear()
+    monkeypatch.setattr(runner, "measure", fake_measure)
+    s2 = runner.run_suite(specs, out_dir=tmp_path, progress=False, resume=s.run_id)
+    assert s2.measured == 1 and s2.skipped == 3  # only the failed one is retried
+    assert [r["status"] for r in s2.records] == ["ok", "ok", "failed", "ok", "ok"]
+    table = runner.format_table(s2.records)
+    assert table.row_count == 5
+
+
+def test_bad_input_fails_before_measuring(tmp_path, monkeypatch, specs):
+    monkeypatch.setattr(runner, "measure", lambda *a, **k: pytest.fail("measured despite bad input"))
+    from fnbench.targets import TargetSpec
+
+    with pytest.raises(UserError, match="unknown target"):
+        runner.run_suite([*specs, TargetSpec.make("no_such_op")], out_dir=tmp_path, progress=False)
+    with pytest.raises(UserError, match="no run"):
+        runner.run_suite(specs, out_dir=tmp_path, progress=False, resume="20000101T000000Z-0000")
+    assert list(tmp_path.iterdir()) == []

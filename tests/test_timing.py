@@ -1,0 +1,200 @@
+"""The timing engine against a fake clock with seeded noise; BN folding against the unfolded module."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from fnbench import stats
+from fnbench.timing import Measurement, fold_bn, measure
+
+
+class Sim:
+    """A fake device: each fresh allocation (rebuild) draws a level, each iteration lognormal noise.
+
+    Time only advances when the engine "runs" iterations through the injected timer, so the
+    budget and the samples are both on the fake clock and the test is deterministic.
+    """
+
+    def __init__(self, seed=0, base=1e-3, round_sd=0.0, iter_sd=0.0, cold_factor=1.0):
+        self.rng = np.random.default_rng(seed)
+        self.t = 0.0
+        self.base, self.round_sd, self.iter_sd, self.cold = base, round_sd, iter_sd, cold_factor
+        self.level = base
+        self.calls_in_round = 0
+        self.rounds = 0
+
+    def clock(self):
+        return self.t
+
+    def rebuild(self):
+        self.rounds += 1
+        self.level = self.base * math.exp(self.rng.normal(0.0, self.round_sd))
+        self.calls_in_round = 0
+        return nn.Identity()
+
+    def timer(self, step, iters):
+        dt = 0.0
+        for _ in range(iters):
+            f = self.cold if self.calls_in_round == 0 else 1.0
+            dt += f * self.level * math.exp(self.rng.normal(0.0, self.iter_sd))
+            self.calls_in_round += 1
+        self.t += dt
+        return dt
+
+
+def run(sim, **kw):
+    kw.setdefault("budget_s", 2.0)
+    return measure(nn.Identity(), torch.zeros(1, 4), clock=sim.clock, timer=sim.timer, rebuild=sim.rebuild, **kw)
+
+
+def test_noise_free_target_stops_early_and_is_stable():
+    sim = Sim(base=1e-3)
+    m = run(sim, budget_s=10.0, precision=0.02)
+    assert m.stable and not m.budget_exhausted
+    assert m.rounds == 6  # the minimum for a 95 % order-statistic interval
+    assert m.median_s == pytest.approx(1e-3)
+    assert m.ci95_low_s == pytest.approx(1e-3) and m.ci95_high_s == pytest.approx(1e-3)
+    assert m.wall_s < 10.0 * 0.25  # stopped long before the budget
+    assert sim.rounds == m.rounds
+
+
+def test_noisy_target_with_tiny_budget_is_unstable():
+    sim = Sim(base=1e-3, round_sd=0.3, iter_sd=0.1)
+    m = run(sim, budget_s=0.02, precision=0.01)
+    assert not m.stable
+    assert m.budget_exhausted
+    assert m.wall_s <= 0.02 * 1.5
+
+
+def test_cold_first_iteration_is_discarded_by_warm_up():
+    sim = Sim(base=1e-3, cold_factor=50.0)
+    m = run(sim, budget_s=5.0)
+    assert max(m.samples_s) == pytest.approx(1e-3)
+    assert all(w >= 1 for w in m.warmup_iters)
+
+
+def test_samples_keep_round_ids_and_stats_are_derived():
+    sim = Sim(seed=3, base=2e-3, round_sd=0.05, iter_sd=0.02)
+    m = run(sim, budget_s=3.0, precision=0.0)  # never settles: runs to the budget
+    assert len(m.samples_s) == len(m.round_ids) == m.n
+    assert m.rounds == len(set(m.round_ids)) > 6
+    meds = stats.round_medians(m.samples_s, m.round_ids)
+    assert m.median_s == pytest.approx(float(np.median(meds)))
+    ci = stats.median_ci(meds)
+    assert (m.ci95_low_s, m.ci95_high_s) == (ci.low, ci.high)
+    assert m.ci95_low_s <= m.median_s <= m.ci95_high_s
+    d = m.to_stats()
+    assert set(d) >= {"median_s", "iqr_s", "p90_s", "ci95_low_s", "ci95_high_s", "n", "stable"}
+    assert d["n"] == m.n and d["stable"] is False
+    # round trip from the raw data alone
+    again = Measurement(samples_s=m.samples_s, round_ids=m.round_ids, batch=1, precision=m.precision)
+    assert again.median_s == m.median_s and again.ci95_high_s == m.ci95_high_s
+
+
+def test_ci_covers_true_median_near_95_percent_over_seeds():
+    """Round effects dominate: the interval over rounds must still cover the true median ~95 %."""
+    hits, naive_hits, trials = 0, 0, 150
+    for seed in range(trials):
+        sim = Sim(seed=seed, base=1e-3, round_sd=0.1, iter_sd=0.02)
+        m = run(sim, budget_s=0.4, round_s=0.02, precision=0.0, min_rounds=1)
+        hits += m.ci95_low_s <= 1e-3 <= m.ci95_high_s
+        lo, hi, _ = stats.median_ci(m.samples_s)  # treating iterations as independent
+        naive_hits += lo <= 1e-3 <= hi
+    cov = hits / trials
+    assert 0.90 <= cov <= 1.0
+    assert naive_hits / trials < 0.6  # why rounds: the per-iteration interval is far too narrow
+
+
+def test_precision_reached_means_stable():
+    sim = Sim(seed=1, base=1e-3, round_sd=0.005, iter_sd=0.01)
+    m = run(sim, budget_s=20.0, precision=0.02)
+    assert m.stable and not m.budget_exhausted
+    assert m.rel_ci_halfwidth <= 0.02
+
+
+def test_threads_are_set_and_restored():
+    before = torch.get_num_threads()
+    seen = []
+
+    class Probe(nn.Module):
+        def forward(self, x):
+            seen.append(torch.get_num_threads())
+            return x
+
+    measure(Probe(), torch.zeros(1), budget_s=0.05, threads=1)
+    assert set(seen) == {1}
+    assert torch.get_num_threads() == before
+
+
+def test_real_module_smoke_and_callers_module_untouched():
+    conv = nn.Sequential(nn.Conv2d(4, 4, 3, padding=1), nn.BatchNorm2d(4)).eval()
+    m = measure(conv, torch.randn(2, 4, 8, 8), budget_s=0.3)
+    assert m.batch == 2 and m.n >= 1 and m.median_s > 0
+    assert m.bn_folded == 1
+    assert isinstance(conv[1], nn.BatchNorm2d)  # deep copies were measured, not the caller's module
+
+
+def _random_bn(bn):
+    with torch.no_grad():
+        bn.running_mean.uniform_(-1, 1)
+        bn.running_var.uniform_(0.5, 2)
+        bn.weight.uniform_(0.5, 1.5)
+        bn.bias.uniform_(-0.5, 0.5)
+
+
+class ConvBnAct(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.conv = nn.Conv2d(c, c, 3, padding=1, bias=False)
+        self.bn = nn.BatchNorm2d(c)
+        self.act = nn.ReLU()
+
+    def forward(self, x):
+        return self.act(self.bn(self.conv(x)))
+
+
+def test_fold_bn_matches_unfolded_output():
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
+        ConvBnAct(8),
+        nn.Sequential(nn.Conv2d(8, 8, 1, groups=2), nn.BatchNorm2d(8)),
+    ).eval()
+    for mod in model.modules():
+        if isinstance(mod, nn.BatchNorm2d):
+            _random_bn(mod)
+    x = torch.randn(2, 3, 16, 16)
+    with torch.no_grad():
+        ref = model(x)
+    n = fold_bn(model)
+    assert n == 3
+    assert not any(isinstance(mod, nn.BatchNorm2d) for mod in model.modules())
+    with torch.no_grad():
+        out = model(x)
+    assert torch.allclose(out, ref, atol=1e-5, rtol=1e-5)
+
+
+def test_fold_bn_keeps_timm_batchnormact_activation():
+    timm_layers = pytest.importorskip("timm.layers")
+    torch.manual_seed(0)
+    block = timm_layers.ConvNormAct(4, 6, kernel_size=3, act_layer=nn.ReLU).eval()
+    for mod in block.modules():
+        if isinstance(mod, nn.BatchNorm2d):
+            _random_bn(mod)
+    x = torch.randn(1, 4, 8, 8)
+    with torch.no_grad():
+        ref = block(x)
+    assert fold_bn(block) == 1
+    with torch.no_grad():
+        assert torch.allclose(block(x), ref, atol=1e-5, rtol=1e-5)
+    assert (ref < 0).sum() == 0  # the ReLU survived folding
+
+
+def test_fold_bn_skips_mismatched_pairs_and_needs_eval():
+    m = nn.Sequential(nn.Conv2d(3, 4, 1), nn.BatchNorm2d(5)).eval()  # not a real pair
+    assert fold_bn(m) == 0
+    with pytest.raises(ValueError, match="eval"):
+        fold_bn(nn.Sequential(nn.Conv2d(3, 4, 1), nn.BatchNorm2d(4)))
