@@ -210,6 +210,115 @@ def run(device, suite, targets, shape, batch, layers, runtimes, memory_format, d
         raise SystemExit(1)
 
 
+# -- compare --------------------------------------------------------------------------------------------
+@cli.command()
+@click.argument("a")
+@click.argument("b")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, arm or cuda.")
+@click.option("--shape", metavar="CxHxW", help="One shape (default: the four Table-1 maps for operators).")
+@click.option("--layers", type=int, help="Layers per operator stack (default 10).")
+@click.option("--batch", type=int, default=1, show_default=True, help="Batch size (cuda: 32 unless given).")
+@click.option("--threads", type=int, help="CPU threads (default 1).")
+@click.option("--runtime", default="eager", show_default=True, help="eager, compile or onnxruntime.")
+@click.option("--budget", type=float, default=8.0, show_default=True, help="Seconds per target per shape.")
+@click.option("--from", "from_paths", multiple=True, help="Read A and B from these result files/directories instead of measuring.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
+def compare(a, b, device, shape, layers, batch, threads, runtime, budget, from_paths, as_json) -> None:
+    """Measure A and B in interleaved rounds; ratios B/A of MACs, latency and FLOPS with bootstrap CIs."""
+    from . import compare as cmp
+    from .targets import parse_shape
+
+    sh = parse_shape(shape) if shape else None
+    if from_paths:
+        result = cmp.compare_from_results(list(from_paths), a, b, device=None if device == "auto" else device,
+                                          shape=sh, runtime=runtime)
+    else:
+        from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+        with Progress(TextColumn(f"compare {a} vs {b}"), BarColumn(), TextColumn("eta"), TimeRemainingColumn(),
+                      console=_console(stderr=True), disable=as_json) as prog:
+            task = prog.add_task("", total=None)
+            result = cmp.compare(a, b, device=device, shape=sh, layers=layers, batch=batch, threads=threads,
+                                 runtime=runtime, budget_s=budget,
+                                 progress=lambda done, total: prog.update(task, completed=done, total=total))
+    if as_json:
+        click.echo(json.dumps(result.as_dict()))
+        return
+    _print_compare(result)
+
+
+def _print_compare(c) -> None:
+    from rich.table import Table
+
+    con = _console()
+    t = Table(title=f"{c.a_name} vs {c.b_name} on {c.device} ({c.runtime}, threads {c.threads}); ratios are "
+                    f"{c.b_name} / {c.a_name}", title_justify="left")
+    for col in ("shape", "target", "FLOPs (MACs)", "bytes (counted)", "FLOP/byte", "latency ms", "95% CI ms",
+                "GMAC/s", "GMAC/s 95% CI"):
+        t.add_column(col, justify="left" if col in ("shape", "target") else "right")
+    for r in c.rows:
+        for side in (r.a, r.b):
+            ci = side.ci95
+            t.add_row("x".join(map(str, side.spec.shape)), side.spec.name, _fmt_si(side.macs),
+                      _fmt_si(side.mem_bytes_counted, "B"), f"{side.intensity:.2f}" if side.intensity else "—",
+                      f"{side.median_s * 1e3:.3f}", f"{ci.low * 1e3:.3f}–{ci.high * 1e3:.3f}",
+                      f"{side.gmacs_per_s:.2f}", f"{side.macs / ci.high / 1e9:.2f}–{side.macs / ci.low / 1e9:.2f}")
+        flo, fhi = r.flops_ci
+        t.add_row("", "[bold]ratio[/bold]", f"{r.macs_ratio:.3f}x", "", "",
+                  f"{r.latency_ratio:.3f}x", f"{r.latency_ci.low:.3f}–{r.latency_ci.high:.3f}x",
+                  f"{r.flops_ratio:.3f}x", f"{flo:.3f}–{fhi:.3f}x", end_section=True)
+    con.print(t)
+    if len(c.rows) > 1:
+        (llo, lhi), (flo, fhi) = c.latency_ci, c.flops_ci
+        con.print(f"geometric mean over {len(c.rows)} shapes: MACs {c.macs_ratio:.3f}x, latency {c.latency_ratio:.3f}x "
+                  f"(CI {llo:.3f}–{lhi:.3f}), FLOPS {c.flops_ratio:.3f}x (CI {flo:.3f}–{fhi:.3f})")
+    con.print(f"verdict: {verdict_text(c)}")
+
+
+def verdict_text(c) -> str:
+    from .compare import verdict_line
+
+    word = c.flops_verdict()
+    return f"{verdict_line(c)}.\nclaim \"{c.a_name} FLOPS > {c.b_name} FLOPS\": {word}"
+
+
+# -- probe ----------------------------------------------------------------------------------------------
+@cli.command()
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, arm or cuda.")
+@click.option("--threads", type=int, help="CPU threads (default 1, as the timing default).")
+@click.option("--budget", type=float, default=4.0, show_default=True, help="Seconds per probe.")
+@click.option("--out", "out_dir", default="results", show_default=True, help="Directory for the results file.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
+def probe(device, threads, budget, out_dir, as_json) -> None:
+    """Measure the device's ceilings for the roofline: peak GEMM FLOP/s and copy bandwidth."""
+    from .probe import ceilings, run_probe
+
+    run_id, path, records = run_probe(device=device, threads=threads, budget_s=budget, out_dir=out_dir,
+                                      progress=not as_json)
+    best = ceilings(records)
+    if as_json:
+        click.echo(json.dumps({"run_id": run_id, "path": str(path), "ceilings": best, "records": records}))
+        return
+    from rich.table import Table
+
+    t = Table(title=f"probe {run_id} ({records[0]['device']['kind']}, threads {records[0]['threads']})",
+              title_justify="left")
+    for col in ("probe", "size", "latency ms", "95% CI ms", "achieved", "stable"):
+        t.add_column(col, justify="left" if col == "probe" else "right")
+    for r in records:
+        st, cost = r["stats"], r["cost"]
+        rate = (f"{cost['flops'] / st['median_s'] / 1e9:.2f} GFLOP/s (= {cost['macs'] / st['median_s'] / 1e9:.2f} GMAC/s)"
+                if cost["flops"] else f"{cost['mem_bytes_counted'] / st['median_s'] / 1e9:.2f} GB/s")
+        t.add_row(r["target"]["name"], str(r["target"]["options"]["size"]), f"{st['median_s'] * 1e3:.3f}",
+                  f"{st['ci95_low_s'] * 1e3:.3f}–{st['ci95_high_s'] * 1e3:.3f}", rate, "yes" if st["stable"] else "no")
+    con = _console()
+    con.print(t)
+    con.print("ceilings: " + ", ".join(
+        f"{k.replace('_flop_per_s', '')} {v / 1e9:.2f} GFLOP/s" if k.endswith("flop_per_s") else f"copy {v / 1e9:.2f} GB/s"
+        for k, v in best.items()))
+    con.print(f"results: {path}")
+
+
 # -- entry point ------------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; user errors become one line on stderr and exit code 2."""
