@@ -235,12 +235,19 @@ def compare(a, b, device, shape, layers, batch, threads, runtime, budget, from_p
     else:
         from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-        with Progress(TextColumn(f"compare {a} vs {b}"), BarColumn(), TextColumn("eta"), TimeRemainingColumn(),
-                      console=_console(stderr=True), disable=as_json) as prog:
-            task = prog.add_task("", total=None)
+        prog = Progress(TextColumn(f"compare {a} vs {b}"), BarColumn(), TextColumn("eta"), TimeRemainingColumn(),
+                        console=_console(stderr=True), disable=as_json)
+        task = prog.add_task("", total=None)
+
+        def advance(done: int, total: int) -> None:
+            prog.start()  # only once measuring has begun: bad input fails with no bar drawn
+            prog.update(task, completed=done, total=total)
+
+        try:
             result = cmp.compare(a, b, device=device, shape=sh, layers=layers, batch=batch, threads=threads,
-                                 runtime=runtime, budget_s=budget,
-                                 progress=lambda done, total: prog.update(task, completed=done, total=total))
+                                 runtime=runtime, budget_s=budget, progress=advance)
+        finally:
+            prog.stop()
     if as_json:
         click.echo(json.dumps(result.as_dict()))
         return
@@ -317,6 +324,34 @@ def probe(device, threads, budget, out_dir, as_json) -> None:
         f"{k.replace('_flop_per_s', '')} {v / 1e9:.2f} GFLOP/s" if k.endswith("flop_per_s") else f"copy {v / 1e9:.2f} GB/s"
         for k, v in best.items()))
     con.print(f"results: {path}")
+
+
+# -- report ---------------------------------------------------------------------------------------------
+@cli.command()
+@click.argument("paths", nargs=-1)
+@click.option("--out", "out_dir", default="reports", show_default=True, help="Directory for index.html, CSVs and figures.")
+def report(paths, out_dir) -> None:
+    """Merge result files (default: every file in results/) into reports/index.html, CSVs and figures."""
+    from .report import build_report
+
+    summary = build_report(list(paths) or ["results"], out_dir)
+    con = _console()
+    if len(summary.claims):
+        from rich.table import Table
+
+        t = Table(title="verdicts", title_justify="left")
+        for col in ("device", "runtime", "claim", "ratio", "95% CI", "verdict", "paper"):
+            t.add_column(col, justify="right" if col in ("ratio", "95% CI", "paper") else "left")
+        for r in summary.claims.itertuples():
+            num = (lambda v: "—" if v is None or v != v else f"{v:.2f}x")
+            ci = "—" if r.ci95_low != r.ci95_low else f"{r.ci95_low:.2f}–{r.ci95_high:.2f}x"
+            t.add_row(str(r.device), str(r.runtime), str(r.claim), num(r.ratio), ci, str(r.verdict), num(r.paper_ratio))
+        con.print(t)
+    con.print(f"{summary.n_rows} measurements from {len(summary.devices)} device(s); "
+              f"{summary.n_unstable} unstable, {summary.n_failed} failed or unsupported")
+    for name, why in summary.not_drawn.items():
+        con.print(f"not drawn: {name}: {why}")
+    con.print(f"report: {summary.index}")
 
 
 # -- entry point ------------------------------------------------------------------------------------

@@ -229,6 +229,8 @@ def compare(
 
     rows = []
     rt_device = "cuda" if dev.kind == "cuda" else "cpu"
+    if progress is not None:
+        progress(0, len(pairs) * chunks)
     for i, (ta, tb) in enumerate(pairs):
         sides, modules = [], []
         for t in (ta, tb):

@@ -1,0 +1,149 @@
+"""One analysis frame from many result files: per-sample round ids attached, repeats merged.
+
+:func:`fnbench.results.load_results` gives one row per record but keeps only the *number* of
+rounds, not which round each sample came from. Confidence intervals that respect the
+correlation of iterations inside one fresh allocation need the per-sample ids, so
+:func:`load_frame` reads them from the raw records (``record["rounds"]``) into ``round_ids``.
+
+Merging (:func:`merge_repeats`). Records are repeats of one measurement when they share the
+device (``device_key``) and the measurement identity: target, shape, layers, options, batch,
+dtype, runtime, threads. Repeats are **pooled**: their raw samples are concatenated, round ids
+are renumbered so that every (run, round) stays its own round, and the median and its 95 % CI
+are recomputed over the pooled per-round medians (:func:`fnbench.stats.rounds_median_ci`).
+Pooling rather than "latest wins" because every run adds fresh allocations, which is exactly
+the between-allocation variation the interval must cover. A pooled row is stable only when
+every repeat was stable, and only if the repeats agree (each repeat's median lies inside the
+pooled range of round medians); otherwise it is flagged unstable. Failed or unsupported repeats
+are dropped when at least one repeat succeeded (and counted in ``n_failed_repeats``); if none
+did, the latest failure is kept. Different devices are never merged.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Iterable
+
+import numpy as np
+import pandas as pd
+
+from . import stats
+from .results import iter_result_files, load_results, read_records
+
+__all__ = ["IDENTITY_COLUMNS", "load_frame", "merge_repeats", "device_labels"]
+
+#: Columns that identify "the same measurement on the same device".
+IDENTITY_COLUMNS = ("device_key", "target", "shape", "layers", "options", "batch_requested", "batch", "dtype",
+                    "runtime", "threads")
+
+
+def load_frame(paths: str | os.PathLike | Iterable[str | os.PathLike] = "results", *, merge: bool = True) -> pd.DataFrame:
+    """Load result files/directories; add ``round_ids`` (one id per sample) and merge repeats.
+
+    Returns the :func:`~fnbench.results.load_results` columns plus ``round_ids``, ``n_repeats``,
+    ``n_failed_repeats``, ``run_ids`` and ``device_label`` (see :func:`device_labels`).
+    """
+    files = list(iter_result_files(paths))
+    df = load_results(files)
+    with warnings.catch_warnings():  # load_results already warned about any torn last line
+        warnings.simplefilter("ignore", RuntimeWarning)
+        rounds = [rec.get("rounds") or [] for f in files for rec in read_records(f)]
+    if len(rounds) != len(df):  # pragma: no cover — both read the same files in the same order
+        raise RuntimeError("round ids and records are out of step")
+    if df.empty:
+        return df
+    df["round_ids"] = rounds
+    df["n_repeats"] = 1
+    df["n_failed_repeats"] = 0
+    df["run_ids"] = df["run_id"]
+    if merge:
+        df = merge_repeats(df)
+    df["device_label"] = df["device_key"].map(device_labels(df))
+    return df
+
+
+def device_labels(df: pd.DataFrame) -> dict[str, str]:
+    """``device_key -> "kind: name"``; a short key is appended where two devices share a name."""
+    first = df.drop_duplicates("device_key")
+    labels = {k: f"{kind}: {name}" for k, kind, name in zip(first.device_key, first.device, first.device_name)}
+    counts: dict[str, int] = {}
+    for v in labels.values():
+        counts[v] = counts.get(v, 0) + 1
+    return {k: (f"{v} [{k}]" if counts[v] > 1 else v) for k, v in labels.items()}
+
+
+def _has_ids(row) -> bool:
+    r = row.get("round_ids")
+    return isinstance(r, (list, tuple, np.ndarray)) and len(r) == len(row["samples_s"])
+
+
+def _round_ids(row) -> np.ndarray:
+    if _has_ids(row):
+        return np.asarray(row["round_ids"])
+    return np.arange(len(row["samples_s"]))  # no ids recorded: every sample is its own round
+
+
+def _pool(group: pd.DataFrame) -> dict:
+    ok = group[group.status == "ok"]
+    latest = group.sort_values("created").iloc[-1]
+    if ok.empty:
+        row = latest.to_dict()
+        row.update(n_repeats=len(group), n_failed_repeats=len(group), run_ids=",".join(map(str, group.run_id)))
+        return row
+    ok = ok.sort_values("created")
+    row = ok.iloc[-1].to_dict()
+    row.update(n_repeats=len(group), n_failed_repeats=len(group) - len(ok), run_ids=",".join(map(str, ok.run_id)))
+    if len(ok) == 1:
+        return row
+    samples, rids, rep_meds = [], [], []
+    offset = 0
+    for _, r in ok.iterrows():
+        s = np.asarray(r["samples_s"], dtype=float)
+        ids = _round_ids(r)
+        _, inv = np.unique(ids, return_inverse=True)
+        samples.append(s)
+        rids.append(inv + offset)
+        offset += int(inv.max()) + 1 if inv.size else 0
+        if s.size:
+            rep_meds.append(float(np.median(stats.round_medians(s, ids))))
+    s_all = np.concatenate(samples)
+    r_all = np.concatenate(rids)
+    med, ci = stats.rounds_median_ci(s_all, r_all)
+    meds = stats.round_medians(s_all, r_all)
+    agree = all(meds.min() <= m <= meds.max() for m in rep_meds) and (max(rep_meds) / min(rep_meds) - 1.0 <= 0.25)
+    stable = bool(ok.stable.fillna(False).astype(bool).all()) and agree and ci.level >= 0.95
+    macs, batch, mb = row.get("macs"), row.get("batch"), row.get("mem_bytes_counted")
+    row.update(
+        samples_s=s_all.tolist(), round_ids=r_all.tolist(), median_s=med, ci95_low_s=ci.low, ci95_high_s=ci.high,
+        n=int(s_all.size), rounds=int(meds.size), stable=stable, iqr_s=stats.iqr(s_all), p90_s=stats.p90(s_all),
+        rel_ci_halfwidth=stats.rel_halfwidth(ci, med),
+    )
+    if not all(_has_ids(r) for _, r in ok.iterrows()):
+        row["round_ids"] = None  # no real round ids to pass on: consumers must know the CI is per iteration
+    row["throughput_per_s"] = batch / med if batch else None
+    if macs is not None and not pd.isna(macs):
+        g = macs / 1e9
+        row.update(gmacs_per_s=g / med, gmacs_per_s_ci95_low=g / ci.high, gmacs_per_s_ci95_high=g / ci.low,
+                   gflops_per_s=2 * g / med)
+        row["intensity_flop_per_byte"] = 2 * macs / mb if mb else None
+    return row
+
+
+def merge_repeats(df: pd.DataFrame) -> pd.DataFrame:
+    """Pool records that are repeats of one measurement on one device (see the module docstring).
+
+    Idempotent: a frame without repeats comes back unchanged (apart from the bookkeeping columns).
+    """
+    if df.empty:
+        return df
+    df = df.copy()
+    for c, default in (("round_ids", None), ("n_repeats", 1), ("n_failed_repeats", 0)):
+        if c not in df:
+            df[c] = [default] * len(df)
+    if "run_ids" not in df:
+        df["run_ids"] = df["run_id"]
+    keys = [c for c in IDENTITY_COLUMNS if c in df]
+    rows = []
+    for _, g in df.groupby(keys, dropna=False, sort=False):
+        rows.append(g.iloc[0].to_dict() if len(g) == 1 else _pool(g))
+    return pd.DataFrame(rows, columns=df.columns).reset_index(drop=True)

@@ -1,0 +1,155 @@
+"""Assemble the report: load and merge, compute tables and claims, draw, write files."""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pandas as pd
+
+from ..errors import UserError
+from ..merge import load_frame
+from ..verdicts import CLAIM_COLUMNS, PAPER_KIND, claim_table
+from . import figures as _fig
+from . import html as _html
+from . import tables as _tab
+
+__all__ = ["ReportSummary", "build_report"]
+
+
+@dataclass
+class ReportSummary:
+    """What :func:`build_report` wrote and what it found."""
+
+    out_dir: Path
+    index: Path
+    csv: dict[str, Path] = field(default_factory=dict)  # name → path
+    figures: dict[str, tuple[Path, Path]] = field(default_factory=dict)  # name → (png, svg)
+    not_drawn: dict[str, str] = field(default_factory=dict)  # figure name → why not
+    devices: list[str] = field(default_factory=list)  # device labels
+    n_rows: int = 0  # measurements after merging repeats (probes included)
+    n_failed: int = 0
+    n_unstable: int = 0
+    claims: pd.DataFrame | None = None
+
+
+NOTES = [
+    "Latency: median of per-iteration seconds; its 95% CI is over rounds (fresh allocations of model and input), "
+    "so allocation-to-allocation swings widen it. GMAC/s = MACs / median latency; its CI inverts the latency CI.",
+    "Unstable: the measurement did not reach its target precision within its time budget. Unstable rows are "
+    "flagged in every table (⚠, yellow) and figure (hollow marker, hatched bar); a claim resting on one is "
+    "'inconclusive', never supported or contradicted.",
+    "Merging: results from different devices (device_key: kind, arch, CPU/GPU model, host) stay apart, one panel "
+    "or column group each. Records of the same measurement on the same device (same target, shape, layers, "
+    "options, batch, dtype, runtime, threads) are repeats and are pooled: their raw samples are concatenated, "
+    "each run's rounds stay separate rounds, and the median and CI are recomputed. A pooled row is stable only "
+    "if every repeat was stable and the repeats agree within 25%.",
+    "Verdicts: supported when the whole bootstrap 95% CI of the ratio lies on the claimed side of the threshold, "
+    "contradicted when it lies wholly on the other side, else inconclusive; 'not measured' when a target is "
+    "absent, failed or unsupported on that device. Ratios of operator FLOPS follow the paper's statistic "
+    "(ratio of mean GMAC/s over the maps measured); the paper column is the same statistic from its Table 1.",
+    "Roofline: achieved FLOP/s = 2 × MACs / latency; arithmetic intensity = FLOPs / counted bytes (bytes read + "
+    "written by every executed op). Ceilings come from `fnbench probe` records when present.",
+    "The paper's numbers: Table 1 and the main table of Chen et al., CVPR 2023 (CPU: i9-9900X 1 thread batch 1; "
+    "GPU: RTX 2080Ti batch 32; ARM: Cortex-A72 1 thread batch 1).",
+]
+
+
+def _png_svg(fig) -> tuple[bytes, bytes]:
+    import matplotlib.pyplot as plt
+
+    png, svg = io.BytesIO(), io.BytesIO()
+    fig.savefig(png, format="png", dpi=110)
+    fig.savefig(svg, format="svg")
+    plt.close(fig)
+    return png.getvalue(), svg.getvalue()
+
+
+def _devices_table(df: pd.DataFrame) -> pd.DataFrame:
+    rows = []
+    for (label, key), g in df.groupby(["device_label", "device_key"], sort=True):
+        probe = _tab.is_probe(g)
+        m = g[~probe]
+        rows.append(dict(device=label, device_key=key, kind=g.device.iloc[0],
+                         paper_device=PAPER_KIND.get(g.device.iloc[0], "none"),
+                         runtimes=", ".join(sorted(map(str, m.runtime.dropna().unique()))),
+                         n_ok=int((m.status == "ok").sum()),
+                         n_unstable=int(((m.status == "ok") & ~m.stable.fillna(False).astype(bool)).sum()),
+                         n_failed=int((m.status != "ok").sum()), n_probes=int(probe.sum())))
+    return pd.DataFrame(rows, columns=["device", "device_key", "kind", "paper_device", "runtimes", "n_ok",
+                                       "n_unstable", "n_failed", "n_probes"])
+
+
+def build_report(paths: str | os.PathLike | Iterable[str | os.PathLike] = ("results",),
+                 out_dir: str | os.PathLike = "reports", *, title: str = "fnbench report") -> ReportSummary:
+    """Read result files/directories ``paths`` and write the report into ``out_dir``.
+
+    Raises :class:`~fnbench.errors.UserError` when the paths hold no result records.
+    """
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    paths = list(paths)
+    df = load_frame(paths)
+    if df.empty:
+        raise UserError(f"no result records in {', '.join(map(str, paths))}; run `fnbench run` first "
+                        "or point `fnbench report` at a results directory")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+
+    results = _tab.results_table(df)
+    ceil = _tab.ceilings(df)
+    pvd = _tab.paper_vs_device(df)
+    fails = _tab.failures(df)
+    env = _tab.environment(df)
+    claims = claim_table(df[~_tab.is_probe(df)]) if (~_tab.is_probe(df)).any() else pd.DataFrame(columns=CLAIM_COLUMNS)
+    t1_titles, t1 = _tab.table1_wide(df)
+
+    summary = ReportSummary(out_dir=out, index=out / "index.html", claims=claims)
+    for name, frame in (("results", results), ("verdicts", claims), ("paper_vs_device", pvd), ("failures", fails),
+                        ("ceilings", ceil), ("environment", env)):
+        p = out / f"{name}.csv"
+        frame.to_csv(p, index=False)
+        summary.csv[name] = p
+
+    figs = []
+    for name, (ftitle, make) in _fig.FIGURES.items():
+        fig = make(df, ceil)
+        if isinstance(fig, str):
+            summary.not_drawn[name] = fig
+            figs.append((name, ftitle, None, fig))
+            continue
+        png, svg = _png_svg(fig)
+        (out / f"{name}.png").write_bytes(png)
+        (out / f"{name}.svg").write_bytes(svg)
+        summary.figures[name] = (out / f"{name}.png", out / f"{name}.svg")
+        figs.append((name, ftitle, png, _CAPTIONS.get(name, ftitle)))
+
+    page = _html.Page(
+        title=title, generated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        inputs=[Path(p).name or str(p) for p in paths], devices=_devices_table(df), claims=claims,
+        table1_titles=t1_titles, table1=t1, figures=figs, paper_vs_device=pvd, results=results,
+        failures=fails, ceilings=ceil, environment=env, notes=NOTES,
+    )
+    summary.index.write_text(_html.render(page), encoding="utf-8")
+    summary.devices = list(_devices_table(df).device)
+    summary.n_rows = len(df)
+    summary.n_failed = int((df.status != "ok").sum())
+    summary.n_unstable = int(((df.status == "ok") & ~df.stable.fillna(False).astype(bool)).sum())
+    return summary
+
+
+_CAPTIONS = {
+    "table1": "Bars: measured GMAC/s (the paper's \"GFLOPS\") per operator and map, log scale, 95% CI error bars; "
+              "black diamonds: the paper's value for the same cell on its device of the same kind.",
+    "latency_vs_macs": "Per-sample latency (ms) against FLOPs (MACs, G) per network; the dashed step line is the "
+                       "Pareto front (no other network has both fewer FLOPs and lower latency).",
+    "flops_vs_flops": "Achieved FLOPS (GMAC/s) against FLOPs (MACs, G) per network: a network with few FLOPs but "
+                      "low FLOPS is not fast.",
+    "roofline": "Achieved GFLOP/s (2 × MACs / latency) against arithmetic intensity (FLOP per counted byte), log-log; "
+                "lines: compute and bandwidth ceilings from probe records, where present.",
+}
+

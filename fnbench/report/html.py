@@ -1,0 +1,272 @@
+"""Render the report as one self-contained HTML page: inline CSS, figures as base64 PNG, no scripts.
+
+Numbers are rounded here and only here (3 significant figures unless a column says otherwise).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+__all__ = ["Page", "render"]
+
+CSS = """
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;margin:24px auto;max-width:1280px;
+color:#222;line-height:1.4;padding:0 16px}
+h1{font-size:1.6em;margin-bottom:.2em}h2{margin-top:1.8em;border-bottom:2px solid #ddd;padding-bottom:.2em}
+h3{margin-top:1.2em}
+table{border-collapse:collapse;margin:.6em 0 1em;font-size:13px}
+th,td{border:1px solid #ccc;padding:3px 7px;text-align:right;vertical-align:top}
+th{background:#f3f3f3;text-align:center}td.l,th.l{text-align:left}
+tr.unstable td{background:#fff6d6}span.unstable{color:#9a6700;font-weight:600}
+.v-supported{background:#d9f2d9;font-weight:600}.v-contradicted{background:#f8d4d4;font-weight:600}
+.v-inconclusive{background:#eee}.v-not-measured{color:#888;font-style:italic}
+.muted{color:#777}.note{font-size:12.5px;color:#444}span.note{display:block;text-align:left}.warn{color:#a33}
+figure{margin:1em 0 2em}figure img{max-width:100%;border:1px solid #ddd}figcaption{font-size:13px;color:#444}
+code{background:#f4f4f4;padding:0 3px}
+.scroll{overflow-x:auto}
+"""
+
+
+@dataclass
+class Page:
+    """Everything the page shows; built by :func:`fnbench.report.build_report`."""
+
+    title: str
+    generated: str
+    inputs: list[str]
+    devices: pd.DataFrame
+    claims: pd.DataFrame
+    table1_titles: list[str]
+    table1: pd.DataFrame
+    figures: list[tuple[str, str, bytes | None, str]]  # name, title, png bytes or None, caption / reason
+    paper_vs_device: pd.DataFrame
+    results: pd.DataFrame
+    failures: pd.DataFrame
+    ceilings: pd.DataFrame
+    environment: pd.DataFrame
+    notes: list[str] = field(default_factory=list)
+
+
+def _e(v) -> str:
+    return html.escape("" if v is None else str(v))
+
+
+def fmt(v, sig: int = 3) -> str:
+    """Significant-figure rendering; '–' for missing values."""
+    if v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NA:
+        return "–"
+    if isinstance(v, (bool,)):
+        return "yes" if v else "no"
+    if isinstance(v, int) and abs(v) < 10**6:
+        return str(v)
+    try:
+        x = float(v)
+    except (TypeError, ValueError):
+        return _e(v)
+    if x == 0:
+        return "0"
+    if abs(x) >= 10 ** (sig + 3) or abs(x) < 1e-3:
+        return f"{x:.{sig - 1}e}"
+    digits = max(sig - 1 - int(math.floor(math.log10(abs(x)))), 0)
+    return f"{x:,.{digits}f}"
+
+
+def _ci(lo, hi) -> str:
+    return "–" if (pd.isna(lo) or pd.isna(hi)) else f"{fmt(lo)}–{fmt(hi)}"
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], row_classes: Sequence[str] | None = None,
+           left: int = 1) -> str:
+    """Cells are already-escaped HTML; the first ``left`` columns are left-aligned."""
+    h = "".join(f'<th class="l">{x}</th>' if i < left else f"<th>{x}</th>" for i, x in enumerate(headers))
+    body = []
+    for k, r in enumerate(rows):
+        cls = f' class="{row_classes[k]}"' if row_classes and row_classes[k] else ""
+        body.append(f"<tr{cls}>" + "".join(f'<td class="l">{c}</td>' if i < left else f"<td>{c}</td>"
+                                            for i, c in enumerate(r)) + "</tr>")
+    return f'<div class="scroll"><table><thead><tr>{h}</tr></thead><tbody>{"".join(body)}</tbody></table></div>'
+
+
+def _stable_mark(stable) -> str:
+    if stable is None or (isinstance(stable, float) and math.isnan(stable)):
+        return ""
+    return "" if bool(stable) else ' <span class="unstable" title="the 95% CI did not settle">⚠ unstable</span>'
+
+
+def _devices(p: Page) -> str:
+    rows = [[_e(r.device), f"<code>{_e(r.device_key)}</code>", _e(r.kind), _e(r.paper_device), _e(r.runtimes),
+             fmt(r.n_ok), fmt(r.n_unstable), fmt(r.n_failed), fmt(r.n_probes)] for r in p.devices.itertuples()]
+    return _table(["device", "key", "kind", "paper column", "runtimes", "measurements ok", "unstable",
+                   "failed / unsupported", "probe records"], rows, left=5)
+
+
+def _claims(p: Page) -> str:
+    if p.claims.empty:
+        return '<p class="muted">No measurements to test the claims on.</p>'
+    rows, classes = [], []
+    for r in p.claims.itertuples():
+        v = r.verdict
+        measured = v != "not measured"
+        thr = (f"{r.direction} {fmt(r.threshold)}") if measured else "–"
+        rows.append([_e(r.device), _e(r.runtime) + ("" if pd.isna(r.threads) else f", {int(r.threads)} thr") + f", b{r.batch}",
+                     _e(r.claim), fmt(r.ratio) + ("×" if measured else ""), _ci(r.ci95_low, r.ci95_high), thr,
+                     f'<span class="v-{v.replace(" ", "-")}">{_e(v)}</span>',
+                     (fmt(r.paper_ratio) + "×" if not pd.isna(r.paper_ratio) else "–") + (
+                         f' <span class="muted">({_e(r.paper_device).upper()})</span>' if isinstance(r.paper_device, str) else ""),
+                     fmt(r.n_rows), f'<span class="note">{_e(r.note)}</span>'])
+        classes.append("")
+    return _table(["device", "runtime", "claim", "ratio", "95% CI", "threshold", "verdict", "paper", "rows", "note"],
+                  rows, classes, left=3)
+
+
+def _table1(p: Page) -> str:
+    if not p.table1_titles:
+        return '<p class="muted">No Table-1 operator measurements (10 layers, default options). Run <code>fnbench run --suite table1</code>.</p>'
+    head1 = '<tr><th class="l" rowspan="2">operator</th><th class="l" rowspan="2">map C×H×W</th>' + "".join(
+        f'<th colspan="4">{_e(t)}</th>' for t in p.table1_titles) + "</tr>"
+    head2 = "<tr>" + "<th>latency ms</th><th>GMAC/s</th><th>GMAC/s 95% CI</th><th>paper GMAC/s</th>" * len(p.table1_titles) + "</tr>"
+    body = []
+    for _, r in p.table1.iterrows():
+        cells = [f'<td class="l">{_e(r["op"])}</td><td class="l">{_e(r["shape"])}</td>']
+        for t in p.table1_titles:
+            st = r[f"{t}|stable"]
+            cls = ' class="unstable-cell" style="background:#fff6d6"' if (not pd.isna(st) and not bool(st)) else ""
+            cells.append(f"<td{cls}>{fmt(r[f'{t}|ms'])}</td><td{cls}>{fmt(r[f'{t}|gmacs'])}{_stable_mark(st)}</td>"
+                         f"<td{cls}>{_ci(r[f'{t}|gmacs_lo'], r[f'{t}|gmacs_hi'])}</td><td>{fmt(r[f'{t}|paper'])}</td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    return (f'<div class="scroll"><table><thead>{head1}{head2}</thead><tbody>{"".join(body)}</tbody></table></div>'
+            '<p class="note">Latency is per batch (ms); GMAC/s is the paper\'s "GFLOPS". The paper column is '
+            "the paper's device of the same kind (CPU: i9-9900X, GPU: RTX 2080Ti at batch 32, ARM: Cortex-A72).</p>")
+
+
+def _figures(p: Page) -> str:
+    out = []
+    for name, title, png, caption in p.figures:
+        if png is None:
+            out.append(f'<h3>{_e(title)}</h3><p class="muted">Not drawn: {_e(caption)}</p>')
+            continue
+        b64 = base64.b64encode(png).decode("ascii")
+        out.append(f'<figure id="fig-{_e(name)}"><h3>{_e(title)}</h3><img alt="{_e(title)}" '
+                   f'src="data:image/png;base64,{b64}"><figcaption>{_e(caption)} Files: '
+                   f'<code>{_e(name)}.png</code>, <code>{_e(name)}.svg</code>.</figcaption></figure>')
+    return "".join(out)
+
+
+def _paper_vs_device(p: Page) -> str:
+    d = p.paper_vs_device
+    if d.empty:
+        return '<p class="muted">No device of a kind the paper measured (cpu, cuda, arm).</p>'
+    out = []
+    for (dev, runtime, threads), g in d.groupby(["device", "runtime", "threads"], dropna=False, sort=True):
+        shown = g[(g.item == "operator") | (g.status == "ok")]
+        missing = g[(g.item == "network") & (g.status != "ok")].paper_name.unique()
+        rows, classes = [], []
+        for r in shown.itertuples():
+            rows.append([_e(r.item), _e(r.paper_name), _e(r.shape or "–"), f"{_e(r.quantity)} ({_e(r.unit)})",
+                         fmt(r.paper_value), fmt(r.measured_value) + (_stable_mark(r.stable) if r.status == "ok" else ""),
+                         _ci(r.measured_ci95_low, r.measured_ci95_high),
+                         (fmt(r.ratio_measured_over_paper) + "×") if not pd.isna(r.ratio_measured_over_paper) else "–",
+                         _e(r.status)])
+            classes.append("unstable" if (r.status == "ok" and r.stable is False) else "")
+        t = "" if pd.isna(threads) else f", {int(threads)} thread(s)"
+        out.append(f"<h3>{_e(dev)} · {_e(runtime)}{t} vs the paper's {_e(g.paper_device.iloc[0]).upper()}</h3>")
+        out.append(_table(["item", "paper name", "shape", "quantity (unit)", "paper", "measured", "measured 95% CI",
+                           "measured / paper", "status"], rows, classes, left=4))
+        if len(missing):
+            out.append(f'<p class="note">{len(missing)} networks in the paper\'s table not measured here: '
+                       f'{_e(", ".join(missing))} (all listed in <code>paper_vs_device.csv</code>).</p>')
+    return "".join(out)
+
+
+def _results(p: Page) -> str:
+    d = p.results
+    if d.empty:
+        return '<p class="muted">No measurements.</p>'
+    out = []
+    for dev, g in d.groupby("device", sort=True):
+        rows, classes = [], []
+        for r in g.itertuples():
+            name = r.target + (f" {r.options}" if r.options not in ("{}", None) else "")
+            layers = "" if pd.isna(r.layers) else f" L{int(r.layers)}"
+            if r.status != "ok":
+                rows.append([_e(name), _e(f"{r.shape or '–'}{layers}"), _e(r.runtime), fmt(r.batch), fmt(r.macs),
+                             f'<span class="warn">{_e(r.status)}</span>', "–", "–", "–", "–", "–", "–"])
+                classes.append("")
+                continue
+            rows.append([_e(name), _e(f"{r.shape or '–'}{layers}"), _e(r.runtime), fmt(r.batch), fmt(r.macs / 1e6),
+                         fmt(r.median_ms) + _stable_mark(r.stable), _ci(r.ci95_low_ms, r.ci95_high_ms),
+                         fmt(r.gmacs_per_s), _ci(r.gmacs_per_s_ci95_low, r.gmacs_per_s_ci95_high),
+                         fmt(r.intensity_flop_per_byte), fmt(r.n_samples), fmt(r.n_repeats)])
+            classes.append("" if r.stable else "unstable")
+        out.append(f"<h3>{_e(dev)}</h3>")
+        out.append(_table(["target", "shape / layers", "runtime", "batch", "FLOPs (MACs), M", "latency ms (median)",
+                           "latency 95% CI, ms", "GMAC/s", "GMAC/s 95% CI", "intensity FLOP/byte", "samples",
+                           "repeats"], rows, classes, left=3))
+    return "".join(out)
+
+
+def _failures(p: Page) -> str:
+    if p.failures.empty:
+        return '<p class="muted">None: every measurement finished.</p>'
+    rows = [[_e(r.device), _e(r.target), _e(r.shape or "–"), _e(r.runtime), _e(r.status), _e(r.error)]
+            for r in p.failures.itertuples()]
+    return _table(["device", "target", "shape", "runtime", "status", "reason"], rows, left=6)
+
+
+def _ceilings(p: Page) -> str:
+    c = p.ceilings
+    head = ('<p class="note">Peak compute from <code>probe:gemm_*</code> records (FLOP/s = flops / median), '
+            "bandwidth from <code>probe:copy</code> (bytes read + written / median); the maximum over probe sizes.</p>")
+    have = set(c.device) if not c.empty else set()
+    missing = [d for d in p.devices.device if d not in have]
+    out = [head]
+    if not c.empty:
+        rows = [[_e(r.device), _e(r.probe), fmt(r.peak_gflop_per_s), fmt(r.bandwidth_gb_per_s), fmt(r.n_records),
+                 "yes" if r.stable else '<span class="unstable">⚠ no</span>'] for r in c.itertuples()]
+        out.append(_table(["device", "probe", "peak GFLOP/s", "bandwidth GB/s", "records", "stable"], rows, left=2))
+    if missing:
+        out.append(f'<p class="warn">No probe records for {_e(", ".join(missing))}: the roofline shows measured '
+                   "points only, without ceilings. Run <code>fnbench probe</code> on that device and include its result file.</p>")
+    return "".join(out)
+
+
+def _environment(p: Page) -> str:
+    e = p.environment
+    if e.empty:
+        return ""
+    out = []
+    for dev, g in e.groupby("device", sort=True):
+        rows = [[_e(r.key), _e(r.value)] for r in g.itertuples()]
+        out.append(f"<h3>{_e(dev)}</h3>" + _table(["key", "value"], rows, left=2))
+    return "".join(out)
+
+
+def render(p: Page) -> str:
+    """The whole page as a string."""
+    inputs = ", ".join(f"<code>{_e(x)}</code>" for x in p.inputs) or "–"
+    notes = "".join(f"<li>{_e(n)}</li>" for n in p.notes)
+    sections = [
+        ("devices", "Devices", _devices(p)),
+        ("claims", "The paper's claims on these devices", _claims(p)),
+        ("table1", "Table 1 analog: on-device FLOPS of single operators", _table1(p)),
+        ("figures", "Figures", _figures(p)),
+        ("paper", "The paper vs this device", _paper_vs_device(p)),
+        ("results", "All measurements", _results(p)),
+        ("failed", "Failed and unsupported measurements", _failures(p)),
+        ("ceilings", "Device ceilings (roofline)", _ceilings(p)),
+        ("environment", "Environment per device", _environment(p)),
+        ("method", "How the numbers are made", f'<ul class="note">{notes}</ul>'),
+    ]
+    toc = " · ".join(f'<a href="#{sid}">{_e(t)}</a>' for sid, t, _ in sections)
+    body = "".join(f'<section id="{sid}"><h2>{_e(t)}</h2>{content}</section>' for sid, t, content in sections)
+    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{_e(p.title)}</title>'
+            f'<meta name="viewport" content="width=device-width,initial-scale=1"><style>{CSS}</style></head><body>'
+            f'<h1>{_e(p.title)}</h1><p class="note">Generated {_e(p.generated)} from {inputs}. '
+            'FLOPs (MACs) are multiply-adds as in the paper; GMAC/s is the paper\'s "GFLOPS"; FLOP/s = 2 × MAC/s.</p>'
+            f'<nav class="note">{toc}</nav>{body}</body></html>\n')

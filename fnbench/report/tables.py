@@ -1,0 +1,236 @@
+"""The report's tables as DataFrames: units in every column name, numbers unrounded.
+
+Rounding happens only where a table is rendered (:mod:`fnbench.report.html`); the CSV files keep
+full precision. Latencies are in milliseconds here (``*_ms``), rates in GMAC/s (the paper's
+"GFLOPS") and GFLOP/s (2 × MACs per second), sizes in MACs and bytes.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+
+from ..reference import paper_networks, paper_table1
+from ..verdicts import PAPER_KIND
+
+__all__ = ["RESULT_COLUMNS", "results_table", "ceilings", "paper_vs_device", "failures", "environment",
+           "table1_wide", "panels", "is_probe"]
+
+RESULT_COLUMNS = [
+    "device", "device_key", "device_kind", "device_name", "runtime", "threads", "target", "target_kind", "shape",
+    "layers", "options", "batch", "batch_requested", "dtype", "status", "error", "stable", "n_samples", "n_rounds",
+    "n_repeats", "n_failed_repeats", "params", "macs", "flops", "mem_bytes_analytic", "mem_bytes_counted",
+    "median_ms", "ci95_low_ms", "ci95_high_ms", "iqr_ms", "p90_ms", "rel_ci_halfwidth", "throughput_samples_per_s",
+    "gmacs_per_s", "gmacs_per_s_ci95_low", "gmacs_per_s_ci95_high", "gflops_per_s",
+    "intensity_flop_per_byte", "run_ids",
+]
+
+
+def is_probe(df: pd.DataFrame) -> pd.Series:
+    return df.target_kind.eq("probe") | df.target.astype(str).str.startswith("probe:")
+
+
+def _ms(v):
+    return v * 1e3 if v is not None and not pd.isna(v) else np.nan
+
+
+def results_table(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per device × runtime × target × shape (× layers, options, batch, threads): results.csv."""
+    d = df[~is_probe(df)] if not df.empty else df
+    rows = []
+    for r in d.to_dict("records"):
+        ok = r.get("status") == "ok"
+        rows.append({
+            "device": r["device_label"], "device_key": r["device_key"], "device_kind": r["device"],
+            "device_name": r["device_name"], "runtime": r["runtime"], "threads": r["threads"], "target": r["target"],
+            "target_kind": r["target_kind"], "shape": r["shape"], "layers": r["layers"], "options": r["options"],
+            "batch": r["batch"], "batch_requested": r.get("batch_requested"), "dtype": r["dtype"],
+            "status": r["status"], "error": r.get("error"), "stable": bool(r.get("stable")) if ok else False,
+            "n_samples": len(r.get("samples_s") or []), "n_rounds": r.get("rounds"),
+            "n_repeats": r.get("n_repeats", 1), "n_failed_repeats": r.get("n_failed_repeats", 0),
+            "params": r.get("params"), "macs": r.get("macs"), "flops": r.get("flops"),
+            "mem_bytes_analytic": r.get("mem_bytes_analytic"), "mem_bytes_counted": r.get("mem_bytes_counted"),
+            "median_ms": _ms(r.get("median_s")), "ci95_low_ms": _ms(r.get("ci95_low_s")),
+            "ci95_high_ms": _ms(r.get("ci95_high_s")), "iqr_ms": _ms(r.get("iqr_s")), "p90_ms": _ms(r.get("p90_s")),
+            "rel_ci_halfwidth": r.get("rel_ci_halfwidth"), "throughput_samples_per_s": r.get("throughput_per_s"),
+            "gmacs_per_s": r.get("gmacs_per_s"), "gmacs_per_s_ci95_low": r.get("gmacs_per_s_ci95_low"),
+            "gmacs_per_s_ci95_high": r.get("gmacs_per_s_ci95_high"), "gflops_per_s": r.get("gflops_per_s"),
+            "intensity_flop_per_byte": r.get("intensity_flop_per_byte"), "run_ids": r.get("run_ids"),
+        })
+    out = pd.DataFrame(rows, columns=RESULT_COLUMNS)
+    for c in ("layers", "threads", "batch", "batch_requested", "n_rounds"):
+        out[c] = out[c].astype("Int64")
+    return out
+
+
+def ceilings(df: pd.DataFrame) -> pd.DataFrame:
+    """Measured device ceilings from probe records: one row per device × probe name.
+
+    ``probe:gemm_*``: ``peak_gflop_per_s`` = cost.flops / median_s / 1e9; ``probe:copy``:
+    ``bandwidth_gb_per_s`` = cost.mem_bytes_counted / median_s / 1e9. With several records per
+    name (probe sizes) the maximum is the ceiling.
+    """
+    cols = ["device", "device_key", "probe", "peak_gflop_per_s", "bandwidth_gb_per_s", "n_records", "stable"]
+    if df.empty:
+        return pd.DataFrame(columns=cols)
+    p = df[is_probe(df) & df.status.eq("ok")]
+    rows = []
+    for (label, key, name), g in p.groupby(["device_label", "device_key", "target"], sort=True):
+        peak = (g.flops / g.median_s / 1e9).max() if g.flops.notna().any() else np.nan
+        bw = (g.mem_bytes_counted / g.median_s / 1e9).max() if g.mem_bytes_counted.notna().any() else np.nan
+        if name == "probe:copy":
+            peak = np.nan
+        else:
+            bw = np.nan
+        rows.append(dict(device=label, device_key=key, probe=name, peak_gflop_per_s=peak, bandwidth_gb_per_s=bw,
+                         n_records=len(g), stable=bool(g.stable.fillna(False).astype(bool).all())))
+    return pd.DataFrame(rows, columns=cols)
+
+
+def panels(df: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    """(title, rows) per device × runtime × threads, devices in a stable order."""
+    out = []
+    for (label, runtime, threads), g in df.groupby(["device_label", "runtime", "threads"], dropna=False, sort=True):
+        t = f"{label} · {runtime}" + ("" if pd.isna(threads) else f" · {int(threads)} thread{'s' if threads != 1 else ''}")
+        out.append((t, g))
+    return out
+
+
+def _table1_rows(g: pd.DataFrame) -> pd.DataFrame:
+    """Operator rows at Table-1 settings (10 layers, default options), status ok."""
+    return g[g.target_kind.eq("operator") & g.layers.eq(10) & g.options.eq("{}") & g.status.eq("ok")]
+
+
+def _pick(rows: pd.DataFrame) -> dict | None:
+    if rows.empty:
+        return None
+    return rows.sort_values("n").iloc[-1].to_dict()
+
+
+def paper_vs_device(df: pd.DataFrame) -> pd.DataFrame:
+    """Every cell the paper reports, next to this device's measurement of it (NaN: not measured).
+
+    Table 1: GMAC/s per operator × map, and latency (CPU/ARM, ms) or throughput (GPU, samples/s).
+    Networks: latency or throughput, and FLOPs (MACs). The paper column follows the device kind
+    (cpu → CPU i9-9900X, cuda → GPU RTX 2080Ti, arm → Cortex-A72); ``ratio_measured_over_paper``.
+    """
+    cols = ["device", "device_key", "runtime", "threads", "paper_device", "item", "target", "paper_name", "shape",
+            "quantity", "unit", "paper_value", "measured_value", "measured_ci95_low", "measured_ci95_high",
+            "ratio_measured_over_paper", "batch", "stable", "status"]
+    if df.empty:
+        return pd.DataFrame(columns=cols)
+    t1 = paper_table1()
+    nets = paper_networks()
+    out = []
+    d = df[~is_probe(df)]
+    for _, g in panels(d):
+        r0 = g.iloc[0]
+        kind = PAPER_KIND.get(r0.device)
+        if kind is None:
+            continue
+        base = dict(device=r0.device_label, device_key=r0.device_key, runtime=r0.runtime, threads=r0.threads,
+                    paper_device=kind)
+        ops = _table1_rows(g)
+
+        def emit(item, target, paper_name, shape, quantity, unit, paper, rec, value, lo, hi):
+            ratio = value / paper if (rec is not None and paper and not pd.isna(paper)) else np.nan
+            out.append(dict(base, item=item, target=target, paper_name=paper_name, shape=shape, quantity=quantity,
+                            unit=unit, paper_value=paper, measured_value=value, measured_ci95_low=lo,
+                            measured_ci95_high=hi, ratio_measured_over_paper=ratio,
+                            batch=rec["batch"] if rec else np.nan, stable=bool(rec["stable"]) if rec else np.nan,
+                            status="ok" if rec else "not measured"))
+
+        for t in t1.itertuples():
+            shape = f"{t.c}x{t.h}x{t.w}"
+            rec = _pick(ops[(ops.target == t.op) & (ops["shape"] == shape)])
+            nan3 = (np.nan, np.nan, np.nan)
+            g3 = (rec["gmacs_per_s"], rec["gmacs_per_s_ci95_low"], rec["gmacs_per_s_ci95_high"]) if rec else nan3
+            emit("operator", t.op, t.op, shape, "GMAC/s", "GMAC/s", getattr(t, f"{kind}_gmacs_per_s"), rec, *g3)
+            if kind == "gpu":
+                v = (rec["batch"] / rec["median_s"], rec["batch"] / rec["ci95_high_s"], rec["batch"] / rec["ci95_low_s"]) if rec else nan3
+                emit("operator", t.op, t.op, shape, "throughput", "samples/s", t.gpu_fps_b32, rec, *v)
+            else:
+                v = (rec["median_s"] * 1e3, rec["ci95_low_s"] * 1e3, rec["ci95_high_s"] * 1e3) if rec else nan3
+                emit("operator", t.op, t.op, shape, "latency", "ms", getattr(t, f"{kind}_ms"), rec, *v)
+        nrows = g[g.target_kind.eq("network") & g.options.eq("{}") & g.status.eq("ok")]
+        for n in nets.itertuples():
+            alias = n.alias if isinstance(n.alias, str) else None
+            rec = _pick(nrows[nrows.target == alias]) if alias else None
+            shape = rec["shape"] if rec else None
+            nan3 = (np.nan, np.nan, np.nan)
+            if kind == "gpu":
+                v = (rec["batch"] / rec["median_s"], rec["batch"] / rec["ci95_high_s"], rec["batch"] / rec["ci95_low_s"]) if rec else nan3
+                emit("network", alias or "", n.name, shape, "throughput", "samples/s", n.gpu_fps_b32, rec, *v)
+            else:
+                paper = getattr(n, f"{kind}_ms")
+                v = (rec["median_s"] / rec["batch"] * 1e3, rec["ci95_low_s"] / rec["batch"] * 1e3,
+                     rec["ci95_high_s"] / rec["batch"] * 1e3) if rec else nan3
+                emit("network", alias or "", n.name, shape, "latency", "ms", paper, rec, *v)
+            m = rec["macs"] / rec["batch"] / 1e9 if rec and rec.get("macs") is not None else np.nan
+            emit("network", alias or "", n.name, shape, "FLOPs (MACs)", "G MACs", n.macs_g, rec, m, np.nan, np.nan)
+    return pd.DataFrame(out, columns=cols)
+
+
+def failures(df: pd.DataFrame) -> pd.DataFrame:
+    """Rows whose status is not ``ok``: failed or unsupported, with the reason."""
+    cols = ["device", "runtime", "threads", "target", "shape", "layers", "options", "batch", "status", "error", "run_ids"]
+    if df.empty:
+        return pd.DataFrame(columns=cols)
+    f = df[df.status != "ok"]
+    return f.assign(device=f.device_label)[cols].reset_index(drop=True)
+
+
+def environment(df: pd.DataFrame) -> pd.DataFrame:
+    """Environment fingerprint per device (long form: device, key, value), from its latest record.
+
+    Load average and clocks change during a run; the values shown are those of the latest record,
+    and ``runs`` lists every run merged into the device.
+    """
+    cols = ["device", "device_key", "key", "value"]
+    if df.empty:
+        return pd.DataFrame(columns=cols)
+    out = []
+    for (label, key), g in df.groupby(["device_label", "device_key"], sort=True):
+        last = g.sort_values("created").iloc[-1]
+        runs = sorted({r for ids in g.run_ids.dropna() for r in str(ids).split(",")})
+        out.append(dict(device=label, device_key=key, key="device_arch", value=last.get("device_arch")))
+        out.append(dict(device=label, device_key=key, key="runs", value=", ".join(runs)))
+        for c in sorted(c for c in g.columns if c.startswith("env_")):
+            v = last[c]
+            if v is None or (isinstance(v, float) and np.isnan(v)):
+                continue
+            out.append(dict(device=label, device_key=key, key=c[4:], value=v if not isinstance(v, (list, dict)) else json.dumps(v)))
+    return pd.DataFrame(out, columns=cols)
+
+
+def table1_wide(df: pd.DataFrame) -> tuple[list[str], pd.DataFrame]:
+    """Table-1 analog across devices: rows op × map, one column group per device panel.
+
+    Returns the panel titles and a frame with ``op``, ``shape``, and per panel ``<title>|ms``,
+    ``<title>|gmacs``, ``<title>|gmacs_lo``, ``<title>|gmacs_hi``, ``<title>|stable``, ``<title>|paper``.
+    """
+    t1 = paper_table1()
+    base = pd.DataFrame({"op": t1.op, "shape": [f"{c}x{h}x{w}" for c, h, w in zip(t1.c, t1.h, t1.w)]})
+    titles = []
+    if df.empty:
+        return titles, base
+    for title, g in panels(df[~is_probe(df)]):
+        ops = _table1_rows(g)
+        if ops.empty:
+            continue
+        titles.append(title)
+        kind = PAPER_KIND.get(g.device.iloc[0])
+        vals = {k: [] for k in ("ms", "gmacs", "gmacs_lo", "gmacs_hi", "stable", "paper")}
+        for op, shape, pv in zip(base.op, base["shape"], t1[f"{kind}_gmacs_per_s"] if kind else [np.nan] * len(t1)):
+            rec = _pick(ops[(ops.target == op) & (ops["shape"] == shape)])
+            vals["ms"].append(rec["median_s"] * 1e3 if rec else np.nan)
+            vals["gmacs"].append(rec["gmacs_per_s"] if rec else np.nan)
+            vals["gmacs_lo"].append(rec["gmacs_per_s_ci95_low"] if rec else np.nan)
+            vals["gmacs_hi"].append(rec["gmacs_per_s_ci95_high"] if rec else np.nan)
+            vals["stable"].append(bool(rec["stable"]) if rec else np.nan)
+            vals["paper"].append(pv)
+        for k, v in vals.items():
+            base[f"{title}|{k}"] = v
+    return titles, base

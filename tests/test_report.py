@@ -1,0 +1,228 @@
+"""The report built from recorded result files: CSV contents, figure files, HTML, and a real browser."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from PIL import Image
+
+from fnbench.errors import UserError
+from fnbench.report import build_report
+from fnbench.results import read_records
+from fnbench.verdicts import CLAIM_COLUMNS
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = Path(__file__).parent / "fixtures"
+ARTIFACTS = Path(__file__).parent / "artifacts"
+CHROMIUM = Path("/usr/bin/chromium")
+FIGURES = ("table1", "latency_vs_macs", "flops_vs_flops", "roofline")
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    out = tmp_path_factory.mktemp("report")
+    return build_report([FIXTURES], out)
+
+
+def _records():
+    return [r for f in sorted(FIXTURES.glob("*.jsonl")) for r in read_records(f)]
+
+
+def _write(path: Path, records) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    return path
+
+
+def _probe(name, *, flops=None, mem=None, median_s, size, device):
+    return {
+        "schema": 1, "run_id": "probe-run", "created": "2026-11-28T05:00:00Z", "status": "ok",
+        "target": {"name": name, "kind": "probe", "shape": [size], "layers": None, "options": {}, "batch": 1},
+        "shape": [size], "batch": 1, "dtype": "float32", "device": device, "runtime": "eager", "threads": 1,
+        "cost": {"macs": flops // 2 if flops else None, "flops": flops, "mem_bytes_counted": mem},
+        "samples_s": [median_s] * 5, "rounds": [0, 1, 2, 3, 4],
+        "stats": {"median_s": median_s, "ci95_low_s": median_s, "ci95_high_s": median_s, "n": 5, "stable": True},
+        "env": {},
+    }
+
+
+@pytest.fixture(scope="module")
+def merged(tmp_path_factory):
+    """Fixtures + the same records as a second device + a repeat run + a failure + probe records."""
+    d = tmp_path_factory.mktemp("merged_in")
+    recs = _records()
+    for f in FIXTURES.glob("*.jsonl"):
+        shutil.copy(f, d / f.name)
+    # a repeat of the operator run on the same device (another run id, later)
+    ops = [dict(r, run_id="repeat-run", created="2026-11-29T00:00:00Z") for r in recs if r["target"]["kind"] == "operator"]
+    _write(d / "repeat-run.jsonl", ops)
+    # the same records as if taken on another machine: a different device key and name
+    other = []
+    for r in recs:
+        r = json.loads(json.dumps(r))
+        r["device"].update(name="Other CPU", key="cpu-otherhost1")
+        r["run_id"] = "other-run"
+        other.append(r)
+    failed = dict(json.loads(json.dumps(other[0])), status="failed", error="RuntimeError: synthetic out of memory",
+                  samples_s=[], rounds=[], stats=None, cost=None)
+    failed["target"] = dict(failed["target"], name="tconv")
+    other.append(failed)
+    _write(d / "other-run.jsonl", other)
+    dev = recs[0]["device"]
+    probes = [_probe("probe:gemm_float32", flops=2 * 10**9, median_s=0.05, size=512, device=dev),
+              _probe("probe:gemm_float32", flops=16 * 10**9, median_s=0.2, size=1024, device=dev),  # the max: 80 GFLOP/s
+              _probe("probe:copy", mem=4 * 10**8, median_s=0.04, size=10**8, device=dev)]  # 10 GB/s
+    _write(d / "probe-run.jsonl", probes)
+    return build_report([d], tmp_path_factory.mktemp("merged_out")), recs
+
+
+def test_files_written(report):
+    out = report.out_dir
+    assert report.index == out / "index.html" and report.index.exists()
+    for name in ("results", "verdicts", "paper_vs_device", "failures", "ceilings", "environment"):
+        assert (out / f"{name}.csv").exists()
+    assert set(report.figures) == set(FIGURES) and not report.not_drawn
+    assert report.devices == ["cpu: AMD EPYC"] and report.n_rows == len(_records())
+
+
+def test_results_csv_units_and_values(report):
+    res = pd.read_csv(report.csv["results"])
+    for col in ("median_ms", "ci95_low_ms", "ci95_high_ms", "gmacs_per_s", "gmacs_per_s_ci95_low",
+                "gmacs_per_s_ci95_high", "throughput_samples_per_s", "macs", "intensity_flop_per_byte", "stable"):
+        assert col in res.columns
+    recs = {(r["target"]["name"], "x".join(map(str, r["shape"])), r["target"]["layers"]): r for r in _records()}
+    assert len(res) == len(recs)
+    for row in res.itertuples():
+        layers = None if pd.isna(row.layers) else int(row.layers)
+        rec = recs[(row.target, row.shape, layers)]
+        med = rec["stats"]["median_s"]
+        assert row.median_ms == pytest.approx(med * 1e3, rel=1e-12)
+        assert row.gmacs_per_s == pytest.approx(row.macs / (row.median_ms / 1e3) / 1e9, rel=1e-9)
+        assert row.gmacs_per_s_ci95_low <= row.gmacs_per_s <= row.gmacs_per_s_ci95_high
+        assert row.intensity_flop_per_byte == pytest.approx(2 * row.macs / row.mem_bytes_counted)
+        assert bool(row.stable) == bool(rec["stats"]["stable"])
+
+
+def test_verdicts_and_paper_csv(report):
+    v = pd.read_csv(report.csv["verdicts"])
+    assert list(v.columns) == CLAIM_COLUMNS and len(v) == 6
+    p = pd.read_csv(report.csv["paper_vs_device"])
+    ops = p[p.item == "operator"]
+    assert len(ops) == 32 and set(ops.quantity) == {"GMAC/s", "latency"}  # 16 cells × (GMAC/s, ms) on a CPU
+    cell = ops[(ops.target == "pconv") & (ops["shape"] == "96x56x56") & (ops.quantity == "GMAC/s")].iloc[0]
+    assert cell.paper_value == 29.67 and cell.unit == "GMAC/s"
+    assert cell.ratio_measured_over_paper == pytest.approx(cell.measured_value / 29.67)
+    t0 = p[(p.target == "fasternet_t0") & (p.quantity == "latency")].iloc[0]
+    assert t0.paper_value == 9.2 and t0.unit == "ms" and t0.status == "ok"
+    assert (p[p.paper_name == "Swin-B"].status == "not measured").all()
+
+
+def test_figures_are_valid_png_and_svg(report):
+    for name in FIGURES:
+        png, svg = report.figures[name]
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        with Image.open(png) as im:
+            im.verify()
+        with Image.open(png) as im:
+            assert im.size[0] > 300 and im.size[1] > 200
+        root = ET.parse(svg).getroot()
+        assert root.tag.endswith("svg")
+
+
+def test_html_is_self_contained(report):
+    html = report.index.read_text()
+    assert html.count("<img") == len(FIGURES) and html.count('src="data:image/png;base64,') == len(FIGURES)
+    for bad in ("<script", "<link", "http://", "https://", "@import", "url("):
+        assert bad not in html
+    for unit in ("GMAC/s", "ms", "FLOPs (MACs)"):
+        assert unit in html
+    assert "⚠ unstable" in html  # the fixtures hold unstable rows; they are flagged
+    assert "No probe records for cpu: AMD EPYC" in html
+
+
+def test_cross_device_merge_repeats_failures_and_ceilings(merged):
+    summary, recs = merged
+    assert summary.devices == ["cpu: AMD EPYC", "cpu: Other CPU"]
+    res = pd.read_csv(summary.csv["results"])
+    # two devices stay apart; the repeat run pooled into the first device's operator rows
+    assert set(res.device) == {"cpu: AMD EPYC", "cpu: Other CPU"}
+    here = res[res.device == "cpu: AMD EPYC"]
+    n_ops = sum(r["target"]["kind"] == "operator" for r in recs)
+    assert len(here) == len(recs) and (here[here.target_kind == "operator"].n_repeats == 2).sum() == n_ops
+    pooled = here[(here.target == "pconv") & (here.layers == 10) & (here["shape"] == "192x28x28")].iloc[0]
+    rec = next(r for r in recs if r["target"]["name"] == "pconv" and r["target"]["layers"] == 10
+               and r["shape"] == [192, 28, 28])
+    assert pooled.n_samples == 2 * len(rec["samples_s"]) and pooled.run_ids.count(",") == 1
+    assert pooled.median_ms == pytest.approx(rec["stats"]["median_s"] * 1e3, rel=0.1)
+    # failures listed with their reason
+    f = pd.read_csv(summary.csv["failures"])
+    assert list(f.target) == ["tconv"] and "synthetic out of memory" in f.error.iloc[0]
+    assert summary.n_failed == 1
+    html = summary.index.read_text()
+    assert "synthetic out of memory" in html and "Other CPU" in html
+    # verdicts: one set of claims per device
+    v = pd.read_csv(summary.csv["verdicts"])
+    assert v.groupby("device").size().to_dict() == {"cpu: AMD EPYC": 6, "cpu: Other CPU": 6}
+    # ceilings: max over probe sizes; bandwidth from probe:copy
+    c = pd.read_csv(summary.csv["ceilings"]).set_index("probe")
+    assert c.loc["probe:gemm_float32", "peak_gflop_per_s"] == pytest.approx(80.0)
+    assert c.loc["probe:copy", "bandwidth_gb_per_s"] == pytest.approx(10.0)
+    assert "probe:" not in " ".join(res.target)  # probes are ceilings, not results
+    assert "No probe records for cpu: Other CPU" in html and "No probe records for cpu: AMD EPYC" not in html
+    env = pd.read_csv(summary.csv["environment"])
+    assert {"torch", "cpu_model", "runs"} <= set(env.key)
+    # the Table-1 analog has one column group per device
+    assert html.count('<th colspan="4">') == 2
+
+
+def test_empty_input_is_a_user_error(tmp_path):
+    with pytest.raises(UserError, match="no result records"):
+        build_report([tmp_path], tmp_path / "out")
+
+
+_CHECK = """<script>window.__errs=[];
+window.addEventListener('error',function(e){window.__errs.push(String(e.message||('resource: '+(e.target&&(e.target.src||e.target.href)||'?')).slice(0,80)))},true);
+var _ce=console.error;console.error=function(){window.__errs.push(Array.prototype.join.call(arguments,' '));_ce.apply(console,arguments)};
+window.addEventListener('load',function(){var imgs=Array.prototype.map.call(document.images,function(i){return {alt:i.alt,complete:i.complete,w:i.naturalWidth}});
+var d=document.createElement('pre');d.id='fnbench-check';d.textContent=JSON.stringify({images:imgs,errors:window.__errs});document.body.appendChild(d)});</script>"""
+
+
+def _chromium(*args: str, user_dir: Path) -> subprocess.CompletedProcess:
+    cmd = [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+           "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={user_dir}",
+           "--enable-logging=stderr", "--v=0", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=90)
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs /usr/bin/chromium (Debian package `chromium`); "
+                                                    "`make test` installs it")
+def test_index_html_in_headless_chromium(report, tmp_path):
+    # The check runs in a copy of the page with a probe script first in <head>; the page itself has no script.
+    page = report.index.read_text()
+    probe_page = report.out_dir / "index.check.html"
+    probe_page.write_text(page.replace("<head>", "<head>" + _CHECK, 1))
+    try:
+        r = _chromium("--virtual-time-budget=5000", "--dump-dom", probe_page.as_uri(), user_dir=tmp_path / "ud1")
+    finally:
+        probe_page.unlink()
+    assert r.returncode == 0, r.stderr[-2000:]
+    dom = r.stdout
+    start = dom.index('<pre id="fnbench-check">') + len('<pre id="fnbench-check">')
+    check = json.loads(dom[start:dom.index("</pre>", start)].replace("&quot;", '"').replace("&amp;", "&"))
+    assert len(check["images"]) == len(FIGURES)
+    assert all(i["complete"] and i["w"] > 0 for i in check["images"]), check["images"]
+    assert check["errors"] == []
+    console_errors = [ln for ln in r.stderr.splitlines() if "CONSOLE" in ln and "ERROR" in ln.upper()]
+    assert console_errors == []
+    ARTIFACTS.mkdir(exist_ok=True)
+    shot = ARTIFACTS / "report.png"
+    r = _chromium("--hide-scrollbars", "--window-size=1300,2400", f"--screenshot={shot}", report.index.as_uri(),
+                  user_dir=tmp_path / "ud2")
+    assert r.returncode == 0 and shot.exists()
+    with Image.open(shot) as im:
+        assert im.size == (1300, 2400)

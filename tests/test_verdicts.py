@@ -1,0 +1,202 @@
+"""Claims and verdicts: known answers on seeded synthetic records, and the recorded fixtures."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from fnbench.merge import load_frame, merge_repeats
+from fnbench.results import load_results
+from fnbench.suites import TABLE1_SHAPES
+from fnbench.verdicts import CLAIM_COLUMNS, NOT_MEASURED, VERDICT_WORDS, claim_table
+
+FIXTURES = Path(__file__).parent / "fixtures"
+MAPS = ["x".join(map(str, s)) for s in TABLE1_SHAPES]
+# MACs of the 10-layer stacks (batch 1) for each map: conv c²·9·hw, pconv (c/4)²·9·hw, dwconv c·9·hw, gconv /16
+MACS = {
+    op: {m: 10 * 9 * h * w * f(c) for m, (c, h, w) in zip(MAPS, TABLE1_SHAPES)}
+    for op, f in {"conv": lambda c: c * c, "pconv": lambda c: (c // 4) ** 2, "gconv": lambda c: c * c // 16,
+                  "dwconv": lambda c: c}.items()
+}
+
+
+def record(target, lat_s, *, kind="operator", shape=None, layers=10, macs=1e9, stable=True, status="ok",
+           device=("cpu", "Test CPU", "cpu-aaaa"), batch=1, run_id="r1", created="2026-01-01T00:00:00Z",
+           rounds=8, per_round=6, noise=0.01, seed=0):
+    """A result record with seeded lognormal samples around ``lat_s``, ``rounds`` rounds."""
+    rng = np.random.default_rng(seed)
+    samples = (lat_s * rng.lognormal(0.0, noise, rounds * per_round)).tolist()
+    dev_kind, dev_name, key = device
+    rec = {
+        "schema": 1, "run_id": run_id, "created": created, "status": status,
+        "target": {"name": target, "kind": kind, "shape": shape, "layers": layers if kind == "operator" else None,
+                   "options": {}, "batch": batch},
+        "shape": shape, "batch": batch, "dtype": "float32",
+        "device": {"kind": dev_kind, "name": dev_name, "arch": "x86_64", "key": key},
+        "runtime": "eager", "threads": None if dev_kind == "cuda" else 1,
+        "cost": {"macs": int(macs), "flops": int(2 * macs), "mem_bytes_counted": int(macs // 4)},
+        "samples_s": samples if status == "ok" else [],
+        "rounds": [i // per_round for i in range(rounds * per_round)] if status == "ok" else [],
+        "stats": ({"median_s": float(np.median(samples)), "ci95_low_s": float(np.min(samples)),
+                   "ci95_high_s": float(np.max(samples)), "n": len(samples), "stable": stable, "rounds": rounds}
+                  if status == "ok" else None),
+        "env": {"torch": "x", "cpu_model": dev_name},
+    }
+    if status != "ok":
+        rec["error"] = "RuntimeError: synthetic failure"
+        rec["cost"] = None
+    return rec
+
+
+def ops_records(gmacs: dict[str, float], maps=MAPS, seed=0, **kw):
+    """Table-1 records whose GMAC/s per op is ``gmacs[op]`` on every map."""
+    out = []
+    for i, (op, g) in enumerate(gmacs.items()):
+        for j, m in enumerate(maps):
+            macs = MACS[op][m]
+            out.append(record(op, macs / (g * 1e9), shape=[int(v) for v in m.split("x")], macs=macs,
+                              seed=seed + 10 * i + j, **kw))
+    return out
+
+
+def frame(tmp_path, records, name="run.jsonl"):
+    p = tmp_path / name
+    p.write_text("".join(json.dumps(r) + "\n" for r in records))
+    return load_frame(tmp_path)
+
+
+def claim(table, claim_id, device=None):
+    t = table[table.claim_id == claim_id]
+    if device is not None:
+        t = t[t.device_key == device]
+    assert len(t) == 1, t
+    return t.iloc[0]
+
+
+def test_columns_and_words_on_recorded_fixtures():
+    table = claim_table(load_frame(FIXTURES))
+    assert list(table.columns) == CLAIM_COLUMNS
+    assert len(table) == 6 and set(table.verdict) <= set(VERDICT_WORDS)
+    assert table.device.iloc[0].startswith("cpu: ")
+    dw = claim(table, "pconv_vs_dwconv_flops")
+    assert dw.n_rows == 8 and dw.paper_ratio == pytest.approx(39.91 / 6.42, rel=2e-3)
+    assert dw.ci95_low <= dw.ratio <= dw.ci95_high
+    # the ratio is the paper's statistic: mean GMAC/s of pconv over mean GMAC/s of dwconv, 10-layer maps
+    df = load_frame(FIXTURES)
+    t1 = df[df.layers.eq(10)]
+    expect = t1[t1.target == "pconv"].gmacs_per_s.mean() / t1[t1.target == "dwconv"].gmacs_per_s.mean()
+    assert dw.ratio == pytest.approx(expect, rel=1e-9)
+    for r in table.itertuples():  # the fixtures hold unstable rows: none of those may decide a claim
+        if "unstable" in r.note:
+            assert r.verdict == "inconclusive"
+
+
+def test_supported_contradicted_and_paper_ratio(tmp_path):
+    recs = ops_records({"conv": 50.0, "pconv": 30.0, "dwconv": 5.0, "gconv": 60.0})
+    t = claim_table(frame(tmp_path, recs), n_boot=1000)
+    dw = claim(t, "pconv_vs_dwconv_flops")
+    assert dw.verdict == "supported" and dw.ratio == pytest.approx(6.0, rel=0.03)
+    assert dw.paper_ratio == pytest.approx(6.22, abs=0.01) and dw.paper_device == "cpu"
+    gc = claim(t, "pconv_vs_gconv_flops")
+    assert gc.verdict == "contradicted" and gc.ratio == pytest.approx(0.5, rel=0.03)
+    assert gc.paper_ratio == pytest.approx(39.91 / 25.93, rel=2e-3)
+    # latency speed-up = 16 × (30/50) = 9.6 < 16: PConv's latency falls by less than its FLOPs
+    lat = claim(t, "pconv_latency_vs_flops")
+    assert lat.threshold == pytest.approx(16.0) and lat.direction == "<"
+    assert lat.ratio == pytest.approx(9.6, rel=0.03) and lat.verdict == "supported"
+    assert lat.paper_ratio == pytest.approx(sum([35.67, 28.41, 31.85, 62.71]) / sum([5.46, 3.09, 3.58, 5.02]), rel=1e-6)
+
+
+def test_latency_claim_contradicted_when_pconv_is_faster_than_its_flops(tmp_path):
+    # pconv at 2x conv's FLOPS: speed-up 32 > 16
+    t = claim_table(frame(tmp_path, ops_records({"conv": 20.0, "pconv": 40.0})), n_boot=1000)
+    lat = claim(t, "pconv_latency_vs_flops")
+    assert lat.verdict == "contradicted" and lat.ratio == pytest.approx(32.0, rel=0.03)
+
+
+def test_inconclusive_when_ci_straddles_or_unstable(tmp_path):
+    noisy = ops_records({"pconv": 10.0, "dwconv": 10.0}, noise=0.2)
+    t = claim_table(frame(tmp_path, noisy), n_boot=1000)
+    dw = claim(t, "pconv_vs_dwconv_flops")
+    assert dw.ci95_low < 1.0 < dw.ci95_high and dw.verdict == "inconclusive"
+
+    unstable = ops_records({"pconv": 100.0}) + ops_records({"dwconv": 1.0}, stable=False, seed=50)
+    (tmp_path / "u").mkdir()
+    t = claim_table(frame(tmp_path / "u", unstable), n_boot=1000)
+    dw = claim(t, "pconv_vs_dwconv_flops")
+    assert dw.ci95_low > 50 and dw.verdict == "inconclusive" and "unstable: dwconv" in dw.note
+
+
+def test_not_measured_absent_or_failed(tmp_path):
+    recs = ops_records({"pconv": 30.0, "dwconv": 5.0})
+    recs.append(record("gconv", 0.01, shape=[96, 56, 56], status="failed"))
+    t = claim_table(frame(tmp_path, recs), n_boot=500)
+    gc = claim(t, "pconv_vs_gconv_flops")
+    assert gc.verdict == NOT_MEASURED and "gconv failed" in gc.note and np.isnan(gc.ratio) and gc.n_rows == 0
+    assert claim(t, "pconv_latency_vs_flops").verdict == NOT_MEASURED  # no conv
+    for peer in ("mobilevit_xxs", "mobilenetv2", "shufflenetv2_x1_5"):
+        c = claim(t, f"t0_faster_than_{peer}")
+        assert c.verdict == NOT_MEASURED and "fasternet_t0 absent" in c.note
+
+
+def test_network_claims_and_paper_ratio_per_device_kind(tmp_path):
+    gpu = ("cuda", "Test GPU", "cuda-bbbb")
+    recs = [
+        record("fasternet_t0", 0.010, kind="network", shape=[3, 224, 224], macs=3.4e8, seed=1),
+        record("mobilevit_xxs", 0.030, kind="network", shape=[3, 256, 256], macs=4.2e8, seed=2),
+        record("mobilenetv2", 0.008, kind="network", shape=[3, 224, 224], macs=3.1e8, seed=3),
+        record("fasternet_t0", 0.32, kind="network", shape=[3, 224, 224], macs=32 * 3.4e8, batch=32, device=gpu, seed=4),
+        record("mobilevit_xxs", 0.64, kind="network", shape=[3, 256, 256], macs=32 * 4.2e8, batch=32, device=gpu, seed=5),
+    ]
+    t = claim_table(frame(tmp_path, recs), n_boot=1000)
+    vit = claim(t, "t0_faster_than_mobilevit_xxs", "cpu-aaaa")
+    assert vit.verdict == "supported" and vit.ratio == pytest.approx(3.0, rel=0.03)
+    assert vit.paper_ratio == pytest.approx(30.8 / 9.2)
+    assert claim(t, "t0_faster_than_mobilenetv2", "cpu-aaaa").verdict == "contradicted"
+    assert claim(t, "t0_faster_than_shufflenetv2_x1_5", "cpu-aaaa").verdict == NOT_MEASURED
+    g = claim(t, "t0_faster_than_mobilevit_xxs", "cuda-bbbb")
+    assert g.device == "cuda: Test GPU" and g.paper_device == "gpu" and g.batch == 32 and pd.isna(g.threads)
+    assert g.ratio == pytest.approx(2.0, rel=0.03) and g.paper_ratio == pytest.approx(6807 / 2393)
+
+
+def test_paper_ratios_for_gpu_and_arm(tmp_path):
+    recs = ops_records({"pconv": 30.0, "dwconv": 5.0}, device=("cuda", "G", "cuda-1"))
+    recs += ops_records({"pconv": 30.0, "dwconv": 5.0}, device=("arm", "A", "arm-1"), seed=100)
+    t = claim_table(frame(tmp_path, recs), n_boot=200)
+    assert claim(t, "pconv_vs_dwconv_flops", "cuda-1").paper_ratio == pytest.approx(3274 / 313, rel=3e-3)
+    # from Table 1's cells: 2.7325 / 0.1225 = 22.3; the paper's "22.8x" divides its rounded averages 2.73 / 0.12
+    assert claim(t, "pconv_vs_dwconv_flops", "arm-1").paper_ratio == pytest.approx(2.7325 / 0.1225, rel=1e-9)
+
+
+def test_subset_of_maps_uses_the_same_maps_for_the_paper(tmp_path):
+    t = claim_table(frame(tmp_path, ops_records({"pconv": 30.0, "dwconv": 5.0}, maps=MAPS[:1])), n_boot=200)
+    dw = claim(t, "pconv_vs_dwconv_flops")
+    assert dw.n_rows == 2 and dw.paper_ratio == pytest.approx(29.67 / 7.52)
+
+
+def test_repeats_are_pooled_and_frames_without_round_ids_are_noted(tmp_path):
+    a = ops_records({"pconv": 30.0, "dwconv": 5.0}, maps=MAPS[:1])
+    b = ops_records({"pconv": 30.0, "dwconv": 5.0}, maps=MAPS[:1], run_id="r2", created="2026-01-02T00:00:00Z",
+                    seed=7)
+    (tmp_path / "a.jsonl").write_text("".join(json.dumps(r) + "\n" for r in a))
+    (tmp_path / "b.jsonl").write_text("".join(json.dumps(r) + "\n" for r in b))
+    df = load_frame(tmp_path)
+    assert len(df) == 2 and set(df.n_repeats) == {2} and all(len(s) == 96 for s in df.samples_s)
+    assert all(len(set(r)) == 16 for r in df.round_ids)  # each run's rounds stay separate rounds
+    assert all(df.stable) and set(df.run_ids) == {"r1,r2"}
+    bare = claim_table(load_results(tmp_path), n_boot=200)  # no round ids column
+    assert "no round ids" in claim(bare, "pconv_vs_dwconv_flops").note
+
+
+def test_disagreeing_repeats_are_unstable(tmp_path):
+    a = ops_records({"pconv": 30.0}, maps=MAPS[:1])
+    b = ops_records({"pconv": 15.0}, maps=MAPS[:1], run_id="r2", created="2026-01-02T00:00:00Z")
+    (tmp_path / "a.jsonl").write_text(json.dumps(a[0]) + "\n")
+    (tmp_path / "b.jsonl").write_text(json.dumps(b[0]) + "\n")
+    df = load_frame(tmp_path)
+    assert len(df) == 1 and not df.stable.iloc[0]
+    assert merge_repeats(df).equals(df)  # idempotent
