@@ -16,7 +16,10 @@ endif
 
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test clean
+# The default suite of `make run`: the paper's Table 1 plus its composites and the headline networks.
+RUN_BUDGET ?= 6
+
+.PHONY: install browser run test clean
 
 install: $(STAMP)
 
@@ -26,11 +29,19 @@ $(STAMP): pyproject.toml Makefile
 	$(BIN)/python -m pip install --quiet $(TORCH_PINS) -e '.[test]'
 	touch $@
 
-# The main job: the default suite on this machine's CPU, then the report.
-run: install
-	$(BIN)/fnbench count pconv --shape 96x56x56
+# Headless Chromium for the report's browser test (Debian package; needs root, as CI has).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	  || echo "chromium could not be installed: the browser test will be skipped"; }
 
-test: install
+# The main job: measure this machine's ceilings and the default suite on its CPU, then the report.
+run: install
+	$(BIN)/fnbench probe --device cpu --out results
+	$(BIN)/fnbench run --device cpu --suite default --budget $(RUN_BUDGET) --out results
+	$(BIN)/fnbench report results --out reports
+
+test: install browser
 	$(BIN)/python -m pytest -q tests
 
 clean:

@@ -23,7 +23,7 @@ from operators.zoo import PEERS
 from .suites import register_suite
 from .targets import TargetSpec
 
-__all__ = ["FASTERNETS", "SWAP_MIXERS", "RATIO_N_DIVS", "peer_aliases"]
+__all__ = ["FASTERNETS", "SWAP_MIXERS", "RATIO_N_DIVS", "HEADLINE_NETWORKS", "peer_aliases"]
 
 FASTERNETS = tuple(f"fasternet_{b}" for b in fasternet.VARIANTS)
 SWAP_MIXERS = ("pconv", "dwconv", "gconv", "conv")
@@ -53,3 +53,14 @@ def _swap(batch: int) -> list[TargetSpec]:
 def _ratio(batch: int) -> list[TargetSpec]:
     names = [f"fasternet_t0@pconv:{n}{s}" for n in RATIO_N_DIVS for s in ("", "~flops") if not (n == 4 and s)]
     return [TargetSpec.make(name, None, batch) for name in names]
+
+
+#: The networks the paper's headline CPU claim compares (FasterNet-T0 against its closest peers).
+HEADLINE_NETWORKS = ("fasternet_t0", "mobilevit_xxs", "mobilenetv2", "shufflenetv2_x1_5")
+
+
+@register_suite("default", "what `make run` measures: table1 plus FasterNet-T0 and its three headline peers")
+def _default(batch: int) -> list[TargetSpec]:
+    from .suites import SUITES
+
+    return SUITES["table1"].specs(batch) + [TargetSpec.make(name, None, batch) for name in HEADLINE_NETWORKS]
