@@ -186,9 +186,11 @@ def _target_specs(suite, targets, shape, batch, layers, options):
 @click.option("--budget", type=float, default=None, help="Seconds of measurement per target (default 9).")
 @click.option("--out", "out_dir", default="results", show_default=True, help="Directory for the results file.")
 @click.option("--resume", help="RUN_ID of an interrupted run: measure only what it lacks.")
+@click.option("--workers", type=int, default=None,
+              help="Worker processes each target is sampled across (default 3 on cpu/arm, 1 on cuda; 0 = in-process).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document (run id, path, records) on stdout.")
 def run(device, suite, targets, shape, batch, layers, runtimes, memory_format, dtype, threads, precision, budget,
-        out_dir, resume, as_json, **options) -> None:
+        out_dir, resume, workers, as_json, **options) -> None:
     """Measure a suite or targets on one device; records are appended to OUT/<run_id>.jsonl as they finish."""
     from .runner import format_table, run_suite
     from .timing import DEFAULT_BUDGET_S, DEFAULT_PRECISION
@@ -199,6 +201,7 @@ def run(device, suite, targets, shape, batch, layers, runtimes, memory_format, d
         precision=DEFAULT_PRECISION if precision is None else precision,
         budget_s=DEFAULT_BUDGET_S if budget is None else budget, out_dir=out_dir, resume=resume,
         progress=not as_json, runtimes=runtimes or ("eager",), memory_format=memory_format, dtype=dtype,
+        workers=workers,
     )
     if as_json:
         click.echo(json.dumps({"run_id": summary.run_id, "path": str(summary.path), "records": summary.records}))
@@ -330,11 +333,12 @@ def probe(device, threads, budget, out_dir, as_json) -> None:
 @cli.command()
 @click.argument("paths", nargs=-1)
 @click.option("--out", "out_dir", default="reports", show_default=True, help="Directory for index.html, CSVs and figures.")
-def report(paths, out_dir) -> None:
+@click.option("--runtime", "runtimes", multiple=True, help="Only these runtimes (eager, compile, onnxruntime); repeatable.")
+def report(paths, out_dir, runtimes) -> None:
     """Merge result files (default: every file in results/) into reports/index.html, CSVs and figures."""
     from .report import build_report
 
-    summary = build_report(list(paths) or ["results"], out_dir)
+    summary = build_report(list(paths) or ["results"], out_dir, runtimes=runtimes or None)
     con = _console()
     if len(summary.claims):
         from rich.table import Table

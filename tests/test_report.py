@@ -226,3 +226,31 @@ def test_index_html_in_headless_chromium(report, tmp_path):
     assert r.returncode == 0 and shot.exists()
     with Image.open(shot) as im:
         assert im.size == (1300, 2400)
+
+
+RUNTIME_FIXTURE = FIXTURES / "runtimes"  # a real run: pconv and dwconv 64x28x28 ×3 under eager, onnxruntime, compile
+
+
+def test_runtime_comparison_from_a_real_multi_runtime_run(tmp_path):
+    summary = build_report([RUNTIME_FIXTURE], tmp_path / "rt")
+    import pandas as pd
+
+    table = pd.read_csv(summary.csv["runtime_comparison"])
+    assert sorted(table.target) == ["dwconv", "pconv"]
+    recs = [r for f in RUNTIME_FIXTURE.glob("*.jsonl") for r in read_records(f)]
+    for r in recs:
+        row = table[table.target == r["target"]["name"]].iloc[0]
+        want = r["cost"]["macs"] / r["stats"]["median_s"] / 1e9
+        assert row[f"gmacs_per_s[{r['runtime']}]"] == pytest.approx(want, rel=1e-9)
+    html = summary.index.read_text()
+    assert "GMAC/s per runtime" in html and "Does each claim hold under each runtime?" in html
+
+
+def test_report_runtime_filter(tmp_path):
+    import pandas as pd
+
+    summary = build_report([RUNTIME_FIXTURE], tmp_path / "ort", runtimes=["onnxruntime"])
+    results = pd.read_csv(summary.csv["results"])
+    assert set(results.runtime) == {"onnxruntime"} and len(results) == 2
+    with pytest.raises(UserError, match="no measurements with runtime tensorrt"):
+        build_report([RUNTIME_FIXTURE], tmp_path / "none", runtimes=["tensorrt"])

@@ -85,15 +85,23 @@ def _devices_table(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def build_report(paths: str | os.PathLike | Iterable[str | os.PathLike] = ("results",),
-                 out_dir: str | os.PathLike = "reports", *, title: str = "fnbench report") -> ReportSummary:
+                 out_dir: str | os.PathLike = "reports", *, title: str = "fnbench report",
+                 runtimes: Iterable[str] | None = None) -> ReportSummary:
     """Read result files/directories ``paths`` and write the report into ``out_dir``.
 
+    ``runtimes`` keeps only measurements of those runtimes (probe records are always kept).
     Raises :class:`~fnbench.errors.UserError` when the paths hold no result records.
     """
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
     paths = list(paths)
     df = load_frame(paths)
+    if runtimes and not df.empty:
+        wanted = set(runtimes)
+        df = df[df.runtime.isin(wanted) | _tab.is_probe(df)]
+        if not (~_tab.is_probe(df)).any():
+            raise UserError(f"no measurements with runtime {', '.join(sorted(wanted))} in {', '.join(map(str, paths))}; "
+                            "drop --runtime or run `fnbench run --runtime …` first")
     if df.empty:
         raise UserError(f"no result records in {', '.join(map(str, paths))}; run `fnbench run` first "
                         "or point `fnbench report` at a results directory")
@@ -107,10 +115,11 @@ def build_report(paths: str | os.PathLike | Iterable[str | os.PathLike] = ("resu
     env = _tab.environment(df)
     claims = claim_table(df[~_tab.is_probe(df)]) if (~_tab.is_probe(df)).any() else pd.DataFrame(columns=CLAIM_COLUMNS)
     t1_titles, t1 = _tab.table1_wide(df)
+    rt_gmacs, rt_verdicts = _tab.runtime_comparison(results, claims)
 
     summary = ReportSummary(out_dir=out, index=out / "index.html", claims=claims)
     for name, frame in (("results", results), ("verdicts", claims), ("paper_vs_device", pvd), ("failures", fails),
-                        ("ceilings", ceil), ("environment", env)):
+                        ("ceilings", ceil), ("environment", env), ("runtime_comparison", rt_gmacs)):
         p = out / f"{name}.csv"
         frame.to_csv(p, index=False)
         summary.csv[name] = p
@@ -132,7 +141,8 @@ def build_report(paths: str | os.PathLike | Iterable[str | os.PathLike] = ("resu
         title=title, generated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         inputs=[Path(p).name or str(p) for p in paths], devices=_devices_table(df), claims=claims,
         table1_titles=t1_titles, table1=t1, figures=figs, paper_vs_device=pvd, results=results,
-        failures=fails, ceilings=ceil, environment=env, notes=NOTES,
+        failures=fails, ceilings=ceil, environment=env, notes=NOTES, runtime_gmacs=rt_gmacs,
+        runtime_verdicts=rt_verdicts,
     )
     summary.index.write_text(_html.render(page), encoding="utf-8")
     summary.devices = list(_devices_table(df).device)

@@ -51,6 +51,8 @@ class Page:
     ceilings: pd.DataFrame
     environment: pd.DataFrame
     notes: list[str] = field(default_factory=list)
+    runtime_gmacs: pd.DataFrame = field(default_factory=pd.DataFrame)
+    runtime_verdicts: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def _e(v) -> str:
@@ -247,6 +249,30 @@ def _environment(p: Page) -> str:
     return "".join(out)
 
 
+def _runtimes(p: Page) -> str:
+    if p.runtime_gmacs.empty:
+        return ('<p class="muted">One runtime per device. Measure others with '
+                '<code>fnbench run --runtime eager --runtime compile --runtime onnxruntime</code>.</p>')
+    g = p.runtime_gmacs
+    rts = [c[len("gmacs_per_s["):-1] for c in g.columns if c.startswith("gmacs_per_s[")]
+    rows = []
+    for r in g.to_dict("records"):
+        cells = []
+        for rt in rts:
+            v, st = r.get(f"gmacs_per_s[{rt}]"), r.get(f"stable[{rt}]")
+            cells.append("–" if v is None or pd.isna(v) else fmt(v) + ("" if st is True else ' <span class="unstable">⚠</span>'))
+        layers = "" if pd.isna(r["layers"]) else f" ×{int(r['layers'])}"
+        rows.append([_e(r["device"]), _e(r["target"]), _e(f"{r['shape'] or '–'}{layers}"), *cells])
+    out = ["<h3>GMAC/s per runtime</h3>", _table(["device", "target", "shape", *(f"{rt} GMAC/s" for rt in rts)], rows, left=3)]
+    if not p.runtime_verdicts.empty:
+        v = p.runtime_verdicts
+        vr = [c for c in v.columns if c not in ("device", "claim")]
+        out.append("<h3>Does each claim hold under each runtime?</h3>")
+        out.append(_table(["device", "claim", *vr], [[_e(x) for x in row] for row in v[["device", "claim", *vr]].fillna("–").values],
+                          left=2 + len(vr)))
+    return "".join(out)
+
+
 def render(p: Page) -> str:
     """The whole page as a string."""
     inputs = ", ".join(f"<code>{_e(x)}</code>" for x in p.inputs) or "–"
@@ -256,6 +282,7 @@ def render(p: Page) -> str:
         ("claims", "The paper's claims on these devices", _claims(p)),
         ("table1", "Table 1 analog: on-device FLOPS of single operators", _table1(p)),
         ("figures", "Figures", _figures(p)),
+        ("runtimes", "Runtimes: eager, torch.compile, ONNX Runtime", _runtimes(p)),
         ("paper", "The paper vs this device", _paper_vs_device(p)),
         ("results", "All measurements", _results(p)),
         ("failed", "Failed and unsupported measurements", _failures(p)),

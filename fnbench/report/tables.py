@@ -234,3 +234,33 @@ def table1_wide(df: pd.DataFrame) -> tuple[list[str], pd.DataFrame]:
         for k, v in vals.items():
             base[f"{title}|{k}"] = v
     return titles, base
+
+
+def runtime_comparison(results: pd.DataFrame, claims: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """GMAC/s of each target under each runtime, and each claim's verdict under each runtime.
+
+    Only targets measured under two runtimes or more appear. Returns ``(gmacs, verdicts)``:
+    ``gmacs`` has one row per device × target × shape × layers with a ``gmacs_per_s[<runtime>]``
+    and ``stable[<runtime>]`` column per runtime; ``verdicts`` one row per device × claim with a
+    column per runtime holding ``verdict (ratio×)``.
+    """
+    ok = results[results.status.eq("ok")]
+    multi = ok.groupby("device").runtime.nunique()
+    ok = ok[ok.device.isin(multi[multi > 1].index)]
+    if ok.empty:
+        return pd.DataFrame(), pd.DataFrame()
+    keys = ["device", "target", "shape", "layers", "options", "batch", "threads"]
+    g = ok.pivot_table(index=keys, columns="runtime", values="gmacs_per_s", aggfunc="first", dropna=False)
+    s = ok.pivot_table(index=keys, columns="runtime", values="stable", aggfunc="first", dropna=False)
+    gmacs = g.add_prefix("gmacs_per_s[").rename(columns=lambda c: c + "]").join(
+        s.add_prefix("stable[").rename(columns=lambda c: c + "]")).reset_index()
+    gcols = [c for c in gmacs.columns if str(c).startswith("gmacs_per_s[")]
+    gmacs = gmacs[gmacs[gcols].notna().sum(axis=1) >= 2]  # targets measured under two runtimes or more
+    verdicts = pd.DataFrame()
+    c = claims[claims.device.isin(ok.device.unique())] if not claims.empty else claims
+    if not c.empty:
+        c = c.assign(cell=[v if v == "not measured" else f"{v} ({ratio:.2f}×)" for v, ratio in zip(c.verdict, c.ratio)])
+        verdicts = c.pivot_table(index=["device", "claim"], columns="runtime", values="cell", aggfunc="first").reset_index()
+        verdicts.columns.name = None
+    gmacs.columns.name = None
+    return gmacs, verdicts
