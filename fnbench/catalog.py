@@ -9,9 +9,7 @@ from operators import NETWORKS, OPERATORS
 
 from .suites import SUITES
 
-__all__ = ["listing", "RUNTIMES"]
-
-RUNTIMES = {"eager": "PyTorch eager, FP32, NCHW (the paper's set-up)"}
+__all__ = ["listing"]
 
 
 def listing(kind: str, pattern: str = "*") -> list[tuple[str, str]]:
@@ -24,10 +22,13 @@ def listing(kind: str, pattern: str = "*") -> list[tuple[str, str]]:
     if kind == "suites":
         return [(n, SUITES[n].summary) for n in sorted(SUITES) if fnmatch.fnmatchcase(n, pattern)]
     if kind == "devices":
-        from .devices import available_devices
+        from .devices import available_devices, resolve_device
 
-        return [(n, s) for n, s in available_devices() if fnmatch.fnmatchcase(n, pattern)]
+        return [(n, f"{d.name} ({d.arch})") for n in available_devices() if fnmatch.fnmatchcase(n, pattern)
+                for d in [resolve_device(n)]]
     if kind == "runtimes":
+        from .runtimes import RUNTIMES
+
         return [(n, s) for n, s in RUNTIMES.items() if fnmatch.fnmatchcase(n, pattern)]
     raise ValueError(kind)
 

@@ -65,3 +65,21 @@ def test_count_table_and_breakdown(fnbench_cmd, cli_env):
     assert "aten.convolution" in out
     # tconv's add of the two branches is arithmetic without a FLOP formula: reported, not hidden
     assert "executed but not counted" in out and "aten.add" in out
+
+
+@pytest.mark.parametrize("kind, expected", [
+    ("devices", "cpu"), ("runtimes", "onnxruntime"), ("suites", "table1-composite"), ("networks", "fasternet_t0"),
+])
+def test_list_every_kind(fnbench_cmd, cli_env, kind, expected):
+    pattern = ["fasternet*"] if kind == "networks" else []
+    proc = subprocess.run(fnbench_cmd + ["list", kind, *pattern], capture_output=True, text=True, env=cli_env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    names = [line.split()[0] for line in proc.stdout.splitlines() if line.strip()]
+    if kind == "networks":
+        assert names == ["fasternet_l", "fasternet_m", "fasternet_s", "fasternet_t0", "fasternet_t1", "fasternet_t2"]
+    elif kind == "devices":
+        import platform
+
+        assert names[0] == ("arm" if platform.machine() in ("aarch64", "arm64") else "cpu")
+    else:
+        assert expected in names
