@@ -89,3 +89,22 @@ def test_runtime_combinations_refused_with_a_reason():
         check_runtime("eager", "cpu", dtype="float16")
     with pytest.raises(Unsupported, match="NCHW"):
         prepare("onnxruntime", lambda: nn.Conv2d(3, 3, 3), torch.randn(1, 3, 8, 8), memory_format="channels_last")
+
+
+# compile is checked on one forward only: each FasterNet compile costs tens of seconds on 2 cores
+@pytest.mark.parametrize("runtime, forward", [("onnxruntime", "split_cat"), ("onnxruntime", "slicing"),
+                                              ("compile", "split_cat")])
+def test_fasternet_t0_matches_eager(runtime, forward):
+    from fnbench.timing import fold_bn
+
+    target = resolve(TargetSpec.make("fasternet_t0", (3, 64, 64), 1, forward=forward))
+    x = target.example_input(seed=5)
+
+    def build():
+        m = target.build(seed=6)
+        fold_bn(m)
+        return m
+
+    prepared = prepare(runtime, build, x, threads=1)
+    with torch.inference_mode():
+        torch.testing.assert_close(prepared.module(x), target.build(seed=6)(x), rtol=1e-4, atol=1e-4)
