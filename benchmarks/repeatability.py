@@ -1,7 +1,7 @@
 """Does fnbench agree with itself across fresh processes? Two runs of a suite in two subprocesses.
 
 Each run is a separate ``python -c`` process calling :func:`fnbench.runner.run_suite` at default
-settings (1 thread). Reported: the wall time of each run, the fraction of rows whose medians
+settings (1 thread, the default worker processes: each target sampled across fresh processes). Reported: the wall time of each run, the fraction of rows whose medians
 fall inside each other's 95 % CI (both ways), and per-row medians.
 
     python benchmarks/repeatability.py [--suite table1] [--out results/repeatability]
@@ -45,8 +45,13 @@ def main() -> None:
     runs = []
     for i in range(2):
         path, wall = one_run(args.suite, out)
-        print(f"run {i + 1}: {path.name} in {wall:.1f} s (process wall time, imports included)", flush=True)
-        runs.append({record_key(r): r for r in read_records(path)})
+        recs = read_records(path)
+        st = [r["stats"] for r in recs if r.get("stats")]
+        print(f"run {i + 1}: {path.name} in {wall:.1f} s (process wall time, imports included); "
+              f"stable {sum(bool(x['stable']) for x in st)}/{len(recs)}; "
+              f"CI: {st[0].get('ci_method', 'order-statistic(rounds)') if st else '-'}, "
+              f"workers {st[0].get('workers', 0) if st else '-'}", flush=True)
+        runs.append({record_key(r): r for r in recs})
     a, b = runs
     keys = [k for k in a if k in b]
     overlap = both_in = 0

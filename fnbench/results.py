@@ -12,7 +12,8 @@ Record keys (``SCHEMA_VERSION`` 1)::
     device {kind, name, arch, key}, runtime, threads,
     cost {params, macs, flops, mem_bytes_analytic, mem_bytes_counted, ...},
     samples_s (raw seconds per iteration), rounds (round id per sample),
-    stats {median_s, iqr_s, p90_s, ci95_low_s, ci95_high_s, n, stable, ...}, env {...}
+    workers? (worker process id per sample, when measured across worker processes),
+    stats {median_s, iqr_s, p90_s, ci95_low_s, ci95_high_s, n, stable, ci_method, workers, ...}, env {...}
 
 Units live in key names: ``*_s`` seconds, ``macs`` multiply-adds, ``flops`` = 2 × macs.
 """

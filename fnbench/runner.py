@@ -7,6 +7,10 @@ file and measures only the targets it does not hold yet. A measurement that rais
 other than :class:`~fnbench.errors.UserError` is recorded with ``status: failed`` and its error,
 and the suite goes on.
 
+Each target is measured across a pool of worker processes (:mod:`fnbench.workers`, 3 on CPU/ARM
+and 1 on CUDA by default) in interleaved chunks of :data:`CHUNK_ROUNDS` rounds, so its interval
+covers process-to-process differences too; ``workers=0`` measures in the calling process.
+
 Example::
 
     >>> from fnbench.suites import get_suite
@@ -17,6 +21,7 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 import traceback
@@ -35,12 +40,28 @@ from .devices import Device, device_key, fingerprint, resolve_device
 from .errors import UserError
 from .runtimes import DTYPES, Unsupported, check_runtime, prepare
 from .targets import Target, TargetSpec, resolve
-from .timing import DEFAULT_BUDGET_S, DEFAULT_PRECISION, Measurement, fold_bn, measure
+from .timing import (
+    _ROUNDS_PER_BUDGET,
+    DEFAULT_BUDGET_S,
+    DEFAULT_MIN_ROUNDS,
+    DEFAULT_PRECISION,
+    Measurement,
+    fold_bn,
+    measure,
+    workers_settled,
+)
+from .workers import ChunkRequest, WorkerError, WorkerPool
 
-__all__ = ["RunSummary", "run_suite", "format_table", "DEFAULT_CUDA_BATCH"]
+__all__ = ["RunSummary", "run_suite", "format_table", "prepare_target", "default_workers", "DEFAULT_CUDA_BATCH",
+           "DEFAULT_CPU_WORKERS"]
 
 #: Batch used on CUDA when a spec asks for batch 1 and no override is given (paper: throughput at 32).
 DEFAULT_CUDA_BATCH = 32
+#: Worker processes on CPU/ARM: each target is sampled across this many fresh processes.
+DEFAULT_CPU_WORKERS = 3
+#: Runtimes measured in the calling process even with workers: compiling once per worker would
+#: cost K compilations per target (minutes), so torch.compile keeps the in-process path.
+IN_PROCESS_RUNTIMES = ("compile",)
 
 
 @dataclass(frozen=True)
@@ -126,12 +147,13 @@ def _cost(target: Target, module: torch.nn.Module, x: torch.Tensor, dtype: str) 
     return cost
 
 
-def _measure_one(target: Target, device: Device, how: _How, precision: float, budget_s: float,
-                 seed: int, batch: int, cost: dict[str, Any]) -> tuple[Measurement, dict[str, Any]]:
-    """Prepare ``target`` for ``how.runtime`` and measure it; raise :class:`Unsupported` if it cannot run.
+def prepare_target(target: Target, device: Device, how: _How, seed: int):
+    """Build ``target`` (BN folded), make its input and prepare both for ``how.runtime`` on ``device``.
 
+    Returns ``(prepared, x)``; raises :class:`Unsupported` if the runtime cannot take the model.
     BN is folded into the convs before the runtime sees the model (the paper's protocol), so
-    eager, compiled and exported models compute the same folded network.
+    eager, compiled and exported models compute the same folded network. Used in-process and
+    by the worker processes alike.
     """
 
     def build() -> torch.nn.Module:
@@ -150,19 +172,103 @@ def _measure_one(target: Target, device: Device, how: _How, precision: float, bu
                            threads=how.threads or 1, memory_format=how.memory_format, dtype=how.dtype)
     finally:
         torch.set_num_threads(prev_threads)
+    return prepared, x
+
+
+def _scale_cost(cost: dict[str, Any], measured_batch: int, batch: int) -> dict[str, Any]:
+    cost = dict(cost)
+    if measured_batch != batch and cost.get("macs") is not None:
+        # OOM halved the batch: the cost scales with it (it was counted at `batch`).
+        f = measured_batch / batch
+        for k in ("macs", "flops", "mem_bytes_analytic", "macs_counted", "mem_bytes_counted"):
+            if cost.get(k) is not None:
+                cost[k] = int(round(cost[k] * f))
+    return cost
+
+
+def _measure_one(target: Target, device: Device, how: _How, precision: float, budget_s: float,
+                 seed: int, batch: int, cost: dict[str, Any]) -> tuple[Measurement, dict[str, Any]]:
+    """Prepare ``target`` for ``how.runtime`` and measure it in this process; raise :class:`Unsupported`."""
+    prepared, x = prepare_target(target, device, how, seed)
     # Eager rounds deep-copy the prepared module (fresh allocations, no re-initialisation cost);
     # the other runtimes say how to make a fresh instance.
     rebuild = None if how.runtime == "eager" else prepared.rebuild
     m = measure(prepared.module, x, device=device.torch_device, threads=how.threads, precision=precision,
                 budget_s=budget_s, seed=seed, rebuild=rebuild, fold=False)
-    cost = dict(cost)
-    if m.batch != batch and cost.get("macs") is not None:
-        # OOM halved the batch: the cost scales with it (it was counted at `batch`).
-        f = m.batch / batch
-        for k in ("macs", "flops", "mem_bytes_analytic", "macs_counted", "mem_bytes_counted"):
-            if cost.get(k) is not None:
-                cost[k] = int(round(cost[k] * f))
-    return m, cost, prepared.info
+    return m, _scale_cost(cost, m.batch, batch), prepared.info
+
+
+#: Rounds per chunk a worker measures before the next worker takes over.
+CHUNK_ROUNDS = 2
+
+
+def _measure_workers(pool: WorkerPool, target: Target, device: Device, how: _How, precision: float,
+                     budget_s: float, seed: int, batch: int, cost: dict[str, Any]):
+    """Measure ``target`` in interleaved chunks over the pool's workers (w0, w1, …, w0, …).
+
+    Round ids are made unique across the whole measurement and each sample keeps its worker id.
+    After every full cycle over the workers the measurement stops if the hierarchical 95 % CI is
+    within ±``precision`` and every worker gave ≥ 2 rounds; it also stops when the next chunk
+    would overrun ``budget_s`` (the first cycle always completes, so every worker is sampled).
+    """
+    k = pool.n
+    round_s = max(budget_s / _ROUNDS_PER_BUDGET, 1e-3)
+    chunk_budget = max(3.0 * CHUNK_ROUNDS * round_s, 0.05)
+    t0 = time.perf_counter()
+    deadline = t0 + budget_s
+    samples: list[float] = []
+    rids: list[int] = []
+    wids: list[int] = []
+    warm: list[int] = []
+    first = None
+    next_rid = 0
+    last_chunk = 0.0
+    cycles = 0
+    chunks: list[dict[str, Any]] = []
+    done = False
+    while not done:
+        for w in range(k):
+            now = time.perf_counter()
+            if cycles > 0 and (now >= deadline or now + last_chunk > deadline + 0.25 * last_chunk):
+                done = True
+                break
+            req = ChunkRequest(target.spec, how, device.kind, chunk_budget, seed, CHUNK_ROUNDS, CHUNK_ROUNDS,
+                               round_s, precision)
+            res = pool.run_chunk(w, req)
+            if res.status == "unsupported":
+                raise Unsupported(res.error)
+            if res.status != "ok":
+                raise WorkerError(f"worker {w}: {res.error}", res.traceback)
+            if first is None:
+                first = res
+            local = sorted(set(res.round_ids))
+            remap = {r: next_rid + i for i, r in enumerate(local)}
+            next_rid += len(local)
+            samples += res.samples_s
+            rids += [remap[r] for r in res.round_ids]
+            wids += [w] * len(res.samples_s)
+            warm += res.warmup_iters
+            chunks.append({"worker": w, "pid": res.pid, "rounds": len(local), "wall_s": res.wall_s,
+                           "iters_per_sample": res.iters_per_sample, "prepare_s": res.prepare_s})
+            last_chunk = time.perf_counter() - now
+        else:
+            cycles += 1
+            if workers_settled(samples, rids, wids, precision, DEFAULT_MIN_ROUNDS):
+                done = True
+    m = Measurement(samples_s=samples, round_ids=rids, batch=first.batch, precision=precision,
+                    min_rounds=DEFAULT_MIN_ROUNDS, iters_per_sample=first.iters_per_sample, warmup_iters=warm,
+                    budget_s=budget_s, wall_s=time.perf_counter() - t0, device=str(device.torch_device),
+                    threads=first.threads, bn_folded=first.bn_folded, worker_ids=wids)
+    m.budget_exhausted = not m.stable
+    info = dict(first.runtime_info)
+    info["workers"] = {"n": k, "pids": list(pool.pids), "chunk_rounds": CHUNK_ROUNDS, "round_s": round_s,
+                       "cycles": cycles, "chunks": chunks}
+    return m, _scale_cost(cost, m.batch, batch), info
+
+
+def default_workers(device_kind: str) -> int:
+    """Worker processes per run when not given: 1 on CUDA (one GPU), :data:`DEFAULT_CPU_WORKERS` elsewhere."""
+    return 1 if device_kind == "cuda" else DEFAULT_CPU_WORKERS
 
 
 def run_suite(
@@ -181,6 +287,7 @@ def run_suite(
     runtimes: Sequence[str] = ("eager",),
     memory_format: str = "contiguous",
     dtype: str = "float32",
+    workers: int | None = None,
 ) -> RunSummary:
     """Measure every spec on ``device``; append one record per target to ``<out_dir>/<run_id>.jsonl``.
 
@@ -192,6 +299,13 @@ def run_suite(
     Each target is measured under every runtime in ``runtimes`` (``eager``, ``compile``,
     ``onnxruntime``); a runtime that cannot take a model records it as ``unsupported`` with the
     reason, and the suite goes on.
+
+    ``workers`` worker processes (default :func:`default_workers`: 3 on CPU/ARM, 1 on CUDA) are
+    started once for the run; each target is measured in interleaved chunks over them and its CI
+    is the two-stage bootstrap over workers and rounds, which holds across fresh processes.
+    Each record then has ``workers`` (worker id per sample, parallel to ``samples_s`` and
+    ``rounds``). ``workers=0`` measures in this process (rounds of fresh allocations only), as
+    does the ``compile`` runtime whatever ``workers`` says (:data:`IN_PROCESS_RUNTIMES`).
     """
     dev = resolve_device(device)
     if dev.kind == "cuda":
@@ -204,6 +318,9 @@ def run_suite(
         raise UserError(f"batch {batch_override} is not positive: use --batch 1 or more")
     if budget_s <= 0:
         raise UserError(f"budget {budget_s} s is not positive: use e.g. --budget 10")
+    workers = default_workers(dev.kind) if workers is None else int(workers)
+    if workers < 0:
+        raise UserError(f"workers {workers} is negative: use --workers 0 (in-process) or more")
     if not 0 < precision < 1:
         raise UserError(f"precision {precision} is not a fraction in (0, 1): use e.g. --precision 0.02 for ±2%")
     runtimes = list(dict.fromkeys(runtimes)) or ["eager"]
@@ -243,7 +360,10 @@ def run_suite(
     )
     measured = 0
     costs: dict[int, dict[str, Any]] = {}
-    with prog:
+    need_pool = workers > 0 and any(h.runtime not in IN_PROCESS_RUNTIMES for _, h in todo)
+    with contextlib.ExitStack() as stack:
+        pool = stack.enter_context(WorkerPool(workers)) if need_pool else None
+        stack.enter_context(prog)
         task = prog.add_task(f"{dev.kind} run {run_id}", total=len(todo))
         for target, how in todo:
             label = target.spec.label + ("" if len(hows) == 1 else f" [{how.runtime}]")
@@ -255,8 +375,12 @@ def run_suite(
                 if id(target) not in costs:  # counted once per target, whatever the runtime
                     costs[id(target)] = _cost(target, target.build(seed), target.example_input("cpu", seed=seed),
                                               how.dtype)
-                m, cost, info = _measure_one(target, dev, how, precision, budget_s, seed, target.spec.batch,
-                                             costs[id(target)])
+                if pool is not None and how.runtime not in IN_PROCESS_RUNTIMES:
+                    m, cost, info = _measure_workers(pool, target, dev, how, precision, budget_s, seed,
+                                                     target.spec.batch, costs[id(target)])
+                else:
+                    m, cost, info = _measure_one(target, dev, how, precision, budget_s, seed, target.spec.batch,
+                                                 costs[id(target)])
             except UserError:
                 raise
             except (Unsupported, NotImplementedError) as e:
@@ -264,12 +388,15 @@ def run_suite(
                 rec.update(status="unsupported", error=reason, cost=costs.get(id(target)), samples_s=[], rounds=[],
                            stats=None, env=fp)
             except Exception as e:  # noqa: BLE001 — record the failure and go on with the suite
-                rec.update(status="failed", error=f"{type(e).__name__}: {e}".splitlines()[0],
-                           traceback=traceback.format_exc(limit=8))
+                error = str(e) if isinstance(e, WorkerError) else f"{type(e).__name__}: {e}".splitlines()[0]
+                rec.update(status="failed", error=error,
+                           traceback=getattr(e, "remote_traceback", None) or traceback.format_exc(limit=8))
                 rec.update(cost=costs.get(id(target)), samples_s=[], rounds=[], stats=None, env=fp)
             else:
                 rec.update(batch=m.batch, cost=cost, samples_s=m.samples_s, rounds=m.round_ids,
                            stats=m.to_stats(), env=fp, runtime_info=info)
+                if m.worker_ids is not None:
+                    rec["workers"] = m.worker_ids
             rec["env"]["measure_wall_s"] = time.perf_counter() - t0
             writer.write(rec)
             measured += 1

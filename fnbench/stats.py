@@ -10,7 +10,12 @@ Two levels of sampling matter. Within one allocation of a model and its input, i
 strongly correlated; across fresh allocations the level itself moves (cache colouring, page
 placement, thread placement). A confidence interval that treats every iteration as independent
 is therefore far too narrow. :func:`rounds_median_ci` summarises each round (one fresh
-allocation) by its median and builds the interval over those, which holds across processes.
+allocation) by its median and builds the interval over those.
+
+A third level sits above rounds: the process. What is fixed for a process's life (heap layout,
+core placement) moved a DWConv stack by 30 % between two runs whose round intervals were ±2 %
+wide. :func:`hierarchical_median_ci` takes rounds from several worker processes and bootstraps
+workers, then rounds within them, so its interval holds across fresh processes.
 
 Example::
 
@@ -39,6 +44,8 @@ __all__ = [
     "median_ci_level",
     "round_medians",
     "rounds_median_ci",
+    "hierarchical_median_ci",
+    "HIERARCHICAL_CI_METHOD",
     "rel_halfwidth",
     "bootstrap_ratio_ci",
     "verdict",
@@ -139,6 +146,78 @@ def rounds_median_ci(
     """
     meds = round_medians(samples, round_ids)
     return float(np.median(meds)), median_ci(meds, confidence)
+
+
+#: How :func:`hierarchical_median_ci` builds its interval (stored in result records as ``ci_method``).
+HIERARCHICAL_CI_METHOD = "hierarchical-bootstrap(workers,rounds)"
+
+
+def _few_clusters_factor(k: int, confidence: float) -> float:
+    """How much a percentile bootstrap over ``k`` clusters is widened to keep its level: ``t_{k-1} / z``.
+
+    Resampling ``k`` processes sees only ``k`` process levels, so the spread between them is
+    itself uncertain (``k - 1`` degrees of freedom): 2.19 for 3 workers, 1.42 for 5, → 1 as
+    ``k`` grows. Simulated with process-level effects it brings 3–5 workers to ≈ 95 % coverage
+    where the plain percentile interval covers 83–92 % (tests/test_stats_workers.py).
+    """
+    if k < 2:
+        return 1.0
+    q = 0.5 + confidence / 2.0
+    return float(_sps.t.ppf(q, k - 1) / _sps.norm.ppf(q))
+
+
+def hierarchical_median_ci(
+    samples: Sequence[float] | np.ndarray,
+    round_ids: Sequence[int] | np.ndarray,
+    worker_ids: Sequence[int] | np.ndarray,
+    confidence: float = 0.95,
+    *,
+    n_boot: int = 2000,
+    seed: int = 0,
+    few_clusters_correction: bool = True,
+) -> tuple[float, CI]:
+    """Median of round medians and a CI that holds across fresh *processes*, not only rounds.
+
+    Two-stage percentile bootstrap: resample the workers (processes) with replacement, then,
+    inside each chosen worker, its rounds with replacement; the statistic is the median of the
+    resampled round medians. A round id must be unique across workers (a round belongs to one
+    worker). With few workers a percentile bootstrap is too narrow (it sees only ``k`` process
+    levels); unless ``few_clusters_correction`` is off, the interval is widened about the point
+    estimate by :func:`_few_clusters_factor`. With a single worker the process level cannot be
+    sampled: the result is the bootstrap over rounds alone (check the caller's worker count).
+    The RNG is seeded, so the same data give the same interval.
+    """
+    s = _arr(samples)
+    r = np.asarray(round_ids).ravel()
+    w = np.asarray(worker_ids).ravel()
+    if not (r.size == s.size == w.size):
+        raise ValueError(f"{s.size} samples, {r.size} round ids, {w.size} worker ids")
+    _, first = np.unique(r, return_index=True)
+    order = r[np.sort(first)]
+    meds = np.array([np.median(s[r == rid]) for rid in order])
+    rw = np.array([w[r == rid][0] for rid in order])
+    point = float(np.median(meds))
+    workers = list(dict.fromkeys(rw.tolist()))
+    k = len(workers)
+    groups = [meds[rw == wid] for wid in workers]
+    n_max = max(g.size for g in groups)
+    table = np.full((k, n_max), np.nan)
+    counts = np.array([g.size for g in groups])
+    for i, g in enumerate(groups):
+        table[i, : g.size] = g
+    rng = np.random.default_rng(seed)
+    chosen = rng.integers(0, k, size=(n_boot, k)) if k > 1 else np.zeros((n_boot, 1), dtype=int)
+    n_chosen = counts[chosen]  # (n_boot, k)
+    idx = np.floor(rng.random((n_boot, k, n_max)) * n_chosen[..., None]).astype(int)
+    vals = table[chosen[..., None], idx]
+    vals[np.arange(n_max)[None, None, :] >= n_chosen[..., None]] = np.nan
+    boot = np.nanmedian(vals.reshape(n_boot, -1), axis=1)
+    alpha = 1.0 - confidence
+    lo, hi = np.quantile(boot, [alpha / 2.0, 1.0 - alpha / 2.0])
+    if few_clusters_correction and k > 1:
+        c = _few_clusters_factor(k, confidence)
+        lo, hi = point - c * (point - lo), point + c * (hi - point)
+    return point, CI(float(min(lo, point)), float(max(hi, point)), confidence)
 
 
 def rel_halfwidth(ci: CI | tuple[float, float], center: float) -> float:

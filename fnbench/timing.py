@@ -15,8 +15,10 @@ The rules, and why:
   the input, warms briefly and takes a block of samples. Every raw sample and its round are kept.
 - **Medians, and intervals over rounds.** The latency is the median of the per-round medians and
   its 95 % interval is the distribution-free order-statistic interval over those round medians
-  (:func:`fnbench.stats.rounds_median_ci`), so it accounts for allocation-to-allocation swings
-  and holds across fresh processes, which an interval over correlated iterations does not.
+  (:func:`fnbench.stats.rounds_median_ci`), so it accounts for allocation-to-allocation swings,
+  which an interval over correlated iterations does not. What stays fixed for a process's life
+  is sampled one level up: :mod:`fnbench.workers` runs chunks of rounds in several processes and
+  a :class:`Measurement` with ``worker_ids`` uses the bootstrap over workers and rounds.
 - **Synchronisation amortised.** On CUDA, kernels are asynchronous: a block of iterations is
   timed between two ``torch.cuda.synchronize()`` calls and divided by its length, with the block
   long enough that the sync costs well under a percent. On CPU a block is one iteration unless an
@@ -85,6 +87,11 @@ class Measurement:
 
     ``samples_s[i]`` is seconds per iteration (a block's time divided by ``iters_per_sample``)
     taken in round ``round_ids[i]``. Nothing here is rounded; render-time code does that.
+
+    ``worker_ids[i]``, when given, is the worker process that took sample ``i`` (round ids are
+    then unique across workers). With two or more workers the CI is the two-stage bootstrap over
+    workers and rounds (:func:`fnbench.stats.hierarchical_median_ci`), which holds across fresh
+    processes, and ``stable`` also needs every worker to have contributed ≥ 2 rounds.
     """
 
     samples_s: list[float]
@@ -100,6 +107,8 @@ class Measurement:
     device: str = "cpu"
     threads: int | None = None
     bn_folded: int = 0
+    worker_ids: list[int] | None = None
+    _ci_memo: dict = field(default_factory=dict, repr=False, compare=False)
 
     # -- derived -----------------------------------------------------------------------------
     @property
@@ -124,8 +133,27 @@ class Measurement:
         return stats.median(self.samples_s)
 
     @property
+    def workers(self) -> int:
+        """How many worker processes contributed samples (0: measured in the calling process)."""
+        return len(set(self.worker_ids)) if self.worker_ids else 0
+
+    @property
+    def ci_method(self) -> str:
+        if self.workers >= 2:
+            return stats.HIERARCHICAL_CI_METHOD
+        return "order-statistic(rounds)"
+
+    @property
     def ci95(self) -> stats.CI:
-        return stats.median_ci(stats.round_medians(self.samples_s, self.round_ids), _CONFIDENCE)
+        key = (len(self.samples_s), self.workers)
+        if key not in self._ci_memo:
+            if self.workers >= 2:
+                self._ci_memo.clear()
+                self._ci_memo[key] = stats.hierarchical_median_ci(
+                    self.samples_s, self.round_ids, self.worker_ids, _CONFIDENCE)[1]
+            else:
+                self._ci_memo[key] = stats.median_ci(stats.round_medians(self.samples_s, self.round_ids), _CONFIDENCE)
+        return self._ci_memo[key]
 
     @property
     def ci95_low_s(self) -> float:
@@ -150,6 +178,9 @@ class Measurement:
     @property
     def stable(self) -> bool:
         """True when ≥ ``min_rounds`` rounds give a real 95 % CI within ±``precision`` of the median."""
+        if self.workers >= 2:
+            return workers_settled(self.samples_s, self.round_ids, self.worker_ids, self.precision,
+                                   self.min_rounds, ci=self.ci95)
         return _settled(self.samples_s, self.round_ids, self.precision, self.min_rounds)
 
     def to_stats(self) -> dict[str, Any]:
@@ -168,7 +199,30 @@ class Measurement:
             "budget_s": self.budget_s,
             "wall_s": self.wall_s,
             "budget_exhausted": self.budget_exhausted,
+            "ci_method": self.ci_method,
+            "workers": self.workers,
         }
+
+
+#: Fewest rounds each worker must contribute before a multi-worker measurement can be stable.
+MIN_ROUNDS_PER_WORKER = 2
+
+
+def workers_settled(samples, round_ids, worker_ids, precision: float, min_rounds: int,
+                    ci: stats.CI | None = None) -> bool:
+    """The stopping rule across workers: ≥ 2 rounds from every worker, ≥ ``min_rounds`` in all,
+    and the hierarchical 95 % CI within ±``precision`` of the median of round medians."""
+    if not samples:
+        return False
+    r = np.asarray(round_ids)
+    w = np.asarray(worker_ids)
+    per_worker = [np.unique(r[w == wid]).size for wid in np.unique(w)]
+    if len(per_worker) < 2 or min(per_worker) < MIN_ROUNDS_PER_WORKER or sum(per_worker) < min_rounds:
+        return False
+    if ci is None:
+        ci = stats.hierarchical_median_ci(samples, round_ids, worker_ids, _CONFIDENCE)[1]
+    center = stats.median(stats.round_medians(samples, round_ids))
+    return stats.rel_halfwidth(ci, center) <= precision
 
 
 def _settled(samples, round_ids, precision: float, min_rounds: int) -> bool:

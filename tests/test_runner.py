@@ -44,7 +44,7 @@ def test_records_written_failures_kept_and_resume(tmp_path, monkeypatch, specs):
         return fake_measure(module, x)
 
     monkeypatch.setattr(runner, "measure", measure)
-    s = runner.run_suite(specs, out_dir=tmp_path, progress=False)
+    s = runner.run_suite(specs, out_dir=tmp_path, progress=False, workers=0)
     recs = read_records(s.path)
     assert s.path == tmp_path / f"{s.run_id}.jsonl"
     assert [r["status"] for r in recs] == ["ok", "ok", "failed", "ok"]
@@ -58,7 +58,7 @@ def test_records_written_failures_kept_and_resume(tmp_path, monkeypatch, specs):
 
     calls.clear()
     monkeypatch.setattr(runner, "measure", fake_measure)
-    s2 = runner.run_suite(specs, out_dir=tmp_path, progress=False, resume=s.run_id)
+    s2 = runner.run_suite(specs, out_dir=tmp_path, progress=False, resume=s.run_id, workers=0)
     assert s2.measured == 1 and s2.skipped == 3  # only the failed one is retried
     assert [r["status"] for r in s2.records] == ["ok", "ok", "failed", "ok", "ok"]
     table = runner.format_table(s2.records)

@@ -1,0 +1,314 @@
+"""Worker processes: sample a target's latency across fresh processes, not only fresh allocations.
+
+Rounds of fresh allocations inside one process cannot sample what is fixed for the life of a
+process — its heap layout, the core it settled on, what the allocator and the math libraries
+decided at start-up. On a shared VM that level alone was seen to move a DWConv stack by 30 %
+between two runs whose in-process intervals were ±2 % wide. So :func:`fnbench.runner.run_suite`
+measures each target in interleaved chunks on a :class:`WorkerPool` of ``K`` persistent processes
+(w0, w1, …, w(K-1), w0, …), one chunk at a time so they never compete for a core, and builds the
+interval over workers *and* rounds (:func:`fnbench.stats.hierarchical_median_ci`).
+
+A worker is started once per run with the ``spawn`` method (a clean interpreter that imports
+torch once), builds each target itself from its :class:`~fnbench.targets.TargetSpec` (BN folded,
+prepared for the runtime, cached while the same target comes back for its next chunk) and runs
+:func:`fnbench.timing.measure` for a few rounds, each with a fresh module and input as always.
+It answers with raw samples, or with an ``unsupported``/``failed`` outcome and the reason: a
+model error never kills a worker. A worker exits by itself when its parent goes away (end of
+file on its pipe, or a new parent pid), so a killed ``fnbench run`` leaves no processes behind.
+
+Example::
+
+    >>> from fnbench.targets import TargetSpec
+    >>> with WorkerPool(2) as pool:  # doctest: +SKIP
+    ...     r = pool.run_chunk(0, ChunkRequest(TargetSpec.make("pconv", (32, 14, 14), layers=2), budget_s=1.0))
+    >>> r.status, len(set(r.round_ids))  # doctest: +SKIP
+    ('ok', 2)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import multiprocessing as mp
+import os
+import sys
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Any
+
+from .targets import TargetSpec
+
+__all__ = ["ChunkRequest", "ChunkResult", "WorkerPool", "WorkerError"]
+
+#: Seconds a worker may take to start (a cold interpreter importing torch on a busy machine).
+_START_TIMEOUT_S = 180.0
+#: How often a worker checks that its parent is still there while it is busy measuring.
+_PARENT_POLL_S = 0.5
+
+
+@dataclass(frozen=True)
+class ChunkRequest:
+    """One chunk of one target's measurement: what to build, how to run it, how many rounds.
+
+    ``how`` is the runner's ``_How`` (runtime, memory_format, dtype, threads); None is eager FP32
+    contiguous on one thread.
+    """
+
+    spec: TargetSpec
+    how: Any = None
+    device: str = "cpu"
+    budget_s: float = 1.0
+    seed: int = 0
+    min_rounds: int = 2
+    max_rounds: int = 2
+    round_s: float | None = None
+    precision: float = 0.02
+
+
+@dataclass
+class ChunkResult:
+    """What a worker sends back: raw samples with round ids local to the chunk, or why not."""
+
+    status: str  # "ok", "unsupported" or "failed"
+    worker: int
+    pid: int
+    error: str | None = None
+    traceback: str | None = None
+    samples_s: list[float] = field(default_factory=list)
+    round_ids: list[int] = field(default_factory=list)
+    batch: int = 0
+    iters_per_sample: int = 1
+    warmup_iters: list[int] = field(default_factory=list)
+    wall_s: float = 0.0
+    budget_exhausted: bool = False
+    bn_folded: int = 0
+    threads: int | None = None
+    runtime_info: dict[str, Any] = field(default_factory=dict)
+    prepare_s: float = 0.0
+
+
+class WorkerError(RuntimeError):
+    """A target failed inside a worker; ``remote_traceback`` is the worker's traceback."""
+
+    def __init__(self, message: str, remote_traceback: str | None = None):
+        super().__init__(message)
+        self.remote_traceback = remote_traceback
+
+
+# -- inside the worker ------------------------------------------------------------------------------
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return f"{type(e).__name__}: {text.splitlines()[0]}" if text else type(e).__name__
+
+
+def _watch_parent(parent_pid: int) -> None:
+    while True:
+        time.sleep(_PARENT_POLL_S)
+        if os.getppid() != parent_pid:
+            os._exit(0)
+
+
+def _prepare(req: ChunkRequest):
+    from .devices import resolve_device
+    from .runner import _How, prepare_target
+    from .targets import resolve
+
+    how = req.how if req.how is not None else _How()
+    target = resolve(req.spec)
+    dev = resolve_device(req.device)
+    prepared, x = prepare_target(target, dev, how, req.seed)
+    return prepared, x, dev, how
+
+
+def _handle(worker: int, req: ChunkRequest, cache: dict) -> ChunkResult:
+    from .runtimes import Unsupported
+    from .timing import measure
+
+    key = (req.spec, req.how, req.device, req.seed)
+    if key not in cache:
+        cache.clear()  # one target at a time: the previous one's model and input are freed
+        gc.collect()
+        t0 = time.perf_counter()
+        try:
+            cache[key] = ("ok", _prepare(req), time.perf_counter() - t0)
+        except (Unsupported, NotImplementedError) as e:
+            cache[key] = ("unsupported", str(e) if isinstance(e, Unsupported) else _first_line(e), None)
+        except Exception as e:  # noqa: BLE001 — a model error is an outcome, not a worker crash
+            cache[key] = ("failed", _first_line(e), traceback.format_exc(limit=8))
+    status, payload, extra = cache[key]
+    if status == "unsupported":
+        return ChunkResult("unsupported", worker, os.getpid(), error=payload)
+    if status == "failed":
+        return ChunkResult("failed", worker, os.getpid(), error=payload, traceback=extra)
+    prepared, x, dev, how = payload
+    rebuild = None if how.runtime == "eager" else prepared.rebuild
+    try:
+        m = measure(prepared.module, x, device=dev.torch_device, threads=how.threads, precision=req.precision,
+                    budget_s=req.budget_s, min_rounds=req.min_rounds, max_rounds=req.max_rounds,
+                    round_s=req.round_s, seed=req.seed, rebuild=rebuild, fold=False)
+    except Exception as e:  # noqa: BLE001
+        return ChunkResult("failed", worker, os.getpid(), error=_first_line(e), traceback=traceback.format_exc(limit=8))
+    return ChunkResult(
+        "ok", worker, os.getpid(), samples_s=m.samples_s, round_ids=m.round_ids, batch=m.batch,
+        iters_per_sample=m.iters_per_sample, warmup_iters=m.warmup_iters, wall_s=m.wall_s,
+        budget_exhausted=m.budget_exhausted, bn_folded=m.bn_folded, threads=m.threads,
+        runtime_info=dict(prepared.info), prepare_s=extra,
+    )
+
+
+def _serve(conn, worker: int, parent_pid: int) -> None:
+    """A worker's main loop: answer chunk requests until ``None``, end of file or an orphaned state."""
+    threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True, name="parent-watch").start()
+    import torch  # noqa: F401 — paid once, before the first request
+
+    from . import runner  # noqa: F401
+
+    cache: dict = {}
+    try:
+        conn.send(("ready", os.getpid()))
+        while True:
+            try:
+                req = conn.recv()
+            except (EOFError, OSError):
+                return
+            if req is None:
+                return
+            try:
+                res = _handle(worker, req, cache)
+            except BaseException as e:  # noqa: BLE001 — last resort: say so and keep serving
+                res = ChunkResult("failed", worker, os.getpid(), error=_first_line(e),
+                                  traceback=traceback.format_exc(limit=8))
+            try:
+                conn.send(res)
+            except (BrokenPipeError, OSError):
+                return
+    except KeyboardInterrupt:
+        return
+
+
+# -- in the parent --------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _main_not_rerun():
+    """Start a spawned worker without re-running the caller's ``__main__`` script in it.
+
+    ``spawn`` normally re-imports the parent's main script in the child; the worker needs nothing
+    from it, and a script without an ``if __name__ == "__main__"`` guard would start a run in
+    every worker. Hiding ``__main__.__file__`` while the child is launched skips that step.
+    """
+    main = sys.modules.get("__main__")
+    spec_name = getattr(getattr(main, "__spec__", None), "name", None)
+    if main is None or spec_name is not None or not hasattr(main, "__file__"):
+        yield
+        return
+    path = main.__file__
+    del main.__file__
+    try:
+        yield
+    finally:
+        main.__file__ = path
+
+
+class WorkerPool:
+    """``n`` persistent worker processes (``spawn``), started together; a context manager.
+
+    :meth:`run_chunk` sends one request to one worker and waits for its answer (chunks are run
+    one at a time on purpose: workers measuring at once would compete for cores). A worker that
+    dies is replaced and the chunk reported as ``failed``.
+    """
+
+    def __init__(self, n: int, *, start_timeout_s: float = _START_TIMEOUT_S):
+        if n < 1:
+            raise ValueError(f"a worker pool needs at least one worker, got {n}")
+        self.n = int(n)
+        self.start_timeout_s = start_timeout_s
+        self._ctx = mp.get_context("spawn")
+        self._procs: list[Any] = [None] * self.n
+        self._conns: list[Any] = [None] * self.n
+        self.pids: list[int | None] = [None] * self.n
+        self.start_s = 0.0
+
+    def __enter__(self) -> WorkerPool:
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _spawn(self, i: int) -> None:
+        parent_conn, child_conn = self._ctx.Pipe(duplex=True)
+        p = self._ctx.Process(target=_serve, args=(child_conn, i, os.getpid()), daemon=True,
+                              name=f"fnbench-worker-{i}")
+        with _main_not_rerun():
+            p.start()
+        child_conn.close()  # the child holds the only other end: its death is EOF here, ours is EOF there
+        self._procs[i], self._conns[i] = p, parent_conn
+
+    def _await_ready(self, i: int) -> None:
+        conn = self._conns[i]
+        if not conn.poll(self.start_timeout_s):
+            raise RuntimeError(f"worker {i} did not start within {self.start_timeout_s:.0f} s")
+        tag, pid = conn.recv()
+        self.pids[i] = pid
+
+    def start(self) -> None:
+        """Start every worker at once (they import torch in parallel) and wait until all are ready."""
+        t0 = time.perf_counter()
+        try:
+            for i in range(self.n):
+                self._spawn(i)
+            for i in range(self.n):
+                self._await_ready(i)
+        except BaseException:
+            self.close()
+            raise
+        self.start_s = time.perf_counter() - t0
+
+    def run_chunk(self, i: int, req: ChunkRequest) -> ChunkResult:
+        conn = self._conns[i]
+        try:
+            conn.send(req)
+            return conn.recv()
+        except (EOFError, OSError, BrokenPipeError) as e:
+            p = self._procs[i]
+            p.join(timeout=5)
+            code = p.exitcode
+            self._restart(i)
+            return ChunkResult("failed", i, self.pids[i] or -1,
+                               error=f"worker process died (exit code {code}) while measuring: {_first_line(e)}")
+
+    def _restart(self, i: int) -> None:
+        self._stop(i)
+        self._spawn(i)
+        self._await_ready(i)
+
+    def _stop(self, i: int) -> None:
+        p, conn = self._procs[i], self._conns[i]
+        if conn is not None:
+            try:
+                conn.send(None)
+            except (OSError, BrokenPipeError):
+                pass
+        if p is not None:
+            p.join(timeout=5)
+            if p.is_alive():
+                p.terminate()
+                p.join(timeout=5)
+        if conn is not None:
+            conn.close()
+        self._procs[i] = self._conns[i] = None
+
+    def close(self) -> None:
+        for i in range(self.n):
+            if self._conns[i] is not None and self._procs[i] is not None:
+                try:
+                    self._conns[i].send(None)  # ask all first, so they exit in parallel
+                except (OSError, BrokenPipeError):
+                    pass
+        for i in range(self.n):
+            self._stop(i)
