@@ -459,10 +459,11 @@ def format_table(records: Sequence[dict[str, Any]], *, title: str | None = None)
         gm, glo, ghi = g(med), g(hi), g(lo)
         stable = "[green]yes[/green]" if st.get("stable") else "[yellow]no[/yellow]"
         table.add_row(
-            name, *rt, shape, str(r.get("batch", "")), _si(macs), _ms(med), f"{_ms(lo)}–{_ms(hi)}",
+            name, *rt, shape, str(r.get("batch", "")), _si(macs), _ms(med),
+            f"{_ms(lo)}–{_ms(hi)}" if (st.get("rounds") or 0) >= 2 else "n/a: 1 round",
             f"{thr:.1f}" if thr else "–",
             f"{gm:.2f}" if gm is not None else "–",
-            f"{glo:.2f}–{ghi:.2f}" if glo is not None and ghi is not None else "–",
+            f"{glo:.2f}–{ghi:.2f}" if glo is not None and ghi is not None and (st.get("rounds") or 0) >= 2 else "–",
             stable,
         )
     return table
