@@ -108,3 +108,23 @@ def test_fasternet_t0_matches_eager(runtime, forward):
     prepared = prepare(runtime, build, x, threads=1)
     with torch.inference_mode():
         torch.testing.assert_close(prepared.module(x), target.build(seed=6)(x), rtol=1e-4, atol=1e-4)
+
+
+def test_runner_records_an_export_failure_as_unsupported_and_goes_on(tmp_path, monkeypatch):
+    from fnbench import runner, targets
+    from fnbench.results import read_records
+    from operators.registry import Entry
+
+    def resolve_bad(name):
+        return Entry(name, lambda: _NotExportable(), "eigvals: no ONNX op",
+                     meta=(("input_shape", (1, 4, 4)),)) if name == "test_not_exportable" else None
+
+    monkeypatch.setattr(targets, "NETWORK_RESOLVERS", [resolve_bad, *targets.NETWORK_RESOLVERS])
+    specs = [TargetSpec.make("test_not_exportable"), TargetSpec.make("pconv", (16, 8, 8), 1, 1)]
+    summary = runner.run_suite(specs, runtimes=["onnxruntime"], budget_s=0.5, out_dir=tmp_path, progress=False,
+                               workers=0)
+    recs = read_records(summary.path)
+    assert [(r["target"]["name"], r["status"]) for r in recs] == [("test_not_exportable", "unsupported"),
+                                                                 ("pconv", "ok")]
+    assert "ONNX export failed" in recs[0]["error"] and "linalg_eigvals" in recs[0]["error"]
+    assert recs[1]["runtime_info"]["provider"] == "CPUExecutionProvider"
