@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import fnmatch
 
-import operators
-from operators import NETWORKS, OPERATORS
+from operators import NETWORKS, OPERATORS  # importing the package registers every entry
 
 from .suites import SUITES
 
@@ -17,8 +16,7 @@ def listing(kind: str, pattern: str = "*") -> list[tuple[str, str]]:
     if kind == "ops":
         return [(n, OPERATORS.get(n).summary) for n in OPERATORS.names(pattern)]
     if kind == "networks":
-        rows = [(n, NETWORKS.get(n).summary) for n in NETWORKS.names(pattern)]
-        return rows
+        return [(n, NETWORKS.get(n).summary) for n in NETWORKS.names(pattern)]
     if kind == "suites":
         return [(n, SUITES[n].summary) for n in sorted(SUITES) if fnmatch.fnmatchcase(n, pattern)]
     if kind == "devices":
@@ -32,5 +30,3 @@ def listing(kind: str, pattern: str = "*") -> list[tuple[str, str]]:
         return [(n, s) for n, s in RUNTIMES.items() if fnmatch.fnmatchcase(n, pattern)]
     raise ValueError(kind)
 
-
-_ = operators  # registration happens on import
