@@ -47,12 +47,13 @@ def load_frame(paths: str | os.PathLike | Iterable[str | os.PathLike] = "results
     df = load_results(files)
     with warnings.catch_warnings():  # load_results already warned about any torn last line
         warnings.simplefilter("ignore", RuntimeWarning)
-        rounds = [rec.get("rounds") or [] for f in files for rec in read_records(f)]
-    if len(rounds) != len(df):  # pragma: no cover — both read the same files in the same order
+        raw = [rec for f in files for rec in read_records(f)]
+    if len(raw) != len(df):  # pragma: no cover — both read the same files in the same order
         raise RuntimeError("round ids and records are out of step")
     if df.empty:
         return df
-    df["round_ids"] = rounds
+    df["round_ids"] = [rec.get("rounds") or [] for rec in raw]
+    df["worker_ids"] = [rec.get("workers") or None for rec in raw]
     df["n_repeats"] = 1
     df["n_failed_repeats"] = 0
     df["run_ids"] = df["run_id"]
@@ -77,6 +78,11 @@ def _has_ids(row) -> bool:
     return isinstance(r, (list, tuple, np.ndarray)) and len(r) == len(row["samples_s"])
 
 
+def _has_workers(row) -> bool:
+    w = row.get("worker_ids")
+    return isinstance(w, (list, tuple, np.ndarray)) and len(w) == len(row["samples_s"])
+
+
 def _round_ids(row) -> np.ndarray:
     if _has_ids(row):
         return np.asarray(row["round_ids"])
@@ -95,8 +101,8 @@ def _pool(group: pd.DataFrame) -> dict:
     row.update(n_repeats=len(group), n_failed_repeats=len(group) - len(ok), run_ids=",".join(map(str, ok.run_id)))
     if len(ok) == 1:
         return row
-    samples, rids, rep_meds = [], [], []
-    offset = 0
+    samples, rids, clusters, rep_meds = [], [], [], []
+    offset = cluster_offset = 0
     for _, r in ok.iterrows():
         s = np.asarray(r["samples_s"], dtype=float)
         ids = _round_ids(r)
@@ -104,17 +110,24 @@ def _pool(group: pd.DataFrame) -> dict:
         samples.append(s)
         rids.append(inv + offset)
         offset += int(inv.max()) + 1 if inv.size else 0
+        # Process level: each worker of each repeat is a cluster; a repeat without worker ids
+        # (in-process sampling) is one process, so one cluster.
+        w = r.get("worker_ids")
+        w = np.unique(np.asarray(w), return_inverse=True)[1] if _has_workers(r) else np.zeros(s.size, dtype=int)
+        clusters.append(w + cluster_offset)
+        cluster_offset += int(w.max()) + 1 if w.size else 0
         if s.size:
             rep_meds.append(float(np.median(stats.round_medians(s, ids))))
     s_all = np.concatenate(samples)
     r_all = np.concatenate(rids)
-    med, ci = stats.rounds_median_ci(s_all, r_all)
+    c_all = np.concatenate(clusters)
+    med, ci = stats.hierarchical_median_ci(s_all, r_all, c_all)
     meds = stats.round_medians(s_all, r_all)
     agree = all(meds.min() <= m <= meds.max() for m in rep_meds) and (max(rep_meds) / min(rep_meds) - 1.0 <= 0.25)
     stable = bool(ok.stable.fillna(False).astype(bool).all()) and agree and ci.level >= 0.95
     macs, batch, mb = row.get("macs"), row.get("batch"), row.get("mem_bytes_counted")
     row.update(
-        samples_s=s_all.tolist(), round_ids=r_all.tolist(), median_s=med, ci95_low_s=ci.low, ci95_high_s=ci.high,
+        samples_s=s_all.tolist(), round_ids=r_all.tolist(), worker_ids=c_all.tolist(), median_s=med, ci95_low_s=ci.low, ci95_high_s=ci.high,
         n=int(s_all.size), rounds=int(meds.size), stable=stable, iqr_s=stats.iqr(s_all), p90_s=stats.p90(s_all),
         rel_ci_halfwidth=stats.rel_halfwidth(ci, med),
     )
@@ -137,7 +150,7 @@ def merge_repeats(df: pd.DataFrame) -> pd.DataFrame:
     if df.empty:
         return df
     df = df.copy()
-    for c, default in (("round_ids", None), ("n_repeats", 1), ("n_failed_repeats", 0)):
+    for c, default in (("round_ids", None), ("worker_ids", None), ("n_repeats", 1), ("n_failed_repeats", 0)):
         if c not in df:
             df[c] = [default] * len(df)
     if "run_ids" not in df:

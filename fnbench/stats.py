@@ -45,6 +45,7 @@ __all__ = [
     "round_medians",
     "rounds_median_ci",
     "hierarchical_median_ci",
+    "hierarchical_median_draws",
     "HIERARCHICAL_CI_METHOD",
     "rel_halfwidth",
     "bootstrap_ratio_ci",
@@ -187,6 +188,18 @@ def hierarchical_median_ci(
     sampled: the result is the bootstrap over rounds alone (check the caller's worker count).
     The RNG is seeded, so the same data give the same interval.
     """
+    point, boot, k = _hierarchical_draws(samples, round_ids, worker_ids, n_boot, np.random.default_rng(seed))
+    alpha = 1.0 - confidence
+    lo, hi = np.quantile(boot, [alpha / 2.0, 1.0 - alpha / 2.0])
+    if few_clusters_correction and k > 1:
+        c = _few_clusters_factor(k, confidence)
+        lo, hi = point - c * (point - lo), point + c * (hi - point)
+    return point, CI(float(min(lo, point)), float(max(hi, point)), confidence)
+
+
+def _hierarchical_draws(samples, round_ids, worker_ids, n_boot: int,
+                        rng: np.random.Generator) -> tuple[float, np.ndarray, int]:
+    """(median of round medians, ``n_boot`` two-stage bootstrap replicates of it, number of workers)."""
     s = _arr(samples)
     r = np.asarray(round_ids).ravel()
     w = np.asarray(worker_ids).ravel()
@@ -205,19 +218,22 @@ def hierarchical_median_ci(
     counts = np.array([g.size for g in groups])
     for i, g in enumerate(groups):
         table[i, : g.size] = g
-    rng = np.random.default_rng(seed)
     chosen = rng.integers(0, k, size=(n_boot, k)) if k > 1 else np.zeros((n_boot, 1), dtype=int)
     n_chosen = counts[chosen]  # (n_boot, k)
     idx = np.floor(rng.random((n_boot, k, n_max)) * n_chosen[..., None]).astype(int)
     vals = table[chosen[..., None], idx]
     vals[np.arange(n_max)[None, None, :] >= n_chosen[..., None]] = np.nan
-    boot = np.nanmedian(vals.reshape(n_boot, -1), axis=1)
-    alpha = 1.0 - confidence
-    lo, hi = np.quantile(boot, [alpha / 2.0, 1.0 - alpha / 2.0])
-    if few_clusters_correction and k > 1:
-        c = _few_clusters_factor(k, confidence)
-        lo, hi = point - c * (point - lo), point + c * (hi - point)
-    return point, CI(float(min(lo, point)), float(max(hi, point)), confidence)
+    return point, np.nanmedian(vals.reshape(n_boot, -1), axis=1), k
+
+
+def hierarchical_median_draws(samples, round_ids, worker_ids, n_boot: int,
+                              rng: np.random.Generator) -> np.ndarray:
+    """Two-stage bootstrap replicates (workers, then rounds) of the median of round medians.
+
+    The raw replicates behind :func:`hierarchical_median_ci`, for statistics built from several
+    measurements (ratios of medians); no few-cluster widening is applied to them.
+    """
+    return _hierarchical_draws(samples, round_ids, worker_ids, n_boot, rng)[1]
 
 
 def rel_halfwidth(ci: CI | tuple[float, float], center: float) -> float:

@@ -25,12 +25,13 @@ default options; if there are none, any shape/layers both operators share, witho
 ``t0_faster_than_<peer>``  latency(peer) / latency(fasternet_t0) > 1 (per-sample latency; paper:
     CPU ms, ARM ms, GPU fps inverted), for mobilevit_xxs, mobilenetv2 and shufflenetv2_x1_5.
 
-Uncertainty: a percentile bootstrap that resamples *rounds* (fresh allocations) of each
-measurement independently — per-round medians are resampled and their median taken, the same
-scheme as :func:`fnbench.stats.bootstrap_ratio_ci` (used directly for the two-measurement network
-claims). Frames without per-sample round ids (a bare :func:`~fnbench.results.load_results`)
-fall back to resampling single iterations, which gives narrower intervals; :func:`claim_table`
-says so in its ``note`` column. Use :func:`fnbench.merge.load_frame` to get the round ids.
+Uncertainty: a percentile bootstrap over each measurement independently. Where a measurement
+was sampled across worker processes (records with ``workers``) it resamples workers, then rounds
+within them — the scheme of the row's own CI, :func:`fnbench.stats.hierarchical_median_ci`, but
+without its few-cluster widening; otherwise it resamples rounds (fresh allocations). Frames
+without per-sample round ids (a bare :func:`~fnbench.results.load_results`) fall back to
+resampling single iterations, which gives narrower intervals; :func:`claim_table` says so in its
+``note`` column. Use :func:`fnbench.merge.load_frame` to get the round and worker ids.
 
 Example::
 
@@ -102,7 +103,15 @@ def _units(row) -> np.ndarray:
 
 
 def _draws(row, rng: np.random.Generator, n_boot: int) -> np.ndarray:
-    """Bootstrap replicates of the row's median latency per sample (seconds)."""
+    """Bootstrap replicates of the row's median latency per sample (seconds).
+
+    With worker ids (sampling across processes) the resampling is two-stage, workers then
+    rounds, as in the row's own CI (:func:`fnbench.stats.hierarchical_median_ci`).
+    """
+    w = row.get("worker_ids")
+    if _has_round_ids([row]) and isinstance(w, (list, tuple, np.ndarray)) and len(w) == len(row["samples_s"]) \
+            and len(set(w)) > 1:
+        return stats.hierarchical_median_draws(row["samples_s"], row["round_ids"], w, n_boot, rng) / row["batch"]
     u = _units(row)
     return np.median(u[rng.integers(0, u.size, size=(n_boot, u.size))], axis=1) / row["batch"]
 
@@ -230,14 +239,13 @@ def _network_claim(g, peer: str, kind: str | None, seed: int, n_boot):
     # one row each; with several (e.g. input sizes) take the most samples
     a = pr.sort_values("n").iloc[-1].to_dict()
     b = t0.sort_values("n").iloc[-1].to_dict()
-    ratio, ci = stats.bootstrap_ratio_ci(
-        np.asarray(a["samples_s"]) / a["batch"], np.asarray(b["samples_s"]) / b["batch"],
-        a_rounds=a["round_ids"] if _has_round_ids([a]) else None,
-        b_rounds=b["round_ids"] if _has_round_ids([b]) else None, n_boot=n_boot, seed=seed)
+    rng = np.random.default_rng(seed)
+    reps = _draws(a, rng, n_boot) / _draws(b, rng, n_boot)
+    ratio = float(np.median(_units(a)) / a["batch"]) / float(np.median(_units(b)) / b["batch"])
     paper = float("nan")
     if kind is not None:
         paper = _paper_latency_ms(peer, kind) / _paper_latency_ms(T0, kind)
-    return dict(ratio=ratio, ci=ci, threshold=1.0, paper_ratio=paper, rows=[a, b], unit="× (latency ratio)",
+    return dict(ratio=ratio, reps=reps, threshold=1.0, paper_ratio=paper, rows=[a, b], unit="× (latency ratio)",
                 note=""), None
 
 

@@ -200,3 +200,40 @@ def test_disagreeing_repeats_are_unstable(tmp_path):
     df = load_frame(tmp_path)
     assert len(df) == 1 and not df.stable.iloc[0]
     assert merge_repeats(df).equals(df)  # idempotent
+
+
+def test_network_claim_resamples_workers_when_sampled_across_processes(tmp_path):
+    """Ten rounds from one process at 1.0×, one round each from two processes at 1.2×.
+
+    Resampling rounds alone sees eleven-twelfths of the evidence at 1.0× and gives a narrow CI;
+    resampling processes first gives the two slow processes their due and a wide one.
+    """
+    def with_workers(rec, slow):
+        workers = [0 if rid < 10 else rid - 9 for rid in rec["rounds"]]  # rounds 10 and 11: workers 1 and 2
+        rec["samples_s"] = [s * (slow if w else 1.0) for s, w in zip(rec["samples_s"], workers)]
+        rec["workers"] = workers
+        return rec
+
+    recs = [with_workers(record("fasternet_t0", 0.010, kind="network", shape=[3, 224, 224], seed=1, rounds=12), 1.2),
+            with_workers(record("mobilevit_xxs", 0.020, kind="network", shape=[3, 256, 256], seed=2, rounds=12), 1.0)]
+    f = tmp_path / "r.jsonl"
+    f.write_text("".join(json.dumps(r) + "\n" for r in recs))
+    df = load_frame([f])
+    assert df.worker_ids.notna().all()
+    hier = claim_table(df).set_index("claim_id").loc["t0_faster_than_mobilevit_xxs"]
+    flat = claim_table(df.assign(worker_ids=None)).set_index("claim_id").loc["t0_faster_than_mobilevit_xxs"]
+    assert hier.ratio == pytest.approx(flat.ratio)
+    assert flat.ci95_high - flat.ci95_low < 0.1  # rounds alone: pinned near 2.0
+    assert hier.ci95_low < 2.0 / 1.15  # processes first: the 1.2× level is within reach
+    assert hier.ci95_low <= hier.ratio <= hier.ci95_high
+
+
+def test_pooled_repeats_keep_processes_as_clusters(tmp_path):
+    """Two runs of one target at different levels: the pooled CI spans both processes' levels."""
+    recs = [record("pconv", 0.010, shape=[96, 56, 56], run_id="a", seed=3),
+            record("pconv", 0.012, shape=[96, 56, 56], run_id="b", seed=4, created="2026-01-01T00:01:00Z")]
+    f = tmp_path / "r.jsonl"
+    f.write_text("".join(json.dumps(r) + "\n" for r in recs))
+    row = load_frame([f]).iloc[0]
+    assert row.n_repeats == 2 and sorted(set(row.worker_ids)) == [0, 1]
+    assert row.ci95_low_s < 0.0102 and row.ci95_high_s > 0.0118
