@@ -293,12 +293,14 @@ def compare_from_results(paths, a: str, b: str, *, device: str | None = None, sh
                          runtime: str = "eager", seed: int = 0, precision: float = 0.10) -> Comparison:
     """The same comparison from stored result records (not interleaved: an unpaired bootstrap over rounds).
 
-    Picks, per shape present for both targets on one device, the latest ``ok`` record of each.
+    Picks, per shape present for both targets on one device, the latest ``ok`` record of each
+    (NCHW, FP32 records only: the set-up `compare` itself measures).
     """
     from .results import iter_result_files, read_records
 
     recs = [r for f in iter_result_files(paths) for r in read_records(f)
             if r.get("status", "ok") == "ok" and r.get("runtime", "eager") == runtime
+            and r.get("memory_format", "contiguous") == "contiguous" and r.get("dtype", "float32") == "float32"
             and (device is None or (r.get("device") or {}).get("kind") == device)]
     latest: dict[tuple, dict] = {}
     for r in sorted(recs, key=lambda r: r.get("created", "")):

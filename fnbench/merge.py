@@ -52,6 +52,13 @@ def load_frame(paths: str | os.PathLike | Iterable[str | os.PathLike] = "results
         raise RuntimeError("round ids and records are out of step")
     if df.empty:
         return df
+    # A layout or precision other than the paper's (NCHW, FP32) is a different set-up: it joins the
+    # runtime's label, so every grouping by runtime (repeats, claims, panels) keeps it apart.
+    # ``runtime_name`` keeps the bare runtime for filtering.
+    df["runtime_name"] = df["runtime"]
+    fmt = df.get("memory_format", pd.Series("contiguous", index=df.index)).fillna("contiguous")
+    df["runtime"] = [r + ("" if f == "contiguous" else f" {f}") + ("" if d in (None, "float32") else f" {d}")
+                     for r, f, d in zip(df["runtime"], fmt, df["dtype"])]
     df["round_ids"] = [rec.get("rounds") or [] for rec in raw]
     df["worker_ids"] = [rec.get("workers") or None for rec in raw]
     df["n_repeats"] = 1

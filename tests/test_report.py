@@ -254,3 +254,17 @@ def test_report_runtime_filter(tmp_path):
     assert set(results.runtime) == {"onnxruntime"} and len(results) == 2
     with pytest.raises(UserError, match="no measurements with runtime tensorrt"):
         build_report([RUNTIME_FIXTURE], tmp_path / "none", runtimes=["tensorrt"])
+
+
+def test_channels_last_is_kept_apart_from_contiguous(tmp_path):
+    """A real run: pconv ×2 under eager in channels_last (and onnxruntime refusing it)."""
+    import pandas as pd
+
+    summary = build_report([RUNTIME_FIXTURE, FIXTURES / "channels_last"], tmp_path / "cl")
+    results = pd.read_csv(summary.csv["results"])
+    cl = results[results.memory_format == "channels_last"]
+    assert set(cl.runtime) == {"eager channels_last", "onnxruntime channels_last"}
+    assert (cl[cl.runtime == "onnxruntime channels_last"].status == "unsupported").all()
+    assert set(results[results.memory_format == "contiguous"].runtime) == {"eager", "onnxruntime", "compile"}
+    only_eager = pd.read_csv(build_report([FIXTURES / "channels_last"], tmp_path / "e", runtimes=["eager"]).csv["results"])
+    assert list(only_eager.runtime) == ["eager channels_last"]

@@ -98,7 +98,7 @@ def build_report(paths: str | os.PathLike | Iterable[str | os.PathLike] = ("resu
     df = load_frame(paths)
     if runtimes and not df.empty:
         wanted = set(runtimes)
-        df = df[df.runtime.isin(wanted) | _tab.is_probe(df)]
+        df = df[df.runtime_name.isin(wanted) | _tab.is_probe(df)]
         if not (~_tab.is_probe(df)).any():
             raise UserError(f"no measurements with runtime {', '.join(sorted(wanted))} in {', '.join(map(str, paths))}; "
                             "drop --runtime or run `fnbench run --runtime …` first")

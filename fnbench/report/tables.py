@@ -20,7 +20,7 @@ __all__ = ["RESULT_COLUMNS", "results_table", "ceilings", "paper_vs_device", "fa
 
 RESULT_COLUMNS = [
     "device", "device_key", "device_kind", "device_name", "runtime", "threads", "target", "target_kind", "shape",
-    "layers", "options", "batch", "batch_requested", "dtype", "status", "error", "stable", "n_samples", "n_rounds",
+    "layers", "options", "batch", "batch_requested", "dtype", "memory_format", "status", "error", "stable", "n_samples", "n_rounds",
     "n_repeats", "n_failed_repeats", "params", "macs", "flops", "mem_bytes_analytic", "mem_bytes_counted",
     "median_ms", "ci95_low_ms", "ci95_high_ms", "iqr_ms", "p90_ms", "rel_ci_halfwidth", "throughput_samples_per_s",
     "gmacs_per_s", "gmacs_per_s_ci95_low", "gmacs_per_s_ci95_high", "gflops_per_s",
@@ -47,6 +47,7 @@ def results_table(df: pd.DataFrame) -> pd.DataFrame:
             "device_name": r["device_name"], "runtime": r["runtime"], "threads": r["threads"], "target": r["target"],
             "target_kind": r["target_kind"], "shape": r["shape"], "layers": r["layers"], "options": r["options"],
             "batch": r["batch"], "batch_requested": r.get("batch_requested"), "dtype": r["dtype"],
+            "memory_format": r.get("memory_format") or "contiguous",
             "status": r["status"], "error": r.get("error"), "stable": bool(r.get("stable")) if ok else False,
             "n_samples": len(r.get("samples_s") or []), "n_rounds": r.get("rounds"),
             "n_repeats": r.get("n_repeats", 1), "n_failed_repeats": r.get("n_failed_repeats", 0),
