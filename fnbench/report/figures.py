@@ -144,14 +144,23 @@ def _scatter(ax, g: pd.DataFrame, ycol: str, lo: str, hi: str) -> None:
                     fontsize=7.5)
 
 
-def latency_vs_macs_figure(df: pd.DataFrame) -> Figure | str:
-    """Paper Figure 1 style: per-sample latency vs FLOPs (MACs) of each network; Pareto front dashed."""
+def _network_grid(df: pd.DataFrame):
+    """``(figure, [(axes, (title, rows))…])`` with one panel per device set-up, or why there is none."""
     n = _networks(df)
     ps = panels(n) if not n.empty else []
     if not ps:
         return "no network measurements: run e.g. `fnbench run --target fasternet_t0 --target mobilenetv2`"
     fig, axes = _grid(len(ps))
-    for ax, (title, g) in zip(axes, ps):
+    return fig, list(zip(axes, ps))
+
+
+def latency_vs_macs_figure(df: pd.DataFrame) -> Figure | str:
+    """Paper Figure 1 style: per-sample latency vs FLOPs (MACs) of each network; Pareto front dashed."""
+    grid = _network_grid(df)
+    if isinstance(grid, str):
+        return grid
+    fig, cells = grid
+    for ax, (title, g) in cells:
         _scatter(ax, g, "ms", "ms_lo", "ms_hi")
         if len(g) >= 2:
             f = pareto_front(g.gmacs_per_sample.to_numpy(), g.ms.to_numpy())
@@ -171,12 +180,11 @@ def latency_vs_macs_figure(df: pd.DataFrame) -> Figure | str:
 
 def flops_vs_flops_figure(df: pd.DataFrame) -> Figure | str:
     """Paper Figure 2 style: achieved FLOPS (GMAC/s) vs FLOPs (MACs) of each network."""
-    n = _networks(df)
-    ps = panels(n) if not n.empty else []
-    if not ps:
-        return "no network measurements: run e.g. `fnbench run --target fasternet_t0 --target mobilenetv2`"
-    fig, axes = _grid(len(ps))
-    for ax, (title, g) in zip(axes, ps):
+    grid = _network_grid(df)
+    if isinstance(grid, str):
+        return grid
+    fig, cells = grid
+    for ax, (title, g) in cells:
         _scatter(ax, g, "gmacs_per_s", "gmacs_per_s_ci95_low", "gmacs_per_s_ci95_high")
         ax.set_xlabel("FLOPs (MACs) per sample, G")
         ax.set_ylabel("FLOPS, GMAC/s")
