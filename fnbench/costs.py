@@ -7,20 +7,12 @@ from typing import Any
 import torch
 
 from .counting import count
+from .reference import paper_macs_for
 from .targets import TargetSpec, resolve
 
-__all__ = ["target_cost", "paper_macs"]
+__all__ = ["target_cost"]
 
 ELEMENT_SIZE = torch.tensor([], dtype=torch.float32).element_size()
-
-
-def paper_macs(spec: TargetSpec) -> int | None:
-    """The paper's FLOPs (MACs) for this exact target, when the paper reports one."""
-    try:
-        from .reference import paper_macs_for
-    except ImportError:
-        return None
-    return paper_macs_for(spec)
 
 
 def target_cost(spec: TargetSpec, *, breakdown: str | None = None, fvcore: bool = True) -> dict[str, Any]:
@@ -46,7 +38,7 @@ def target_cost(spec: TargetSpec, *, breakdown: str | None = None, fvcore: bool 
         "macs": counted.macs,
         "flops": flops,
         "macs_analytic": analytic.macs if analytic else None,
-        "paper_macs": paper_macs(spec),
+        "paper_macs": paper_macs_for(spec),
         "macs_flopcounter": counted.macs_flopcounter,
         "macs_fvcore": counted.macs_fvcore,
         "macs_fvcore_mac_ops": counted.macs_fvcore_mac_ops,

@@ -35,6 +35,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from . import counting
 from . import results as _results
 from .devices import Device, device_key, fingerprint, resolve_device
 from .errors import UserError
@@ -129,9 +130,7 @@ def _cost(target: Target, module: torch.nn.Module, x: torch.Tensor, dtype: str) 
         "macs_counted": None,
     }
     try:
-        from .counting import count
-
-        c = count(module, x)
+        c = counting.count(module, x)
     except UserError:
         raise
     except Exception as e:  # noqa: BLE001 — a counter failure must not cost the latency measurement
