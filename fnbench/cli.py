@@ -187,12 +187,14 @@ def _target_specs(suite, targets, shape, batch, layers, options):
 @click.option("--out", "out_dir", default="results", show_default=True, help="Directory for the results file.")
 @click.option("--resume", help="RUN_ID of an interrupted run: measure only what it lacks.")
 @click.option("--workers", type=int, default=None,
-              help="Worker processes each target is sampled across (default 3 on cpu/arm, 1 on cuda; 0 = in-process).")
+              help="Fresh worker processes per pass (default 1; 0 = measure in this process, one pass).")
+@click.option("--passes", type=int, default=None,
+              help="Passes over the suite, each on fresh processes with budget/passes per target (default 5).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document (run id, path, records) on stdout.")
 def run(device, suite, targets, shape, batch, layers, runtimes, memory_format, dtype, threads, precision, budget,
-        out_dir, resume, workers, as_json, **options) -> None:
+        out_dir, resume, workers, passes, as_json, **options) -> None:
     """Measure a suite or targets on one device; records are appended to OUT/<run_id>.jsonl as they finish."""
-    from .runner import format_table, run_suite
+    from .runner import DEFAULT_PASSES, format_table, run_suite
     from .timing import DEFAULT_BUDGET_S, DEFAULT_PRECISION
 
     specs = _target_specs(suite, targets, shape, batch, layers, options)
@@ -201,7 +203,7 @@ def run(device, suite, targets, shape, batch, layers, runtimes, memory_format, d
         precision=DEFAULT_PRECISION if precision is None else precision,
         budget_s=DEFAULT_BUDGET_S if budget is None else budget, out_dir=out_dir, resume=resume,
         progress=not as_json, runtimes=runtimes or ("eager",), memory_format=memory_format, dtype=dtype,
-        workers=workers,
+        workers=workers, passes=DEFAULT_PASSES if passes is None else passes,
     )
     if as_json:
         click.echo(json.dumps({"run_id": summary.run_id, "path": str(summary.path), "records": summary.records}))

@@ -7,12 +7,13 @@ warning); ``fnbench run --resume RUN_ID`` then measures only what is missing.
 
 Record keys (``SCHEMA_VERSION`` 1)::
 
-    schema, run_id, created (UTC ISO-8601), status ('ok' | 'failed' | 'unsupported'), error?,
+    schema, run_id, created (UTC ISO-8601), status ('ok' | 'failed' | 'unsupported' | 'partial'), error?,
     target {name, kind, shape, layers, options, batch}, shape, batch (used), dtype,
     device {kind, name, arch, key}, runtime, threads,
     cost {params, macs, flops, mem_bytes_analytic, mem_bytes_counted, ...},
     samples_s (raw seconds per iteration), rounds (round id per sample),
-    workers? (worker process id per sample, when measured across worker processes),
+    workers? (process id per sample, 0, 1, …, when measured on worker processes),
+    passes? (pass over the suite per sample), pass? (a partial record's pass),
     stats {median_s, iqr_s, p90_s, ci95_low_s, ci95_high_s, n, stable, ci_method, workers, ...}, env {...}
 
 Units live in key names: ``*_s`` seconds, ``macs`` multiply-adds, ``flops`` = 2 × macs.
@@ -47,7 +48,7 @@ __all__ = [
 ]
 
 SCHEMA_VERSION = 1
-STATUSES = ("ok", "failed", "unsupported")
+STATUSES = ("ok", "failed", "unsupported", "partial")
 
 
 def utc_now() -> str:
@@ -104,10 +105,11 @@ class ResultWriter:
             os.fsync(f.fileno())
 
 
-def read_records(path: str | os.PathLike) -> list[dict[str, Any]]:
-    """All records of one result file.
+def read_records(path: str | os.PathLike, *, partial: bool = False) -> list[dict[str, Any]]:
+    """All records of one result file (without ``status: "partial"`` pass records unless ``partial``).
 
-    A truncated *last* line (an interrupted write) is skipped with a warning. A non-JSON line
+    A pass record holds one pass of a target that is still being measured (what ``--resume``
+    continues from); the target's final record repeats its samples, so readers skip them. A truncated *last* line (an interrupted write) is skipped with a warning. A non-JSON line
     elsewhere, or a record written by a newer schema, raises :class:`UserError` naming the file.
     """
     path = Path(path)
@@ -141,7 +143,8 @@ def read_records(path: str | os.PathLike) -> list[dict[str, Any]]:
                             f"{SCHEMA_VERSION}); upgrade fnbench or remove the file")
         if schema < 1:
             raise UserError(f"{path}, line {i + 1}: unknown schema version {schema}; remove the file")
-        records.append(rec)
+        if partial or rec.get("status") != "partial":
+            records.append(rec)
     return records
 
 

@@ -7,9 +7,10 @@ file and measures only the targets it does not hold yet. A measurement that rais
 other than :class:`~fnbench.errors.UserError` is recorded with ``status: failed`` and its error,
 and the suite goes on.
 
-Each target is measured across a pool of worker processes (:mod:`fnbench.workers`, 3 on CPU/ARM
-and 1 on CUDA by default) in interleaved chunks of :data:`CHUNK_ROUNDS` rounds, so its interval
-covers process-to-process differences too; ``workers=0`` measures in the calling process.
+Each target is measured in several passes over the suite (:data:`DEFAULT_PASSES`), each pass on
+fresh worker processes (:mod:`fnbench.workers`), so its interval covers process-to-process
+differences and the machine's drift over the minutes a run lasts; every pass is stored as it
+finishes. ``workers=0`` measures in the calling process.
 
 Example::
 
@@ -49,17 +50,16 @@ from .timing import (
     Measurement,
     fold_bn,
     measure,
-    workers_settled,
 )
 from .workers import ChunkRequest, WorkerError, WorkerPool
 
 __all__ = ["RunSummary", "run_suite", "format_table", "prepare_target", "default_workers", "DEFAULT_CUDA_BATCH",
-           "DEFAULT_CPU_WORKERS"]
+           "DEFAULT_CPU_WORKERS", "DEFAULT_PASSES", "MIN_PASSES", "combine_passes", "effective_passes"]
 
 #: Batch used on CUDA when a spec asks for batch 1 and no override is given (paper: throughput at 32).
 DEFAULT_CUDA_BATCH = 32
-#: Worker processes on CPU/ARM: each target is sampled across this many fresh processes.
-DEFAULT_CPU_WORKERS = 3
+#: Worker processes per pass (CPU, ARM and CUDA alike): the passes give the fresh processes.
+DEFAULT_CPU_WORKERS = 1
 #: Runtimes measured in the calling process even with workers: compiling once per worker would
 #: cost K compilations per target (minutes), so torch.compile keeps the in-process path.
 IN_PROCESS_RUNTIMES = ("compile",)
@@ -197,77 +197,99 @@ def _measure_one(target: Target, device: Device, how: _How, precision: float, bu
     return m, _scale_cost(cost, m.batch, batch), prepared.info
 
 
-#: Rounds per chunk a worker measures before the next worker takes over.
-CHUNK_ROUNDS = 2
+#: Passes over a suite for targets measured on worker processes; each pass has fresh processes.
+DEFAULT_PASSES = 5
+#: A target may stop before the last pass once this many passes give a CI within ±precision.
+MIN_PASSES = 3
+#: Fewest seconds a pass gives one target; a smaller ``budget_s`` means fewer passes.
+MIN_PASS_S = 0.3
+#: Rounds a chunk may take: the chunk runs until its share of the pass budget is spent.
+_CHUNK_MAX_ROUNDS = 500
 
 
-def _measure_workers(pool: WorkerPool, target: Target, device: Device, how: _How, precision: float,
-                     budget_s: float, seed: int, batch: int, cost: dict[str, Any]):
-    """Measure ``target`` in interleaved chunks over the pool's workers (w0, w1, …, w0, …).
+def effective_passes(passes: int, budget_s: float) -> int:
+    """``passes``, reduced so that each pass still gives a target at least :data:`MIN_PASS_S` seconds."""
+    return max(1, min(int(passes), int(budget_s / MIN_PASS_S)))
 
-    Round ids are made unique across the whole measurement and each sample keeps its worker id.
-    After every full cycle over the workers the measurement stops if the hierarchical 95 % CI is
-    within ±``precision`` and every worker gave ≥ 2 rounds; it also stops when the next chunk
-    would overrun ``budget_s`` (the first cycle always completes, so every worker is sampled).
+
+def _measure_pass(pool: WorkerPool, target: Target, device: Device, how: _How, precision: float, budget_s: float,
+                  pass_budget_s: float, seed: int, batch: int | None) -> dict[str, Any]:
+    """One pass over one target: a chunk on each of the pool's (fresh) workers, one after another.
+
+    Each chunk has ``pass_budget_s / workers`` seconds (preparing the target included) and takes
+    rounds of ``budget_s / 25`` seconds until they are spent. ``batch``, once a first pass has
+    settled it (CUDA halves it on out-of-memory), is asked for again. Returns the pass's raw
+    samples with chunk-local round ids and the worker index per sample; raises
+    :class:`Unsupported` or :class:`WorkerError`.
     """
-    k = pool.n
+    from dataclasses import replace
+
+    spec = target.spec if batch is None else replace(target.spec, batch=batch)
     round_s = max(budget_s / _ROUNDS_PER_BUDGET, 1e-3)
-    chunk_budget = max(3.0 * CHUNK_ROUNDS * round_s, 0.05)
+    per_worker = pass_budget_s / pool.n
+    out: dict[str, Any] = {"samples_s": [], "rounds": [], "workers": [], "warmup_iters": [], "chunks": []}
+    first = None
     t0 = time.perf_counter()
-    deadline = t0 + budget_s
+    for w in range(pool.n):
+        req = ChunkRequest(spec, how, device.kind, per_worker, seed, _CHUNK_MAX_ROUNDS, _CHUNK_MAX_ROUNDS, round_s,
+                           precision)
+        res = pool.run_chunk(w, req)
+        if res.status == "unsupported":
+            raise Unsupported(res.error)
+        if res.status != "ok":
+            raise WorkerError(f"worker {w}: {res.error}", res.traceback)
+        if first is None:
+            first = res
+        elif res.batch != first.batch:
+            raise WorkerError(f"worker {w} measured batch {res.batch}, worker 0 batch {first.batch} "
+                              "(out of memory in one process only); use --batch to fix the batch")
+        out["samples_s"] += res.samples_s
+        out["rounds"] += res.round_ids
+        out["workers"] += [w] * len(res.samples_s)
+        out["warmup_iters"] += res.warmup_iters
+        out["chunks"].append({"worker": w, "pid": res.pid, "rounds": len(set(res.round_ids)), "wall_s": res.wall_s,
+                              "iters_per_sample": res.iters_per_sample, "prepare_s": res.prepare_s})
+    out.update(batch=first.batch, iters_per_sample=first.iters_per_sample, bn_folded=first.bn_folded,
+               threads_used=first.threads, runtime_info=dict(first.runtime_info), wall_s=time.perf_counter() - t0,
+               round_s=round_s, budget_s=pass_budget_s)
+    return out
+
+
+def combine_passes(parts: Sequence[dict[str, Any]], *, precision: float, budget_s: float | None,
+                   device: str) -> Measurement:
+    """One :class:`Measurement` from the partial records of a target's passes.
+
+    Every (pass, worker) is one process: it becomes one cluster id in ``worker_ids`` (0, 1, … in
+    pass order), and every (pass, worker, round) one round id, so the interval is the bootstrap
+    over processes, then rounds.
+    """
     samples: list[float] = []
     rids: list[int] = []
-    wids: list[int] = []
+    procs: list[int] = []
     warm: list[int] = []
-    first = None
-    next_rid = 0
-    last_chunk = 0.0
-    cycles = 0
-    chunks: list[dict[str, Any]] = []
-    done = False
-    while not done:
-        for w in range(k):
-            now = time.perf_counter()
-            if cycles > 0 and (now >= deadline or now + last_chunk > deadline + 0.25 * last_chunk):
-                done = True
-                break
-            req = ChunkRequest(target.spec, how, device.kind, chunk_budget, seed, CHUNK_ROUNDS, CHUNK_ROUNDS,
-                               round_s, precision)
-            res = pool.run_chunk(w, req)
-            if res.status == "unsupported":
-                raise Unsupported(res.error)
-            if res.status != "ok":
-                raise WorkerError(f"worker {w}: {res.error}", res.traceback)
-            if first is None:
-                first = res
-            local = sorted(set(res.round_ids))
-            remap = {r: next_rid + i for i, r in enumerate(local)}
-            next_rid += len(local)
-            samples += res.samples_s
-            rids += [remap[r] for r in res.round_ids]
-            wids += [w] * len(res.samples_s)
-            warm += res.warmup_iters
-            chunks.append({"worker": w, "pid": res.pid, "rounds": len(local), "wall_s": res.wall_s,
-                           "iters_per_sample": res.iters_per_sample, "prepare_s": res.prepare_s})
-            last_chunk = time.perf_counter() - now
-        else:
-            cycles += 1
-            if workers_settled(samples, rids, wids, precision, DEFAULT_MIN_ROUNDS):
-                done = True
-    m = Measurement(samples_s=samples, round_ids=rids, batch=first.batch, precision=precision,
-                    min_rounds=DEFAULT_MIN_ROUNDS, iters_per_sample=first.iters_per_sample, warmup_iters=warm,
-                    budget_s=budget_s, wall_s=time.perf_counter() - t0, device=str(device.torch_device),
-                    threads=first.threads, bn_folded=first.bn_folded, worker_ids=wids)
+    proc_index: dict[tuple[int, int], int] = {}
+    round_index: dict[tuple[int, int, int], int] = {}
+    parts = sorted(parts, key=lambda r: r["pass"])
+    for rec in parts:
+        p = int(rec["pass"])
+        for s_, r_, w_ in zip(rec["samples_s"], rec["rounds"], rec["workers"]):
+            procs.append(proc_index.setdefault((p, int(w_)), len(proc_index)))
+            rids.append(round_index.setdefault((p, int(w_), int(r_)), len(round_index)))
+            samples.append(float(s_))
+        warm += rec.get("warmup_iters") or []
+    first = parts[0]
+    m = Measurement(samples_s=samples, round_ids=rids, batch=int(first["batch"]), precision=precision,
+                    min_rounds=DEFAULT_MIN_ROUNDS, iters_per_sample=int(first.get("iters_per_sample") or 1),
+                    warmup_iters=warm, budget_s=budget_s, wall_s=float(sum(r.get("pass_wall_s") or 0.0 for r in parts)),
+                    device=device, threads=first.get("threads_used"), bn_folded=int(first.get("bn_folded") or 0),
+                    worker_ids=procs)
     m.budget_exhausted = not m.stable
-    info = dict(first.runtime_info)
-    info["workers"] = {"n": k, "pids": list(pool.pids), "chunk_rounds": CHUNK_ROUNDS, "round_s": round_s,
-                       "cycles": cycles, "chunks": chunks}
-    return m, _scale_cost(cost, m.batch, batch), info
+    return m
 
 
 def default_workers(device_kind: str) -> int:
-    """Worker processes per run when not given: 1 on CUDA (one GPU), :data:`DEFAULT_CPU_WORKERS` elsewhere."""
-    return 1 if device_kind == "cuda" else DEFAULT_CPU_WORKERS
+    """Worker processes per pass when not given: :data:`DEFAULT_CPU_WORKERS` (one fresh process a pass)."""
+    return DEFAULT_CPU_WORKERS
 
 
 def run_suite(
@@ -287,6 +309,7 @@ def run_suite(
     memory_format: str = "contiguous",
     dtype: str = "float32",
     workers: int | None = None,
+    passes: int = DEFAULT_PASSES,
 ) -> RunSummary:
     """Measure every spec on ``device``; append one record per target to ``<out_dir>/<run_id>.jsonl``.
 
@@ -299,12 +322,17 @@ def run_suite(
     ``onnxruntime``); a runtime that cannot take a model records it as ``unsupported`` with the
     reason, and the suite goes on.
 
-    ``workers`` worker processes (default :func:`default_workers`: 3 on CPU/ARM, 1 on CUDA) are
-    started once for the run; each target is measured in interleaved chunks over them and its CI
-    is the two-stage bootstrap over workers and rounds, which holds across fresh processes.
-    Each record then has ``workers`` (worker id per sample, parallel to ``samples_s`` and
-    ``rounds``). ``workers=0`` measures in this process (rounds of fresh allocations only), as
-    does the ``compile`` runtime whatever ``workers`` says (:data:`IN_PROCESS_RUNTIMES`).
+    Sampling is spread over the whole run: ``passes`` passes over the suite (default 5; fewer
+    when ``budget_s`` is too small to give each ≥ 0.3 s), each giving every target
+    ``budget_s / passes`` seconds on a pool of ``workers`` fresh processes (default 1). A target
+    whose CI over the processes so far is within ±``precision`` after :data:`MIN_PASSES` passes
+    skips the rest. Each pass of a target is appended at once as a ``status: "partial"`` record;
+    the target's final record, written after its last pass, holds every sample with ``workers``
+    (the process — pass and worker — of each sample) and ``passes`` (its pass), and its CI is
+    the bootstrap over processes, then rounds. An interrupted run loses at most the pass in
+    progress: ``resume`` reuses the stored passes. ``workers=0`` measures each target at once in
+    this process (rounds of fresh allocations only), as does the ``compile`` runtime whatever
+    ``workers`` says (:data:`IN_PROCESS_RUNTIMES`).
     """
     dev = resolve_device(device)
     if dev.kind == "cuda":
@@ -320,6 +348,9 @@ def run_suite(
     workers = default_workers(dev.kind) if workers is None else int(workers)
     if workers < 0:
         raise UserError(f"workers {workers} is negative: use --workers 0 (in-process) or more")
+    if int(passes) < 1:
+        raise UserError(f"passes {passes} is not positive: use --passes 1 or more")
+    passes = effective_passes(passes, budget_s) if workers > 0 else 1
     if not 0 < precision < 1:
         raise UserError(f"precision {precision} is not a fraction in (0, 1): use e.g. --precision 0.02 for ±2%")
     runtimes = list(dict.fromkeys(runtimes)) or ["eager"]
@@ -337,18 +368,24 @@ def run_suite(
     targets = [resolve(replace(s, batch=batch_for(s))) for s in specs]  # UserError here: nothing measured yet
 
     out_dir = Path(out_dir)
+    stored_parts: dict[str, list[dict[str, Any]]] = {}
     if resume is not None:
         run_id = resume
         path = out_dir / f"{run_id}.jsonl"
         if not path.exists():
             raise UserError(f"no run {run_id!r} to resume: {path} does not exist; see `ls {out_dir}/`")
         done = _results.measured_keys(path)
+        for r in _results.read_records(path, partial=True):
+            if r.get("status") == "partial":
+                stored_parts.setdefault(_results.record_key(r), []).append(r)
     else:
         run_id = _results.new_run_id()
         path = out_dir / f"{run_id}.jsonl"
         done = set()
     writer = _results.ResultWriter(path)
-    todo = [(t, h) for t in targets for h in hows if _key_for(t, dev, h) not in done]
+    todo = [_Open(t, h, _key_for(t, dev, h)) for t in targets for h in hows if _key_for(t, dev, h) not in done]
+    for o in todo:
+        o.parts = {int(r["pass"]): r for r in stored_parts.get(o.key, [])}
     skipped = len(targets) * len(hows) - len(todo)
 
     err_console = console or Console(file=sys.stderr)
@@ -357,51 +394,134 @@ def run_suite(
         TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
         console=err_console, disable=not progress, transient=False,
     )
+    if progress:  # before anything is measured, so an interrupted run can be resumed by its id
+        err_console.print(f"run {run_id}: {len(todo)} to measure in {passes} pass{'es' if passes > 1 else ''}, "
+                          f"writing {path} (resume with --resume {run_id})", highlight=False)
     measured = 0
     costs: dict[int, dict[str, Any]] = {}
-    need_pool = workers > 0 and any(h.runtime not in IN_PROCESS_RUNTIMES for _, h in todo)
+    pass_budget = budget_s / passes
+
+    def cost_of(target: Target, how: _How) -> dict[str, Any]:
+        if id(target) not in costs:  # counted once per target, whatever the runtime
+            costs[id(target)] = _cost(target, target.build(seed), target.example_input("cpu", seed=seed), how.dtype)
+        return costs[id(target)]
+
+    def finish(o: _Open, rec: dict[str, Any], task) -> None:
+        nonlocal measured
+        rec["env"]["measure_wall_s"] = o.wall_s
+        writer.write(rec)
+        measured += 1
+        o.final = True
+        prog.update(task, completed=sum(x.units_done(passes) for x in todo))
+
+    def fail(o: _Open, e: BaseException, fp: dict[str, Any], task) -> None:
+        rec = _base_record(run_id, o.target, dev, fp, o.how)
+        if isinstance(e, (Unsupported, NotImplementedError)):
+            reason = str(e) if isinstance(e, Unsupported) else f"{type(e).__name__}: {e}".splitlines()[0]
+            rec.update(status="unsupported", error=reason)
+        else:
+            rec.update(status="failed", error=str(e) if isinstance(e, WorkerError) else
+                       f"{type(e).__name__}: {e}".splitlines()[0],
+                       traceback=getattr(e, "remote_traceback", None) or traceback.format_exc(limit=8))
+        rec.update(cost=costs.get(id(o.target)), samples_s=[], rounds=[], stats=None, env=fp)
+        finish(o, rec, task)
+
+    def finalize(o: _Open, fp: dict[str, Any], task) -> None:
+        parts = [o.parts[p] for p in sorted(o.parts)]
+        m = combine_passes(parts, precision=precision, budget_s=budget_s, device=str(dev.torch_device))
+        rec = _base_record(run_id, o.target, dev, fp, o.how)
+        cost = _scale_cost(cost_of(o.target, o.how), m.batch, o.target.spec.batch)
+        info = dict(parts[0].get("runtime_info") or {})
+        info["workers"] = {"n": max(len(set(r["workers"])) for r in parts), "passes": len(parts),
+                           "processes": m.workers, "round_s": parts[0].get("round_s"),
+                           "chunks": [dict(c, **{"pass": r["pass"]}) for r in parts for c in r.get("chunks") or []]}
+        st = m.to_stats()
+        st["passes"] = len(parts)
+        rec.update(batch=m.batch, cost=cost, samples_s=m.samples_s, rounds=m.round_ids, workers=m.worker_ids,
+                   passes=[int(r["pass"]) for r in parts for _ in r["samples_s"]], stats=st, env=fp,
+                   runtime_info=info)
+        finish(o, rec, task)
+
+    pool: WorkerPool | None = None
     with contextlib.ExitStack() as stack:
-        pool = stack.enter_context(WorkerPool(workers)) if need_pool else None
+        stack.callback(lambda: pool.close() if pool is not None else None)
         stack.enter_context(prog)
-        task = prog.add_task(f"{dev.kind} run {run_id}", total=len(todo))
-        for target, how in todo:
-            label = target.spec.label + ("" if len(hows) == 1 else f" [{how.runtime}]")
-            prog.update(task, description=label)
-            fp = fingerprint(dev, how.threads)  # per record: load average and clocks change during a run
-            rec = _base_record(run_id, target, dev, fp, how)
-            t0 = time.perf_counter()
-            try:
-                if id(target) not in costs:  # counted once per target, whatever the runtime
-                    costs[id(target)] = _cost(target, target.build(seed), target.example_input("cpu", seed=seed),
-                                              how.dtype)
-                if pool is not None and how.runtime not in IN_PROCESS_RUNTIMES:
-                    m, cost, info = _measure_workers(pool, target, dev, how, precision, budget_s, seed,
-                                                     target.spec.batch, costs[id(target)])
-                else:
-                    m, cost, info = _measure_one(target, dev, how, precision, budget_s, seed, target.spec.batch,
-                                                 costs[id(target)])
-            except UserError:
-                raise
-            except (Unsupported, NotImplementedError) as e:
-                reason = str(e) if isinstance(e, Unsupported) else f"{type(e).__name__}: {e}".splitlines()[0]
-                rec.update(status="unsupported", error=reason, cost=costs.get(id(target)), samples_s=[], rounds=[],
-                           stats=None, env=fp)
-            except Exception as e:  # noqa: BLE001 — record the failure and go on with the suite
-                error = str(e) if isinstance(e, WorkerError) else f"{type(e).__name__}: {e}".splitlines()[0]
-                rec.update(status="failed", error=error,
-                           traceback=getattr(e, "remote_traceback", None) or traceback.format_exc(limit=8))
-                rec.update(cost=costs.get(id(target)), samples_s=[], rounds=[], stats=None, env=fp)
-            else:
-                rec.update(batch=m.batch, cost=cost, samples_s=m.samples_s, rounds=m.round_ids,
-                           stats=m.to_stats(), env=fp, runtime_info=info)
-                if m.worker_ids is not None:
-                    rec["workers"] = m.worker_ids
-            rec["env"]["measure_wall_s"] = time.perf_counter() - t0
-            writer.write(rec)
-            measured += 1
-            prog.advance(task)
+        task = prog.add_task(f"{dev.kind} run {run_id}", total=len(todo) * passes)
+        prog.update(task, completed=sum(x.units_done(passes) for x in todo))
+        pool_pass = -1
+        for p in range(passes):
+            for o in todo:
+                if o.final or p in o.parts:
+                    continue
+                in_process = workers == 0 or o.how.runtime in IN_PROCESS_RUNTIMES
+                if in_process and p > 0:
+                    continue  # measured whole in pass 0
+                label = o.target.spec.label + ("" if len(hows) == 1 else f" [{o.how.runtime}]")
+                prog.update(task, description=(f"pass {p + 1}/{passes} " if passes > 1 and not in_process else "")
+                            + label)
+                fp = fingerprint(dev, o.how.threads)  # per record: load average and clocks change during a run
+                t0 = time.perf_counter()
+                try:
+                    cost = cost_of(o.target, o.how)
+                    if in_process:
+                        m, cost, info = _measure_one(o.target, dev, o.how, precision, budget_s, seed,
+                                                     o.target.spec.batch, cost)
+                    else:
+                        if pool is not None and pool_pass != p:
+                            old, pool = pool, None
+                            old.close()  # every pass on fresh processes
+                        if pool is None:
+                            fresh = WorkerPool(workers)
+                            fresh.start()  # closes what it started if it fails; the next target retries
+                            pool, pool_pass = fresh, p
+                        batch = int(o.parts[min(o.parts)]["batch"]) if o.parts else None
+                        part = _measure_pass(pool, o.target, dev, o.how, precision, budget_s, pass_budget, seed,
+                                             batch)
+                except UserError:
+                    raise
+                except Exception as e:  # noqa: BLE001 — record the failure or the reason, go on with the suite
+                    o.wall_s += time.perf_counter() - t0
+                    fail(o, e, fp, task)
+                    continue
+                o.wall_s += time.perf_counter() - t0
+                if in_process:
+                    rec = _base_record(run_id, o.target, dev, fp, o.how)
+                    rec.update(batch=m.batch, cost=cost, samples_s=m.samples_s, rounds=m.round_ids,
+                               stats=m.to_stats(), env=fp, runtime_info=info)
+                    finish(o, rec, task)
+                    continue
+                rec = _base_record(run_id, o.target, dev, fp, o.how)
+                rec.update(part)
+                rec.update({"status": "partial", "pass": p, "passes_planned": passes, "pass_wall_s": part["wall_s"],
+                            "env": fp})
+                writer.write(rec)
+                o.parts[p] = rec
+                prog.update(task, completed=sum(x.units_done(passes) for x in todo))
+                last = p == passes - 1
+                if last or (len(o.parts) >= MIN_PASSES and combine_passes(
+                        list(o.parts.values()), precision=precision, budget_s=budget_s, device=str(dev.torch_device)
+                ).stable):
+                    finalize(o, fp, task)
+        for o in todo:  # resumed with fewer passes than were stored: nothing left to measure
+            if not o.final and o.parts:
+                finalize(o, fingerprint(dev, o.how.threads), task)
     return RunSummary(run_id=run_id, path=path, records=_results.read_records(path), measured=measured,
                       skipped=skipped)
+
+
+@dataclass
+class _Open:
+    """A target (under one runtime) still being measured: its stored passes and whether it is done."""
+
+    target: Target
+    how: _How
+    key: str
+    parts: dict[int, dict[str, Any]] = field(default_factory=dict)
+    final: bool = False
+    wall_s: float = 0.0
+
+    def units_done(self, passes: int) -> int:
+        return passes if self.final else min(len(self.parts), passes)
 
 
 def _si(v: float | None, unit: str = "") -> str:

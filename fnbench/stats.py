@@ -150,7 +150,7 @@ def rounds_median_ci(
 
 
 #: How :func:`hierarchical_median_ci` builds its interval (stored in result records as ``ci_method``).
-HIERARCHICAL_CI_METHOD = "hierarchical-bootstrap(workers,rounds)"
+HIERARCHICAL_CI_METHOD = "hierarchical-bootstrap(processes,rounds)"
 
 
 def _few_clusters_factor(k: int, confidence: float) -> float:

@@ -3,18 +3,21 @@
 Rounds of fresh allocations inside one process cannot sample what is fixed for the life of a
 process — its heap layout, the core it settled on, what the allocator and the math libraries
 decided at start-up. On a shared VM that level alone was seen to move a DWConv stack by 30 %
-between two runs whose in-process intervals were ±2 % wide. So :func:`fnbench.runner.run_suite`
-measures each target in interleaved chunks on a :class:`WorkerPool` of ``K`` persistent processes
-(w0, w1, …, w(K-1), w0, …), one chunk at a time so they never compete for a core, and builds the
-interval over workers *and* rounds (:func:`fnbench.stats.hierarchical_median_ci`).
+between two runs whose in-process intervals were ±2 % wide. Nor can one stretch of seconds sample
+what drifts over minutes: on the same VM every worker saw a PConv stack go from 9.0 to 6.7 ms at
+once. So :func:`fnbench.runner.run_suite` makes several passes over a suite, each pass with a
+:class:`WorkerPool` of fresh processes, and builds each target's
+interval over those processes and their rounds (:func:`fnbench.stats.hierarchical_median_ci`).
+Chunks run one at a time, so workers never compete for a core.
 
-A worker is started once per run with the ``spawn`` method (a clean interpreter that imports
-torch once), builds each target itself from its :class:`~fnbench.targets.TargetSpec` (BN folded,
-prepared for the runtime, cached while the same target comes back for its next chunk) and runs
-:func:`fnbench.timing.measure` for a few rounds, each with a fresh module and input as always.
-It answers with raw samples, or with an ``unsupported``/``failed`` outcome and the reason: a
-model error never kills a worker. A worker exits by itself when its parent goes away (end of
-file on its pipe, or a new parent pid), so a killed ``fnbench run`` leaves no processes behind.
+Workers are forked from a fork server that imported torch once (``forkserver``; ``spawn`` where
+the platform lacks it), so a fresh pool costs a fraction of a second. A worker builds each target
+itself from its :class:`~fnbench.targets.TargetSpec` (BN folded, prepared for the runtime, cached
+while the same target comes back) and runs :func:`fnbench.timing.measure` for a few rounds, each
+with a fresh module and input as always. It answers with raw samples, or with an
+``unsupported``/``failed`` outcome and the reason: a model error never kills a worker. A worker
+exits by itself when its run goes away (end of file on its pipe, or its run's pid gone), so a
+killed ``fnbench run`` leaves no processes behind.
 
 Example::
 
@@ -46,6 +49,23 @@ __all__ = ["ChunkRequest", "ChunkResult", "WorkerPool", "WorkerError"]
 _START_TIMEOUT_S = 180.0
 #: How often a worker checks that its parent is still there while it is busy measuring.
 _PARENT_POLL_S = 0.5
+#: What the fork server imports once, so every worker forked from it starts with torch loaded.
+_PRELOAD = ["torch", "fnbench.runner"]
+
+
+def _context():
+    """``forkserver`` where the platform has it (a fresh worker in ~0.05 s), else ``spawn`` (seconds).
+
+    The fork server is a clean interpreter started once per run that imports torch and fnbench
+    and then only forks: each worker is a new process with its own address space, and
+    everything it measures (modules, inputs, allocator pools, thread pools) is created after the
+    fork. That makes a fresh set of processes per pass over a suite cheap.
+    """
+    if "forkserver" in mp.get_all_start_methods():
+        ctx = mp.get_context("forkserver")
+        ctx.set_forkserver_preload(_PRELOAD)
+        return ctx
+    return mp.get_context("spawn")
 
 
 @dataclass(frozen=True)
@@ -105,11 +125,27 @@ def _first_line(e: BaseException) -> str:
     return f"{type(e).__name__}: {text.splitlines()[0]}" if text else type(e).__name__
 
 
-def _watch_parent(parent_pid: int) -> None:
+def _watch_parent(parent_pid: int, first_ppid: int) -> None:
+    """Exit when the run that started this worker is gone.
+
+    Under ``spawn`` the worker's parent is the run itself; under ``forkserver`` it is the fork
+    server, which exits when the run does. Either way the parent pid changes (the orphan is
+    re-parented) when the run dies, and the run's own pid stops existing.
+    """
     while True:
         time.sleep(_PARENT_POLL_S)
-        if os.getppid() != parent_pid:
+        if os.getppid() != first_ppid or not _alive(parent_pid):
             os._exit(0)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _prepare(req: ChunkRequest):
@@ -129,9 +165,10 @@ def _handle(worker: int, req: ChunkRequest, cache: dict) -> ChunkResult:
     from .timing import measure
 
     key = (req.spec, req.how, req.device, req.seed)
-    if key not in cache:
+    fresh = key not in cache
+    if fresh:
         cache.clear()  # one target at a time: the previous one's model and input are freed
-        gc.collect()
+        gc.collect(1)  # young cycles only: a full collection costs ~0.15 s with torch loaded
         t0 = time.perf_counter()
         try:
             cache[key] = ("ok", _prepare(req), time.perf_counter() - t0)
@@ -146,9 +183,12 @@ def _handle(worker: int, req: ChunkRequest, cache: dict) -> ChunkResult:
         return ChunkResult("failed", worker, os.getpid(), error=payload, traceback=extra)
     prepared, x, dev, how = payload
     rebuild = None if how.runtime == "eager" else prepared.rebuild
+    # The chunk's budget covers preparing the target (an export can take seconds), so a pass over
+    # a suite takes the time it was given; at least a quarter of it is left for sampling.
+    budget_s = max(req.budget_s - extra, 0.25 * req.budget_s) if fresh else req.budget_s
     try:
         m = measure(prepared.module, x, device=dev.torch_device, threads=how.threads, precision=req.precision,
-                    budget_s=req.budget_s, min_rounds=req.min_rounds, max_rounds=req.max_rounds,
+                    budget_s=budget_s, min_rounds=req.min_rounds, max_rounds=req.max_rounds,
                     round_s=req.round_s, seed=req.seed, rebuild=rebuild, fold=False)
     except Exception as e:  # noqa: BLE001
         return ChunkResult("failed", worker, os.getpid(), error=_first_line(e), traceback=traceback.format_exc(limit=8))
@@ -162,7 +202,7 @@ def _handle(worker: int, req: ChunkRequest, cache: dict) -> ChunkResult:
 
 def _serve(conn, worker: int, parent_pid: int) -> None:
     """A worker's main loop: answer chunk requests until ``None``, end of file or an orphaned state."""
-    threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True, name="parent-watch").start()
+    threading.Thread(target=_watch_parent, args=(parent_pid, os.getppid()), daemon=True, name="parent-watch").start()
     import torch  # noqa: F401 — paid once, before the first request
 
     from . import runner  # noqa: F401
@@ -215,7 +255,7 @@ def _main_not_rerun():
 
 
 class WorkerPool:
-    """``n`` persistent worker processes (``spawn``), started together; a context manager.
+    """``n`` worker processes, started together; a context manager.
 
     :meth:`run_chunk` sends one request to one worker and waits for its answer (chunks are run
     one at a time on purpose: workers measuring at once would compete for cores). A worker that
@@ -227,7 +267,7 @@ class WorkerPool:
             raise ValueError(f"a worker pool needs at least one worker, got {n}")
         self.n = int(n)
         self.start_timeout_s = start_timeout_s
-        self._ctx = mp.get_context("spawn")
+        self._ctx = _context()
         self._procs: list[Any] = [None] * self.n
         self._conns: list[Any] = [None] * self.n
         self.pids: list[int | None] = [None] * self.n

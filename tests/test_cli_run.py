@@ -17,13 +17,14 @@ def _run(cmd, env, **kw):
 
 def test_sigkill_mid_suite_then_resume_measures_only_the_rest(fnbench_cmd, cli_env, tmp_path):
     out = tmp_path / "results"
-    args = ["run", "--device", "cpu", "--suite", "quick", "--budget", "1.5", "--out", str(out)]
+    # 3 passes of 0.5 s per target: the suite's first pass is four pass records
+    args = ["run", "--device", "cpu", "--suite", "quick", "--budget", "1.5", "--passes", "3", "--out", str(out)]
     proc = subprocess.Popen(fnbench_cmd + args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=cli_env)
     deadline = time.time() + 300
     path = None
     while time.time() < deadline:
         files = list(out.glob("*.jsonl")) if out.exists() else []
-        if files and files[0].read_text().count("\n") >= 2:
+        if files and files[0].read_text().count("\n") >= 3:
             path = files[0]
             break
         if proc.poll() is not None:
@@ -33,15 +34,25 @@ def test_sigkill_mid_suite_then_resume_measures_only_the_rest(fnbench_cmd, cli_e
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
     assert proc.returncode == -signal.SIGKILL
-    first = read_records(path)
-    assert 2 <= len(first) < 4, "the kill came after the suite finished; nothing left to resume"
+    before = path.read_text()
+    first = read_records(path, partial=True)
+    assert 3 <= len(first) < 12, "the kill came after the suite finished; nothing left to resume"
+    assert read_records(path) == []  # no target had all its passes yet
     run_id = path.stem
     done = _run(fnbench_cmd + args + ["--resume", run_id], cli_env)
     assert done.returncode == 0, done.stderr
+    assert path.read_text().startswith(before)  # nothing stored was lost or rewritten
     records = read_records(path)
     names = [r["target"]["name"] for r in records]
     assert sorted(names) == ["conv", "dwconv", "gconv", "pconv"]  # each target exactly once
-    assert records[: len(first)] == first  # nothing stored was lost or rewritten
+    everything = read_records(path, partial=True)
+    stored = {(r["target"]["name"], r["pass"]) for r in first}
+    added = [(r["target"]["name"], r["pass"]) for r in everything[len(first):] if r["status"] == "partial"]
+    assert not stored & set(added)  # a pass stored before the kill is not measured again
+    for r in records:
+        mine = sorted((p for p in everything if p["status"] == "partial" and p["target"]["name"] == r["target"]["name"]),
+                      key=lambda p: p["pass"])
+        assert r["samples_s"] == [x for p in mine for x in p["samples_s"]]  # stored passes are in the result
     assert f"run id: {run_id}" in done.stdout
 
 
@@ -71,6 +82,7 @@ def test_run_writes_records_with_the_schema(fnbench_cmd, cli_env, tmp_path):
     (["run", "--runtime", "tensorrt", "--suite", "quick"], "unknown runtime"),
     (["run", "--resume", "20000101T000000Z-0000", "--suite", "quick"], "no run"),
     (["run", "--suite", "quick", "--dtype", "float16"], "cuda only"),
+    (["run", "--suite", "quick", "--passes", "0"], "passes 0"),
     (["compare", "pconv", "nosuch"], "unknown target"),
     (["compare", "pconv", "dwconv", "--from", "/nonexistent/dir"], "no result file or directory"),
 ])

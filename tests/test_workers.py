@@ -35,22 +35,27 @@ def test_pool_round_trip_and_a_model_error_does_not_kill_the_worker():
     assert all(not p.is_alive() for p in procs)
 
 
-def test_run_suite_merges_chunks_from_all_workers(tmp_path):
-    s = run_suite([TINY], out_dir=tmp_path, progress=False, budget_s=1.0, workers=2)
+def test_run_suite_samples_every_pass_on_fresh_worker_processes(tmp_path):
+    s = run_suite([TINY], out_dir=tmp_path, progress=False, budget_s=1.5, workers=2, passes=3)
     (rec,) = read_records(s.path)
-    assert rec["status"] == "ok"
+    parts = [r for r in read_records(s.path, partial=True) if r["status"] == "partial"]
+    assert rec["status"] == "ok" and [p["pass"] for p in parts] == [0, 1, 2]
     n = len(rec["samples_s"])
-    assert n == len(rec["rounds"]) == len(rec["workers"]) == rec["stats"]["n"] > 0
-    assert set(rec["workers"]) == {0, 1}
-    for w in (0, 1):  # each worker gave whole rounds, and no round id is shared between workers
-        rounds_of = {r for r, k in zip(rec["rounds"], rec["workers"]) if k == w}
-        assert len(rounds_of) >= 2
+    assert n == len(rec["rounds"]) == len(rec["workers"]) == len(rec["passes"]) == rec["stats"]["n"] > 0
+    assert set(rec["workers"]) == set(range(6))  # 3 passes x 2 workers: six processes
+    for proc in range(6):  # each process gave whole rounds of one pass; no round id is shared
+        assert len({r for r, k in zip(rec["rounds"], rec["workers"]) if k == proc}) >= 1
+        assert len({p for p, k in zip(rec["passes"], rec["workers"]) if k == proc}) == 1
     pairs = set(zip(rec["rounds"], rec["workers"]))
     assert len({r for r, _ in pairs}) == len(pairs) == rec["stats"]["rounds"]
-    assert rec["stats"]["ci_method"] == "hierarchical-bootstrap(workers,rounds)" and rec["stats"]["workers"] == 2
+    assert rec["stats"]["ci_method"] == "hierarchical-bootstrap(processes,rounds)"
+    assert rec["stats"]["workers"] == 6 and rec["stats"]["passes"] == 3
     assert rec["stats"]["ci95_low_s"] <= rec["stats"]["median_s"] <= rec["stats"]["ci95_high_s"]
     info = rec["runtime_info"]["workers"]
-    assert info["n"] == 2 and [c["worker"] for c in info["chunks"][:2]] == [0, 1]
+    pids = [c["pid"] for c in info["chunks"]]
+    assert info["n"] == 2 and len(pids) == 6 and len(set(pids)) == 6  # fresh processes every pass
+    assert [c["pass"] for c in info["chunks"]] == [0, 0, 1, 1, 2, 2]
+    assert rec["samples_s"] == [x for p in parts for x in p["samples_s"]]
 
 
 def _gone(pid: int) -> bool:
