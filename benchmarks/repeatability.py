@@ -4,7 +4,7 @@ Each run is a separate ``python -c`` process calling :func:`fnbench.runner.run_s
 settings (1 thread, the default worker processes: each target sampled across fresh processes). Reported: the wall time of each run, the fraction of rows whose medians
 fall inside each other's 95 % CI (both ways), and per-row medians.
 
-    python benchmarks/repeatability.py [--suite table1] [--out results/repeatability]
+    python benchmarks/repeatability.py [--suite table1] [--out results/repeatability] [--passes N]
 
 Project targets: the Table-1 suite in ≤ 3 minutes; ≥ 90 % cross-run CI overlap.
 """
@@ -24,14 +24,17 @@ _CHILD = """
 import sys, json
 from fnbench.runner import run_suite
 from fnbench.suites import get_suite
-s = run_suite(get_suite(sys.argv[1]).specs(), out_dir=sys.argv[2], progress=False)
+kw = {"passes": int(sys.argv[3])} if len(sys.argv) > 3 else {}
+s = run_suite(get_suite(sys.argv[1]).specs(), out_dir=sys.argv[2], progress=False, **kw)
 print(json.dumps({"path": str(s.path)}))
 """
 
 
-def one_run(suite: str, out: Path) -> tuple[Path, float]:
+def one_run(suite: str, out: Path, passes: int | None = None) -> tuple[Path, float]:
     t0 = time.perf_counter()
-    p = subprocess.run([sys.executable, "-c", _CHILD, suite, str(out)], capture_output=True, text=True, check=True)
+    extra = [str(passes)] if passes else []
+    p = subprocess.run([sys.executable, "-c", _CHILD, suite, str(out), *extra], capture_output=True, text=True,
+                       check=True)
     wall = time.perf_counter() - t0
     return Path(json.loads(p.stdout.strip().splitlines()[-1])["path"]), wall
 
@@ -40,11 +43,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--suite", default="table1")
     ap.add_argument("--out", default="results/repeatability")
+    ap.add_argument("--passes", type=int, default=None, help="passes per run (default: fnbench run's default)")
     args = ap.parse_args()
     out = Path(args.out)
     runs = []
     for i in range(2):
-        path, wall = one_run(args.suite, out)
+        path, wall = one_run(args.suite, out, args.passes)
         recs = read_records(path)
         st = [r["stats"] for r in recs if r.get("stats")]
         print(f"run {i + 1}: {path.name} in {wall:.1f} s (process wall time, imports included); "
