@@ -4,14 +4,24 @@ Library entry points (the CLI is a thin layer over these):
 
 - :func:`fnbench.targets.resolve` — a target name + shape → module, input, analytic cost
 - :func:`fnbench.counting.count` — counted MACs (fvcore and FlopCounterMode) and bytes moved
-- :func:`fnbench.timing.measure` — latency in rounds over fresh allocations, with a 95 % CI
+- :func:`fnbench.measure` (:func:`fnbench.timing.measure`) — latency in rounds over fresh
+  allocations, as a :class:`fnbench.Measurement` with raw samples, median, IQR, p90 and a 95 % CI
 - :func:`fnbench.runner.run_suite` — count, measure and record a list of targets
 - :func:`fnbench.load_results` — result files and directories → one pandas DataFrame
 """
 
 __version__ = "0.1.0"
 
-__all__ = ["load_results", "__version__"]
+__all__ = ["load_results", "measure", "Measurement", "__version__"]
+
+
+def __getattr__(name: str):
+    """``fnbench.measure`` and ``fnbench.Measurement``, imported on first use (they import torch)."""
+    if name in ("measure", "Measurement"):
+        from . import timing
+
+        return getattr(timing, name)
+    raise AttributeError(f"module 'fnbench' has no attribute {name!r}")
 
 
 def load_results(paths="results"):

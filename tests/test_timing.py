@@ -198,3 +198,17 @@ def test_fold_bn_skips_mismatched_pairs_and_needs_eval():
     assert fold_bn(m) == 0
     with pytest.raises(ValueError, match="eval"):
         fold_bn(nn.Sequential(nn.Conv2d(3, 4, 1), nn.BatchNorm2d(4)))
+
+
+def test_measure_is_a_top_level_library_call():
+    import fnbench
+    from torch import nn
+
+    m = fnbench.measure(nn.Conv2d(4, 4, 3, padding=1), torch.randn(1, 4, 8, 8), budget_s=0.3, min_rounds=2)
+    assert isinstance(m, fnbench.Measurement) and fnbench.measure is measure
+    assert m.n == len(m.samples_s) > 0 and m.rounds >= 1
+    assert m.ci95_low_s <= m.median_s <= m.ci95_high_s
+    q25, q75, q90 = np.percentile(m.samples_s, [25, 75, 90])
+    assert m.iqr_s == pytest.approx(q75 - q25) and m.p90_s == pytest.approx(q90)
+    with pytest.raises(AttributeError, match="no attribute"):
+        fnbench.no_such_thing
