@@ -53,13 +53,13 @@ from .timing import (
 )
 from .workers import ChunkRequest, WorkerError, WorkerPool
 
-__all__ = ["RunSummary", "run_suite", "format_table", "prepare_target", "default_workers", "DEFAULT_CUDA_BATCH",
-           "DEFAULT_CPU_WORKERS", "DEFAULT_PASSES", "MIN_PASSES", "combine_passes", "effective_passes"]
+__all__ = ["RunSummary", "run_suite", "format_table", "prepare_target", "DEFAULT_CUDA_BATCH",
+           "DEFAULT_WORKERS", "DEFAULT_PASSES", "MIN_PASSES", "combine_passes", "effective_passes"]
 
 #: Batch used on CUDA when a spec asks for batch 1 and no override is given (paper: throughput at 32).
 DEFAULT_CUDA_BATCH = 32
 #: Worker processes per pass (CPU, ARM and CUDA alike): the passes give the fresh processes.
-DEFAULT_CPU_WORKERS = 1
+DEFAULT_WORKERS = 1
 #: Runtimes measured in the calling process even with workers: compiling once per worker would
 #: cost K compilations per target (minutes), so torch.compile keeps the in-process path.
 IN_PROCESS_RUNTIMES = ("compile",)
@@ -287,11 +287,6 @@ def combine_passes(parts: Sequence[dict[str, Any]], *, precision: float, budget_
     return m
 
 
-def default_workers(device_kind: str) -> int:
-    """Worker processes per pass when not given: :data:`DEFAULT_CPU_WORKERS` (one fresh process a pass)."""
-    return DEFAULT_CPU_WORKERS
-
-
 def run_suite(
     specs: Sequence[TargetSpec],
     *,
@@ -345,7 +340,7 @@ def run_suite(
         raise UserError(f"batch {batch_override} is not positive: use --batch 1 or more")
     if budget_s <= 0:
         raise UserError(f"budget {budget_s} s is not positive: use e.g. --budget 10")
-    workers = default_workers(dev.kind) if workers is None else int(workers)
+    workers = DEFAULT_WORKERS if workers is None else int(workers)
     if workers < 0:
         raise UserError(f"workers {workers} is negative: use --workers 0 (in-process) or more")
     if int(passes) < 1:
@@ -406,13 +401,16 @@ def run_suite(
             costs[id(target)] = _cost(target, target.build(seed), target.example_input("cpu", seed=seed), how.dtype)
         return costs[id(target)]
 
+    def show_progress(task) -> None:
+        prog.update(task, completed=sum(x.units_done(passes) for x in todo))
+
     def finish(o: _Open, rec: dict[str, Any], task) -> None:
         nonlocal measured
         rec["env"]["measure_wall_s"] = o.wall_s
         writer.write(rec)
         measured += 1
         o.final = True
-        prog.update(task, completed=sum(x.units_done(passes) for x in todo))
+        show_progress(task)
 
     def fail(o: _Open, e: BaseException, fp: dict[str, Any], task) -> None:
         rec = _base_record(run_id, o.target, dev, fp, o.how)
@@ -426,9 +424,13 @@ def run_suite(
         rec.update(cost=costs.get(id(o.target)), samples_s=[], rounds=[], stats=None, env=fp)
         finish(o, rec, task)
 
-    def finalize(o: _Open, fp: dict[str, Any], task) -> None:
+    def combined(o: _Open) -> Measurement:
+        return combine_passes([o.parts[p] for p in sorted(o.parts)], precision=precision, budget_s=budget_s,
+                              device=str(dev.torch_device))
+
+    def finalize(o: _Open, fp: dict[str, Any], task, m: Measurement | None = None) -> None:
         parts = [o.parts[p] for p in sorted(o.parts)]
-        m = combine_passes(parts, precision=precision, budget_s=budget_s, device=str(dev.torch_device))
+        m = m if m is not None else combined(o)
         rec = _base_record(run_id, o.target, dev, fp, o.how)
         cost = _scale_cost(cost_of(o.target, o.how), m.batch, o.target.spec.batch)
         info = dict(parts[0].get("runtime_info") or {})
@@ -447,7 +449,7 @@ def run_suite(
         stack.callback(lambda: pool.close() if pool is not None else None)
         stack.enter_context(prog)
         task = prog.add_task(f"{dev.kind} run {run_id}", total=len(todo) * passes)
-        prog.update(task, completed=sum(x.units_done(passes) for x in todo))
+        show_progress(task)
         pool_pass = -1
         for p in range(passes):
             for o in todo:
@@ -496,12 +498,10 @@ def run_suite(
                             "env": fp})
                 writer.write(rec)
                 o.parts[p] = rec
-                prog.update(task, completed=sum(x.units_done(passes) for x in todo))
-                last = p == passes - 1
-                if last or (len(o.parts) >= MIN_PASSES and combine_passes(
-                        list(o.parts.values()), precision=precision, budget_s=budget_s, device=str(dev.torch_device)
-                ).stable):
-                    finalize(o, fp, task)
+                show_progress(task)
+                m = combined(o) if len(o.parts) >= MIN_PASSES else None
+                if p == passes - 1 or (m is not None and m.stable):
+                    finalize(o, fp, task, m)
         for o in todo:  # resumed with fewer passes than were stored: nothing left to measure
             if not o.final and o.parts:
                 finalize(o, fingerprint(dev, o.how.threads), task)

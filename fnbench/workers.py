@@ -140,11 +140,11 @@ def _watch_parent(parent_pid: int, first_ppid: int) -> None:
 
 def _alive(pid: int) -> bool:
     try:
-        os.kill(pid, 0)
+        os.kill(pid, 0)  # signal 0: existence check only (PermissionError would still mean "exists")
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
+        pass
     return True
 
 
