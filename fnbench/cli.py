@@ -40,6 +40,35 @@ def _console(stderr: bool = False):
     return Console(stderr=stderr, highlight=False, width=None if stream.isatty() else 160)
 
 
+_ALLOCATOR_HELP = ("Memory allocator: tuned (default: glibc with fixed mmap/trim thresholds, freed activations reused), "
+                   "system (malloc as the process got it), jemalloc or tcmalloc (preloaded).")
+#: Set in the environment of a CLI re-executed with an allocator preloaded, so it is done once.
+_PRELOAD_MARK = "FNBENCH_PRELOADED_ALLOCATOR"
+
+
+def _preloaded_or_reexec(allocator: str) -> None:
+    """For an in-process command under jemalloc/tcmalloc: re-execute this command with it preloaded.
+
+    A library can only be preloaded when a process starts; ``compare`` and ``probe`` measure in
+    their own process, so they start again with ``LD_PRELOAD`` set (once: a second time is an error).
+    """
+    import os
+
+    from . import allocators
+
+    allocators.check_allocator(allocator)
+    if allocator not in allocators.LIBRARIES or allocator in allocators.loaded_libraries():
+        return
+    if os.environ.get(_PRELOAD_MARK) == allocator:
+        raise UserError(f"--allocator {allocator}: {allocators.LIBRARIES[allocator][0]} was preloaded but is not "
+                        "mapped in the process (LD_PRELOAD ignored?); choose --allocator tuned")
+    env = allocators.preload_env(allocator)
+    env[_PRELOAD_MARK] = allocator
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(sys.executable, [sys.executable, "-m", "fnbench", *sys.argv[1:]], env)
+
+
 # -- target options shared by count / run / compare ------------------------------------------------
 def target_options(fn):
     opts = [
@@ -190,26 +219,33 @@ def _target_specs(suite, targets, shape, batch, layers, options):
               help="Fresh worker processes per pass (default 1; 0 = measure in this process, one pass).")
 @click.option("--passes", type=int, default=None,
               help="Passes over the suite, each on fresh processes with budget/passes per target (default 5).")
+@click.option("--allocator", "allocators_", multiple=True, help=_ALLOCATOR_HELP + " Repeatable.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document (run id, path, records) on stdout.")
 def run(device, suite, targets, shape, batch, layers, runtimes, memory_format, dtype, threads, precision, budget,
-        out_dir, resume, workers, passes, as_json, **options) -> None:
+        out_dir, resume, workers, passes, allocators_, as_json, **options) -> None:
     """Measure a suite or targets on one device; records are appended to OUT/<run_id>.jsonl as they finish."""
-    from .runner import DEFAULT_PASSES, format_table, run_suite
+    from .allocators import DEFAULT_ALLOCATOR
+    from .runner import DEFAULT_PASSES, format_table, run_suite, table_notes
     from .timing import DEFAULT_BUDGET_S, DEFAULT_PRECISION
 
+    allocs = list(allocators_) or [DEFAULT_ALLOCATOR]
+    if workers == 0 and len(allocs) == 1:  # measured in this process: it must start under the allocator
+        _preloaded_or_reexec(allocs[0])
     specs = _target_specs(suite, targets, shape, batch, layers, options)
     summary = run_suite(
         specs, device=device, threads=threads, batch_override=batch if batch != 1 else None,
         precision=DEFAULT_PRECISION if precision is None else precision,
         budget_s=DEFAULT_BUDGET_S if budget is None else budget, out_dir=out_dir, resume=resume,
         progress=not as_json, runtimes=runtimes or ("eager",), memory_format=memory_format, dtype=dtype,
-        workers=workers, passes=DEFAULT_PASSES if passes is None else passes,
+        workers=workers, passes=DEFAULT_PASSES if passes is None else passes, allocator=allocs,
     )
     if as_json:
         click.echo(json.dumps({"run_id": summary.run_id, "path": str(summary.path), "records": summary.records}))
         return
     con = _console()
     con.print(format_table(summary.records, title=f"run {summary.run_id}"))
+    for note in table_notes(summary.records):
+        con.print(note)
     con.print(f"run id: {summary.run_id}\nresults: {summary.path}")
     if summary.failed:
         raise SystemExit(1)
@@ -227,17 +263,21 @@ def run(device, suite, targets, shape, batch, layers, runtimes, memory_format, d
 @click.option("--runtime", default="eager", show_default=True, help="eager, compile or onnxruntime.")
 @click.option("--budget", type=float, default=8.0, show_default=True, help="Seconds per target per shape.")
 @click.option("--from", "from_paths", multiple=True, help="Read A and B from these result files/directories instead of measuring.")
+@click.option("--allocator", default="tuned", show_default=True, help=_ALLOCATOR_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
-def compare(a, b, device, shape, layers, batch, threads, runtime, budget, from_paths, as_json) -> None:
+def compare(a, b, device, shape, layers, batch, threads, runtime, budget, from_paths, allocator, as_json) -> None:
     """Measure A and B in interleaved rounds; ratios B/A of MACs, latency and FLOPS with bootstrap CIs."""
+    from . import allocators
     from . import compare as cmp
     from .targets import parse_shape
 
+    allocators.check_allocator(allocator)
     sh = parse_shape(shape) if shape else None
     if from_paths:
         result = cmp.compare_from_results(list(from_paths), a, b, device=None if device == "auto" else device,
-                                          shape=sh, runtime=runtime)
+                                          shape=sh, runtime=runtime, allocator=allocator)
     else:
+        _preloaded_or_reexec(allocator)
         from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
         prog = Progress(TextColumn(f"compare {a} vs {b}"), BarColumn(), TextColumn("eta"), TimeRemainingColumn(),
@@ -250,7 +290,7 @@ def compare(a, b, device, shape, layers, batch, threads, runtime, budget, from_p
 
         try:
             result = cmp.compare(a, b, device=device, shape=sh, layers=layers, batch=batch, threads=threads,
-                                 runtime=runtime, budget_s=budget, progress=advance)
+                                 runtime=runtime, budget_s=budget, progress=advance, allocator=allocator)
         finally:
             prog.stop()
     if as_json:
@@ -263,10 +303,10 @@ def _print_compare(c) -> None:
     from rich.table import Table
 
     con = _console()
-    t = Table(title=f"{c.a_name} vs {c.b_name} on {c.device} ({c.runtime}, threads {c.threads}); ratios are "
-                    f"{c.b_name} / {c.a_name}", title_justify="left")
+    t = Table(title=f"{c.a_name} vs {c.b_name} on {c.device} ({c.runtime}, threads {c.threads}, allocator "
+                    f"{c.allocator}); ratios are {c.b_name} / {c.a_name}", title_justify="left")
     for col in ("shape", "target", "FLOPs (MACs)", "bytes (counted)", "FLOP/byte", "latency ms", "95% CI ms",
-                "GMAC/s", "GMAC/s 95% CI"):
+                "GMAC/s", "GMAC/s 95% CI", "faults/iter"):
         t.add_column(col, justify="left" if col in ("shape", "target") else "right")
     for r in c.rows:
         for side in (r.a, r.b):
@@ -274,17 +314,27 @@ def _print_compare(c) -> None:
             t.add_row("x".join(map(str, side.spec.shape)), side.spec.name, _fmt_si(side.macs),
                       _fmt_si(side.mem_bytes_counted, "B"), f"{side.intensity:.2f}" if side.intensity else "—",
                       f"{side.median_s * 1e3:.3f}", f"{ci.low * 1e3:.3f}–{ci.high * 1e3:.3f}",
-                      f"{side.gmacs_per_s:.2f}", f"{side.macs / ci.high / 1e9:.2f}–{side.macs / ci.low / 1e9:.2f}")
+                      f"{side.gmacs_per_s:.2f}", f"{side.macs / ci.high / 1e9:.2f}–{side.macs / ci.low / 1e9:.2f}",
+                      _fmt_faults(side.minor_faults_per_iter, side.mem_bytes_counted))
         flo, fhi = r.flops_ci
         t.add_row("", "[bold]ratio[/bold]", f"{r.macs_ratio:.3f}x", "", "",
                   f"{r.latency_ratio:.3f}x", f"{r.latency_ci.low:.3f}–{r.latency_ci.high:.3f}x",
-                  f"{r.flops_ratio:.3f}x", f"{flo:.3f}–{fhi:.3f}x", end_section=True)
+                  f"{r.flops_ratio:.3f}x", f"{flo:.3f}–{fhi:.3f}x", "", end_section=True)
     con.print(t)
     if len(c.rows) > 1:
         (llo, lhi), (flo, fhi) = c.latency_ci, c.flops_ci
         con.print(f"geometric mean over {len(c.rows)} shapes: MACs {c.macs_ratio:.3f}x, latency {c.latency_ratio:.3f}x "
                   f"(CI {llo:.3f}–{lhi:.3f}), FLOPS {c.flops_ratio:.3f}x (CI {flo:.3f}–{fhi:.3f})")
     con.print(f"verdict: {verdict_text(c)}")
+
+
+def _fmt_faults(per_iter: float | None, mem_bytes: float | None) -> str:
+    from .allocators import faults_flag
+
+    if per_iter is None:
+        return "—"
+    text = f"{per_iter:,.0f}" if per_iter >= 10 else f"{per_iter:.2g}"
+    return f"[red]{text} ⚠[/red]" if faults_flag(per_iter, mem_bytes) else text
 
 
 def verdict_text(c) -> str:
@@ -300,13 +350,15 @@ def verdict_text(c) -> str:
 @click.option("--threads", type=int, help="CPU threads (default 1, as the timing default).")
 @click.option("--budget", type=float, default=4.0, show_default=True, help="Seconds per probe.")
 @click.option("--out", "out_dir", default="results", show_default=True, help="Directory for the results file.")
+@click.option("--allocator", default="tuned", show_default=True, help=_ALLOCATOR_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
-def probe(device, threads, budget, out_dir, as_json) -> None:
+def probe(device, threads, budget, out_dir, allocator, as_json) -> None:
     """Measure the device's ceilings for the roofline: peak GEMM FLOP/s and copy bandwidth."""
     from .probe import ceilings, run_probe
 
+    _preloaded_or_reexec(allocator)
     run_id, path, records = run_probe(device=device, threads=threads, budget_s=budget, out_dir=out_dir,
-                                      progress=not as_json)
+                                      progress=not as_json, allocator=allocator)
     best = ceilings(records)
     if as_json:
         click.echo(json.dumps({"run_id": run_id, "path": str(path), "ceilings": best, "records": records}))
@@ -315,14 +367,16 @@ def probe(device, threads, budget, out_dir, as_json) -> None:
 
     t = Table(title=f"probe {run_id} ({records[0]['device']['kind']}, threads {records[0]['threads']})",
               title_justify="left")
-    for col in ("probe", "size", "latency ms", "95% CI ms", "achieved", "stable"):
+    for col in ("probe", "size", "latency ms", "95% CI ms", "achieved", "faults/iter", "stable"):
         t.add_column(col, justify="left" if col == "probe" else "right")
     for r in records:
         st, cost = r["stats"], r["cost"]
         rate = (f"{cost['flops'] / st['median_s'] / 1e9:.2f} GFLOP/s (= {cost['macs'] / st['median_s'] / 1e9:.2f} GMAC/s)"
                 if cost["flops"] else f"{cost['mem_bytes_counted'] / st['median_s'] / 1e9:.2f} GB/s")
         t.add_row(r["target"]["name"], str(r["target"]["options"]["size"]), f"{st['median_s'] * 1e3:.3f}",
-                  f"{st['ci95_low_s'] * 1e3:.3f}–{st['ci95_high_s'] * 1e3:.3f}", rate, "yes" if st["stable"] else "no")
+                  f"{st['ci95_low_s'] * 1e3:.3f}–{st['ci95_high_s'] * 1e3:.3f}", rate,
+                  _fmt_faults(st.get("minor_faults_per_iter"), cost.get("mem_bytes_counted")),
+                  "yes" if st["stable"] else "no")
     con = _console()
     con.print(t)
     con.print("ceilings: " + ", ".join(

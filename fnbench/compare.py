@@ -20,7 +20,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import stats
+from . import allocators, stats
+from .allocators import DEFAULT_ALLOCATOR
 from .devices import resolve_device
 from .errors import UserError
 from .runtimes import Unsupported, prepare
@@ -44,6 +45,12 @@ class Side:
     samples_s: list[float] = field(default_factory=list)
     chunk_ids: list[int] = field(default_factory=list)  # chunk (or, from result files, round) of each sample
     batch: int = 1
+    faults_minor: int = 0  # minor page faults over the timed iterations, and those iterations
+    faults_iters: int = 0
+
+    @property
+    def minor_faults_per_iter(self) -> float | None:
+        return self.faults_minor / self.faults_iters if self.faults_iters else None
 
     def chunk_medians(self) -> np.ndarray:
         return stats.round_medians(self.samples_s, self.chunk_ids)
@@ -100,6 +107,7 @@ class Comparison:
     threads: int | None
     rows: list[ShapeComparison]
     precision: float = 0.10
+    allocator: str = DEFAULT_ALLOCATOR
 
     def _geo(self, values: list[float]) -> float:
         return float(math.exp(np.mean(np.log(values))))
@@ -148,11 +156,12 @@ class Comparison:
                     "arithmetic_intensity": s.intensity, "median_s": s.median_s, "ci95_low_s": ci.low,
                     "ci95_high_s": ci.high, "gmacs_per_s": s.gmacs_per_s,
                     "gmacs_per_s_ci95": [s.macs / ci.high / 1e9, s.macs / ci.low / 1e9],
-                    "samples_s": s.samples_s, "chunk_ids": s.chunk_ids}
+                    "samples_s": s.samples_s, "chunk_ids": s.chunk_ids,
+                    "minor_faults_per_iter": s.minor_faults_per_iter}
 
         return {
             "a": self.a_name, "b": self.b_name, "device": self.device, "runtime": self.runtime,
-            "threads": self.threads, "ratios": "B / A",
+            "threads": self.threads, "allocator": self.allocator, "ratios": "B / A",
             "rows": [{"a": side(r.a), "b": side(r.b), "macs_ratio": r.macs_ratio, "latency_ratio": r.latency_ratio,
                       "latency_ratio_ci95": list(r.latency_ci[:2]), "flops_ratio": r.flops_ratio,
                       "flops_ratio_ci95": list(r.flops_ci)} for r in self.rows],
@@ -206,10 +215,13 @@ def compare(
     precision: float = 0.10,
     seed: int = 0,
     progress=None,
+    allocator: str = DEFAULT_ALLOCATOR,
 ) -> Comparison:
     """Measure ``a`` and ``b`` in interleaved chunks at each shape (default: the four Table-1 maps).
 
-    ``budget_s`` is the measuring time per target per shape, split over ``chunks`` chunks.
+    ``budget_s`` is the measuring time per target per shape, split over ``chunks`` chunks. Both
+    are measured in this process under ``allocator`` (:func:`fnbench.allocators.apply`), with the
+    page faults of their timed iterations counted.
     """
     from .counting import count
 
@@ -223,6 +235,7 @@ def compare(
             raise UserError(f"threads {threads} is not positive: use --threads 1 or more")
     if budget_s <= 0:
         raise UserError(f"budget {budget_s} s is not positive: use e.g. --budget 8")
+    allocators.apply(allocator)  # before anything is built: the models and inputs live under it
     pairs: list[tuple[Target, Target]] = []
     for sh in _default_shapes(a, b, shape):
         pairs.append(tuple(resolve(TargetSpec.make(n, sh, batch, layers)) for n in (a, b)))  # type: ignore[misc]
@@ -261,14 +274,16 @@ def compare(
                 prepared, x = modules[j]
                 m = measure(prepared.module, x, device=dev.torch_device, threads=threads, budget_s=per_chunk,
                             min_rounds=2, max_rounds=3, seed=seed + k,
-                            rebuild=None if runtime == "eager" else prepared.rebuild, fold=False)
+                            rebuild=None if runtime == "eager" else prepared.rebuild, fold=False, allocator=None)
+                sides[j].faults_minor += sum(m.round_faults_minor)
+                sides[j].faults_iters += sum(m.round_iters)
                 sides[j].samples_s += m.samples_s
                 sides[j].chunk_ids += [k] * m.n
                 sides[j].batch = m.batch
             if progress is not None:
                 progress(i * chunks + k + 1, len(pairs) * chunks)
         rows.append(_ratio_row(*sides, paired=True, seed=seed))
-    return Comparison(a, b, dev.kind, runtime, threads, rows, precision)
+    return Comparison(a, b, dev.kind, runtime, threads, rows, precision, allocator)
 
 
 def _ratio_row(sa: Side, sb: Side, *, paired: bool, seed: int) -> ShapeComparison:
@@ -290,17 +305,19 @@ def _ratio_row(sa: Side, sb: Side, *, paired: bool, seed: int) -> ShapeCompariso
 
 
 def compare_from_results(paths, a: str, b: str, *, device: str | None = None, shape=None,
-                         runtime: str = "eager", seed: int = 0, precision: float = 0.10) -> Comparison:
+                         runtime: str = "eager", seed: int = 0, precision: float = 0.10,
+                         allocator: str = DEFAULT_ALLOCATOR) -> Comparison:
     """The same comparison from stored result records (not interleaved: an unpaired bootstrap over rounds).
 
     Picks, per shape present for both targets on one device, the latest ``ok`` record of each
-    (NCHW, FP32 records only: the set-up `compare` itself measures).
+    (NCHW, FP32 records under ``allocator`` only: the set-up `compare` itself measures).
     """
-    from .results import iter_result_files, read_records
+    from .results import iter_result_files, read_records, record_allocator
 
     recs = [r for f in iter_result_files(paths) for r in read_records(f)
             if r.get("status", "ok") == "ok" and r.get("runtime", "eager") == runtime
             and r.get("memory_format", "contiguous") == "contiguous" and r.get("dtype", "float32") == "float32"
+            and record_allocator(r) == allocator
             and (device is None or (r.get("device") or {}).get("kind") == device)]
     latest: dict[tuple, dict] = {}
     for r in sorted(recs, key=lambda r: r.get("created", "")):
@@ -320,13 +337,15 @@ def compare_from_results(paths, a: str, b: str, *, device: str | None = None, sh
                 r = latest[(name, sh, dkey)]
                 t = r["target"]
                 spec = TargetSpec(name, sh, r.get("batch", 1), t.get("layers"), tuple(sorted((t.get("options") or {}).items())))
+                f = r.get("faults") or {}
                 sides.append(Side(spec, r["cost"]["macs"], r["cost"].get("mem_bytes_counted"), list(r["samples_s"]),
-                                  list(r.get("rounds") or [0] * len(r["samples_s"])), r.get("batch", 1)))
+                                  list(r.get("rounds") or [0] * len(r["samples_s"])), r.get("batch", 1),
+                                  int(sum(f.get("minor") or [])), int(sum(f.get("iters") or []))))
                 kinds.add((r.get("device") or {}).get("kind"))
             rows.append(_ratio_row(*sides, paired=False, seed=seed))
     if not rows:
-        raise UserError(f"the result files hold no shape measured for both {a!r} and {b!r} (runtime {runtime}); "
-                        f"run `fnbench run --target {a} --target {b}` first")
+        raise UserError(f"the result files hold no shape measured for both {a!r} and {b!r} (runtime {runtime}, "
+                        f"allocator {allocator}); run `fnbench run --target {a} --target {b}` first")
     if len(devices) > 1:
         raise UserError(f"{a} and {b} were measured on {len(devices)} devices; pick one with --device")
-    return Comparison(a, b, kinds.pop() or "?", runtime, recs[0].get("threads"), rows, precision)
+    return Comparison(a, b, kinds.pop() or "?", runtime, recs[0].get("threads"), rows, precision, allocator)

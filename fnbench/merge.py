@@ -28,7 +28,8 @@ import numpy as np
 import pandas as pd
 
 from . import stats
-from .results import iter_result_files, load_results, read_records
+from .allocators import DEFAULT_ALLOCATOR
+from .results import LEGACY_ALLOCATOR, iter_result_files, load_results, read_records
 
 __all__ = ["IDENTITY_COLUMNS", "load_frame", "merge_repeats", "device_labels"]
 
@@ -57,8 +58,15 @@ def load_frame(paths: str | os.PathLike | Iterable[str | os.PathLike] = "results
     # ``runtime_name`` keeps the bare runtime for filtering.
     df["runtime_name"] = df["runtime"]
     fmt = df.get("memory_format", pd.Series("contiguous", index=df.index)).fillna("contiguous")
+    # The allocator too (see fnbench.allocators), where the files hold more than one: ``tuned`` is
+    # the default set-up and adds nothing; ``system`` (also every record older than the allocator
+    # field) and the preloaded ones do. Files of one allocator keep plain labels; the ``allocator``
+    # column (shown in the report's tables) still says which.
+    alloc = df.get("allocator", pd.Series(LEGACY_ALLOCATOR, index=df.index)).fillna(LEGACY_ALLOCATOR)
+    several = alloc.nunique() > 1
     df["runtime"] = [r + ("" if f == "contiguous" else f" {f}") + ("" if d in (None, "float32") else f" {d}")
-                     for r, f, d in zip(df["runtime"], fmt, df["dtype"])]
+                     + ("" if (a == DEFAULT_ALLOCATOR or not several) else f" alloc={a}")
+                     for r, f, d, a in zip(df["runtime"], fmt, df["dtype"], alloc)]
     df["round_ids"] = [rec.get("rounds") or [] for rec in raw]
     df["worker_ids"] = [rec.get("workers") or None for rec in raw]
     df["n_repeats"] = 1

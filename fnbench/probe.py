@@ -24,6 +24,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from torch import nn
 
+from . import allocators
 from . import results as _results
 from .devices import device_key, fingerprint, resolve_device
 from .errors import UserError
@@ -78,9 +79,14 @@ def probe_specs(kind: str) -> list[ProbeSpec]:
 
 
 def run_probe(*, device: str = "auto", threads: int | None = None, budget_s: float = 4.0, out_dir: str | Path = "results",
-              progress: bool = True) -> tuple[str, Path, list[dict[str, Any]]]:
-    """Measure every probe of this device; append one record each to ``<out_dir>/<run_id>.jsonl``."""
+              progress: bool = True, allocator: str = allocators.DEFAULT_ALLOCATOR,
+              ) -> tuple[str, Path, list[dict[str, Any]]]:
+    """Measure every probe of this device; append one record each to ``<out_dir>/<run_id>.jsonl``.
+
+    The probes run in this process under ``allocator`` (:func:`fnbench.allocators.apply`).
+    """
     dev = resolve_device(device)
+    alloc_state = allocators.apply(allocator)
     threads = None if dev.kind == "cuda" else (1 if threads is None else threads)
     if threads is not None and threads < 1:
         raise UserError(f"threads {threads} is not positive: use --threads 1 or more")
@@ -98,7 +104,7 @@ def run_probe(*, device: str = "auto", threads: int | None = None, budget_s: flo
             fp = fingerprint(dev, threads)
             t0 = time.perf_counter()
             m = measure(module, x.to(dev.torch_device), device=dev.torch_device, threads=threads, budget_s=budget_s,
-                        fold=False)
+                        fold=False, allocator=None)
             fp["measure_wall_s"] = time.perf_counter() - t0
             writer.write({
                 "schema": _results.SCHEMA_VERSION, "run_id": run_id, "created": _results.utc_now(), "status": "ok",
@@ -106,8 +112,9 @@ def run_probe(*, device: str = "auto", threads: int | None = None, budget_s: flo
                            "options": {"size": spec.size}, "batch": 1},
                 "shape": list(x.shape), "batch": 1, "dtype": spec.dtype,
                 "device": {"kind": dev.kind, "name": dev.name, "arch": dev.arch, "key": device_key(fp)},
-                "runtime": "eager", "memory_format": "contiguous", "threads": threads,
+                "runtime": "eager", "memory_format": "contiguous", "allocator": allocator, "threads": threads,
                 "cost": cost, "samples_s": m.samples_s, "rounds": m.round_ids, "stats": m.to_stats(), "env": fp,
+                "faults": m.faults(), "allocator_state": alloc_state,
             })
             prog.advance(task)
     return run_id, path, _results.read_records(path)

@@ -162,12 +162,22 @@ def iter_result_files(paths: str | os.PathLike | Iterable[str | os.PathLike]) ->
             raise UserError(f"no result file or directory at {p}")
 
 
+#: The allocator of a record written before the allocator was a recorded condition: those runs
+#: left glibc's malloc as each worker process got it, which is what ``system`` means.
+LEGACY_ALLOCATOR = "system"
+
+
+def record_allocator(rec: dict[str, Any]) -> str:
+    """The allocator mode a record was measured under (``system`` for records that predate it)."""
+    return rec.get("allocator") or LEGACY_ALLOCATOR
+
+
 def identity_key(*, name: str, shape, layers, options, batch: int, device_kind: str, runtime: str,
-                 threads, dtype: str, memory_format: str = "contiguous") -> str:
+                 threads, dtype: str, memory_format: str = "contiguous", allocator: str = LEGACY_ALLOCATOR) -> str:
     """Canonical identity of a measurement (what ``--resume`` matches on), as a JSON string."""
     opts = sorted((str(k), v) for k, v in (options.items() if isinstance(options, dict) else options))
     return json.dumps([name, list(shape) if shape is not None else None, layers, opts, int(batch),
-                       device_kind, runtime, threads, dtype, memory_format], separators=(",", ":"))
+                       device_kind, runtime, threads, dtype, memory_format, allocator], separators=(",", ":"))
 
 
 def record_key(rec: dict[str, Any]) -> str:
@@ -176,7 +186,7 @@ def record_key(rec: dict[str, Any]) -> str:
         name=t.get("name"), shape=t.get("shape"), layers=t.get("layers"), options=t.get("options") or {},
         batch=t.get("batch", rec.get("batch", 1)), device_kind=(rec.get("device") or {}).get("kind"),
         runtime=rec.get("runtime"), threads=rec.get("threads"), dtype=rec.get("dtype"),
-        memory_format=rec.get("memory_format", "contiguous"),
+        memory_format=rec.get("memory_format", "contiguous"), allocator=record_allocator(rec),
     )
 
 
@@ -221,6 +231,7 @@ def _flatten(rec: dict[str, Any], source: Path) -> dict[str, Any]:
         "device_key": dev.get("key"),
         "runtime": rec.get("runtime"),
         "memory_format": rec.get("memory_format", "contiguous"),
+        "allocator": record_allocator(rec),
         "threads": rec.get("threads"),
         "params": cost.get("params"),
         "macs": macs,
@@ -228,7 +239,8 @@ def _flatten(rec: dict[str, Any], source: Path) -> dict[str, Any]:
         "mem_bytes_analytic": cost.get("mem_bytes_analytic"),
         "mem_bytes_counted": cost.get("mem_bytes_counted"),
     }
-    for k in ("median_s", "iqr_s", "p90_s", "ci95_low_s", "ci95_high_s", "n", "stable", "rounds", "rel_ci_halfwidth"):
+    for k in ("median_s", "iqr_s", "p90_s", "ci95_low_s", "ci95_high_s", "n", "stable", "rounds", "rel_ci_halfwidth",
+              "precision", "minor_faults_per_iter", "major_faults_per_iter", "faults_flag", "unstable_reason"):
         row[k] = st.get(k)
     med, lo, hi = st.get("median_s"), st.get("ci95_low_s"), st.get("ci95_high_s")
 

@@ -36,7 +36,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from . import counting
+from . import allocators, counting
 from . import results as _results
 from .devices import Device, device_key, fingerprint, resolve_device
 from .errors import UserError
@@ -53,7 +53,7 @@ from .timing import (
 )
 from .workers import ChunkRequest, WorkerError, WorkerPool
 
-__all__ = ["RunSummary", "run_suite", "format_table", "prepare_target", "DEFAULT_CUDA_BATCH",
+__all__ = ["RunSummary", "run_suite", "format_table", "table_notes", "unstable_reason", "prepare_target", "DEFAULT_CUDA_BATCH",
            "DEFAULT_WORKERS", "DEFAULT_PASSES", "MIN_PASSES", "combine_passes", "effective_passes"]
 
 #: Batch used on CUDA when a spec asks for batch 1 and no override is given (paper: throughput at 32).
@@ -67,12 +67,13 @@ IN_PROCESS_RUNTIMES = ("compile",)
 
 @dataclass(frozen=True)
 class _How:
-    """How a target is measured, besides the device: runtime, layout, precision, threads."""
+    """How a target is measured, besides the device: runtime, layout, precision, threads, allocator."""
 
     runtime: str = "eager"
     memory_format: str = "contiguous"
     dtype: str = "float32"
     threads: int | None = 1
+    allocator: str = allocators.DEFAULT_ALLOCATOR
 
 
 @dataclass
@@ -94,7 +95,7 @@ def _key_for(target: Target, device: Device, how: _How) -> str:
     s = target.spec
     return _results.identity_key(name=s.name, shape=s.shape, layers=s.layers, options=s.options_dict(),
                                  batch=s.batch, device_kind=device.kind, runtime=how.runtime, threads=how.threads,
-                                 dtype=how.dtype, memory_format=how.memory_format)
+                                 dtype=how.dtype, memory_format=how.memory_format, allocator=how.allocator)
 
 
 def _base_record(run_id: str, target: Target, device: Device, fp: dict[str, Any], how: _How) -> dict[str, Any]:
@@ -112,6 +113,7 @@ def _base_record(run_id: str, target: Target, device: Device, fp: dict[str, Any]
         "device": {"kind": device.kind, "name": device.name, "arch": device.arch, "key": device_key(fp)},
         "runtime": how.runtime,
         "memory_format": how.memory_format,
+        "allocator": how.allocator,
         "threads": how.threads,
     }
 
@@ -193,7 +195,7 @@ def _measure_one(target: Target, device: Device, how: _How, precision: float, bu
     # the other runtimes say how to make a fresh instance.
     rebuild = None if how.runtime == "eager" else prepared.rebuild
     m = measure(prepared.module, x, device=device.torch_device, threads=how.threads, precision=precision,
-                budget_s=budget_s, seed=seed, rebuild=rebuild, fold=False)
+                budget_s=budget_s, seed=seed, rebuild=rebuild, fold=False, allocator=how.allocator)
     return m, _scale_cost(cost, m.batch, batch), prepared.info
 
 
@@ -227,7 +229,8 @@ def _measure_pass(pool: WorkerPool, target: Target, device: Device, how: _How, p
     spec = target.spec if batch is None else replace(target.spec, batch=batch)
     round_s = max(budget_s / _ROUNDS_PER_BUDGET, 1e-3)
     per_worker = pass_budget_s / pool.n
-    out: dict[str, Any] = {"samples_s": [], "rounds": [], "workers": [], "warmup_iters": [], "chunks": []}
+    out: dict[str, Any] = {"samples_s": [], "rounds": [], "workers": [], "warmup_iters": [], "chunks": [],
+                           "faults": {"minor": [], "major": [], "iters": []}}
     first = None
     t0 = time.perf_counter()
     for w in range(pool.n):
@@ -247,11 +250,14 @@ def _measure_pass(pool: WorkerPool, target: Target, device: Device, how: _How, p
         out["rounds"] += res.round_ids
         out["workers"] += [w] * len(res.samples_s)
         out["warmup_iters"] += res.warmup_iters
+        out["faults"]["minor"] += res.faults_minor
+        out["faults"]["major"] += res.faults_major
+        out["faults"]["iters"] += res.round_iters
         out["chunks"].append({"worker": w, "pid": res.pid, "rounds": len(set(res.round_ids)), "wall_s": res.wall_s,
                               "iters_per_sample": res.iters_per_sample, "prepare_s": res.prepare_s})
     out.update(batch=first.batch, iters_per_sample=first.iters_per_sample, bn_folded=first.bn_folded,
                threads_used=first.threads, runtime_info=dict(first.runtime_info), wall_s=time.perf_counter() - t0,
-               round_s=round_s, budget_s=pass_budget_s)
+               round_s=round_s, budget_s=pass_budget_s, allocator_state=first.allocator)
     return out
 
 
@@ -267,6 +273,7 @@ def combine_passes(parts: Sequence[dict[str, Any]], *, precision: float, budget_
     rids: list[int] = []
     procs: list[int] = []
     warm: list[int] = []
+    faults: dict[str, list[int]] = {"minor": [], "major": [], "iters": []}
     proc_index: dict[tuple[int, int], int] = {}
     round_index: dict[tuple[int, int, int], int] = {}
     parts = sorted(parts, key=lambda r: r["pass"])
@@ -277,12 +284,17 @@ def combine_passes(parts: Sequence[dict[str, Any]], *, precision: float, budget_
             rids.append(round_index.setdefault((p, int(w_), int(r_)), len(round_index)))
             samples.append(float(s_))
         warm += rec.get("warmup_iters") or []
+        f = rec.get("faults") or {}
+        for k in faults:
+            faults[k] += list(f.get(k) or [])
     first = parts[0]
     m = Measurement(samples_s=samples, round_ids=rids, batch=int(first["batch"]), precision=precision,
                     min_rounds=DEFAULT_MIN_ROUNDS, iters_per_sample=int(first.get("iters_per_sample") or 1),
                     warmup_iters=warm, budget_s=budget_s, wall_s=float(sum(r.get("pass_wall_s") or 0.0 for r in parts)),
                     device=device, threads=first.get("threads_used"), bn_folded=int(first.get("bn_folded") or 0),
-                    worker_ids=procs)
+                    worker_ids=procs, allocator=first.get("allocator_state"))
+    if len(faults["iters"]) == len(round_index):  # passes without fault counts (older files) leave them out
+        m.round_faults_minor, m.round_faults_major, m.round_iters = faults["minor"], faults["major"], faults["iters"]
     m.budget_exhausted = not m.stable
     return m
 
@@ -305,6 +317,7 @@ def run_suite(
     dtype: str = "float32",
     workers: int | None = None,
     passes: int = DEFAULT_PASSES,
+    allocator: str | Sequence[str] = allocators.DEFAULT_ALLOCATOR,
 ) -> RunSummary:
     """Measure every spec on ``device``; append one record per target to ``<out_dir>/<run_id>.jsonl``.
 
@@ -328,6 +341,13 @@ def run_suite(
     progress: ``resume`` reuses the stored passes. ``workers=0`` measures each target at once in
     this process (rounds of fresh allocations only), as does the ``compile`` runtime whatever
     ``workers`` says (:data:`IN_PROCESS_RUNTIMES`).
+
+    ``allocator`` (one mode or several, see :mod:`fnbench.allocators`) is a measurement condition
+    like the runtime: every target is measured under each, on workers started under it, and
+    every record says which (``allocator``, ``allocator_state``) with the page faults of its
+    timed iterations per round (``faults``). In-process measurement can take one allocator only
+    (and ``system`` not after ``tuned``), since a process cannot change its allocator back.
+    The records come back in suite order (targets, then runtimes, then allocators).
     """
     dev = resolve_device(device)
     if dev.kind == "cuda":
@@ -351,7 +371,21 @@ def run_suite(
     runtimes = list(dict.fromkeys(runtimes)) or ["eager"]
     for rt in runtimes:
         check_runtime(rt, dev.kind if dev.kind == "cuda" else "cpu", memory_format=memory_format, dtype=dtype)
-    hows = [_How(rt, memory_format, dtype, threads) for rt in runtimes]
+    alloc_names = [allocator] if isinstance(allocator, str) else list(dict.fromkeys(allocator))
+    alloc_names = [allocators.check_allocator(a) for a in alloc_names] or [allocators.DEFAULT_ALLOCATOR]
+    for a in alloc_names:
+        if a in allocators.LIBRARIES:
+            allocators.require_library(a)
+    in_process_only = workers == 0 or all(rt in IN_PROCESS_RUNTIMES for rt in runtimes)
+    if len(alloc_names) > 1 and (workers == 0 or any(rt in IN_PROCESS_RUNTIMES for rt in runtimes)):
+        raise UserError("several allocators need worker processes (a process cannot change its allocator back): "
+                        "drop --workers 0 / the compile runtime, or give one --allocator")
+    if in_process_only:
+        for a in alloc_names:
+            if a in allocators.LIBRARIES and a not in allocators.loaded_libraries():
+                raise UserError(f"--allocator {a} in this process needs {allocators.LIBRARIES[a][0]} preloaded "
+                                f"(LD_PRELOAD); measure on worker processes (--workers 1) instead")
+    hows = [_How(rt, memory_format, dtype, threads, a) for rt in runtimes for a in alloc_names]
 
     def batch_for(spec: TargetSpec) -> int:
         if batch_override is not None:
@@ -378,6 +412,7 @@ def run_suite(
         path = out_dir / f"{run_id}.jsonl"
         done = set()
     writer = _results.ResultWriter(path)
+    planned = [_key_for(t, dev, h) for t in targets for h in hows]
     todo = [_Open(t, h, _key_for(t, dev, h)) for t in targets for h in hows if _key_for(t, dev, h) not in done]
     for o in todo:
         o.parts = {int(r["pass"]): r for r in stored_parts.get(o.key, [])}
@@ -437,16 +472,21 @@ def run_suite(
         info["workers"] = {"n": max(len(set(r["workers"])) for r in parts), "passes": len(parts),
                            "processes": m.workers, "round_s": parts[0].get("round_s"),
                            "chunks": [dict(c, **{"pass": r["pass"]}) for r in parts for c in r.get("chunks") or []]}
-        st = m.to_stats()
+        st = _stats_with_flags(m, cost)
         st["passes"] = len(parts)
         rec.update(batch=m.batch, cost=cost, samples_s=m.samples_s, rounds=m.round_ids, workers=m.worker_ids,
                    passes=[int(r["pass"]) for r in parts for _ in r["samples_s"]], stats=st, env=fp,
-                   runtime_info=info)
+                   runtime_info=info, faults=m.faults(), allocator_state=m.allocator)
         finish(o, rec, task)
 
-    pool: WorkerPool | None = None
+    pools: dict[str, WorkerPool] = {}  # allocator → this pass's workers
+
+    def close_pools() -> None:
+        while pools:
+            pools.popitem()[1].close()
+
     with contextlib.ExitStack() as stack:
-        stack.callback(lambda: pool.close() if pool is not None else None)
+        stack.callback(close_pools)
         stack.enter_context(prog)
         task = prog.add_task(f"{dev.kind} run {run_id}", total=len(todo) * passes)
         show_progress(task)
@@ -469,13 +509,14 @@ def run_suite(
                         m, cost, info = _measure_one(o.target, dev, o.how, precision, budget_s, seed,
                                                      o.target.spec.batch, cost)
                     else:
-                        if pool is not None and pool_pass != p:
-                            old, pool = pool, None
-                            old.close()  # every pass on fresh processes
+                        if pools and pool_pass != p:
+                            close_pools()  # every pass on fresh processes
+                        pool = pools.get(o.how.allocator)
                         if pool is None:
-                            fresh = WorkerPool(workers)
+                            fresh = WorkerPool(workers, allocator=o.how.allocator)
                             fresh.start()  # closes what it started if it fails; the next target retries
-                            pool, pool_pass = fresh, p
+                            pools[o.how.allocator], pool_pass = fresh, p
+                            pool = fresh
                         batch = int(o.parts[min(o.parts)]["batch"]) if o.parts else None
                         part = _measure_pass(pool, o.target, dev, o.how, precision, budget_s, pass_budget, seed,
                                              batch)
@@ -489,7 +530,8 @@ def run_suite(
                 if in_process:
                     rec = _base_record(run_id, o.target, dev, fp, o.how)
                     rec.update(batch=m.batch, cost=cost, samples_s=m.samples_s, rounds=m.round_ids,
-                               stats=m.to_stats(), env=fp, runtime_info=info)
+                               stats=_stats_with_flags(m, cost), env=fp, runtime_info=info, faults=m.faults(),
+                               allocator_state=m.allocator)
                     finish(o, rec, task)
                     continue
                 rec = _base_record(run_id, o.target, dev, fp, o.how)
@@ -505,8 +547,32 @@ def run_suite(
         for o in todo:  # resumed with fewer passes than were stored: nothing left to measure
             if not o.final and o.parts:
                 finalize(o, fingerprint(dev, o.how.threads), task)
-    return RunSummary(run_id=run_id, path=path, records=_results.read_records(path), measured=measured,
-                      skipped=skipped)
+    order = {k: i for i, k in enumerate(planned)}
+    records = sorted(_results.read_records(path), key=lambda r: order.get(_results.record_key(r), len(order)))
+    return RunSummary(run_id=run_id, path=path, records=records, measured=measured, skipped=skipped)
+
+
+def _stats_with_flags(m: Measurement, cost: dict[str, Any]) -> dict[str, Any]:
+    """The record's ``stats``: the measurement's, plus why a row is not to be trusted as is.
+
+    ``faults_flag`` says when the timed iterations still page-fault (not a steady state, see
+    :func:`fnbench.allocators.faults_flag`); ``unstable_reason`` when the CI missed the precision
+    target, with the half-width reached.
+    """
+    st = m.to_stats()
+    st["faults_flag"] = allocators.faults_flag(m.minor_faults_per_iter, cost.get("mem_bytes_counted"))
+    st["unstable_reason"] = None if st["stable"] else unstable_reason(st)
+    return st
+
+
+def unstable_reason(st: dict[str, Any]) -> str:
+    """Why a row did not settle, in one phrase: the half-width reached against the target."""
+    hw, target = st.get("rel_ci_halfwidth"), st.get("precision")
+    if hw is None or target is None or hw != hw:
+        return "too few rounds for a 95% interval"
+    if hw <= target:  # within the target but short of rounds or processes
+        return f"±{hw:.1%} reached with too few rounds or processes for the ±{target:.0%} target"
+    return f"95% CI ±{hw:.1%} > ±{target:.0%} target within the budget"
 
 
 @dataclass
@@ -538,16 +604,21 @@ def _ms(v: float | None) -> str:
 
 
 def format_table(records: Sequence[dict[str, Any]], *, title: str | None = None) -> Table:
-    """A rich table of records: cost, latency median with 95 % CI, throughput, GMAC/s with CI, stability.
+    """A rich table of records: cost, latency median with 95 % CI, throughput, GMAC/s with CI, page
+    faults per iteration, stability (with the half-width reached when a row did not settle).
 
     Rounding happens here and only here; the records keep raw seconds.
     """
     table = Table(title=title, show_lines=False)
     show_runtime = any(r.get("runtime", "eager") != "eager" or r.get("memory_format", "contiguous") != "contiguous"
                        for r in records)
+    allocs = {_results.record_allocator(r) for r in records}
+    show_alloc = len(allocs) > 1 or allocs - {allocators.DEFAULT_ALLOCATOR}
     table.add_column("target")
     if show_runtime:
         table.add_column("runtime")
+    if show_alloc:
+        table.add_column("allocator")
     table.add_column("shape")
     table.add_column("batch", justify="right")
     table.add_column("FLOPs (MACs)", justify="right")
@@ -556,6 +627,7 @@ def format_table(records: Sequence[dict[str, Any]], *, title: str | None = None)
     table.add_column("samples/s", justify="right")
     table.add_column("GMAC/s", justify="right")
     table.add_column("GMAC/s 95% CI", justify="right")
+    table.add_column("faults/iter", justify="right")
     table.add_column("stable")
     for r in records:
         t = r.get("target") or {}
@@ -567,22 +639,52 @@ def format_table(records: Sequence[dict[str, Any]], *, title: str | None = None)
         st = r.get("stats") or {}
         status = r.get("status", "ok")
         rt = [r.get("runtime", "eager") + ("/cl" if r.get("memory_format") == "channels_last" else "")] if show_runtime else []
+        rt += [_results.record_allocator(r)] if show_alloc else []
         if status != "ok" or not st:
             table.add_row(name, *rt, shape, str(r.get("batch", "")), "–", status, (r.get("error") or "")[:60],
-                          "–", "–", "–", "[red]no[/red]")
+                          "–", "–", "–", "–", "[red]no[/red]")
             continue
         macs = (r.get("cost") or {}).get("macs")
         med, lo, hi = st.get("median_s"), st.get("ci95_low_s"), st.get("ci95_high_s")
         thr = r.get("batch", 1) / med if med else None
         g = (lambda t_: macs / t_ / 1e9 if (macs is not None and t_) else None)
         gm, glo, ghi = g(med), g(hi), g(lo)
-        stable = "[green]yes[/green]" if st.get("stable") else "[yellow]no[/yellow]"
+        if st.get("stable"):
+            stable = "[green]yes[/green]"
+        else:
+            hw, target = st.get("rel_ci_halfwidth"), st.get("precision")
+            stable = ("[yellow]no[/yellow]" + (f" ±{hw:.1%}>±{target:.0%}" if hw is not None and target and hw > target
+                                               else ""))
+        fpi = st.get("minor_faults_per_iter")
+        faults = "–" if fpi is None else (f"{fpi:,.0f}" if fpi >= 10 else f"{fpi:.2g}")
+        if st.get("faults_flag"):
+            faults = f"[red]{faults} ⚠[/red]"
         table.add_row(
             name, *rt, shape, str(r.get("batch", "")), _si(macs), _ms(med),
             f"{_ms(lo)}–{_ms(hi)}" if (st.get("rounds") or 0) >= 2 else "n/a: 1 round",
             f"{thr:.1f}" if thr else "–",
             f"{gm:.2f}" if gm is not None else "–",
             f"{glo:.2f}–{ghi:.2f}" if glo is not None and ghi is not None and (st.get("rounds") or 0) >= 2 else "–",
+            faults,
             stable,
         )
     return table
+
+
+def table_notes(records: Sequence[dict[str, Any]]) -> list[str]:
+    """Footnotes for :func:`format_table`: the precision rule, the fault rule, and each flagged row."""
+    notes = []
+    oks = [r for r in records if r.get("status", "ok") == "ok" and r.get("stats")]
+    unstable = [r for r in oks if not r["stats"].get("stable")]
+    if unstable:
+        p = unstable[0]["stats"].get("precision")
+        notes.append(f"stable: the 95% CI of the median is within ±{p:.0%} of it (--precision); {len(unstable)} of "
+                     f"{len(oks)} rows did not get there within --budget (the half-width reached is shown).")
+    flagged = [r for r in oks if r["stats"].get("faults_flag")]
+    for r in flagged:
+        notes.append(f"⚠ {r['target']['name']} {'x'.join(map(str, r.get('shape') or []))} "
+                     f"({_results.record_allocator(r)}): {r['stats']['faults_flag']}")
+    if oks and not flagged:
+        notes.append(f"faults/iter: minor page faults per timed iteration; none of these rows faults above "
+                     f"{allocators.FAULT_FRACTION_LIMIT:.0%} of the bytes it moves.")
+    return notes

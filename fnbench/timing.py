@@ -41,6 +41,7 @@ from __future__ import annotations
 import copy
 import gc
 import math
+import resource
 import time
 import warnings
 from collections.abc import Callable
@@ -51,7 +52,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import stats
+from . import allocators, stats
 
 __all__ = [
     "Measurement",
@@ -108,6 +109,13 @@ class Measurement:
     threads: int | None = None
     bn_folded: int = 0
     worker_ids: list[int] | None = None
+    #: Minor/major page faults and iterations of each round's timed blocks (getrusage deltas),
+    #: one entry per round in round order.
+    round_faults_minor: list[int] = field(default_factory=list)
+    round_faults_major: list[int] = field(default_factory=list)
+    round_iters: list[int] = field(default_factory=list)
+    #: The allocator the samples were taken under (:func:`fnbench.allocators.state`).
+    allocator: dict[str, Any] | None = None
     _ci_memo: dict = field(default_factory=dict, repr=False, compare=False)
 
     # -- derived -----------------------------------------------------------------------------
@@ -172,6 +180,17 @@ class Measurement:
         return stats.p90(self.samples_s)
 
     @property
+    def minor_faults_per_iter(self) -> float | None:
+        """Minor page faults per timed iteration (None where faults were not counted)."""
+        iters = sum(self.round_iters)
+        return sum(self.round_faults_minor) / iters if iters else None
+
+    @property
+    def major_faults_per_iter(self) -> float | None:
+        iters = sum(self.round_iters)
+        return sum(self.round_faults_major) / iters if iters else None
+
+    @property
     def rel_ci_halfwidth(self) -> float:
         return stats.rel_halfwidth(self.ci95, self.median_s)
 
@@ -201,7 +220,15 @@ class Measurement:
             "budget_exhausted": self.budget_exhausted,
             "ci_method": self.ci_method,
             "workers": self.workers,
+            "minor_faults_per_iter": self.minor_faults_per_iter,
+            "major_faults_per_iter": self.major_faults_per_iter,
         }
+
+    def faults(self) -> dict[str, Any]:
+        """Raw page-fault counts per round, as stored in a result record's ``faults``."""
+        return {"minor": list(self.round_faults_minor), "major": list(self.round_faults_major),
+                "iters": list(self.round_iters), "minor_per_iter": self.minor_faults_per_iter,
+                "major_per_iter": self.major_faults_per_iter}
 
 
 #: Fewest rounds each worker must contribute before a multi-worker measurement can be stable.
@@ -367,6 +394,7 @@ def measure(
     timer: Timer | None = None,
     rebuild: Callable[[], nn.Module] | None = None,
     fold: bool = True,
+    allocator: str | None = allocators.DEFAULT_ALLOCATOR,
 ) -> Measurement:
     """Measure the per-iteration latency of ``module(example_input)`` in rounds of fresh allocations.
 
@@ -382,6 +410,12 @@ def measure(
     ``torch.cuda.OutOfMemoryError`` halves the batch (slicing the input) and starts over; the
     batch actually used is recorded in :attr:`Measurement.batch`.
 
+    ``allocator`` puts this process under that allocator first (:func:`fnbench.allocators.apply`:
+    ``"tuned"``, the default, fixes glibc's mmap and trim thresholds so freed activations are
+    reused; ``"system"`` leaves malloc as the process got it; ``"jemalloc"``/``"tcmalloc"`` must be
+    preloaded); None leaves the process as it is. Tuning is process-wide and cannot be undone.
+    The minor and major page faults of every round's timed blocks are counted (``getrusage``).
+
     ``clock`` and ``timer`` are injectable for tests: ``timer(step, iters)`` must return the
     seconds ``iters`` calls of ``step()`` took (the default syncs the device around them and reads
     ``clock``); ``clock`` also enforces the budget.
@@ -393,6 +427,7 @@ def measure(
         raise ValueError(f"budget_s must be positive seconds, got {budget_s!r}")
     if min_rounds < 1:
         raise ValueError("min_rounds must be at least 1")
+    alloc_state = allocators.apply(allocator) if allocator is not None else allocators.state()
     prev_threads = torch.get_num_threads()
     prev_cudnn = torch.backends.cudnn.benchmark
     if dev.type == "cpu":
@@ -403,11 +438,13 @@ def measure(
     try:
         while True:
             try:
-                return _measure_at(
+                m = _measure_at(
                     module, example_input, batch, dev=dev, threads=torch.get_num_threads() if dev.type == "cpu" else None,
                     precision=precision, budget_s=budget_s, min_rounds=min_rounds, max_rounds=max_rounds,
                     round_s=round_s, seed=seed, clock=clock, timer=timer, rebuild=rebuild, fold=fold,
                 )
+                m.allocator = alloc_state
+                return m
             except torch.cuda.OutOfMemoryError:
                 if batch <= 1:
                     raise
@@ -432,6 +469,9 @@ def _measure_at(module, example_input, batch, *, dev, threads, precision, budget
     samples: list[float] = []
     rids: list[int] = []
     warm_counts: list[int] = []
+    faults_minor: list[int] = []
+    faults_major: list[int] = []
+    round_iters: list[int] = []
     block = 1
     per_sample = None  # seconds per block, estimated in round 0
     folded = 0
@@ -478,15 +518,24 @@ def _measure_at(module, example_input, batch, *, dev, threads, precision, budget
             n_samples = int(min(max(round(round_s / per_sample), _MIN_SAMPLES_PER_ROUND), _MAX_SAMPLES_PER_ROUND))
             gc_was = gc.isenabled()
             gc.disable()  # a collection inside a timed block is noise from the harness, not the model
+            taken = 0
+            ru0 = resource.getrusage(resource.RUSAGE_SELF)
             try:
                 for _ in range(n_samples):
                     samples.append(timer(step, block) / block)
                     rids.append(r)
+                    taken += 1
                     if clock() >= deadline:
                         break
             finally:
+                ru1 = resource.getrusage(resource.RUSAGE_SELF)
                 if gc_was:
                     gc.enable()
+            # The whole process's faults over the round's timed blocks (the clock reads between
+            # blocks allocate nothing that could fault): what the timed iterations paid.
+            faults_minor.append(ru1.ru_minflt - ru0.ru_minflt)
+            faults_major.append(ru1.ru_majflt - ru0.ru_majflt)
+            round_iters.append(taken * block)
         del m, x, step
         now = clock()
         last_round_s = now - t_round
@@ -512,6 +561,9 @@ def _measure_at(module, example_input, batch, *, dev, threads, precision, budget
         device=str(dev),
         threads=threads,
         bn_folded=folded,
+        round_faults_minor=faults_minor,
+        round_faults_major=faults_major,
+        round_iters=round_iters,
     )
 
 

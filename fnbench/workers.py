@@ -41,6 +41,7 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import allocators
 from .targets import TargetSpec
 
 __all__ = ["ChunkRequest", "ChunkResult", "WorkerPool", "WorkerError"]
@@ -66,6 +67,45 @@ def _context():
         ctx.set_forkserver_preload(_PRELOAD)
         return ctx
     return mp.get_context("spawn")
+
+
+#: One fork server per preloaded allocator: a library can only be preloaded when a process
+#: starts, so jemalloc's workers fork from a server that was itself started with it preloaded.
+_PRELOAD_SERVERS: dict[str, Any] = {}
+
+
+@contextlib.contextmanager
+def _started_under(allocator: str):
+    """Start processes inside this block with ``allocator``'s library preloaded (no-op for glibc modes).
+
+    Under ``forkserver`` the new process comes from that allocator's own fork server (started on
+    first use with ``LD_PRELOAD`` set); under ``spawn`` it inherits ``LD_PRELOAD`` directly.
+    """
+    if allocator not in allocators.LIBRARIES:
+        yield
+        return
+    env = allocators.preload_env(allocator)
+    saved_env = os.environ.get("LD_PRELOAD")
+    os.environ["LD_PRELOAD"] = env["LD_PRELOAD"]
+    from multiprocessing import forkserver
+
+    swap = hasattr(forkserver, "ForkServer") and hasattr(forkserver, "connect_to_new_process")
+    saved_connect = forkserver.connect_to_new_process if swap else None
+    if swap:
+        server = _PRELOAD_SERVERS.get(allocator)
+        if server is None:
+            server = _PRELOAD_SERVERS[allocator] = forkserver.ForkServer()
+            server.set_forkserver_preload(_PRELOAD)
+        forkserver.connect_to_new_process = server.connect_to_new_process
+    try:
+        yield
+    finally:
+        if swap:
+            forkserver.connect_to_new_process = saved_connect
+        if saved_env is None:
+            os.environ.pop("LD_PRELOAD", None)
+        else:
+            os.environ["LD_PRELOAD"] = saved_env
 
 
 @dataclass(frozen=True)
@@ -107,6 +147,10 @@ class ChunkResult:
     threads: int | None = None
     runtime_info: dict[str, Any] = field(default_factory=dict)
     prepare_s: float = 0.0
+    faults_minor: list[int] = field(default_factory=list)  # per round, like round ids
+    faults_major: list[int] = field(default_factory=list)
+    round_iters: list[int] = field(default_factory=list)
+    allocator: dict[str, Any] | None = None
 
 
 class WorkerError(RuntimeError):
@@ -189,27 +233,37 @@ def _handle(worker: int, req: ChunkRequest, cache: dict) -> ChunkResult:
     try:
         m = measure(prepared.module, x, device=dev.torch_device, threads=how.threads, precision=req.precision,
                     budget_s=budget_s, min_rounds=req.min_rounds, max_rounds=req.max_rounds,
-                    round_s=req.round_s, seed=req.seed, rebuild=rebuild, fold=False)
+                    round_s=req.round_s, seed=req.seed, rebuild=rebuild, fold=False, allocator=None)
     except Exception as e:  # noqa: BLE001
         return ChunkResult("failed", worker, os.getpid(), error=_first_line(e), traceback=traceback.format_exc(limit=8))
     return ChunkResult(
         "ok", worker, os.getpid(), samples_s=m.samples_s, round_ids=m.round_ids, batch=m.batch,
         iters_per_sample=m.iters_per_sample, warmup_iters=m.warmup_iters, wall_s=m.wall_s,
         budget_exhausted=m.budget_exhausted, bn_folded=m.bn_folded, threads=m.threads,
-        runtime_info=dict(prepared.info), prepare_s=extra,
+        runtime_info=dict(prepared.info), prepare_s=extra, faults_minor=m.round_faults_minor,
+        faults_major=m.round_faults_major, round_iters=m.round_iters, allocator=m.allocator,
     )
 
 
-def _serve(conn, worker: int, parent_pid: int) -> None:
-    """A worker's main loop: answer chunk requests until ``None``, end of file or an orphaned state."""
+def _serve(conn, worker: int, parent_pid: int, allocator: str = allocators.DEFAULT_ALLOCATOR) -> None:
+    """A worker's main loop: answer chunk requests until ``None``, end of file or an orphaned state.
+
+    The allocator is set first, before the worker builds anything it will measure; the ready
+    message carries its state (or the reason it could not be set) back to the pool.
+    """
     threading.Thread(target=_watch_parent, args=(parent_pid, os.getppid()), daemon=True, name="parent-watch").start()
+    try:
+        alloc = allocators.apply(allocator)
+    except Exception as e:  # noqa: BLE001 — reported to the pool, which refuses to measure with it
+        conn.send(("error", os.getpid(), _first_line(e)))
+        return
     import torch  # noqa: F401 — paid once, before the first request
 
     from . import runner  # noqa: F401
 
     cache: dict = {}
     try:
-        conn.send(("ready", os.getpid()))
+        conn.send(("ready", os.getpid(), alloc))
         while True:
             try:
                 req = conn.recv()
@@ -217,6 +271,9 @@ def _serve(conn, worker: int, parent_pid: int) -> None:
                 return
             if req is None:
                 return
+            if req == "allocator":  # what the pool (and the tests) can ask besides chunks
+                conn.send({"state": allocators.state(), "maps": allocators.loaded_libraries()})
+                continue
             try:
                 res = _handle(worker, req, cache)
             except BaseException as e:  # noqa: BLE001 — last resort: say so and keep serving
@@ -262,10 +319,16 @@ class WorkerPool:
     dies is replaced and the chunk reported as ``failed``.
     """
 
-    def __init__(self, n: int, *, start_timeout_s: float = _START_TIMEOUT_S):
+    def __init__(self, n: int, *, start_timeout_s: float = _START_TIMEOUT_S,
+                 allocator: str = allocators.DEFAULT_ALLOCATOR):
         if n < 1:
             raise ValueError(f"a worker pool needs at least one worker, got {n}")
         self.n = int(n)
+        self.allocator = allocators.check_allocator(allocator)
+        if allocator in allocators.LIBRARIES:
+            allocators.require_library(allocator)
+        #: Each worker's allocator state, as it reported it when ready.
+        self.allocator_states: list[dict[str, Any] | None] = [None] * self.n
         self.start_timeout_s = start_timeout_s
         self._ctx = _context()
         self._procs: list[Any] = [None] * self.n
@@ -282,9 +345,9 @@ class WorkerPool:
 
     def _spawn(self, i: int) -> None:
         parent_conn, child_conn = self._ctx.Pipe(duplex=True)
-        p = self._ctx.Process(target=_serve, args=(child_conn, i, os.getpid()), daemon=True,
+        p = self._ctx.Process(target=_serve, args=(child_conn, i, os.getpid(), self.allocator), daemon=True,
                               name=f"fnbench-worker-{i}")
-        with _main_not_rerun():
+        with _main_not_rerun(), _started_under(self.allocator):
             p.start()
         child_conn.close()  # the child holds the only other end: its death is EOF here, ours is EOF there
         self._procs[i], self._conns[i] = p, parent_conn
@@ -293,8 +356,14 @@ class WorkerPool:
         conn = self._conns[i]
         if not conn.poll(self.start_timeout_s):
             raise RuntimeError(f"worker {i} did not start within {self.start_timeout_s:.0f} s")
-        tag, pid = conn.recv()
+        try:
+            tag, pid, info = conn.recv()
+        except (EOFError, OSError) as e:
+            raise WorkerError(f"worker {i} exited while starting: {_first_line(e)}") from None
         self.pids[i] = pid
+        if tag != "ready":
+            raise WorkerError(f"worker {i} could not use allocator {self.allocator}: {info}")
+        self.allocator_states[i] = info
 
     def start(self) -> None:
         """Start every worker at once (they import torch in parallel) and wait until all are ready."""
@@ -321,6 +390,11 @@ class WorkerPool:
             self._restart(i)
             return ChunkResult("failed", i, self.pids[i] or -1,
                                error=f"worker process died (exit code {code}) while measuring: {_first_line(e)}")
+
+    def query_allocator(self, i: int) -> dict[str, Any]:
+        """Worker ``i``'s own view of its allocator: ``{"state": …, "maps": {library: path}}``."""
+        self._conns[i].send("allocator")
+        return self._conns[i].recv()
 
     def _restart(self, i: int) -> None:
         self._stop(i)

@@ -24,8 +24,9 @@ class FakePool:
 
     instances: list = []
 
-    def __init__(self, n):
+    def __init__(self, n, allocator="tuned"):
         self.n = n
+        self.allocator = allocator
         self.starts = 0
         self.closed = False
         FakePool.instances.append(self)
