@@ -17,12 +17,14 @@ endif
 STAMP := $(VENV)/.installed
 
 # `make run` measures the `default` suite (the paper's Table 1 and FasterNet-T0 with its three
-# headline peers). Per target: RUN_BUDGET seconds, stable once the 95% CI is within ±RUN_PRECISION
+# headline peers) under the default (tuned) allocator, and the `allocator-sensitivity` suite
+# (DWConv and PConv at 96x56x56, FasterNet-T0) again under the system allocator.
+# Per target: RUN_BUDGET seconds, stable once the 95% CI is within ±RUN_PRECISION
 # (±5%: shared machines rarely settle to the ±2% default of `fnbench run` in a few seconds).
 RUN_BUDGET ?= 6
 RUN_PRECISION ?= 0.05
 
-.PHONY: install browser run test clean
+.PHONY: install browser allocators run test clean
 
 install: $(STAMP)
 
@@ -38,13 +40,20 @@ browser:
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
 	  || echo "chromium could not be installed: the browser test will be skipped"; }
 
+# jemalloc and tcmalloc for `--allocator jemalloc|tcmalloc` and their tests (Debian packages; needs root).
+allocators:
+	@{ ls /usr/lib/*/libjemalloc.so.2 /usr/lib/*/libtcmalloc_minimal.so.4 >/dev/null 2>&1; } || { \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libjemalloc2 libtcmalloc-minimal4 >/dev/null) \
+	  || echo "jemalloc/tcmalloc could not be installed: their tests will be skipped"; }
+
 # The main job: measure this machine's ceilings and the default suite on its CPU, then the report.
 run: install
 	$(BIN)/fnbench probe --device cpu --out results
 	$(BIN)/fnbench run --device cpu --suite default --budget $(RUN_BUDGET) --precision $(RUN_PRECISION) --out results
+	$(BIN)/fnbench run --device cpu --suite allocator-sensitivity --allocator system --budget $(RUN_BUDGET) --precision $(RUN_PRECISION) --out results
 	$(BIN)/fnbench report results --out reports
 
-test: install browser
+test: install browser allocators
 	$(BIN)/python -m pytest -q tests
 
 clean:

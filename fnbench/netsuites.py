@@ -64,3 +64,11 @@ def _default(batch: int) -> list[TargetSpec]:
     from .suites import SUITES
 
     return SUITES["table1"].specs(batch) + [TargetSpec.make(name, None, batch) for name in HEADLINE_NETWORKS]
+
+
+@register_suite("allocator-sensitivity",
+                "the 96x56x56 DWConv and PConv stacks and FasterNet-T0: measure under a second --allocator beside "
+                "`default` to see how much the memory allocator moves them")
+def _allocator_sensitivity(batch: int) -> list[TargetSpec]:
+    return [TargetSpec.make(op, (96, 56, 56), batch, 10) for op in ("dwconv", "pconv")] + [
+        TargetSpec.make("fasternet_t0", None, batch)]

@@ -16,6 +16,7 @@ from ..merge import load_frame
 from ..verdicts import CLAIM_COLUMNS, PAPER_KIND, claim_table
 from . import figures as _fig
 from . import html as _html
+from . import sensitivity as _sens
 from . import tables as _tab
 
 __all__ = ["ReportSummary", "build_report"]
@@ -52,6 +53,11 @@ NOTES = [
     "contradicted when it lies wholly on the other side, else inconclusive; 'not measured' when a target is "
     "absent, failed or unsupported on that device. Ratios of operator FLOPS follow the paper's statistic "
     "(ratio of mean GMAC/s over the maps measured); the paper column is the same statistic from its Table 1.",
+    "Allocator: every record says which memory allocator it was measured under (tuned: glibc with fixed mmap "
+    "and trim thresholds, the default; system: glibc as the process got it; jemalloc/tcmalloc: preloaded). Where "
+    "the files hold several, rows and claims are kept apart per allocator ('alloc=…' in the runtime label). Page "
+    "faults per iteration are minor faults over the timed iterations (getrusage); a row that faults above 1% of "
+    "the bytes it moves is not a steady state and is flagged ⚠.",
     "Roofline: achieved FLOP/s = 2 × MACs / latency; arithmetic intensity = FLOPs / counted bytes (bytes read + "
     "written by every executed op). Ceilings come from `fnbench probe` records when present.",
     "The paper's numbers: Table 1 and the main table of Chen et al., CVPR 2023 (CPU: i9-9900X 1 thread batch 1; "
@@ -77,10 +83,11 @@ def _devices_table(df: pd.DataFrame) -> pd.DataFrame:
         rows.append(dict(device=label, device_key=key, kind=g.device.iloc[0],
                          paper_device=PAPER_KIND.get(g.device.iloc[0], "none"),
                          runtimes=", ".join(sorted(map(str, m.runtime.dropna().unique()))),
+                         allocators=", ".join(sorted(map(str, m.allocator.dropna().unique()))) if "allocator" in m else "",
                          n_ok=int((m.status == "ok").sum()),
                          n_unstable=int(((m.status == "ok") & ~m.stable.fillna(False).astype(bool)).sum()),
                          n_failed=int((m.status != "ok").sum()), n_probes=int(probe.sum())))
-    return pd.DataFrame(rows, columns=["device", "device_key", "kind", "paper_device", "runtimes", "n_ok",
+    return pd.DataFrame(rows, columns=["device", "device_key", "kind", "paper_device", "runtimes", "allocators", "n_ok",
                                        "n_unstable", "n_failed", "n_probes"])
 
 
@@ -116,10 +123,12 @@ def build_report(paths: str | os.PathLike | Iterable[str | os.PathLike] = ("resu
     claims = claim_table(df[~_tab.is_probe(df)]) if (~_tab.is_probe(df)).any() else pd.DataFrame(columns=CLAIM_COLUMNS)
     t1_titles, t1 = _tab.table1_wide(df)
     rt_gmacs, rt_verdicts = _tab.runtime_comparison(results, claims)
+    alloc_rows, alloc_claims = _sens.allocator_table(df), _sens.allocator_claims(claims)
 
     summary = ReportSummary(out_dir=out, index=out / "index.html", claims=claims)
     for name, frame in (("results", results), ("verdicts", claims), ("paper_vs_device", pvd), ("failures", fails),
-                        ("ceilings", ceil), ("environment", env), ("runtime_comparison", rt_gmacs)):
+                        ("ceilings", ceil), ("environment", env), ("runtime_comparison", rt_gmacs),
+                        ("allocator_sensitivity", alloc_rows), ("allocator_claims", alloc_claims)):
         p = out / f"{name}.csv"
         frame.to_csv(p, index=False)
         summary.csv[name] = p
@@ -142,7 +151,7 @@ def build_report(paths: str | os.PathLike | Iterable[str | os.PathLike] = ("resu
         inputs=[Path(p).name or str(p) for p in paths], devices=_devices_table(df), claims=claims,
         table1_titles=t1_titles, table1=t1, figures=figs, paper_vs_device=pvd, results=results,
         failures=fails, ceilings=ceil, environment=env, notes=NOTES, runtime_gmacs=rt_gmacs,
-        runtime_verdicts=rt_verdicts,
+        runtime_verdicts=rt_verdicts, allocator_rows=alloc_rows, allocator_claims=alloc_claims,
     )
     summary.index.write_text(_html.render(page), encoding="utf-8")
     summary.devices = list(_devices_table(df).device)

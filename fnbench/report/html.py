@@ -53,6 +53,8 @@ class Page:
     notes: list[str] = field(default_factory=list)
     runtime_gmacs: pd.DataFrame = field(default_factory=pd.DataFrame)
     runtime_verdicts: pd.DataFrame = field(default_factory=pd.DataFrame)
+    allocator_rows: pd.DataFrame = field(default_factory=pd.DataFrame)
+    allocator_claims: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def _e(v) -> str:
@@ -103,9 +105,10 @@ def _stable_mark(stable) -> str:
 
 def _devices(p: Page) -> str:
     rows = [[_e(r.device), f"<code>{_e(r.device_key)}</code>", _e(r.kind), _e(r.paper_device), _e(r.runtimes),
-             fmt(r.n_ok), fmt(r.n_unstable), fmt(r.n_failed), fmt(r.n_probes)] for r in p.devices.itertuples()]
-    return _table(["device", "key", "kind", "paper column", "runtimes", "measurements ok", "unstable",
-                   "failed / unsupported", "probe records"], rows, left=5)
+             _e(getattr(r, "allocators", "")), fmt(r.n_ok), fmt(r.n_unstable), fmt(r.n_failed), fmt(r.n_probes)]
+            for r in p.devices.itertuples()]
+    return _table(["device", "key", "kind", "paper column", "runtimes", "allocators", "measurements ok", "unstable",
+                   "failed / unsupported", "probe records"], rows, left=6)
 
 
 def _claims(p: Page) -> str:
@@ -196,20 +199,66 @@ def _results(p: Page) -> str:
         for r in g.itertuples():
             name = r.target + (f" {r.options}" if r.options not in ("{}", None) else "")
             layers = "" if pd.isna(r.layers) else f" L{int(r.layers)}"
+            alloc = _e(getattr(r, "allocator", None) or "–")
             if r.status != "ok":
-                rows.append([_e(name), _e(f"{r.shape or '–'}{layers}"), _e(r.runtime), fmt(r.batch), fmt(r.macs),
-                             f'<span class="warn">{_e(r.status)}</span>', "–", "–", "–", "–", "–", "–"])
+                rows.append([_e(name), _e(f"{r.shape or '–'}{layers}"), _e(r.runtime), alloc, fmt(r.batch), fmt(r.macs),
+                             f'<span class="warn">{_e(r.status)}</span>', "–", "–", "–", "–", "–", "–", "–"])
                 classes.append("")
                 continue
-            rows.append([_e(name), _e(f"{r.shape or '–'}{layers}"), _e(r.runtime), fmt(r.batch), fmt(r.macs / 1e6),
-                         fmt(r.median_ms) + _stable_mark(r.stable), _ci(r.ci95_low_ms, r.ci95_high_ms),
+            rows.append([_e(name), _e(f"{r.shape or '–'}{layers}"), _e(r.runtime), alloc, fmt(r.batch),
+                         fmt(r.macs / 1e6), fmt(r.median_ms) + _stable_mark(r.stable), _ci(r.ci95_low_ms, r.ci95_high_ms),
                          fmt(r.gmacs_per_s), _ci(r.gmacs_per_s_ci95_low, r.gmacs_per_s_ci95_high),
-                         fmt(r.intensity_flop_per_byte), fmt(r.n_samples), fmt(r.n_repeats)])
+                         fmt(r.intensity_flop_per_byte), _faults(getattr(r, "minor_faults_per_iter", None),
+                                                                 getattr(r, "faults_flag", None)),
+                         fmt(r.n_samples), fmt(r.n_repeats)])
             classes.append("" if r.stable else "unstable")
         out.append(f"<h3>{_e(dev)}</h3>")
-        out.append(_table(["target", "shape / layers", "runtime", "batch", "FLOPs (MACs), M", "latency ms (median)",
-                           "latency 95% CI, ms", "GMAC/s", "GMAC/s 95% CI", "intensity FLOP/byte", "samples",
-                           "repeats"], rows, classes, left=3))
+        out.append(_table(["target", "shape / layers", "runtime", "allocator", "batch", "FLOPs (MACs), M",
+                           "latency ms (median)", "latency 95% CI, ms", "GMAC/s", "GMAC/s 95% CI",
+                           "intensity FLOP/byte", "page faults / iteration", "samples", "repeats"], rows, classes,
+                          left=4))
+    return "".join(out)
+
+
+def _faults(per_iter, flag) -> str:
+    """Minor page faults per timed iteration; a red ⚠ with the reason where the row still faults."""
+    if per_iter is None or (isinstance(per_iter, float) and math.isnan(per_iter)):
+        return "–"
+    text = f"{per_iter:,.0f}" if per_iter >= 10 else f"{per_iter:.2g}"
+    if flag and not (isinstance(flag, float) and math.isnan(flag)):
+        return f'<span class="warn" title="{_e(flag)}">{text} ⚠</span>'
+    return text
+
+
+def _allocators(p: Page) -> str:
+    d = p.allocator_rows
+    if d.empty:
+        return ('<p class="muted">Every measurement here was taken under one allocator. Measure a target under two '
+                "with <code>fnbench run --allocator tuned --allocator system …</code> to see how much the memory "
+                "allocator moves it.</p>")
+    head = ('<p class="note">The same measurement under each allocator: <b>tuned</b> (glibc with fixed mmap and trim '
+            "thresholds, so freed activations are reused, as in a long-running server), <b>system</b> (glibc as a "
+            "fresh process gets it: freed activations go back to the kernel and every forward page-faults them in "
+            "again), and the preloaded jemalloc/tcmalloc. Page faults are counted over the timed iterations "
+            "(getrusage); ⚠ marks a row that still faults above 1% of the bytes it moves.</p>")
+    rows, classes = [], []
+    for r in d.itertuples():
+        layers = "" if pd.isna(r.layers) else f" L{int(r.layers)}"
+        rows.append([_e(r.device), _e(r.runtime), _e(r.target), _e(f"{r.shape or '–'}{layers}"), _e(r.allocator),
+                     fmt(r.median_ms) + _stable_mark(r.stable), _ci(r.ci95_low_ms, r.ci95_high_ms), fmt(r.gmacs_per_s),
+                     _faults(r.minor_faults_per_iter, r.faults_flag),
+                     "–" if pd.isna(r.latency_vs_tuned) else f"{r.latency_vs_tuned:.2f}×"])
+        classes.append("" if r.stable else "unstable")
+    out = [head, _table(["device", "runtime", "target", "shape / layers", "allocator", "latency ms (median)",
+                         "latency 95% CI, ms", "GMAC/s", "page faults / iteration", "latency vs tuned"], rows, classes,
+                        left=5)]
+    c = p.allocator_claims
+    if not c.empty:
+        allocs = [x for x in c.columns if x not in ("device", "runtime", "claim")]
+        out.append("<h3>The claims under each allocator</h3>")
+        out.append(_table(["device", "runtime", "claim", *allocs],
+                          [[_e(x) for x in row] for row in c[["device", "runtime", "claim", *allocs]].values],
+                          left=3 + len(allocs)))
     return "".join(out)
 
 
@@ -283,6 +332,7 @@ def render(p: Page) -> str:
         ("table1", "Table 1 analog: on-device FLOPS of single operators", _table1(p)),
         ("figures", "Figures", _figures(p)),
         ("runtimes", "Runtimes: eager, torch.compile, ONNX Runtime", _runtimes(p)),
+        ("allocators", "Allocator sensitivity: tuned, system, jemalloc, tcmalloc", _allocators(p)),
         ("paper", "The paper vs this device", _paper_vs_device(p)),
         ("results", "All measurements", _results(p)),
         ("failed", "Failed and unsupported measurements", _failures(p)),

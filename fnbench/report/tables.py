@@ -24,7 +24,7 @@ RESULT_COLUMNS = [
     "n_repeats", "n_failed_repeats", "params", "macs", "flops", "mem_bytes_analytic", "mem_bytes_counted",
     "median_ms", "ci95_low_ms", "ci95_high_ms", "iqr_ms", "p90_ms", "rel_ci_halfwidth", "throughput_samples_per_s",
     "gmacs_per_s", "gmacs_per_s_ci95_low", "gmacs_per_s_ci95_high", "gflops_per_s",
-    "intensity_flop_per_byte", "run_ids",
+    "intensity_flop_per_byte", "run_ids", "allocator", "minor_faults_per_iter", "faults_flag",
 ]
 
 
@@ -59,6 +59,8 @@ def results_table(df: pd.DataFrame) -> pd.DataFrame:
             "gmacs_per_s": r.get("gmacs_per_s"), "gmacs_per_s_ci95_low": r.get("gmacs_per_s_ci95_low"),
             "gmacs_per_s_ci95_high": r.get("gmacs_per_s_ci95_high"), "gflops_per_s": r.get("gflops_per_s"),
             "intensity_flop_per_byte": r.get("intensity_flop_per_byte"), "run_ids": r.get("run_ids"),
+            "allocator": r.get("allocator"), "minor_faults_per_iter": r.get("minor_faults_per_iter"),
+            "faults_flag": r.get("faults_flag") if ok else None,
         })
     out = pd.DataFrame(rows, columns=RESULT_COLUMNS)
     for c in ("layers", "threads", "batch", "batch_requested", "n_rounds"):
