@@ -199,6 +199,10 @@ def _measure_one(target: Target, device: Device, how: _How, precision: float, bu
     return m, _scale_cost(cost, m.batch, batch), prepared.info
 
 
+#: Allocators whose state depends on what the process allocated before (glibc's dynamic mmap and
+#: trim thresholds rise after a large free): under these every target of every pass gets a fresh
+#: worker, so it is measured as a fresh process would run it, not after the targets before it.
+FRESH_PROCESS_PER_TARGET = ("system",)
 #: Passes over a suite for targets measured on worker processes; each pass has fresh processes.
 DEFAULT_PASSES = 5
 #: A target may stop before the last pass once this many passes give a CI within ±precision.
@@ -230,7 +234,7 @@ def _measure_pass(pool: WorkerPool, target: Target, device: Device, how: _How, p
     round_s = max(budget_s / _ROUNDS_PER_BUDGET, 1e-3)
     per_worker = pass_budget_s / pool.n
     out: dict[str, Any] = {"samples_s": [], "rounds": [], "workers": [], "warmup_iters": [], "chunks": [],
-                           "faults": {"minor": [], "major": [], "iters": []}}
+                           "faults": {"minor": [], "major": [], "iters": [], "ref_s": []}}
     first = None
     t0 = time.perf_counter()
     for w in range(pool.n):
@@ -253,6 +257,7 @@ def _measure_pass(pool: WorkerPool, target: Target, device: Device, how: _How, p
         out["faults"]["minor"] += res.faults_minor
         out["faults"]["major"] += res.faults_major
         out["faults"]["iters"] += res.round_iters
+        out["faults"]["ref_s"] += res.round_ref_s
         out["chunks"].append({"worker": w, "pid": res.pid, "rounds": len(set(res.round_ids)), "wall_s": res.wall_s,
                               "iters_per_sample": res.iters_per_sample, "prepare_s": res.prepare_s})
     out.update(batch=first.batch, iters_per_sample=first.iters_per_sample, bn_folded=first.bn_folded,
@@ -273,7 +278,7 @@ def combine_passes(parts: Sequence[dict[str, Any]], *, precision: float, budget_
     rids: list[int] = []
     procs: list[int] = []
     warm: list[int] = []
-    faults: dict[str, list[int]] = {"minor": [], "major": [], "iters": []}
+    faults: dict[str, list] = {"minor": [], "major": [], "iters": [], "ref_s": []}
     proc_index: dict[tuple[int, int], int] = {}
     round_index: dict[tuple[int, int, int], int] = {}
     parts = sorted(parts, key=lambda r: r["pass"])
@@ -295,6 +300,7 @@ def combine_passes(parts: Sequence[dict[str, Any]], *, precision: float, budget_
                     worker_ids=procs, allocator=first.get("allocator_state"))
     if len(faults["iters"]) == len(round_index):  # passes without fault counts (older files) leave them out
         m.round_faults_minor, m.round_faults_major, m.round_iters = faults["minor"], faults["major"], faults["iters"]
+        m.round_ref_s = faults["ref_s"] if len(faults["ref_s"]) == len(round_index) else []
     m.budget_exhausted = not m.stable
     return m
 
@@ -518,8 +524,12 @@ def run_suite(
                             pools[o.how.allocator], pool_pass = fresh, p
                             pool = fresh
                         batch = int(o.parts[min(o.parts)]["batch"]) if o.parts else None
-                        part = _measure_pass(pool, o.target, dev, o.how, precision, budget_s, pass_budget, seed,
-                                             batch)
+                        try:
+                            part = _measure_pass(pool, o.target, dev, o.how, precision, budget_s, pass_budget, seed,
+                                                 batch)
+                        finally:
+                            if o.how.allocator in FRESH_PROCESS_PER_TARGET:
+                                pools.pop(o.how.allocator).close()
                 except UserError:
                     raise
                 except Exception as e:  # noqa: BLE001 — record the failure or the reason, go on with the suite

@@ -8,17 +8,38 @@ The rules, and why:
 - **Warm-up until steady.** The first iterations of a fresh module pay for lazy initialisation
   (oneDNN/cuDNN primitive creation, allocator growth, page faults, cold caches). They are run and
   thrown away until iteration times stop falling, within a bound.
-- **Rounds over fresh allocations.** On shared x86 VMs the latency of the *same* model and input
-  was seen to move 2–5× from one allocation to the next while staying steady within one: an
-  in-process loop over a single allocation reports a precise, wrong number. So sampling is done
-  in rounds; each round builds a fresh module (``rebuild()`` or a deep copy) and a fresh clone of
-  the input, warms briefly and takes a block of samples. Every raw sample and its round are kept.
+- **The allocator is a condition, not noise.** The 2–5× swings first blamed on the VM were
+  glibc's malloc: in a fresh process it hands every freed activation back to the kernel and the
+  next forward faults it in again (one minor fault per 4 KiB: ~3,700 faults and 13–15 ms per
+  forward of a 96×56×56 DWConv stack, against 3.8–4.3 ms and none with fixed thresholds), and
+  whether it does depends on what the process freed before. ``allocator="tuned"`` (the default)
+  fixes glibc's thresholds first (:mod:`fnbench.allocators`); the minor and major page faults of
+  every round's timed blocks are counted (``getrusage``) and kept, so a measurement that still
+  faults shows it.
+- **Rounds over fresh allocations.** Each round builds a fresh module (``rebuild()`` or a deep
+  copy) and a fresh clone of the input, warms briefly and takes a block of samples; every raw
+  sample and its round are kept. With the allocator controlled, rounds no longer differ by
+  allocation; what still moves them is time (below).
 - **Medians, and intervals over rounds.** The latency is the median of the per-round medians and
   its 95 % interval is the distribution-free order-statistic interval over those round medians
   (:func:`fnbench.stats.rounds_median_ci`), so it accounts for allocation-to-allocation swings,
   which an interval over correlated iterations does not. What stays fixed for a process's life
   is sampled one level up: :mod:`fnbench.workers` runs chunks of rounds in several processes and
   a :class:`Measurement` with ``worker_ids`` uses the bootstrap over workers and rounds.
+- **What is left, measured** (``benchmarks/variance_levels.py``; 2-core x86 VM, tuned, six
+  targets of Table 1, 1.2 s per target per process, rounds of 0.1 s). Round medians inside one
+  process spread by 9–15 % (coefficient of variation). The medians of six fresh processes spread
+  by 4–12 %, 0.9–1.9× what that round spread alone predicts; six chunks taken at the same moments
+  in *one* long-lived process spread by 7–18 %, 1.8–8.8× — no less. So the level above rounds is
+  time, not the process: a pure-Python loop on the same VM moved from 1.0 to 1.9 ms from one
+  second to the next with 100 % CPU and no steal time reported (another tenant on the core's SMT
+  sibling or the host's clock, which a guest cannot see). The run design follows: a target's
+  samples are spread over the whole run in passes (:mod:`fnbench.runner`), and its interval is
+  the bootstrap over those passes' processes, then rounds, which covers what a run at another
+  moment would see. Fresh processes cost 0.05 s from the fork server and are kept: they cost
+  nothing measurable and they are what makes ``allocator="system"`` mean a fresh process (the
+  runner gives every ``system`` target its own). Per-process intervals would be 2–4× narrower
+  here, and wrong.
 - **Synchronisation amortised.** On CUDA, kernels are asynchronous: a block of iterations is
   timed between two ``torch.cuda.synchronize()`` calls and divided by its length, with the block
   long enough that the sync costs well under a percent. On CPU a block is one iteration unless an
@@ -114,6 +135,10 @@ class Measurement:
     round_faults_minor: list[int] = field(default_factory=list)
     round_faults_major: list[int] = field(default_factory=list)
     round_iters: list[int] = field(default_factory=list)
+    #: Seconds of a fixed reference kernel (:func:`reference_s`) timed before each round on the CPU:
+    #: the machine's own speed at that moment, so a run that was slower everywhere can be told
+    #: from a target that was slower.
+    round_ref_s: list[float] = field(default_factory=list)
     #: The allocator the samples were taken under (:func:`fnbench.allocators.state`).
     allocator: dict[str, Any] | None = None
     _ci_memo: dict = field(default_factory=dict, repr=False, compare=False)
@@ -222,13 +247,19 @@ class Measurement:
             "workers": self.workers,
             "minor_faults_per_iter": self.minor_faults_per_iter,
             "major_faults_per_iter": self.major_faults_per_iter,
+            "reference_median_s": self.reference_median_s,
         }
 
     def faults(self) -> dict[str, Any]:
         """Raw page-fault counts per round, as stored in a result record's ``faults``."""
         return {"minor": list(self.round_faults_minor), "major": list(self.round_faults_major),
                 "iters": list(self.round_iters), "minor_per_iter": self.minor_faults_per_iter,
-                "major_per_iter": self.major_faults_per_iter}
+                "major_per_iter": self.major_faults_per_iter, "ref_s": list(self.round_ref_s)}
+
+    @property
+    def reference_median_s(self) -> float | None:
+        """Median over rounds of the reference kernel's time (None where it was not timed)."""
+        return stats.median(self.round_ref_s) if self.round_ref_s else None
 
 
 #: Fewest rounds each worker must contribute before a multi-worker measurement can be stable.
@@ -321,6 +352,34 @@ def fold_bn(module: nn.Module) -> int:
 
 
 # -- measuring --------------------------------------------------------------------------------
+
+
+_REF_A: torch.Tensor | None = None
+_REF_OUT: torch.Tensor | None = None
+
+
+def reference_s() -> float:
+    """Seconds for a fixed CPU kernel: four 128×128 FP32 matrix products (≈17 MFLOP, in L2),
+    median of three, on one thread. It does not depend on the target, so its changes over a run
+    are the machine's own speed (clock, a busy SMT sibling), which a guest VM cannot see otherwise.
+    """
+    global _REF_A, _REF_OUT
+    if _REF_A is None:
+        g = torch.Generator().manual_seed(0)
+        _REF_A, _REF_OUT = torch.randn(128, 128, generator=g), torch.empty(128, 128)
+    a, out = _REF_A, _REF_OUT  # nothing is allocated: the reference must not move the target's heap
+    prev = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        times = []
+        for _ in range(3):
+            t0 = time.perf_counter()
+            for _ in range(4):
+                torch.mm(a, a, out=out)
+            times.append(time.perf_counter() - t0)
+    finally:
+        torch.set_num_threads(prev)
+    return sorted(times)[1]
 
 
 def _sync_for(dev: torch.device) -> Callable[[], None]:
@@ -472,6 +531,7 @@ def _measure_at(module, example_input, batch, *, dev, threads, precision, budget
     faults_minor: list[int] = []
     faults_major: list[int] = []
     round_iters: list[int] = []
+    ref_s: list[float] = []
     block = 1
     per_sample = None  # seconds per block, estimated in round 0
     folded = 0
@@ -517,6 +577,8 @@ def _measure_at(module, example_input, batch, *, dev, threads, precision, budget
             warm_counts.append(len(warm))
             n_samples = int(min(max(round(round_s / per_sample), _MIN_SAMPLES_PER_ROUND), _MAX_SAMPLES_PER_ROUND))
             gc_was = gc.isenabled()
+            if dev.type == "cpu":
+                ref_s.append(reference_s())
             gc.disable()  # a collection inside a timed block is noise from the harness, not the model
             taken = 0
             ru0 = resource.getrusage(resource.RUSAGE_SELF)
@@ -564,6 +626,7 @@ def _measure_at(module, example_input, batch, *, dev, threads, precision, budget
         round_faults_minor=faults_minor,
         round_faults_major=faults_major,
         round_iters=round_iters,
+        round_ref_s=ref_s,
     )
 
 

@@ -150,6 +150,7 @@ class ChunkResult:
     faults_minor: list[int] = field(default_factory=list)  # per round, like round ids
     faults_major: list[int] = field(default_factory=list)
     round_iters: list[int] = field(default_factory=list)
+    round_ref_s: list[float] = field(default_factory=list)
     allocator: dict[str, Any] | None = None
 
 
@@ -241,7 +242,8 @@ def _handle(worker: int, req: ChunkRequest, cache: dict) -> ChunkResult:
         iters_per_sample=m.iters_per_sample, warmup_iters=m.warmup_iters, wall_s=m.wall_s,
         budget_exhausted=m.budget_exhausted, bn_folded=m.bn_folded, threads=m.threads,
         runtime_info=dict(prepared.info), prepare_s=extra, faults_minor=m.round_faults_minor,
-        faults_major=m.round_faults_major, round_iters=m.round_iters, allocator=m.allocator,
+        faults_major=m.round_faults_major, round_iters=m.round_iters, round_ref_s=m.round_ref_s,
+        allocator=m.allocator,
     )
 
 
