@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -697,4 +698,11 @@ def table_notes(records: Sequence[dict[str, Any]]) -> list[str]:
     if oks and not flagged:
         notes.append(f"faults/iter: minor page faults per timed iteration; none of these rows faults above "
                      f"{allocators.FAULT_FRACTION_LIMIT:.0%} of the bytes it moves.")
+    refs = [x for r in oks for x in ((r.get("faults") or {}).get("ref_s") or [])]
+    if len(refs) >= 10:
+        lo, mid, hi = np.percentile(refs, [10, 50, 90])
+        if hi / lo > 1.1:
+            notes.append(f"this machine's own speed moved during the run: a fixed reference kernel timed before every "
+                         f"round took {lo * 1e3:.3f}–{hi * 1e3:.3f} ms (10th–90th percentile, median {mid * 1e3:.3f}), "
+                         "so no row can be steadier than that (another tenant on the core or the host's clock).")
     return notes
