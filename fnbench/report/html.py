@@ -97,10 +97,13 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], row_classes: S
     return f'<div class="scroll"><table><thead><tr>{h}</tr></thead><tbody>{"".join(body)}</tbody></table></div>'
 
 
-def _stable_mark(stable) -> str:
+def _stable_mark(stable, reason=None) -> str:
     if stable is None or (isinstance(stable, float) and math.isnan(stable)):
         return ""
-    return "" if bool(stable) else ' <span class="unstable" title="the 95% CI did not settle">⚠ unstable</span>'
+    if bool(stable):
+        return ""
+    why = reason if isinstance(reason, str) and reason else "the 95% CI did not settle"
+    return f' <span class="unstable" title="{_e(why)}">⚠ unstable ({_e(why)})</span>'
 
 
 def _devices(p: Page) -> str:
@@ -206,7 +209,8 @@ def _results(p: Page) -> str:
                 classes.append("")
                 continue
             rows.append([_e(name), _e(f"{r.shape or '–'}{layers}"), _e(r.runtime), alloc, fmt(r.batch),
-                         fmt(r.macs / 1e6), fmt(r.median_ms) + _stable_mark(r.stable), _ci(r.ci95_low_ms, r.ci95_high_ms),
+                         fmt(r.macs / 1e6), fmt(r.median_ms) + _stable_mark(r.stable, getattr(r, "unstable_reason", None)),
+                         _ci(r.ci95_low_ms, r.ci95_high_ms),
                          fmt(r.gmacs_per_s), _ci(r.gmacs_per_s_ci95_low, r.gmacs_per_s_ci95_high),
                          fmt(r.intensity_flop_per_byte), _faults(getattr(r, "minor_faults_per_iter", None),
                                                                  getattr(r, "faults_flag", None)),

@@ -24,7 +24,7 @@ RESULT_COLUMNS = [
     "n_repeats", "n_failed_repeats", "params", "macs", "flops", "mem_bytes_analytic", "mem_bytes_counted",
     "median_ms", "ci95_low_ms", "ci95_high_ms", "iqr_ms", "p90_ms", "rel_ci_halfwidth", "throughput_samples_per_s",
     "gmacs_per_s", "gmacs_per_s_ci95_low", "gmacs_per_s_ci95_high", "gflops_per_s",
-    "intensity_flop_per_byte", "run_ids", "allocator", "minor_faults_per_iter", "faults_flag",
+    "intensity_flop_per_byte", "run_ids", "allocator", "minor_faults_per_iter", "faults_flag", "unstable_reason",
 ]
 
 
@@ -61,11 +61,22 @@ def results_table(df: pd.DataFrame) -> pd.DataFrame:
             "intensity_flop_per_byte": r.get("intensity_flop_per_byte"), "run_ids": r.get("run_ids"),
             "allocator": r.get("allocator"), "minor_faults_per_iter": r.get("minor_faults_per_iter"),
             "faults_flag": r.get("faults_flag") if ok else None,
+            "unstable_reason": _unstable_reason(r) if ok and not r.get("stable") else None,
         })
     out = pd.DataFrame(rows, columns=RESULT_COLUMNS)
     for c in ("layers", "threads", "batch", "batch_requested", "n_rounds"):
         out[c] = out[c].astype("Int64")
     return out
+
+
+def _unstable_reason(r: dict) -> str:
+    """Why a row did not settle: the half-width its CI reached against the precision target."""
+    hw, target = r.get("rel_ci_halfwidth"), r.get("precision")
+    if hw is None or pd.isna(hw) or target is None or pd.isna(target):
+        return "did not settle within its budget"
+    if hw > target:
+        return f"95% CI ±{hw:.1%} > ±{target:.0%} target"
+    return f"±{hw:.1%} within the ±{target:.0%} target, but too few rounds, processes or agreeing repeats"
 
 
 def ceilings(df: pd.DataFrame) -> pd.DataFrame:
