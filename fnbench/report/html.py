@@ -249,7 +249,8 @@ def _allocators(p: Page) -> str:
     for r in d.itertuples():
         layers = "" if pd.isna(r.layers) else f" L{int(r.layers)}"
         rows.append([_e(r.device), _e(r.runtime), _e(r.target), _e(f"{r.shape or '–'}{layers}"), _e(r.allocator),
-                     fmt(r.median_ms) + _stable_mark(r.stable), _ci(r.ci95_low_ms, r.ci95_high_ms), fmt(r.gmacs_per_s),
+                     fmt(r.median_ms) + _stable_mark(r.stable, r.unstable_reason), _ci(r.ci95_low_ms, r.ci95_high_ms),
+                     fmt(r.gmacs_per_s),
                      _faults(r.minor_faults_per_iter, r.faults_flag),
                      "–" if pd.isna(r.latency_vs_tuned) else f"{r.latency_vs_tuned:.2f}×"])
         classes.append("" if r.stable else "unstable")

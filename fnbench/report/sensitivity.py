@@ -14,12 +14,13 @@ import numpy as np
 import pandas as pd
 
 from ..allocators import DEFAULT_ALLOCATOR, faults_flag
+from .tables import unstable_reason
 
 __all__ = ["SENSITIVITY_COLUMNS", "allocator_table", "allocator_claims"]
 
 SENSITIVITY_COLUMNS = ["device", "runtime", "target", "shape", "layers", "allocator", "median_ms", "ci95_low_ms",
                        "ci95_high_ms", "gmacs_per_s", "minor_faults_per_iter", "faults_flag", "latency_vs_tuned",
-                       "stable"]
+                       "stable", "unstable_reason"]
 
 #: What makes two rows the same measurement apart from the allocator.
 _SAME = ["device_label", "runtime_name", "memory_format", "dtype", "threads", "target", "shape", "layers", "options",
@@ -53,6 +54,7 @@ def allocator_table(df: pd.DataFrame) -> pd.DataFrame:
                 minor_faults_per_iter=fpi, faults_flag=faults_flag(fpi, r.get("mem_bytes_counted")),
                 latency_vs_tuned=float(r["median_s"]) / ref_med if ref_med == ref_med else np.nan,
                 stable=bool(r.get("stable")),
+                unstable_reason=None if r.get("stable") else unstable_reason(r),
             ))
     return pd.DataFrame(rows, columns=SENSITIVITY_COLUMNS)
 

@@ -61,7 +61,7 @@ def results_table(df: pd.DataFrame) -> pd.DataFrame:
             "intensity_flop_per_byte": r.get("intensity_flop_per_byte"), "run_ids": r.get("run_ids"),
             "allocator": r.get("allocator"), "minor_faults_per_iter": r.get("minor_faults_per_iter"),
             "faults_flag": r.get("faults_flag") if ok else None,
-            "unstable_reason": _unstable_reason(r) if ok and not r.get("stable") else None,
+            "unstable_reason": unstable_reason(r) if ok and not r.get("stable") else None,
         })
     out = pd.DataFrame(rows, columns=RESULT_COLUMNS)
     for c in ("layers", "threads", "batch", "batch_requested", "n_rounds"):
@@ -69,7 +69,7 @@ def results_table(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def _unstable_reason(r: dict) -> str:
+def unstable_reason(r: dict) -> str:
     """Why a row did not settle: the half-width its CI reached against the precision target."""
     hw, target = r.get("rel_ci_halfwidth"), r.get("precision")
     if hw is None or pd.isna(hw) or target is None or pd.isna(target):
