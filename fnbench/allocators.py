@@ -242,19 +242,26 @@ FAULT_PAGE_BYTES = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 409
 FAULT_FRACTION_LIMIT = 0.01
 
 
-def faults_flag(minor_faults_per_iter: float | None, mem_bytes_counted: float | None) -> str | None:
+def faults_flag(minor_faults_per_iter: float | None, mem_bytes_counted: float | None,
+                allocator: str | None = None) -> str | None:
     """A one-line reason when a measurement page-faults in its timed iterations, else None.
 
     The rule: at least one fault per iteration, and faulted bytes (faults × page size) above
     :data:`FAULT_FRACTION_LIMIT` of the bytes one iteration moves. Without a byte count, ≥ 1
-    fault per iteration flags.
+    fault per iteration flags. The advice depends on ``allocator``: under ``system`` (or unknown)
+    the allocator is the likely cause; under the others, first-touch of a heap that was still
+    growing (or a library mapping its own buffers), which a longer budget amortises.
     """
     if minor_faults_per_iter is None or minor_faults_per_iter < 1:
         return None
+    if allocator in (None, "system"):
+        advice = "measure with --allocator tuned"
+    else:
+        advice = f"under {allocator}: a heap still growing or a library mapping its own buffers; a longer --budget amortises it"
     if mem_bytes_counted:
         frac = minor_faults_per_iter * FAULT_PAGE_BYTES / mem_bytes_counted
         if frac <= FAULT_FRACTION_LIMIT:
             return None
         return (f"{minor_faults_per_iter:,.0f} page faults per iteration ({frac:.0%} of the bytes it moves): "
-                "not a steady state; measure with --allocator tuned")
-    return f"{minor_faults_per_iter:,.0f} page faults per iteration: not a steady state"
+                f"not a steady state; {advice}")
+    return f"{minor_faults_per_iter:,.0f} page faults per iteration: not a steady state; {advice}"

@@ -113,7 +113,9 @@ def run_probe(*, device: str = "auto", threads: int | None = None, budget_s: flo
                 "shape": list(x.shape), "batch": 1, "dtype": spec.dtype,
                 "device": {"kind": dev.kind, "name": dev.name, "arch": dev.arch, "key": device_key(fp)},
                 "runtime": "eager", "memory_format": "contiguous", "allocator": allocator, "threads": threads,
-                "cost": cost, "samples_s": m.samples_s, "rounds": m.round_ids, "stats": m.to_stats(), "env": fp,
+                "cost": cost, "samples_s": m.samples_s, "rounds": m.round_ids, "env": fp,
+                "stats": dict(m.to_stats(), faults_flag=allocators.faults_flag(
+                    m.minor_faults_per_iter, cost.get("mem_bytes_counted"), allocator)),
                 "faults": m.faults(), "allocator_state": alloc_state,
             })
             prog.advance(task)

@@ -571,7 +571,8 @@ def _stats_with_flags(m: Measurement, cost: dict[str, Any]) -> dict[str, Any]:
     target, with the half-width reached.
     """
     st = m.to_stats()
-    st["faults_flag"] = allocators.faults_flag(m.minor_faults_per_iter, cost.get("mem_bytes_counted"))
+    st["faults_flag"] = allocators.faults_flag(m.minor_faults_per_iter, cost.get("mem_bytes_counted"),
+                                               (m.allocator or {}).get("name"))
     st["unstable_reason"] = None if st["stable"] else unstable_reason(st)
     return st
 

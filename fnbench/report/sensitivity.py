@@ -51,7 +51,7 @@ def allocator_table(df: pd.DataFrame) -> pd.DataFrame:
                 device=r["device_label"], runtime=r["runtime_name"], target=r["target"], shape=r["shape"],
                 layers=r["layers"], allocator=r["allocator"], median_ms=_ms(r["median_s"]),
                 ci95_low_ms=_ms(r["ci95_low_s"]), ci95_high_ms=_ms(r["ci95_high_s"]), gmacs_per_s=r.get("gmacs_per_s"),
-                minor_faults_per_iter=fpi, faults_flag=faults_flag(fpi, r.get("mem_bytes_counted")),
+                minor_faults_per_iter=fpi, faults_flag=faults_flag(fpi, r.get("mem_bytes_counted"), r["allocator"]),
                 latency_vs_tuned=float(r["median_s"]) / ref_med if ref_med == ref_med else np.nan,
                 stable=bool(r.get("stable")),
                 unstable_reason=None if r.get("stable") else unstable_reason(r),
