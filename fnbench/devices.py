@@ -34,7 +34,9 @@ import torch
 
 from .errors import UserError, suggest
 
-__all__ = ["Device", "DEVICE_KINDS", "resolve_device", "available_devices", "fingerprint", "device_key", "host_kind"]
+__all__ = ["Device", "DEVICE_KINDS", "resolve_device", "available_devices", "fingerprint", "device_key", "host_kind",
+           "arm_core_name", "cpu_model_from", "physical_cores_from", "is_paper_arm_core", "nvidia_smi", "gpu_state",
+           "smi_id", "throttle_reasons"]
 
 DEVICE_KINDS = ("auto", "cpu", "arm", "cuda")
 _ARM_ARCHES = {"aarch64", "arm64"}
@@ -77,18 +79,106 @@ def available_devices() -> list[str]:
     return kinds
 
 
-def _cpu_model() -> str:
+#: ``CPU implementer`` codes of aarch64 ``/proc/cpuinfo`` (the MIDR implementer byte).
+ARM_IMPLEMENTERS = {0x41: "Arm", 0x42: "Broadcom", 0x43: "Cavium", 0x46: "Fujitsu", 0x48: "HiSilicon",
+                    0x4E: "NVIDIA", 0x51: "Qualcomm", 0x61: "Apple", 0xC0: "Ampere"}
+#: ``(implementer, CPU part)`` → core name, for the cores fnbench is likely to meet.
+ARM_PARTS = {
+    (0x41, 0xD03): "Cortex-A53", (0x41, 0xD04): "Cortex-A35", (0x41, 0xD05): "Cortex-A55",
+    (0x41, 0xD07): "Cortex-A57", (0x41, 0xD08): "Cortex-A72", (0x41, 0xD09): "Cortex-A73",
+    (0x41, 0xD0A): "Cortex-A75", (0x41, 0xD0B): "Cortex-A76", (0x41, 0xD0C): "Neoverse-N1",
+    (0x41, 0xD0D): "Cortex-A77", (0x41, 0xD40): "Neoverse-V1", (0x41, 0xD41): "Cortex-A78",
+    (0x41, 0xD44): "Cortex-X1", (0x41, 0xD46): "Cortex-A510", (0x41, 0xD47): "Cortex-A710",
+    (0x41, 0xD48): "Cortex-X2", (0x41, 0xD49): "Neoverse-N2", (0x41, 0xD4F): "Neoverse-V2",
+    (0x61, 0x022): "Apple M1 Icestorm", (0x61, 0x023): "Apple M1 Firestorm",
+    (0x61, 0x032): "Apple M2 Blizzard", (0x61, 0x033): "Apple M2 Avalanche",
+}
+#: The core of the paper's ARM column (Raspberry Pi 4B).
+PAPER_ARM_CORE = "Cortex-A72"
+
+
+def _int(v: str) -> int | None:
     try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
-            info = f.read()
-    except OSError:
-        info = ""
-    for key in ("model name", "Model", "Hardware", "cpu model", "Processor"):
+        return int(v.strip(), 0)
+    except ValueError:
+        return None
+
+
+def arm_core_name(info: str) -> str | None:
+    """The core(s) named by the implementer/part fields of an aarch64 ``/proc/cpuinfo``, or None.
+
+    aarch64 kernels print no "model name"; each processor block has ``CPU implementer`` and
+    ``CPU part`` (the MIDR fields) instead. A big.LITTLE chip lists each core type with its count,
+    e.g. ``"4x Cortex-A55 + 4x Cortex-A76"``. Unknown codes are shown as hex, never guessed.
+    """
+    cores: list[tuple[int, int]] = []
+    impl = None
+    for line in info.splitlines() + [""]:
+        k, _, v = line.partition(":")
+        k = k.strip()
+        if k == "CPU implementer":
+            impl = _int(v)
+        elif k == "CPU part" and impl is not None:
+            part = _int(v)
+            if part is not None:
+                cores.append((impl, part))
+            impl = None
+    if not cores:
+        return None
+
+    def name(code: tuple[int, int]) -> str:
+        if code in ARM_PARTS:
+            return ARM_PARTS[code]
+        vendor = ARM_IMPLEMENTERS.get(code[0], f"implementer 0x{code[0]:02x}")
+        return f"{vendor} part 0x{code[1]:03x}"
+
+    kinds = list(dict.fromkeys(cores))
+    if len(kinds) == 1:
+        return name(kinds[0])
+    return " + ".join(f"{cores.count(c)}x {name(c)}" for c in kinds)
+
+
+def _cpuinfo_field(info: str, *keys: str) -> str | None:
+    for key in keys:
         for line in info.splitlines():
             if line.split(":", 1)[0].strip() == key and ":" in line:
                 value = line.split(":", 1)[1].strip()
                 if value:
                     return value
+    return None
+
+
+def _lscpu_model() -> str | None:
+    exe = shutil.which("lscpu")
+    if not exe:
+        return None
+    try:
+        out = subprocess.run([exe], capture_output=True, text=True, timeout=5, env={"LC_ALL": "C"})
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return _cpuinfo_field(out.stdout, "Model name")
+
+
+def cpu_model_from(info: str, arch: str) -> str | None:
+    """The CPU's name from ``/proc/cpuinfo`` text: "model name" on x86; decoded cores on aarch64.
+
+    On a board that names itself (Raspberry Pi: ``Model``), the board follows the core in brackets:
+    ``"Cortex-A72 (Raspberry Pi 4 Model B Rev 1.4)"``.
+    """
+    if arch in _ARM_ARCHES:
+        core = arm_core_name(info) or _cpuinfo_field(info, "model name", "cpu model", "Processor")
+        board = _cpuinfo_field(info, "Model", "Hardware")
+        if core and board:
+            return f"{core} ({board})"
+        return core or board
+    return _cpuinfo_field(info, "model name", "cpu model", "Model", "Hardware", "Processor")
+
+
+def _cpu_model() -> str:
+    info = _read("/proc/cpuinfo") or ""
+    model = cpu_model_from(info, _arch()) if info else None
+    if model and model != "aarch64":
+        return model
     if sys.platform == "darwin":
         try:
             out = subprocess.run(["sysctl", "-n", "machdep.cpu.brand_string"], capture_output=True, text=True, timeout=5)
@@ -96,7 +186,12 @@ def _cpu_model() -> str:
                 return out.stdout.strip()
         except (OSError, subprocess.SubprocessError):
             pass
-    return platform.processor() or _arch()
+    return _lscpu_model() or platform.processor() or _arch()
+
+
+def is_paper_arm_core(cpu_model: str | None) -> bool:
+    """Whether a CPU name is (only) the paper's ARM core, Cortex-A72."""
+    return bool(cpu_model) and PAPER_ARM_CORE in cpu_model and "+" not in cpu_model
 
 
 def resolve_device(name: str) -> Device:
@@ -136,10 +231,14 @@ def _read(path: str) -> str | None:
         return None
 
 
-def _physical_cores() -> int | None:
-    info = _read("/proc/cpuinfo")
-    if not info:
-        return None
+def physical_cores_from(info: str, sibling_sets: list[str] | None = None) -> int | None:
+    """Physical cores: x86 ``(physical id, core id)`` pairs of ``/proc/cpuinfo``, else sysfs, else ARM blocks.
+
+    aarch64 ``/proc/cpuinfo`` has no ``core id``: there each distinct ``thread_siblings_list`` of
+    ``/sys/devices/system/cpu/cpu*/topology`` is one core (``core_id`` alone repeats across the
+    clusters of a big.LITTLE chip), and without sysfs each ``processor`` block is one core (the
+    ARM cores fnbench meets have no SMT).
+    """
     pairs, phys, core = set(), None, None
     for line in info.splitlines():
         k, _, v = line.partition(":")
@@ -154,7 +253,31 @@ def _physical_cores() -> int | None:
             phys = core = None
     if core is not None:
         pairs.add((phys, core))
-    return len(pairs) or None
+    if pairs:
+        return len(pairs)
+    if sibling_sets:
+        return len(set(sibling_sets))
+    if "CPU implementer" in info:
+        return sum(1 for line in info.splitlines() if line.split(":", 1)[0].strip() == "processor") or None
+    return None
+
+
+def _sibling_sets() -> list[str]:
+    import glob
+
+    out = []
+    for path in glob.glob("/sys/devices/system/cpu/cpu[0-9]*/topology/thread_siblings_list"):
+        v = _read(path)
+        if v:
+            out.append(v)
+    return out
+
+
+def _physical_cores() -> int | None:
+    info = _read("/proc/cpuinfo")
+    if not info:
+        return None
+    return physical_cores_from(info, _sibling_sets())
 
 
 def _cpu_freq_mhz() -> dict[str, float] | None:
@@ -199,24 +322,104 @@ def _parallel_backend() -> str | None:
     return "; ".join(backend + libs) or None
 
 
-def _nvidia_smi() -> dict[str, Any]:
-    exe = shutil.which("nvidia-smi")
-    if not exe:
-        return {}
-    fields = ["driver_version", "clocks.sm", "clocks.mem", "clocks.max.sm", "clocks.max.mem", "power.limit", "pstate"]
+#: What ``nvidia-smi`` is asked about a GPU; the clocks and throttle reasons are sampled again in the
+#: worker right after a timed block (:func:`gpu_state`), when the GPU is under load.
+GPU_STATE_FIELDS = ("clocks.sm", "clocks.mem", "clocks.max.sm", "clocks.max.mem", "power.draw", "power.limit",
+                    "pstate", "temperature.gpu")
+#: Bits of nvidia-smi's ``clocks_event_reasons.active`` (``clocks_throttle_reasons`` before driver 535).
+THROTTLE_REASONS = {0x1: "gpu_idle", 0x2: "applications_clocks_setting", 0x4: "sw_power_cap",
+                    0x8: "hw_slowdown", 0x10: "sync_boost", 0x20: "sw_thermal_slowdown",
+                    0x40: "hw_thermal_slowdown", 0x80: "hw_power_brake_slowdown", 0x100: "display_clock_setting"}
+_REASON_FIELDS = ("clocks_event_reasons.active", "clocks_throttle_reasons.active")
+
+
+def throttle_reasons(mask: str | int | None) -> list[str] | None:
+    """Names of the bits set in a clocks-event-reasons mask (``"0x0000000000000004"`` → ``["sw_power_cap"]``)."""
+    if mask is None:
+        return None
     try:
-        out = subprocess.run([exe, f"--query-gpu={','.join(fields)}", "--format=csv,noheader,nounits", "-i", "0"],
-                             capture_output=True, text=True, timeout=10)
+        value = int(mask, 0) if isinstance(mask, str) else int(mask)
+    except ValueError:
+        return None
+    names = [n for bit, n in THROTTLE_REASONS.items() if value & bit]
+    rest = value & ~sum(THROTTLE_REASONS)
+    return names + ([f"0x{rest:x}"] if rest else [])
+
+
+def smi_id(torch_index: int = 0) -> str | None:
+    """The ``nvidia-smi -i`` id of torch's device ``torch_index``: its UUID (or PCI bus id).
+
+    torch numbers GPUs after ``CUDA_VISIBLE_DEVICES`` (and by speed unless
+    ``CUDA_DEVICE_ORDER=PCI_BUS_ID``); nvidia-smi numbers them by PCI bus. Index 0 of one is not
+    index 0 of the other, the UUID is the same in both.
+    """
+    try:
+        props = torch.cuda.get_device_properties(torch_index)
+    except Exception:  # noqa: BLE001 — no GPU, or a broken driver: nothing to query
+        return None
+    uuid = str(getattr(props, "uuid", "") or "")
+    if uuid:
+        return uuid if uuid.startswith(("GPU-", "MIG-")) else f"GPU-{uuid}"
+    bus = getattr(props, "pci_bus_id", None)
+    if bus is not None:
+        return f"{getattr(props, 'pci_domain_id', 0):08x}:{bus:02x}:{getattr(props, 'pci_device_id', 0):02x}.0"
+    return None
+
+
+def _smi_query(exe: str, ident: str, fields: list[str], run=subprocess.run) -> dict[str, str] | None:
+    try:
+        out = run([exe, f"--query-gpu={','.join(fields)}", "--format=csv,noheader,nounits", "-i", ident],
+                  capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.SubprocessError):
-        return {}
+        return None
     if out.returncode != 0 or not out.stdout.strip():
-        return {}
+        return None
     values = [v.strip() for v in out.stdout.strip().splitlines()[0].split(",")]
+    if len(values) != len(fields):
+        return None
+    return dict(zip(fields, values))
+
+
+def nvidia_smi(ident: str | None, fields=("driver_version", "uuid") + GPU_STATE_FIELDS, *, run=subprocess.run,
+               exe: str | None = None) -> dict[str, Any]:
+    """Query ``nvidia-smi`` about the GPU ``ident`` (UUID or PCI bus id); ``{}`` when it cannot.
+
+    Keys have dots replaced by underscores; unsupported values are left out. The active clock
+    event (throttle) reasons come as ``throttle_reasons`` (names) next to the raw mask.
+    """
+    exe = exe or shutil.which("nvidia-smi")
+    if not exe or not ident:
+        return {}
+    got = None
+    for reason in _REASON_FIELDS:  # the field was renamed; an unknown field fails the whole query
+        got = _smi_query(exe, ident, list(fields) + [reason], run)
+        if got is not None:
+            break
+    if got is None:
+        got = _smi_query(exe, ident, list(fields), run)
+    if got is None:
+        return {}
     result: dict[str, Any] = {}
-    for f, v in zip(fields, values):
-        if v and "N/A" not in v and "Not Supported" not in v:
+    for f, v in got.items():
+        if v and "N/A" not in v and "Not Supported" not in v and "[" not in v:
             result[f.replace(".", "_")] = v
+    for reason in _REASON_FIELDS:
+        mask = result.pop(reason.replace(".", "_"), None)
+        if mask is not None:
+            result["throttle_mask"] = mask
+            result["throttle_reasons"] = throttle_reasons(mask)
     return result
+
+
+def gpu_state(torch_index: int = 0) -> dict[str, Any]:
+    """Clocks, power, temperature and throttle reasons of torch's GPU ``torch_index`` now ({} if unknown).
+
+    Called in a worker right after a timed block, so the clocks are those of a GPU under load
+    (the parent's view is an idle GPU at its idle clocks).
+    """
+    state = nvidia_smi(smi_id(torch_index), fields=("uuid",) + GPU_STATE_FIELDS)
+    state.pop("uuid", None)
+    return state
 
 
 def fingerprint(device: Device | str, threads: int | None) -> dict[str, Any]:
@@ -256,11 +459,18 @@ def fingerprint(device: Device | str, threads: int | None) -> dict[str, Any]:
             "cuda": torch.version.cuda,
             "cudnn": torch.backends.cudnn.version(),
         })
-        smi = _nvidia_smi()
+        fp["tf32_default"] = {"matmul": bool(torch.backends.cuda.matmul.allow_tf32),
+                              "cudnn": bool(torch.backends.cudnn.allow_tf32)}
+        ident = smi_id(0)
+        smi = nvidia_smi(ident)
+        if smi.get("uuid") and ident and ident.startswith("GPU-") and smi["uuid"] != ident:
+            smi = {}  # nvidia-smi answered about another GPU: record nothing rather than the wrong one
+        smi.pop("uuid", None)
         if "driver_version" in smi:
             fp["driver"] = smi.pop("driver_version")
         if smi:
-            fp["gpu_clocks"] = smi
+            fp["gpu_clocks"] = smi  # idle clocks, read in the parent; records also hold clocks under load
+        fp["gpu_smi_id"] = "uuid" if ident and ident.startswith(("GPU-", "MIG-")) else ("pci" if ident else None)
     return fp
 
 
