@@ -44,6 +44,16 @@ The rules, and why:
   timed between two ``torch.cuda.synchronize()`` calls and divided by its length, with the block
   long enough that the sync costs well under a percent. On CPU a block is one iteration unless an
   iteration is shorter than the timer resolution warrants.
+- **GPU time beside wall time.** At batch 32 on a fast GPU a stack of small depthwise convs
+  finishes sooner than Python can launch its kernels: the wall time then measures dispatch, not
+  the GPU. Each CUDA round also times a single iteration with CUDA events while the stream is
+  held busy (``torch.cuda._sleep``) until the whole iteration is queued, which is the GPU's
+  execution time without launch gaps. A row whose GPU time is under :data:`LAUNCH_BOUND_RATIO`
+  of its wall time is flagged ``launch_bound``.
+- **Math mode set, not inherited.** PyTorch's defaults run FP32 convolutions in TF32 on cuDNN
+  and FP32 matmuls in full FP32, so "float32" would mean two different precisions. ``measure``
+  sets both deliberately (``tf32``, default off: FP32 means FP32, as on the paper's RTX 2080Ti,
+  which has no TF32) and records the choice.
 - **Adaptive stopping.** Rounds continue until the interval is within ±``precision`` of the
   median (relative) or ``budget_s`` of wall time is spent. A measurement that ran out of budget
   first is ``stable=False``: it is reported as such, never silently.
@@ -83,6 +93,9 @@ __all__ = [
     "DEFAULT_BUDGET_S",
     "DEFAULT_MIN_ROUNDS",
     "Timer",
+    "LAUNCH_BOUND_RATIO",
+    "is_out_of_memory",
+    "free_device_memory",
 ]
 
 #: Target relative half-width of the 95 % CI of the median.
@@ -101,6 +114,27 @@ _CONFIDENCE = 0.95
 
 #: ``timer(step, iters) -> seconds`` runs ``step`` ``iters`` times and returns the elapsed time.
 Timer = Callable[[Callable[[], Any], int], float]
+#: ``gpu_timer(step, iters, hold_s) -> seconds`` of GPU execution of ``iters`` calls (launch gaps excluded).
+GpuTimer = Callable[[Callable[[], Any], int, float], float]
+#: A row is launch-bound when its GPU time is under this fraction of its wall time.
+LAUNCH_BOUND_RATIO = 0.8
+_GPU_SAMPLES_PER_ROUND = 3
+
+
+def is_out_of_memory(e: BaseException) -> bool:
+    """Whether ``e`` is the device running out of memory.
+
+    ``torch.cuda.OutOfMemoryError`` is what the caching allocator raises. cuBLAS and cuDNN
+    failing to allocate their workspaces still surface as a plain ``RuntimeError``
+    (``CUBLAS_STATUS_ALLOC_FAILED``, ``CUDNN_STATUS_ALLOC_FAILED``, ``CUDA error: out of memory``)
+    with no specific type; only for exactly ``RuntimeError`` is the message read.
+    """
+    if isinstance(e, torch.cuda.OutOfMemoryError):
+        return True
+    if type(e) is RuntimeError:
+        text = str(e)
+        return "out of memory" in text.lower() or "STATUS_ALLOC_FAILED" in text
+    return False
 
 
 @dataclass
@@ -141,6 +175,9 @@ class Measurement:
     round_ref_s: list[float] = field(default_factory=list)
     #: The allocator the samples were taken under (:func:`fnbench.allocators.state`).
     allocator: dict[str, Any] | None = None
+    tf32: bool | None = None
+    gpu_samples_s: list[float] | None = None
+    oom_batches: list[int] = field(default_factory=list)
     _ci_memo: dict = field(default_factory=dict, repr=False, compare=False)
 
     # -- derived -----------------------------------------------------------------------------
@@ -164,6 +201,17 @@ class Measurement:
     def pooled_median_s(self) -> float:
         """Median of all samples regardless of round (for comparison with single-loop tools)."""
         return stats.median(self.samples_s)
+
+    @property
+    def gpu_median_s(self) -> float | None:
+        """Median GPU execution time per iteration (CUDA events, launch gaps excluded); None off CUDA."""
+        return stats.median(self.gpu_samples_s) if self.gpu_samples_s else None
+
+    @property
+    def launch_bound(self) -> bool | None:
+        """True when the GPU was busy for under :data:`LAUNCH_BOUND_RATIO` of the wall time."""
+        g = self.gpu_median_s
+        return None if g is None else bool(g < LAUNCH_BOUND_RATIO * self.median_s)
 
     @property
     def workers(self) -> int:
@@ -248,6 +296,9 @@ class Measurement:
             "minor_faults_per_iter": self.minor_faults_per_iter,
             "major_faults_per_iter": self.major_faults_per_iter,
             "reference_median_s": self.reference_median_s,
+            "gpu_median_s": self.gpu_median_s,
+            "launch_bound": self.launch_bound,
+            "oom_batches": list(self.oom_batches),
         }
 
     def faults(self) -> dict[str, Any]:
@@ -400,6 +451,41 @@ def _make_timer(clock: Callable[[], float], sync: Callable[[], None]) -> Timer:
     return timer
 
 
+def _cuda_gpu_timer(dev: torch.device) -> GpuTimer:
+    """Time ``iters`` calls on the GPU with events, the stream held busy while the CPU queues them.
+
+    ``torch.cuda._sleep`` spins the GPU for a number of cycles; it is queued first, for longer
+    than the CPU needs to launch the block (``hold_s``), so the start event fires only once every
+    kernel of the block is waiting behind it and the events time execution alone.
+    """
+    cycles_per_s: list[float] = []
+
+    def calibrate() -> float:
+        if not cycles_per_s:
+            a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            for _ in range(2):  # the first call pays for loading the kernel
+                a.record()
+                torch.cuda._sleep(1_000_000)
+                b.record()
+                b.synchronize()
+            cycles_per_s.append(1_000_000 / max(a.elapsed_time(b) / 1e3, 1e-6))
+        return cycles_per_s[0]
+
+    def timer(step: Callable[[], Any], iters: int, hold_s: float) -> float:
+        cps = calibrate()
+        torch.cuda.synchronize(dev)
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        torch.cuda._sleep(int(min(hold_s, 0.5) * cps))
+        start.record()
+        for _ in range(iters):
+            step()
+        end.record()
+        end.synchronize()
+        return start.elapsed_time(end) / 1e3
+
+    return timer
+
+
 def _warm_up(timer: Timer, step, *, min_iters: int, window: int, max_iters: int, max_s: float) -> list[float]:
     """Run single iterations until the last ``window`` no longer set a new low (within 2 %)."""
     times: list[float] = []
@@ -454,6 +540,9 @@ def measure(
     rebuild: Callable[[], nn.Module] | None = None,
     fold: bool = True,
     allocator: str | None = allocators.DEFAULT_ALLOCATOR,
+    tf32: bool = False,
+    gpu_timer: GpuTimer | None = None,
+    halve_on_oom: bool = True,
 ) -> Measurement:
     """Measure the per-iteration latency of ``module(example_input)`` in rounds of fresh allocations.
 
@@ -465,9 +554,13 @@ def measure(
     ``min_rounds`` rounds, or when ``budget_s`` seconds (by ``clock``) are spent.
 
     On CPU the torch thread count is set to ``threads`` (default 1, the paper's protocol) and
-    restored afterwards. On CUDA ``cudnn.benchmark`` is on for the duration, and a
-    ``torch.cuda.OutOfMemoryError`` halves the batch (slicing the input) and starts over; the
-    batch actually used is recorded in :attr:`Measurement.batch`.
+    restored afterwards. On CUDA ``cudnn.benchmark`` is on for the duration, TF32 for convolutions
+    and matmuls is ``tf32`` (recorded in :attr:`Measurement.tf32`), each round adds GPU-time
+    samples (:attr:`Measurement.gpu_samples_s`), and running out of memory
+    (:func:`is_out_of_memory`) halves the batch (slicing the input) and starts over, after the
+    failed attempt's module and input are released; the batch actually used is
+    :attr:`Measurement.batch`, the ones that failed :attr:`Measurement.oom_batches`. The batch is
+    never halved when ``halve_on_oom`` is false or the input has no batch dimension (a 1-D input).
 
     ``allocator`` puts this process under that allocator first (:func:`fnbench.allocators.apply`:
     ``"tuned"``, the default, fixes glibc's mmap and trim thresholds so freed activations are
@@ -489,11 +582,17 @@ def measure(
     alloc_state = allocators.apply(allocator) if allocator is not None else allocators.state()
     prev_threads = torch.get_num_threads()
     prev_cudnn = torch.backends.cudnn.benchmark
+    prev_tf32 = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
     if dev.type == "cpu":
         torch.set_num_threads(1 if threads is None else int(threads))
     else:
         torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = bool(tf32)
+        if gpu_timer is None:
+            gpu_timer = _cuda_gpu_timer(dev)
     batch = int(example_input.shape[0]) if example_input.dim() > 0 else 1
+    can_halve = halve_on_oom and example_input.dim() >= 2
+    failed_batches: list[int] = []
     try:
         while True:
             try:
@@ -501,23 +600,53 @@ def measure(
                     module, example_input, batch, dev=dev, threads=torch.get_num_threads() if dev.type == "cpu" else None,
                     precision=precision, budget_s=budget_s, min_rounds=min_rounds, max_rounds=max_rounds,
                     round_s=round_s, seed=seed, clock=clock, timer=timer, rebuild=rebuild, fold=fold,
+                    gpu_timer=gpu_timer,
                 )
                 m.allocator = alloc_state
+                m.tf32 = bool(tf32) if dev.type == "cuda" else None
+                m.oom_batches = failed_batches
                 return m
-            except torch.cuda.OutOfMemoryError:
-                if batch <= 1:
+            except Exception as e:  # noqa: BLE001 — only out-of-memory is handled; the rest is re-raised
+                if not (is_out_of_memory(e) and can_halve and batch > 1):
                     raise
-                batch //= 2
-                gc.collect()
-                if dev.type == "cuda":
-                    torch.cuda.empty_cache()
+                _drop_frames(e)
+            # Out of the handler, the exception and its traceback are gone, and with them the
+            # frames that held the failed attempt's module, input and outputs: now they can be freed.
+            failed_batches.append(batch)
+            batch //= 2
+            free_device_memory(dev)
     finally:
         torch.set_num_threads(prev_threads)
         torch.backends.cudnn.benchmark = prev_cudnn
+        if dev.type == "cuda":
+            torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = prev_tf32
+
+
+def _drop_frames(e: BaseException) -> None:
+    """Clear the locals of the frames ``e``'s traceback holds (module, input, partial outputs).
+
+    Whoever still holds the exception (a caller's log, a test) would otherwise keep the failed
+    attempt's tensors alive, and emptying the cache would free nothing.
+    """
+    import traceback as _tb
+
+    seen: set[int] = set()
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        _tb.clear_frames(e.__traceback__)
+        e.__traceback__ = None
+        e = e.__context__ or e.__cause__
+
+
+def free_device_memory(dev: torch.device | str) -> None:
+    """Collect garbage and return the CUDA caching allocator's free blocks (after an out-of-memory)."""
+    gc.collect()
+    if torch.device(dev).type == "cuda":
+        torch.cuda.empty_cache()
 
 
 def _measure_at(module, example_input, batch, *, dev, threads, precision, budget_s, min_rounds, max_rounds,
-                round_s, seed, clock, timer, rebuild, fold) -> Measurement:
+                round_s, seed, clock, timer, rebuild, fold, gpu_timer=None) -> Measurement:
     torch.manual_seed(seed)
     sync = _sync_for(dev)
     timer = timer or _make_timer(clock, sync)
@@ -532,6 +661,7 @@ def _measure_at(module, example_input, batch, *, dev, threads, precision, budget
     faults_major: list[int] = []
     round_iters: list[int] = []
     ref_s: list[float] = []
+    gpu_samples: list[float] = []
     block = 1
     per_sample = None  # seconds per block, estimated in round 0
     folded = 0
@@ -576,6 +706,7 @@ def _measure_at(module, example_input, batch, *, dev, threads, precision, budget
                                      max_s=max(0.5 * round_s, 1e-3))
             warm_counts.append(len(warm))
             n_samples = int(min(max(round(round_s / per_sample), _MIN_SAMPLES_PER_ROUND), _MAX_SAMPLES_PER_ROUND))
+            t_sampling = clock()
             gc_was = gc.isenabled()
             if dev.type == "cpu":
                 ref_s.append(reference_s())
@@ -593,6 +724,9 @@ def _measure_at(module, example_input, batch, *, dev, threads, precision, budget
                 ru1 = resource.getrusage(resource.RUSAGE_SELF)
                 if gc_was:
                     gc.enable()
+            if gpu_timer is not None:  # after the fault count: these iterations are not in round_iters
+                hold_s = 2.0 * per_sample / block + 1e-3  # longer than the CPU takes to queue one iteration
+                gpu_samples += [gpu_timer(step, 1, hold_s) for _ in range(_GPU_SAMPLES_PER_ROUND)]
             # The whole process's faults over the round's timed blocks (the clock reads between
             # blocks allocate nothing that could fault): what the timed iterations paid.
             faults_minor.append(ru1.ru_minflt - ru0.ru_minflt)
@@ -600,7 +734,10 @@ def _measure_at(module, example_input, batch, *, dev, threads, precision, budget
             round_iters.append(taken * block)
         del m, x, step
         now = clock()
-        last_round_s = now - t_round
+        # The next round is predicted from this one; round 0's first-time costs (CUDA context,
+        # cuDNN autotuning, lazy initialisation, the long warm-up) do not recur, so only its
+        # sampling counts. Otherwise one slow start makes every chunk stop after a single round.
+        last_round_s = now - (t_sampling if r == 0 else t_round)
         if r + 1 >= min_rounds and _settled(samples, rids, precision, min_rounds):
             break
         if now >= deadline or now + last_round_s > deadline + 0.25 * last_round_s:
@@ -627,6 +764,7 @@ def _measure_at(module, example_input, batch, *, dev, threads, precision, budget
         round_faults_major=faults_major,
         round_iters=round_iters,
         round_ref_s=ref_s,
+        gpu_samples_s=gpu_samples or None,
     )
 
 

@@ -212,3 +212,134 @@ def test_measure_is_a_top_level_library_call():
     assert m.iqr_s == pytest.approx(q75 - q25) and m.p90_s == pytest.approx(q90)
     with pytest.raises(AttributeError, match="no attribute"):
         fnbench.no_such_thing
+
+
+# -- CUDA control flow with fakes: start-up cost, out-of-memory backoff, TF32, GPU time ---------------
+
+
+class SlowStart(Sim):
+    """A fresh worker on CUDA: the very first iteration pays context creation and autotuning."""
+
+    def __init__(self, first_s, **kw):
+        super().__init__(**kw)
+        self.first_s, self.calls = first_s, 0
+
+    def timer(self, step, iters):
+        self.calls += 1
+        if self.calls == 1:
+            self.t += self.first_s
+            return self.first_s
+        return super().timer(step, iters)
+
+
+def test_start_up_cost_is_left_out_of_the_round_length_estimate():
+    # budget 2 s, rounds of 0.08 s; the first iteration costs 1.5 s. Predicting round 1 from the whole
+    # of round 0 (≈1.6 s) would stop the chunk after one round; its sampling part predicts 0.08 s.
+    sim = SlowStart(1.5, base=1e-3, iter_sd=0.01, round_sd=0.05)
+    m = run(sim, budget_s=2.0, precision=1e-9, min_rounds=2, max_rounds=500)
+    assert m.rounds >= 4
+    assert m.wall_s <= 2.0 + 0.1  # and the budget still holds
+
+
+class Oom(nn.Module):
+    """Runs out of memory above ``limit`` samples, raising ``exc``."""
+
+    def __init__(self, limit, exc):
+        super().__init__()
+        self.limit, self.exc = limit, exc
+
+    def forward(self, x):
+        if x.shape[0] > self.limit:
+            raise self.exc
+        return x * 2
+
+
+def _oom_run(limit, exc, x, **kw):
+    import gc
+    import weakref
+
+    alive = weakref.WeakSet()
+    seen_alive = []
+
+    def rebuild():
+        gc.collect()
+        seen_alive.append(len(alive))  # modules of a failed attempt still reachable when the next starts
+        m = Oom(limit, exc)
+        alive.add(m)
+        return m
+
+    sim = Sim(base=1e-3)
+
+    def timer(step, iters):
+        step()  # the fake clock does not run the model; this does, once per block
+        return sim.timer(step, iters)
+
+    m = measure(Oom(limit, exc), x, clock=sim.clock, timer=timer, rebuild=rebuild, budget_s=0.5, **kw)
+    return m, seen_alive
+
+
+@pytest.mark.parametrize("exc", [torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"),
+                                 RuntimeError("CUDA error: CUBLAS_STATUS_ALLOC_FAILED when calling `cublasCreate(handle)`"),
+                                 RuntimeError("cuDNN error: CUDNN_STATUS_ALLOC_FAILED")])
+def test_out_of_memory_halves_the_batch_after_freeing_the_failed_attempt(exc):
+    m, seen_alive = _oom_run(8, exc, torch.zeros(32, 4))
+    assert m.batch == 8 and m.oom_batches == [32, 16]
+    assert m.to_stats()["oom_batches"] == [32, 16]
+    # each retry starts with the failed attempt's module released (not held by a traceback)
+    assert seen_alive[0] == 0 and seen_alive[1] == 0 and seen_alive[2] == 0
+
+
+def test_other_errors_and_unbatched_inputs_are_not_halved():
+    with pytest.raises(RuntimeError, match="shape mismatch"):
+        _oom_run(8, RuntimeError("shape mismatch"), torch.zeros(32, 4))
+    with pytest.raises(ValueError):  # "out of memory" in the text of another type is not an OOM
+        _oom_run(8, ValueError("out of memory"), torch.zeros(32, 4))
+    with pytest.raises(torch.cuda.OutOfMemoryError):  # a 1-D probe input has no batch to halve
+        _oom_run(8, torch.cuda.OutOfMemoryError("oom"), torch.zeros(64))
+    with pytest.raises(torch.cuda.OutOfMemoryError):
+        _oom_run(8, torch.cuda.OutOfMemoryError("oom"), torch.zeros(32, 4), halve_on_oom=False)
+
+
+def test_tf32_is_set_for_the_measurement_recorded_and_restored(monkeypatch):
+    import fnbench.timing as timing
+
+    seen = []
+
+    def fake_measure_at(module, x, batch, **kw):
+        seen.append((torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32,
+                     torch.backends.cudnn.benchmark, kw["gpu_timer"] is not None))
+        return Measurement([1e-3] * 6, list(range(6)), batch)
+
+    monkeypatch.setattr(timing.torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(timing, "_measure_at", fake_measure_at)
+    monkeypatch.setattr(timing, "_cuda_gpu_timer", lambda dev: (lambda step, iters, hold: 0.0))
+    before = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    torch.backends.cudnn.allow_tf32 = True  # PyTorch's default: convolutions in TF32
+    try:
+        m = measure(nn.Identity(), torch.zeros(2, 4), device="cuda")
+        assert seen[-1] == (False, False, True, True) and m.tf32 is False
+        m = measure(nn.Identity(), torch.zeros(2, 4), device="cuda", tf32=True)
+        assert seen[-1][:2] == (True, True) and m.tf32 is True
+        assert torch.backends.cudnn.allow_tf32 is True  # the caller's setting is back
+        assert measure(nn.Identity(), torch.zeros(2, 4), device="cpu").tf32 is None
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before
+
+
+def test_gpu_time_beside_wall_time_flags_launch_bound_rows():
+    sim = Sim(base=1e-3)
+    gpu_calls = []
+
+    def gpu_timer(step, iters, hold_s):
+        gpu_calls.append((iters, hold_s))
+        return 0.25e-3 * iters  # the GPU is busy a quarter of the wall time: launch-bound
+
+    m = run(sim, budget_s=1.0, gpu_timer=gpu_timer)
+    assert len(m.gpu_samples_s) == 3 * m.rounds
+    assert m.gpu_median_s == pytest.approx(0.25e-3) and m.launch_bound is True
+    assert all(h > 1e-3 for _, h in gpu_calls)  # the stream is held longer than one iteration's launch
+    st = m.to_stats()
+    assert st["launch_bound"] is True and st["gpu_median_s"] == pytest.approx(0.25e-3)
+    m2 = run(Sim(base=1e-3), budget_s=1.0, gpu_timer=lambda step, iters, hold: 0.95e-3)
+    assert m2.launch_bound is False
+    assert run(Sim(base=1e-3), budget_s=1.0).launch_bound is None  # no GPU time on a CPU
