@@ -73,7 +73,8 @@ def _preloaded_or_reexec(allocator: str) -> None:
 def target_options(fn):
     opts = [
         click.option("--shape", metavar="CxHxW", help="Input shape per sample (operators: 96x56x56; networks: 3x224x224)."),
-        click.option("--batch", type=int, default=1, show_default=True, help="Batch size."),
+        click.option("--batch", type=int, default=None,
+                     help="Batch size (default 1; `run` on cuda: 32, the paper's throughput set-up)."),
         click.option("--layers", type=int, help="Layers in an operator stack (default 10, as in the paper's Table 1)."),
         click.option("--n-div", "n_div", type=int, help="PConv partial ratio: c_p = C // n_div (default 4)."),
         click.option("--groups", type=int, help="Groups for gconv / gconv_pwconv (default 16)."),
@@ -130,7 +131,7 @@ def count(target: str, shape, batch, layers, by, as_json, **options) -> None:
     """Params, MACs, FLOPs, memory bytes (analytic and counted) and arithmetic intensity of TARGET."""
     from .costs import target_cost
 
-    spec = make_spec(target, shape, batch, layers, **options)
+    spec = make_spec(target, shape, 1 if batch is None else batch, layers, **options)
     report = target_cost(spec, breakdown=by)
     if as_json:
         click.echo(json.dumps(report, indent=2))
@@ -231,9 +232,11 @@ def run(device, suite, targets, shape, batch, layers, runtimes, memory_format, d
     allocs = list(allocators_) or [DEFAULT_ALLOCATOR]
     if workers == 0 and len(allocs) == 1:  # measured in this process: it must start under the allocator
         _preloaded_or_reexec(allocs[0])
-    specs = _target_specs(suite, targets, shape, batch, layers, options)
+    # An explicit --batch (1 included) is honoured on every device; only an absent one lets cuda
+    # default to 32.
+    specs = _target_specs(suite, targets, shape, 1 if batch is None else batch, layers, options)
     summary = run_suite(
-        specs, device=device, threads=threads, batch_override=batch if batch != 1 else None,
+        specs, device=device, threads=threads, batch_override=batch,
         precision=DEFAULT_PRECISION if precision is None else precision,
         budget_s=DEFAULT_BUDGET_S if budget is None else budget, out_dir=out_dir, resume=resume,
         progress=not as_json, runtimes=runtimes or ("eager",), memory_format=memory_format, dtype=dtype,
@@ -258,7 +261,7 @@ def run(device, suite, targets, shape, batch, layers, runtimes, memory_format, d
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, arm or cuda.")
 @click.option("--shape", metavar="CxHxW", help="One shape (default: the four Table-1 maps for operators).")
 @click.option("--layers", type=int, help="Layers per operator stack (default 10).")
-@click.option("--batch", type=int, default=1, show_default=True, help="Batch size (cuda: 32 unless given).")
+@click.option("--batch", type=int, default=None, help="Batch size (default 1; cuda: 32 unless given, 1 included).")
 @click.option("--threads", type=int, help="CPU threads (default 1).")
 @click.option("--runtime", default="eager", show_default=True, help="eager, compile or onnxruntime.")
 @click.option("--budget", type=float, default=8.0, show_default=True, help="Seconds per target per shape.")

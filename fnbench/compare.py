@@ -22,7 +22,7 @@ import torch
 
 from . import allocators, stats
 from .allocators import DEFAULT_ALLOCATOR
-from .devices import resolve_device
+from .devices import DEFAULT_CUDA_BATCH, resolve_device
 from .errors import UserError
 from .runtimes import Unsupported, prepare
 from .suites import TABLE1_SHAPES
@@ -207,7 +207,7 @@ def compare(
     device: str = "auto",
     shape=None,
     layers: int | None = None,
-    batch: int = 1,
+    batch: int | None = None,
     threads: int | None = None,
     runtime: str = "eager",
     budget_s: float = 8.0,
@@ -221,15 +221,19 @@ def compare(
 
     ``budget_s`` is the measuring time per target per shape, split over ``chunks`` chunks. Both
     are measured in this process under ``allocator`` (:func:`fnbench.allocators.apply`), with the
-    page faults of their timed iterations counted.
+    page faults of their timed iterations counted. ``batch`` defaults to 1, on cuda to 32 (the
+    paper's throughput set-up); a given batch, 1 included, is used as given.
     """
     from .counting import count
 
     dev = resolve_device(device)
+    if batch is not None and batch < 1:
+        raise UserError(f"batch {batch} is not positive: use --batch 1 or more")
     if dev.kind == "cuda":
         threads = None
-        batch = 32 if batch == 1 else batch
+        batch = DEFAULT_CUDA_BATCH if batch is None else batch
     else:
+        batch = 1 if batch is None else batch
         threads = 1 if threads is None else threads
         if threads < 1:
             raise UserError(f"threads {threads} is not positive: use --threads 1 or more")
@@ -274,7 +278,8 @@ def compare(
                 prepared, x = modules[j]
                 m = measure(prepared.module, x, device=dev.torch_device, threads=threads, budget_s=per_chunk,
                             min_rounds=2, max_rounds=3, seed=seed + k,
-                            rebuild=None if runtime == "eager" else prepared.rebuild, fold=False, allocator=None)
+                            rebuild=None if runtime == "eager" else prepared.rebuild, fold=False, allocator=None,
+                            halve_on_oom=runtime == "eager")
                 sides[j].faults_minor += sum(m.round_faults_minor)
                 sides[j].faults_iters += sum(m.round_iters)
                 sides[j].samples_s += m.samples_s

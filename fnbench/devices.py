@@ -36,9 +36,11 @@ from .errors import UserError, suggest
 
 __all__ = ["Device", "DEVICE_KINDS", "resolve_device", "available_devices", "fingerprint", "device_key", "host_kind",
            "arm_core_name", "cpu_model_from", "physical_cores_from", "is_paper_arm_core", "nvidia_smi", "gpu_state",
-           "smi_id", "throttle_reasons"]
+           "smi_id", "throttle_reasons", "DEFAULT_CUDA_BATCH"]
 
 DEVICE_KINDS = ("auto", "cpu", "arm", "cuda")
+#: Batch on cuda when none is given: the paper's GPU column is throughput at batch 32.
+DEFAULT_CUDA_BATCH = 32
 _ARM_ARCHES = {"aarch64", "arm64"}
 
 

@@ -39,9 +39,9 @@ from rich.table import Table
 
 from . import allocators, counting
 from . import results as _results
-from .devices import Device, device_key, fingerprint, resolve_device
+from .devices import DEFAULT_CUDA_BATCH, Device, device_key, fingerprint, resolve_device
 from .errors import UserError
-from .runtimes import DTYPES, Unsupported, check_runtime, prepare
+from .runtimes import DTYPES, Unsupported, check_runtime, prepare, runtime_unavailable
 from .targets import Target, TargetSpec, resolve
 from .timing import (
     _ROUNDS_PER_BUDGET,
@@ -49,16 +49,18 @@ from .timing import (
     DEFAULT_MIN_ROUNDS,
     DEFAULT_PRECISION,
     Measurement,
+    _drop_frames,
     fold_bn,
+    free_device_memory,
+    is_out_of_memory,
     measure,
 )
 from .workers import ChunkRequest, WorkerError, WorkerPool
 
-__all__ = ["RunSummary", "run_suite", "format_table", "table_notes", "unstable_reason", "prepare_target", "DEFAULT_CUDA_BATCH",
+__all__ = ["RunSummary", "run_suite", "format_table", "table_notes", "unstable_reason", "prepare_target",
+           "prepare_fitting", "DEFAULT_CUDA_BATCH",
            "DEFAULT_WORKERS", "DEFAULT_PASSES", "MIN_PASSES", "combine_passes", "effective_passes"]
 
-#: Batch used on CUDA when a spec asks for batch 1 and no override is given (paper: throughput at 32).
-DEFAULT_CUDA_BATCH = 32
 #: Worker processes per pass (CPU, ARM and CUDA alike): the passes give the fresh processes.
 DEFAULT_WORKERS = 1
 #: Runtimes measured in the calling process even with workers: compiling once per worker would
@@ -177,6 +179,28 @@ def prepare_target(target: Target, device: Device, how: _How, seed: int):
     return prepared, x
 
 
+def prepare_fitting(target: Target, device: Device, how: _How, seed: int):
+    """:func:`prepare_target`, halving the batch while preparing runs out of device memory.
+
+    Uploading weights, compiling (autotuning) and exporting can each run out of memory before a
+    single timed iteration. Returns ``(prepared, x, batches that did not fit)``.
+    """
+    from dataclasses import replace
+
+    failed: list[int] = []
+    while True:
+        try:
+            prepared, x = prepare_target(target, device, how, seed)
+            return prepared, x, failed
+        except Exception as e:  # noqa: BLE001 — only out-of-memory is handled here
+            if not (is_out_of_memory(e) and target.spec.batch > 1):
+                raise
+            _drop_frames(e)
+        failed.append(target.spec.batch)  # out of the handler: the failed attempt's tensors can be freed
+        target = resolve(replace(target.spec, batch=target.spec.batch // 2))
+        free_device_memory(device.torch_device)
+
+
 def _scale_cost(cost: dict[str, Any], measured_batch: int, batch: int) -> dict[str, Any]:
     cost = dict(cost)
     if measured_batch != batch and cost.get("macs") is not None:
@@ -191,13 +215,17 @@ def _scale_cost(cost: dict[str, Any], measured_batch: int, batch: int) -> dict[s
 def _measure_one(target: Target, device: Device, how: _How, precision: float, budget_s: float,
                  seed: int, batch: int, cost: dict[str, Any]) -> tuple[Measurement, dict[str, Any]]:
     """Prepare ``target`` for ``how.runtime`` and measure it in this process; raise :class:`Unsupported`."""
-    prepared, x = prepare_target(target, device, how, seed)
+    prepared, x, oom_batches = prepare_fitting(target, device, how, seed)
     # Eager rounds deep-copy the prepared module (fresh allocations, no re-initialisation cost);
-    # the other runtimes say how to make a fresh instance.
+    # the other runtimes say how to make a fresh instance. Only eager may slice its input to a
+    # smaller batch on out-of-memory: compiled and exported graphs have the batch built in.
     rebuild = None if how.runtime == "eager" else prepared.rebuild
     m = measure(prepared.module, x, device=device.torch_device, threads=how.threads, precision=precision,
-                budget_s=budget_s, seed=seed, rebuild=rebuild, fold=False, allocator=how.allocator)
-    return m, _scale_cost(cost, m.batch, batch), prepared.info
+                budget_s=budget_s, seed=seed, rebuild=rebuild, fold=False, allocator=how.allocator,
+                halve_on_oom=how.runtime == "eager")
+    m.oom_batches = oom_batches + m.oom_batches
+    info = dict(prepared.info, tf32=m.tf32)
+    return m, _scale_cost(cost, m.batch, batch), info
 
 
 #: Allocators whose state depends on what the process allocated before (glibc's dynamic mmap and
@@ -259,11 +287,19 @@ def _measure_pass(pool: WorkerPool, target: Target, device: Device, how: _How, p
         out["faults"]["major"] += res.faults_major
         out["faults"]["iters"] += res.round_iters
         out["faults"]["ref_s"] += res.round_ref_s
-        out["chunks"].append({"worker": w, "pid": res.pid, "rounds": len(set(res.round_ids)), "wall_s": res.wall_s,
-                              "iters_per_sample": res.iters_per_sample, "prepare_s": res.prepare_s})
+        if res.gpu_samples_s:
+            out.setdefault("gpu_samples_s", []).extend(res.gpu_samples_s)
+        chunk = {"worker": w, "pid": res.pid, "rounds": len(set(res.round_ids)), "wall_s": res.wall_s,
+                 "iters_per_sample": res.iters_per_sample, "prepare_s": res.prepare_s}
+        if res.gpu_state:
+            chunk["gpu_state"] = res.gpu_state  # clocks and throttle reasons right after the chunk's timed blocks
+        if res.oom_batches:
+            chunk["oom_batches"] = res.oom_batches
+        out["chunks"].append(chunk)
     out.update(batch=first.batch, iters_per_sample=first.iters_per_sample, bn_folded=first.bn_folded,
-               threads_used=first.threads, runtime_info=dict(first.runtime_info), wall_s=time.perf_counter() - t0,
-               round_s=round_s, budget_s=pass_budget_s, allocator_state=first.allocator)
+               threads_used=first.threads, runtime_info=dict(first.runtime_info, tf32=first.tf32),
+               wall_s=time.perf_counter() - t0, round_s=round_s, budget_s=pass_budget_s,
+               allocator_state=first.allocator)
     return out
 
 
@@ -280,6 +316,7 @@ def combine_passes(parts: Sequence[dict[str, Any]], *, precision: float, budget_
     procs: list[int] = []
     warm: list[int] = []
     faults: dict[str, list] = {"minor": [], "major": [], "iters": [], "ref_s": []}
+    gpu: list[float] = []
     proc_index: dict[tuple[int, int], int] = {}
     round_index: dict[tuple[int, int, int], int] = {}
     parts = sorted(parts, key=lambda r: r["pass"])
@@ -293,12 +330,14 @@ def combine_passes(parts: Sequence[dict[str, Any]], *, precision: float, budget_
         f = rec.get("faults") or {}
         for k in faults:
             faults[k] += list(f.get(k) or [])
+        gpu += rec.get("gpu_samples_s") or []  # absent in records from before GPU time was taken
     first = parts[0]
     m = Measurement(samples_s=samples, round_ids=rids, batch=int(first["batch"]), precision=precision,
                     min_rounds=DEFAULT_MIN_ROUNDS, iters_per_sample=int(first.get("iters_per_sample") or 1),
                     warmup_iters=warm, budget_s=budget_s, wall_s=float(sum(r.get("pass_wall_s") or 0.0 for r in parts)),
                     device=device, threads=first.get("threads_used"), bn_folded=int(first.get("bn_folded") or 0),
-                    worker_ids=procs, allocator=first.get("allocator_state"))
+                    worker_ids=procs, allocator=first.get("allocator_state"), gpu_samples_s=gpu or None,
+                    tf32=(first.get("runtime_info") or {}).get("tf32"))
     if len(faults["iters"]) == len(round_index):  # passes without fault counts (older files) leave them out
         m.round_faults_minor, m.round_faults_major, m.round_iters = faults["minor"], faults["major"], faults["iters"]
         m.round_ref_s = faults["ref_s"] if len(faults["ref_s"]) == len(round_index) else []
@@ -376,8 +415,14 @@ def run_suite(
     if not 0 < precision < 1:
         raise UserError(f"precision {precision} is not a fraction in (0, 1): use e.g. --precision 0.02 for ±2%")
     runtimes = list(dict.fromkeys(runtimes)) or ["eager"]
+    rt_device = dev.kind if dev.kind == "cuda" else "cpu"
     for rt in runtimes:
-        check_runtime(rt, dev.kind if dev.kind == "cuda" else "cpu", memory_format=memory_format, dtype=dtype)
+        check_runtime(rt, rt_device, memory_format=memory_format, dtype=dtype)
+    # A runtime this machine cannot serve (ONNX Runtime without its CUDA provider) costs only its own
+    # rows, recorded as unsupported with the reason; a run left with no runtime at all is refused.
+    unavailable = {rt: runtime_unavailable(rt, rt_device, dtype=dtype) for rt in runtimes}
+    if all(unavailable.values()):
+        raise UserError(unavailable[runtimes[0]])
     alloc_names = [allocator] if isinstance(allocator, str) else list(dict.fromkeys(allocator))
     alloc_names = [allocators.check_allocator(a) for a in alloc_names] or [allocators.DEFAULT_ALLOCATOR]
     for a in alloc_names:
@@ -510,6 +555,9 @@ def run_suite(
                             + label)
                 fp = fingerprint(dev, o.how.threads)  # per record: load average and clocks change during a run
                 t0 = time.perf_counter()
+                if unavailable[o.how.runtime]:
+                    fail(o, Unsupported(unavailable[o.how.runtime]), fp, task)
+                    continue
                 try:
                     cost = cost_of(o.target, o.how)
                     if in_process:
@@ -520,7 +568,7 @@ def run_suite(
                             close_pools()  # every pass on fresh processes
                         pool = pools.get(o.how.allocator)
                         if pool is None:
-                            fresh = WorkerPool(workers, allocator=o.how.allocator)
+                            fresh = WorkerPool(workers, allocator=o.how.allocator, device=dev.kind)
                             fresh.start()  # closes what it started if it fails; the next target retries
                             pools[o.how.allocator], pool_pass = fresh, p
                             pool = fresh
@@ -671,6 +719,8 @@ def format_table(records: Sequence[dict[str, Any]], *, title: str | None = None)
         faults = "–" if fpi is None else (f"{fpi:,.0f}" if fpi >= 10 else f"{fpi:.2g}")
         if st.get("faults_flag"):
             faults = f"[red]{faults} ⚠[/red]"
+        if st.get("launch_bound"):  # the GPU idled between kernels: the row measures launch overhead
+            stable += " [magenta]launch-bound[/magenta]"
         table.add_row(
             name, *rt, shape, str(r.get("batch", "")), _si(macs), _ms(med),
             f"{_ms(lo)}–{_ms(hi)}" if (st.get("rounds") or 0) >= 2 else "n/a: 1 round",

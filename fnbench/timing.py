@@ -129,11 +129,16 @@ def is_out_of_memory(e: BaseException) -> bool:
     (``CUBLAS_STATUS_ALLOC_FAILED``, ``CUDNN_STATUS_ALLOC_FAILED``, ``CUDA error: out of memory``)
     with no specific type; only for exactly ``RuntimeError`` is the message read.
     """
-    if isinstance(e, torch.cuda.OutOfMemoryError):
-        return True
-    if type(e) is RuntimeError:
-        text = str(e)
-        return "out of memory" in text.lower() or "STATUS_ALLOC_FAILED" in text
+    seen: set[int] = set()
+    while e is not None and id(e) not in seen:  # torch.compile wraps what its backend raised
+        seen.add(id(e))
+        if isinstance(e, torch.cuda.OutOfMemoryError):
+            return True
+        if type(e) is RuntimeError:
+            text = str(e)
+            if "out of memory" in text.lower() or "STATUS_ALLOC_FAILED" in text:
+                return True
+        e = getattr(e, "inner_exception", None) or e.__cause__ or e.__context__
     return False
 
 

@@ -10,6 +10,11 @@ once. So :func:`fnbench.runner.run_suite` makes several passes over a suite, eac
 interval over those processes and their rounds (:func:`fnbench.stats.hierarchical_median_ci`).
 Chunks run one at a time, so workers never compete for a core.
 
+A pool for cuda has each worker create its CUDA context, load cuDNN and run a small convolution
+before it reports ready, so that start-up is not charged to the first round of the first target
+(:func:`_warm_device`); after each chunk the worker samples the GPU's clocks and throttle
+reasons while the GPU is still warm from the timed blocks (:func:`fnbench.devices.gpu_state`).
+
 Workers are forked from a fork server that imported torch once (``forkserver``; ``spawn`` where
 the platform lacks it), so a fresh pool costs a fraction of a second. A worker builds each target
 itself from its :class:`~fnbench.targets.TargetSpec` (BN folded, prepared for the runtime, cached
@@ -152,6 +157,10 @@ class ChunkResult:
     round_iters: list[int] = field(default_factory=list)
     round_ref_s: list[float] = field(default_factory=list)
     allocator: dict[str, Any] | None = None
+    gpu_samples_s: list[float] | None = None
+    tf32: bool | None = None
+    oom_batches: list[int] = field(default_factory=list)
+    gpu_state: dict[str, Any] | None = None
 
 
 class WorkerError(RuntimeError):
@@ -193,16 +202,41 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _warm_device(device: str) -> None:
+    """Pay a device's one-time start-up before the worker reports ready (nothing to do on a CPU).
+
+    On cuda: create the context, load cuBLAS and cuDNN, and run a small convolution under
+    ``cudnn.benchmark`` (which autotunes on first use), then synchronise.
+    """
+    if device != "cuda":
+        return
+    import torch
+
+    prev = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = True
+    try:
+        torch.cuda.init()
+        conv = torch.nn.Conv2d(8, 8, 3, padding=1).cuda().eval()
+        x = torch.randn(2, 8, 16, 16, device="cuda")
+        with torch.inference_mode():
+            conv(x)
+            torch.mm(x.flatten(1)[:, :64], x.flatten(1)[:, :64].t())
+        torch.cuda.synchronize()
+        del conv, x
+    finally:
+        torch.backends.cudnn.benchmark = prev
+
+
 def _prepare(req: ChunkRequest):
     from .devices import resolve_device
-    from .runner import _How, prepare_target
+    from .runner import _How, prepare_fitting
     from .targets import resolve
 
     how = req.how if req.how is not None else _How()
     target = resolve(req.spec)
     dev = resolve_device(req.device)
-    prepared, x = prepare_target(target, dev, how, req.seed)
-    return prepared, x, dev, how
+    prepared, x, oom_batches = prepare_fitting(target, dev, how, req.seed)
+    return prepared, x, dev, how, oom_batches
 
 
 def _handle(worker: int, req: ChunkRequest, cache: dict) -> ChunkResult:
@@ -226,7 +260,7 @@ def _handle(worker: int, req: ChunkRequest, cache: dict) -> ChunkResult:
         return ChunkResult("unsupported", worker, os.getpid(), error=payload)
     if status == "failed":
         return ChunkResult("failed", worker, os.getpid(), error=payload, traceback=extra)
-    prepared, x, dev, how = payload
+    prepared, x, dev, how, prepare_ooms = payload
     rebuild = None if how.runtime == "eager" else prepared.rebuild
     # The chunk's budget covers preparing the target (an export can take seconds), so a pass over
     # a suite takes the time it was given; at least a quarter of it is left for sampling.
@@ -234,24 +268,33 @@ def _handle(worker: int, req: ChunkRequest, cache: dict) -> ChunkResult:
     try:
         m = measure(prepared.module, x, device=dev.torch_device, threads=how.threads, precision=req.precision,
                     budget_s=budget_s, min_rounds=req.min_rounds, max_rounds=req.max_rounds,
-                    round_s=req.round_s, seed=req.seed, rebuild=rebuild, fold=False, allocator=None)
+                    round_s=req.round_s, seed=req.seed, rebuild=rebuild, fold=False, allocator=None,
+                    halve_on_oom=how.runtime == "eager")
     except Exception as e:  # noqa: BLE001
         return ChunkResult("failed", worker, os.getpid(), error=_first_line(e), traceback=traceback.format_exc(limit=8))
+    state = None
+    if dev.kind == "cuda":  # right after the last timed block, while the GPU is still at its working clocks
+        from .devices import gpu_state
+
+        state = gpu_state()
     return ChunkResult(
         "ok", worker, os.getpid(), samples_s=m.samples_s, round_ids=m.round_ids, batch=m.batch,
         iters_per_sample=m.iters_per_sample, warmup_iters=m.warmup_iters, wall_s=m.wall_s,
         budget_exhausted=m.budget_exhausted, bn_folded=m.bn_folded, threads=m.threads,
         runtime_info=dict(prepared.info), prepare_s=extra, faults_minor=m.round_faults_minor,
         faults_major=m.round_faults_major, round_iters=m.round_iters, round_ref_s=m.round_ref_s,
-        allocator=m.allocator,
+        allocator=m.allocator, gpu_samples_s=m.gpu_samples_s, tf32=m.tf32,
+        oom_batches=list(prepare_ooms) + list(m.oom_batches), gpu_state=state,
     )
 
 
-def _serve(conn, worker: int, parent_pid: int, allocator: str = allocators.DEFAULT_ALLOCATOR) -> None:
+def _serve(conn, worker: int, parent_pid: int, allocator: str = allocators.DEFAULT_ALLOCATOR,
+           device: str = "cpu") -> None:
     """A worker's main loop: answer chunk requests until ``None``, end of file or an orphaned state.
 
-    The allocator is set first, before the worker builds anything it will measure; the ready
-    message carries its state (or the reason it could not be set) back to the pool.
+    The allocator is set first, before the worker builds anything it will measure; then the
+    device is initialised (:func:`_warm_device`). The ready message carries the allocator's state
+    (or the reason the allocator or the device could not be set up) back to the pool.
     """
     threading.Thread(target=_watch_parent, args=(parent_pid, os.getppid()), daemon=True, name="parent-watch").start()
     try:
@@ -265,6 +308,11 @@ def _serve(conn, worker: int, parent_pid: int, allocator: str = allocators.DEFAU
 
     cache: dict = {}
     try:
+        try:
+            _warm_device(device)
+        except Exception as e:  # noqa: BLE001 — reported to the pool instead of dying silently
+            conn.send(("device-error", os.getpid(), f"{device} start-up failed: {_first_line(e)}"))
+            return
         conn.send(("ready", os.getpid(), alloc))
         while True:
             try:
@@ -322,10 +370,11 @@ class WorkerPool:
     """
 
     def __init__(self, n: int, *, start_timeout_s: float = _START_TIMEOUT_S,
-                 allocator: str = allocators.DEFAULT_ALLOCATOR):
+                 allocator: str = allocators.DEFAULT_ALLOCATOR, device: str = "cpu"):
         if n < 1:
             raise ValueError(f"a worker pool needs at least one worker, got {n}")
         self.n = int(n)
+        self.device = device  # each worker initialises it before it reports ready
         self.allocator = allocators.check_allocator(allocator)
         if allocator in allocators.LIBRARIES:
             allocators.require_library(allocator)
@@ -347,7 +396,8 @@ class WorkerPool:
 
     def _spawn(self, i: int) -> None:
         parent_conn, child_conn = self._ctx.Pipe(duplex=True)
-        p = self._ctx.Process(target=_serve, args=(child_conn, i, os.getpid(), self.allocator), daemon=True,
+        p = self._ctx.Process(target=_serve, args=(child_conn, i, os.getpid(), self.allocator, self.device),
+                              daemon=True,
                               name=f"fnbench-worker-{i}")
         with _main_not_rerun(), _started_under(self.allocator):
             p.start()
@@ -362,6 +412,8 @@ class WorkerPool:
             tag, pid, info = conn.recv()
         except (EOFError, OSError) as e:
             raise WorkerError(f"worker {i} exited while starting: {_first_line(e)}") from None
+        if tag == "device-error":
+            raise WorkerError(f"worker {i}: {info}")
         self.pids[i] = pid
         if tag != "ready":
             raise WorkerError(f"worker {i} could not use allocator {self.allocator}: {info}")
