@@ -206,6 +206,10 @@ class CountResult:
         return None if self.macs_fvcore_mac_ops is None else self.macs_fvcore_mac_ops == self.macs_flopcounter
 
 
+#: What ``fvcore_error`` says where fvcore is not installed: it is optional, FlopCounterMode's count stands.
+FVCORE_MISSING = "fvcore is not installed: its cross-check was skipped"
+
+
 def _fvcore(module: nn.Module, x: Tensor) -> tuple[int, int, dict[str, int], dict[str, int]]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -256,6 +260,8 @@ def count(module: nn.Module, x: Tensor, *, fvcore: bool = True) -> CountResult:
         try:
             with torch.no_grad():
                 total, mac_ops, by_op, unsupported = _fvcore(module, x)
+        except ImportError:
+            result.fvcore_error = FVCORE_MISSING
         except Exception as e:  # noqa: BLE001 — fvcore's tracer fails on some models; say so, keep the rest
             result.fvcore_error = f"{type(e).__name__}: {e}".splitlines()[0]
         else:

@@ -7,6 +7,31 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def pytest_collection_modifyitems(config, items):
+    """``@pytest.mark.cuda`` tests run only where torch sees a GPU."""
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU (torch sees none here)")
+    for item in items:
+        if "cuda" in item.keywords:
+            item.add_marker(skip)
+
+
+def has_fvcore() -> bool:
+    """Whether fvcore imports here (it is optional: counting works without its cross-check)."""
+    try:
+        import fvcore.nn  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+#: For tests of fvcore's own figures: a skip, not a failure, where fvcore is not installed.
+needs_fvcore = pytest.mark.skipif(not has_fvcore(), reason="fvcore is not installed (optional)")
+
+
 @pytest.fixture
 def fnbench_cmd():
     """The real console script of this environment (falls back to ``python -m fnbench``)."""

@@ -7,6 +7,7 @@ import subprocess
 import time
 
 import pytest
+import torch
 
 from fnbench.results import read_records
 
@@ -78,17 +79,19 @@ def test_run_writes_records_with_the_schema(fnbench_cmd, cli_env, tmp_path):
 @pytest.mark.parametrize("args, expected", [
     (["run", "--device", "cuda", "--suite", "quick"], "devices here"),
     (["run", "--device", "arm", "--suite", "quick"], "fnbench report"),
-    (["run", "--suite", "nope"], "unknown suite"),
-    (["run", "--runtime", "tensorrt", "--suite", "quick"], "unknown runtime"),
-    (["run", "--resume", "20000101T000000Z-0000", "--suite", "quick"], "no run"),
-    (["run", "--suite", "quick", "--dtype", "float16"], "cuda only"),
-    (["run", "--suite", "quick", "--passes", "0"], "passes 0"),
+    (["run", "--device", "cpu", "--suite", "nope"], "unknown suite"),
+    (["run", "--device", "cpu", "--runtime", "tensorrt", "--suite", "quick"], "unknown runtime"),
+    (["run", "--device", "cpu", "--resume", "20000101T000000Z-0000", "--suite", "quick"], "no run"),
+    (["run", "--device", "cpu", "--suite", "quick", "--dtype", "float16"], "cuda only"),
+    (["run", "--device", "cpu", "--suite", "quick", "--passes", "0"], "passes 0"),
     (["compare", "pconv", "nosuch"], "unknown target"),
     (["compare", "pconv", "dwconv", "--from", "/nonexistent/dir"], "no result file or directory"),
 ])
 def test_run_and_compare_bad_input(fnbench_cmd, cli_env, tmp_path, args, expected):
     if args[:3] == ["run", "--device", "arm"] and os.uname().machine == "aarch64":
         pytest.skip("arm is this machine")
+    if args[:3] == ["run", "--device", "cuda"] and torch.cuda.is_available():
+        pytest.skip("cuda is here")
     res = _run(fnbench_cmd + args + (["--out", str(tmp_path)] if args[0] == "run" else []), cli_env)
     assert res.returncode == 2, res.stderr
     lines = res.stderr.strip().splitlines()
@@ -98,8 +101,8 @@ def test_run_and_compare_bad_input(fnbench_cmd, cli_env, tmp_path, args, expecte
 
 
 def test_compare_json_ratios_are_consistent(fnbench_cmd, cli_env):
-    res = _run(fnbench_cmd + ["compare", "conv", "pconv", "--shape", "64x14x14", "--layers", "2", "--budget", "1.5",
-                              "--json"], cli_env)
+    res = _run(fnbench_cmd + ["compare", "conv", "pconv", "--device", "cpu", "--shape", "64x14x14", "--layers", "2",
+                              "--budget", "1.5", "--json"], cli_env)
     assert res.returncode == 0, res.stderr
     doc = json.loads(res.stdout)
     row = doc["rows"][0]
@@ -112,16 +115,18 @@ def test_compare_json_ratios_are_consistent(fnbench_cmd, cli_env):
 
 
 def test_probe_and_compare_from_results(fnbench_cmd, cli_env, tmp_path):
-    res = _run(fnbench_cmd + ["probe", "--budget", "0.5", "--out", str(tmp_path), "--json"], cli_env)
+    # --device cpu throughout: `auto` is the GPU on a CUDA machine, with other probes and GEMM sizes
+    res = _run(fnbench_cmd + ["probe", "--device", "cpu", "--budget", "0.5", "--out", str(tmp_path), "--json"], cli_env)
     assert res.returncode == 0, res.stderr
     doc = json.loads(res.stdout)
     assert doc["ceilings"]["gemm_float32_flop_per_s"] > 0 and doc["ceilings"]["copy_bytes_per_s"] > 0
     gemm = [r for r in doc["records"] if r["target"]["name"] == "probe:gemm_float32"]
     assert {r["cost"]["flops"] for r in gemm} == {2 * 512**3, 2 * 1024**3}
-    run = _run(fnbench_cmd + ["run", "--target", "pconv", "--target", "dwconv", "--shape", "32x14x14", "--layers", "2",
-                              "--budget", "1", "--out", str(tmp_path)], cli_env)
+    run = _run(fnbench_cmd + ["run", "--device", "cpu", "--target", "pconv", "--target", "dwconv", "--shape", "32x14x14",
+                              "--layers", "2", "--budget", "1", "--out", str(tmp_path)], cli_env)
     assert run.returncode in (0, 1), run.stderr
-    cmp = _run(fnbench_cmd + ["compare", "pconv", "dwconv", "--from", str(tmp_path), "--json"], cli_env)
+    cmp = _run(fnbench_cmd + ["compare", "pconv", "dwconv", "--device", "cpu", "--from", str(tmp_path), "--json"],
+               cli_env)
     assert cmp.returncode == 0, cmp.stderr
     row = json.loads(cmp.stdout)["rows"][0]
     assert row["macs_ratio"] == pytest.approx((9 * 32) / (9 * 8 * 8))  # dwconv 9·c vs pconv 9·c_p² per pixel

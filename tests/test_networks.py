@@ -17,6 +17,7 @@ import warnings
 
 import pytest
 import torch
+from conftest import needs_fvcore
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -104,6 +105,7 @@ def test_params_and_macs_match_paper(base):
     assert round(paper_convention / 1e9, 2) == pytest.approx(macs_g, abs=1e-9)  # every printed digit
 
 
+@needs_fvcore
 @pytest.mark.parametrize("base", ["t0", "t2"])
 def test_fvcore_total_is_the_analytic_paper_convention(base):
     v = VARIANTS[base]
@@ -194,6 +196,7 @@ def test_swap_variant_builds_runs_and_counts(mixer, matched):
         assert abs(meta["macs_ratio"] - 1) <= MATCH_TOLERANCE
 
 
+@needs_fvcore
 @pytest.mark.parametrize("mixer", ["dwconv", "conv", "pconv:2"])
 def test_flop_matched_counts_within_two_percent_by_fvcore(mixer):
     base = fvcore_total(build_fasternet("t0"))
