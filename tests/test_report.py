@@ -268,3 +268,32 @@ def test_channels_last_is_kept_apart_from_contiguous(tmp_path):
     assert set(results[results.memory_format == "contiguous"].runtime) == {"eager", "onnxruntime", "compile"}
     only_eager = pd.read_csv(build_report([FIXTURES / "channels_last"], tmp_path / "e", runtimes=["eager"]).csv["results"])
     assert list(only_eager.runtime) == ["eager channels_last"]
+
+
+@pytest.mark.parametrize("name, noted", [("Apple M2", True), ("4x Cortex-A55 + 4x Cortex-A76", True),
+                                         ("Cortex-A72 (Raspberry Pi 4 Model B Rev 1.4)", False)])
+def test_an_arm_device_that_is_not_the_papers_core_is_flagged(tmp_path, name, noted):
+    from fnbench.merge import load_frame
+    from fnbench.report.tables import paper_vs_device
+
+    recs = []
+    for r in _records():
+        r = json.loads(json.dumps(r))
+        r["device"].update(kind="arm", name=name, arch="arm64", key="arm-host1")
+        recs.append(r)
+    _write(tmp_path / "arm.jsonl", recs)
+    pvd = paper_vs_device(load_frame([tmp_path]))
+    assert not pvd.empty and set(pvd.paper_device) == {"arm"}
+    notes = set(pvd.device_note)
+    if noted:
+        assert notes == {f"{name} is not the paper's Cortex-A72 (Raspberry Pi 4B): measured / paper compares two "
+                         "different CPUs"}
+    else:
+        assert notes == {""}
+    html = build_report([tmp_path], tmp_path / "report").index.read_text()
+    assert ("is not the paper&#x27;s Cortex-A72" in html or "is not the paper's Cortex-A72" in html) is noted
+
+
+def test_cpu_devices_carry_no_device_note(report):
+    p = pd.read_csv(report.csv["paper_vs_device"])
+    assert p.device_note.isna().all() or set(p.device_note.fillna("")) == {""}

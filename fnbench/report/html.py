@@ -186,6 +186,9 @@ def _paper_vs_device(p: Page) -> str:
         out.append(f"<h3>{_e(dev)} · {_e(runtime)}{t} vs the paper's {_e(g.paper_device.iloc[0]).upper()}</h3>")
         out.append(_table(["item", "paper name", "shape", "quantity (unit)", "paper", "measured", "measured 95% CI",
                            "measured / paper", "status"], rows, classes, left=4))
+        note = g.device_note.iloc[0] if "device_note" in g else ""
+        if isinstance(note, str) and note:
+            out.append(f'<p class="note warn">{_e(note)}.</p>')
         if len(missing):
             out.append(f'<p class="note">{len(missing)} networks in the paper\'s table not measured here: '
                        f'{_e(", ".join(missing))} (all listed in <code>paper_vs_device.csv</code>).</p>')

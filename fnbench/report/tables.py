@@ -123,16 +123,29 @@ def _pick(rows: pd.DataFrame) -> dict | None:
     return rows.sort_values("n").iloc[-1].to_dict()
 
 
+def _device_note(paper_kind: str, device_name) -> str:
+    """Why a device's paper column is only indicative; "" when it is the paper's kind of device."""
+    from ..devices import PAPER_ARM_CORE, is_paper_arm_core
+
+    name = device_name if isinstance(device_name, str) else None
+    if paper_kind == "arm" and not is_paper_arm_core(name):
+        return (f"{name or 'this ARM CPU'} is not the paper's {PAPER_ARM_CORE} (Raspberry Pi 4B): "
+                "measured / paper compares two different CPUs")
+    return ""
+
+
 def paper_vs_device(df: pd.DataFrame) -> pd.DataFrame:
     """Every cell the paper reports, next to this device's measurement of it (NaN: not measured).
 
     Table 1: GMAC/s per operator × map, and latency (CPU/ARM, ms) or throughput (GPU, samples/s).
     Networks: latency or throughput, and FLOPs (MACs). The paper column follows the device kind
     (cpu → CPU i9-9900X, cuda → GPU RTX 2080Ti, arm → Cortex-A72); ``ratio_measured_over_paper``.
+    ``device_note`` says when an ARM device is not the paper's core (an Apple M-series, a Neoverse,
+    a big.LITTLE phone chip): its ratios compare two different CPUs, not this suite with the paper.
     """
     cols = ["device", "device_key", "runtime", "threads", "paper_device", "item", "target", "paper_name", "shape",
             "quantity", "unit", "paper_value", "measured_value", "measured_ci95_low", "measured_ci95_high",
-            "ratio_measured_over_paper", "batch", "stable", "status"]
+            "ratio_measured_over_paper", "batch", "stable", "status", "device_note"]
     if df.empty:
         return pd.DataFrame(columns=cols)
     t1 = paper_table1()
@@ -145,7 +158,7 @@ def paper_vs_device(df: pd.DataFrame) -> pd.DataFrame:
         if kind is None:
             continue
         base = dict(device=r0.device_label, device_key=r0.device_key, runtime=r0.runtime, threads=r0.threads,
-                    paper_device=kind)
+                    paper_device=kind, device_note=_device_note(kind, r0.device_name))
         ops = _table1_rows(g)
 
         def emit(item, target, paper_name, shape, quantity, unit, paper, rec, value, lo, hi):
