@@ -39,7 +39,7 @@ from rich.table import Table
 
 from . import allocators, counting
 from . import results as _results
-from .devices import DEFAULT_CUDA_BATCH, Device, device_key, fingerprint, resolve_device
+from .devices import DEFAULT_CUDA_BATCH, Device, device_key, fingerprint, gpu_state, resolve_device
 from .errors import UserError
 from .runtimes import DTYPES, Unsupported, check_runtime, prepare, runtime_unavailable
 from .targets import Target, TargetSpec, resolve
@@ -563,6 +563,8 @@ def run_suite(
                     if in_process:
                         m, cost, info = _measure_one(o.target, dev, o.how, precision, budget_s, seed,
                                                      o.target.spec.batch, cost)
+                        if dev.kind == "cuda":  # right after the timed blocks, as a worker does
+                            info["gpu_state"] = gpu_state()
                     else:
                         if pools and pool_pass != p:
                             close_pools()  # every pass on fresh processes
