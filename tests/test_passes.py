@@ -24,9 +24,10 @@ class FakePool:
 
     instances: list = []
 
-    def __init__(self, n, allocator="tuned"):
+    def __init__(self, n, allocator="tuned", device="cpu"):
         self.n = n
         self.allocator = allocator
+        self.device = device
         self.starts = 0
         self.closed = False
         FakePool.instances.append(self)
