@@ -78,9 +78,12 @@ def test_faults_flag_rule():
 
 
 def _chunk(pool, spec, budget=0.8):
+    """One chunk's result and its faults per iteration after the first round (a new process's first
+    round also pays first-touch of its heap, which on a slow machine is spread over few iterations)."""
     r = pool.run_chunk(0, ChunkRequest(spec, budget_s=budget, min_rounds=500, max_rounds=500, round_s=0.1))
     assert r.status == "ok", r.error
-    return r, sum(r.faults_minor) / sum(r.round_iters)
+    assert len(r.faults_minor) >= 2, "the chunk took a single round; give it more budget"
+    return r, sum(r.faults_minor[1:]) / sum(r.round_iters[1:])
 
 
 def test_tuned_and_system_workers_set_what_they_claim():
@@ -111,7 +114,7 @@ def test_preloaded_allocator_is_mapped_in_the_worker(name):
         assert seen["state"]["name"] == name and seen["state"]["library"] == seen["maps"][name]
         other = ({"jemalloc", "tcmalloc"} - {name}).pop()
         assert other not in seen["maps"]
-        r, _ = _chunk(pool, TargetSpec.make("dwconv", (32, 14, 14), 1, 2), budget=0.4)
+        r, _ = _chunk(pool, TargetSpec.make("dwconv", (32, 14, 14), 1, 2), budget=0.6)
         assert r.allocator["library"] == seen["maps"][name]
     # the parent itself is untouched: nothing preloaded here, LD_PRELOAD restored
     assert name not in allocators.loaded_libraries()
