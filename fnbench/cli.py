@@ -261,7 +261,8 @@ def run(device, suite, targets, shape, batch, layers, runtimes, memory_format, d
 @click.option("--batch", type=int, default=1, show_default=True, help="Batch size (cuda: 32 unless given).")
 @click.option("--threads", type=int, help="CPU threads (default 1).")
 @click.option("--runtime", default="eager", show_default=True, help="eager, compile or onnxruntime.")
-@click.option("--budget", type=float, default=8.0, show_default=True, help="Seconds per target per shape.")
+@click.option("--budget", type=float, default=8.0, show_default=True,
+              help="Upper bound on seconds per target per shape; each chunk stops early once its rounds are done.")
 @click.option("--from", "from_paths", multiple=True, help="Read A and B from these result files/directories instead of measuring.")
 @click.option("--allocator", default="tuned", show_default=True, help=_ALLOCATOR_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
@@ -302,6 +303,8 @@ def compare(a, b, device, shape, layers, batch, threads, runtime, budget, from_p
 def _print_compare(c) -> None:
     from rich.table import Table
 
+    from .compare import answer_text, verdict_line
+
     con = _console()
     t = Table(title=f"{c.a_name} vs {c.b_name} on {c.device} ({c.runtime}, threads {c.threads}, allocator "
                     f"{c.allocator}); ratios are {c.b_name} / {c.a_name}", title_justify="left")
@@ -325,7 +328,16 @@ def _print_compare(c) -> None:
         (llo, lhi), (flo, fhi) = c.latency_ci, c.flops_ci
         con.print(f"geometric mean over {len(c.rows)} shapes: MACs {c.macs_ratio:.3f}x, latency {c.latency_ratio:.3f}x "
                   f"(CI {llo:.3f}–{lhi:.3f}), FLOPS {c.flops_ratio:.3f}x (CI {flo:.3f}–{fhi:.3f})")
-    con.print(f"verdict: {verdict_text(c)}")
+    con.print(f"{verdict_line(c)}.")
+    cl = c.claim
+    if cl["verdict"] != "not measured":
+        per = ""
+        if cl["per_map_ratio"] == cl["per_map_ratio"]:
+            per = (f"; geometric mean of per-map ratios {cl['per_map_ratio']:.3g}x "
+                   f"(CI {cl['per_map_ci95_low']:.3g}–{cl['per_map_ci95_high']:.3g})")
+        con.print(f"claim \"{cl['claim']}\": {cl['statistic']} = {cl['ratio']:.3g}x "
+                  f"(CI {cl['ci95_low']:.3g}–{cl['ci95_high']:.3g}){per}")
+    con.print(f"[bold]{answer_text(c)}[/bold]")
 
 
 def _fmt_faults(per_iter: float | None, mem_bytes: float | None) -> str:
@@ -335,13 +347,6 @@ def _fmt_faults(per_iter: float | None, mem_bytes: float | None) -> str:
         return "—"
     text = f"{per_iter:,.0f}" if per_iter >= 10 else f"{per_iter:.2g}"
     return f"[red]{text} ⚠[/red]" if faults_flag(per_iter, mem_bytes) else text
-
-
-def verdict_text(c) -> str:
-    from .compare import verdict_line
-
-    word = c.flops_verdict()
-    return f"{verdict_line(c)}.\nclaim \"{c.a_name} FLOPS > {c.b_name} FLOPS\": {word}"
 
 
 # -- probe ----------------------------------------------------------------------------------------------

@@ -77,7 +77,8 @@ T0 = "fasternet_t0"
 PEERS = ("mobilevit_xxs", "mobilenetv2", "shufflenetv2_x1_5")
 N_BOOT = 4000
 CLAIM_COLUMNS = ["device", "device_key", "device_kind", "runtime", "threads", "batch", "claim_id", "claim",
-                 "statistic", "ratio", "ci95_low", "ci95_high", "threshold", "direction", "verdict", "paper_ratio",
+                 "statistic", "ratio", "ci95_low", "ci95_high", "threshold", "threshold_meaning", "direction",
+                 "verdict", "paper_ratio",
                  "paper_device", "per_map_ratio", "per_map_ci95_low", "per_map_ci95_high", "per_map", "unsettled",
                  "n_rows", "unit", "note", "answer"]
 _NAMES = {"pconv": "PConv", "dwconv": "DWConv", "gconv": "GConv", "conv": "Conv", "pwconv": "PWConv",
@@ -123,6 +124,7 @@ class Claim:
     evaluate: Callable[..., "Evidence | str"] = field(compare=False, repr=False)
     phrase: Callable[[float], str] = field(compare=False, repr=False)
     per_map_range: bool = False  # the answer sentence also gives the range of the per-map ratios
+    threshold_meaning: str = "parity"  # what the threshold stands for, shown beside it
 
 
 # -- bootstrap ---------------------------------------------------------------------------------------
@@ -134,9 +136,9 @@ def _has_round_ids(rows: Sequence) -> bool:
 def _units(row) -> np.ndarray:
     """Per-round medians of a row's samples (or the samples themselves without round ids)."""
     s = np.asarray(row["samples_s"], dtype=float)
-    if _has_round_ids([row]) and len(s):
+    if _has_round_ids([row]) and len(set(row["round_ids"])) > 1:
         return stats.round_medians(s, row["round_ids"])
-    return s
+    return s  # no round ids, or a single round: iterations are all there is to resample
 
 
 def _latency(row) -> float:
@@ -353,7 +355,8 @@ CLAIMS: tuple[Claim, ...] = (
     Claim("pconv_latency_vs_flops", "PConv's latency falls by less than its FLOPs", "<",
           "latency speed-up Σ latency(conv) / Σ latency(pconv) over the maps, against the FLOP reduction "
           "Σ MACs(conv) / Σ MACs(pconv)", "× (latency speed-up)", ("conv", "pconv"), _latency_vs_flops,
-          lambda r: f"PConv stacks run {_x(r)} faster than Conv stacks"),
+          lambda r: f"PConv stacks run {_x(r)} faster than Conv stacks",
+          threshold_meaning="the FLOP reduction Σ MACs(conv) / Σ MACs(pconv)"),
     *(_network_claim(p) for p in PEERS),
 )
 
@@ -373,16 +376,34 @@ def _row_label(r: dict) -> str:
     return f"{r['target']} {r.get('shape') or ''}".strip()
 
 
-def unsettled_text(rows: Sequence[dict]) -> str:
-    """Rows that missed their precision target, counted and named ('' when every row settled)."""
+def _n_rounds(r: dict) -> int | None:
+    ids = r.get("round_ids")
+    return len(set(ids)) if isinstance(ids, (list, tuple, np.ndarray)) and len(ids) else None
+
+
+def unsettled_text(rows: Sequence[dict], *, detail: bool = True) -> str:
+    """Rows that missed their precision target, counted and named ('' when every row settled).
+
+    ``detail`` adds each row's half-width (or its single round); without it at most three rows
+    are named, for a sentence.
+    """
     bad = [r for r in rows if not r.get("stable")]
     if not bad:
         return ""
     parts = []
     for r in bad:
-        hw, p = r.get("rel_ci_halfwidth"), r.get("precision")
-        have = f" ±{hw:.1%}" if isinstance(hw, (int, float)) and math.isfinite(hw) else ""
+        hw = r.get("rel_ci_halfwidth")
+        if not detail:
+            have = ""
+        elif _n_rounds(r) == 1:
+            have = " (1 round)"
+        elif isinstance(hw, (int, float)) and math.isfinite(hw):
+            have = f" ±{hw:.1%}"
+        else:
+            have = ""
         parts.append(_row_label(r) + have)
+    if not detail and len(parts) > 3:
+        parts = parts[:3] + [f"{len(parts) - 3} more"]
     targets = {r.get("precision") for r in bad if isinstance(r.get("precision"), (int, float))
                and not math.isnan(r.get("precision"))}
     target = f" their ±{targets.pop():.0%} target" if len(targets) == 1 else " their precision target"
@@ -413,7 +434,7 @@ def answer_sentence(row: dict | pd.Series, claim: Claim | None = None, *, where:
     text = (f"{where} {claim.phrase(row['ratio'])} (95% CI {row['ci95_low']:.2g}–{row['ci95_high']:.2g}×"
             f"{per_txt}{thr}{paper_txt}): {row['verdict']}")
     if row.get("unsettled"):
-        text += f"; {row['unsettled']}"
+        text += f"; {row['unsettled_short'] if row.get('unsettled_short') else row['unsettled']}"
     return text + "."
 
 
@@ -428,11 +449,12 @@ def evaluate(claim: Claim, rows: list[dict], *, kind: str | None, seed: int, n_b
     """One claim on one group's rows: the claim-table columns that do not describe the group."""
     rng = np.random.default_rng(seed)
     res = claim.evaluate(rows, kind, rng, n_boot, paired)
-    out = dict(claim_id=claim.id, claim=claim.text, statistic=claim.statistic, direction=claim.direction)
+    out = dict(claim_id=claim.id, claim=claim.text, statistic=claim.statistic, direction=claim.direction,
+               threshold_meaning=claim.threshold_meaning)
     if isinstance(res, str):
         out.update(ratio=np.nan, ci95_low=np.nan, ci95_high=np.nan, threshold=np.nan, verdict=NOT_MEASURED,
                    paper_ratio=np.nan, per_map_ratio=np.nan, per_map_ci95_low=np.nan, per_map_ci95_high=np.nan,
-                   per_map="", unsettled="", n_rows=0, unit="", note=res)
+                   per_map="", unsettled="", unsettled_short="", n_rows=0, unit="", note=res)
         return out
     lo, hi = (float(v) for v in np.quantile(res.reps, [0.025, 0.975]))
     plo = phi = np.nan
@@ -447,6 +469,7 @@ def evaluate(claim: Claim, rows: list[dict], *, kind: str | None, seed: int, n_b
                verdict=verdict(lo, hi, res.threshold, claim.direction), paper_ratio=res.paper_ratio,
                per_map_ratio=res.per_map_ratio, per_map_ci95_low=plo, per_map_ci95_high=phi,
                per_map=", ".join(f"{m} {v:.3g}×" for m, v in res.per_map), unsettled=unsettled_text(res.rows),
+               unsettled_short=unsettled_text(res.rows, detail=False),
                n_rows=len(res.rows), unit=claim.unit, note="; ".join(notes))
     return out
 

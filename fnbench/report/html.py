@@ -27,7 +27,8 @@ tr.unstable td{background:#fff6d6}span.unstable{color:#9a6700;font-weight:600}
 .v-supported{background:#d9f2d9;font-weight:600}.v-contradicted{background:#f8d4d4;font-weight:600}
 .v-inconclusive{background:#eee}.v-not-measured{color:#888;font-style:italic}
 .muted{color:#777}.note{font-size:12.5px;color:#444}span.note{display:block;text-align:left}.warn{color:#a33}
-figure{margin:1em 0 2em}figure img{max-width:100%;border:1px solid #ddd}figcaption{font-size:13px;color:#444}
+figure{margin:1em 0 2em}figure img{width:100%;height:auto;border:1px solid #ddd}
+ul.answer{font-size:15px;margin:.4em 0;padding-left:1.2em}ul.answer li{margin:.15em 0}figcaption{font-size:13px;color:#444}
 code{background:#f4f4f4;padding:0 3px}
 .scroll{overflow-x:auto}
 """
@@ -55,6 +56,9 @@ class Page:
     runtime_verdicts: pd.DataFrame = field(default_factory=pd.DataFrame)
     allocator_rows: pd.DataFrame = field(default_factory=pd.DataFrame)
     allocator_claims: pd.DataFrame = field(default_factory=pd.DataFrame)
+    #: Further sections (id, title, HTML), shown after the runtime comparison; e.g. a sensitivity
+    #: analysis of one more measurement condition.
+    extra_sections: list[tuple[str, str, str]] = field(default_factory=list)
 
 
 def _e(v) -> str:
@@ -114,6 +118,55 @@ def _devices(p: Page) -> str:
                    "failed / unsupported", "probe records"], rows, left=6)
 
 
+#: The runtime label of the paper's set-up (eager, NCHW, FP32): its answers come first.
+PAPER_SETUP = "eager"
+
+
+def _verdict_span(v: str) -> str:
+    return f'<span class="v-{v.replace(" ", "-")}">{_e(v)}</span>'
+
+
+def _answer_items(c: pd.DataFrame) -> str:
+    items = []
+    for r in c[c.verdict != "not measured"].itertuples():
+        text = _e(r.answer)
+        # the verdict word in colour: it follows the last "): " of the sentence
+        head, sep, tail = text.rpartition("): ")
+        word = r.verdict
+        if sep and tail.startswith(word):
+            text = f"{head}{sep}{_verdict_span(word)}{tail[len(word):]}"
+        items.append(f"<li>{text}</li>")
+    missing = c[c.verdict == "not measured"]
+    out = f'<ul class="answer">{"".join(items)}</ul>' if items else ""
+    if len(missing):
+        out += (f'<p class="note">Not measured on {_e(missing.device.iloc[0])}: '
+                f'{_e("; ".join(sorted(set(missing.claim))))} (reasons in the claims table).</p>')
+    return out
+
+
+def _answer(p: Page) -> str:
+    """One sentence per claim and device, the paper's set-up first; other set-ups folded below."""
+    c = p.claims
+    if c.empty:
+        return '<p class="muted">No measurements to answer with: run <code>fnbench run</code> first.</p>'
+    first = c[c.runtime == PAPER_SETUP]
+    if first.empty:
+        first = c
+    rest = c.drop(first.index)
+    out = []
+    groups = list(first.groupby(["device", "runtime", "threads", "batch"], dropna=False, sort=True))
+    for _, g in groups:
+        out.append(_answer_items(g))
+    if not rest.empty:
+        inner = "".join(f"<h3>{_e(k[0])} · {_e(k[1])}</h3>" + _answer_items(g)
+                        for k, g in rest.groupby(["device", "runtime", "threads", "batch"], dropna=False, sort=True))
+        out.append(f"<details><summary>Other runtimes and set-ups ({rest.runtime.nunique()})</summary>{inner}</details>")
+    out.append('<p class="note">Ratios with bootstrap 95% CIs; the verdict is decided by the interval alone '
+               "(see <a href=\"#claims\">the claims table</a> for each statistic, and <a href=\"#method\">how the "
+               "numbers are made</a> for the stability rule).</p>")
+    return "".join(out)
+
+
 def _claims(p: Page) -> str:
     if p.claims.empty:
         return '<p class="muted">No measurements to test the claims on.</p>'
@@ -121,16 +174,27 @@ def _claims(p: Page) -> str:
     for r in p.claims.itertuples():
         v = r.verdict
         measured = v != "not measured"
-        thr = (f"{r.direction} {fmt(r.threshold)}") if measured else "–"
+        thr = (f"{r.direction} {fmt(r.threshold)}" + (f' <span class="muted">({_e(r.threshold_meaning)})</span>'
+                                                     if r.threshold_meaning else "")) if measured else "–"
+        paper = (fmt(r.paper_ratio) + "×" if not pd.isna(r.paper_ratio) else "–") + (
+            f' <span class="muted">({_e(r.paper_device).upper()}, same statistic)</span>'
+            if isinstance(r.paper_device, str) and not pd.isna(r.paper_ratio) else "")
+        per = "–" if pd.isna(r.per_map_ratio) else (
+            f"{fmt(r.per_map_ratio)}× ({_ci(r.per_map_ci95_low, r.per_map_ci95_high)})")
         rows.append([_e(r.device), _e(r.runtime) + ("" if pd.isna(r.threads) else f", {int(r.threads)} thr") + f", b{r.batch}",
-                     _e(r.claim), fmt(r.ratio) + ("×" if measured else ""), _ci(r.ci95_low, r.ci95_high), thr,
-                     f'<span class="v-{v.replace(" ", "-")}">{_e(v)}</span>',
-                     (fmt(r.paper_ratio) + "×" if not pd.isna(r.paper_ratio) else "–") + (
-                         f' <span class="muted">({_e(r.paper_device).upper()})</span>' if isinstance(r.paper_device, str) else ""),
-                     fmt(r.n_rows), f'<span class="note">{_e(r.note)}</span>'])
+                     _e(r.claim), f'<span class="note">{_e(r.statistic)}</span>', fmt(r.ratio) + ("×" if measured else ""),
+                     _ci(r.ci95_low, r.ci95_high), thr, _verdict_span(v), paper, per,
+                     f'<span class="note">{_e(r.per_map)}</span>',
+                     f'<span class="note">{_e(r.unsettled) or "none"}</span>' if measured else "–",
+                     f'<span class="note">{_e(r.note)}</span>'])
         classes.append("")
-    return _table(["device", "runtime", "claim", "ratio", "95% CI", "threshold", "verdict", "paper", "rows", "note"],
-                  rows, classes, left=3)
+    return (_table(["device", "runtime", "claim", "statistic (the ratio)", "ratio", "95% CI", "threshold", "verdict",
+                    "paper (same statistic)", "geometric mean of per-map ratios (95% CI)", "per map",
+                    "rows above their precision target", "note"], rows, classes, left=4)
+            + '<p class="note">The FLOPS claims use the paper\'s statistic, a ratio of mean GMAC/s over the maps '
+              "(its 6.2× on CPU is 39.91 / 6.42 GMAC/s); the geometric mean of the per-map ratios beside it is what "
+              "a map-by-map comparison means. The paper column is the paper's statistic from its own Table 1 or main "
+              "table, on its device of the same kind.</p>")
 
 
 def _table1(p: Page) -> str:
@@ -332,12 +396,13 @@ def render(p: Page) -> str:
     inputs = ", ".join(f"<code>{_e(x)}</code>" for x in p.inputs) or "–"
     notes = "".join(f"<li>{_e(n)}</li>" for n in p.notes)
     sections = [
-        ("devices", "Devices", _devices(p)),
         ("claims", "The paper's claims on these devices", _claims(p)),
-        ("table1", "Table 1 analog: on-device FLOPS of single operators", _table1(p)),
         ("figures", "Figures", _figures(p)),
+        ("table1", "Table 1 analog: on-device FLOPS of single operators", _table1(p)),
         ("runtimes", "Runtimes: eager, torch.compile, ONNX Runtime", _runtimes(p)),
         ("allocators", "Allocator sensitivity: tuned, system, jemalloc, tcmalloc", _allocators(p)),
+        *p.extra_sections,
+        ("devices", "Devices", _devices(p)),
         ("paper", "The paper vs this device", _paper_vs_device(p)),
         ("results", "All measurements", _results(p)),
         ("failed", "Failed and unsupported measurements", _failures(p)),
@@ -349,6 +414,7 @@ def render(p: Page) -> str:
     body = "".join(f'<section id="{sid}"><h2>{_e(t)}</h2>{content}</section>' for sid, t, content in sections)
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{_e(p.title)}</title>'
             f'<meta name="viewport" content="width=device-width,initial-scale=1"><style>{CSS}</style></head><body>'
-            f'<h1>{_e(p.title)}</h1><p class="note">Generated {_e(p.generated)} from {inputs}. '
+            f'<h1>{_e(p.title)}</h1><section id="answer">{_answer(p)}</section>'
+            f'<p class="note">Generated {_e(p.generated)} from {inputs}. '
             'FLOPs (MACs) are multiply-adds as in the paper; GMAC/s is the paper\'s "GFLOPS"; FLOP/s = 2 × MAC/s.</p>'
             f'<nav class="note">{toc}</nav>{body}</body></html>\n')
