@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from html import unescape
 import json
 import shutil
 import subprocess
@@ -110,7 +111,7 @@ def test_results_csv_units_and_values(report):
 
 def test_verdicts_and_paper_csv(report):
     v = pd.read_csv(report.csv["verdicts"])
-    assert list(v.columns) == CLAIM_COLUMNS and len(v) == 6
+    assert list(v.columns) == CLAIM_COLUMNS and len(v) == 8
     p = pd.read_csv(report.csv["paper_vs_device"])
     ops = p[p.item == "operator"]
     assert len(ops) == 32 and set(ops.quantity) == {"GMAC/s", "latency"}  # 16 cells × (GMAC/s, ms) on a CPU
@@ -167,7 +168,7 @@ def test_cross_device_merge_repeats_failures_and_ceilings(merged):
     assert "synthetic out of memory" in html and "Other CPU" in html
     # verdicts: one set of claims per device
     v = pd.read_csv(summary.csv["verdicts"])
-    assert v.groupby("device").size().to_dict() == {"cpu: AMD EPYC": 6, "cpu: Other CPU": 6}
+    assert v.groupby("device").size().to_dict() == {"cpu: AMD EPYC": 8, "cpu: Other CPU": 8}
     # ceilings: max over probe sizes; bandwidth from probe:copy
     c = pd.read_csv(summary.csv["ceilings"]).set_index("probe")
     assert c.loc["probe:gemm_float32", "peak_gflop_per_s"] == pytest.approx(80.0)
@@ -268,3 +269,37 @@ def test_channels_last_is_kept_apart_from_contiguous(tmp_path):
     assert set(results[results.memory_format == "contiguous"].runtime) == {"eager", "onnxruntime", "compile"}
     only_eager = pd.read_csv(build_report([FIXTURES / "channels_last"], tmp_path / "e", runtimes=["eager"]).csv["results"])
     assert list(only_eager.runtime) == ["eager channels_last"]
+
+
+_FIRST_SCREEN = """<script>window.addEventListener('load',function(){
+var h=window.innerHeight,w=window.innerWidth;var items=Array.prototype.map.call(document.querySelectorAll('ul.answer li'),
+function(li){var r=li.getBoundingClientRect();return {text:li.textContent,top:r.top,bottom:r.bottom}});
+var imgs=Array.prototype.map.call(document.images,function(i){return i.getBoundingClientRect().width});
+var d=document.createElement('pre');d.id='fnbench-screen';d.textContent=JSON.stringify({w:w,h:h,items:items,imgs:imgs});
+document.body.appendChild(d)});</script>"""
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs /usr/bin/chromium (Debian package `chromium`); "
+                                                    "`make test` installs it")
+def test_first_screen_holds_the_answer_sentences(report, tmp_path):
+    """At 1400×900 every answer sentence is on the first screen, before any scrolling, and figures are full width."""
+    page = report.index.read_text()
+    probe_page = report.out_dir / "index.screen.html"
+    probe_page.write_text(page.replace("<head>", "<head>" + _FIRST_SCREEN, 1))
+    try:
+        r = _chromium("--window-size=1400,900", "--virtual-time-budget=5000", "--dump-dom", probe_page.as_uri(),
+                      user_dir=tmp_path / "ud")
+    finally:
+        probe_page.unlink()
+    assert r.returncode == 0, r.stderr[-2000:]
+    dom = r.stdout
+    start = dom.index('<pre id="fnbench-screen">') + len('<pre id="fnbench-screen">')
+    screen = json.loads(unescape(dom[start:dom.index("</pre>", start)]))
+    assert 700 <= screen["h"] <= 900  # the viewport of a 1400×900 window (headless keeps some for its frame)
+    answers = [a for a in report.claims.answer if "not measured" not in a]
+    shown = [i["text"] for i in screen["items"]]
+    assert shown == answers and len(shown) >= 6
+    assert all(i["bottom"] <= screen["h"] for i in screen["items"]), screen["items"]
+    assert "On cpu: AMD EPYC (1 thread) PConv reaches" in shown[0] and "DWConv's FLOPS (95% CI" in shown[0]
+    # figures fill the page's content width (1400 px window: at least 1200 px of image)
+    assert screen["imgs"] and min(screen["imgs"]) >= 1200
