@@ -200,21 +200,24 @@ def _chromium(*args: str, user_dir: Path) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, capture_output=True, text=True, timeout=90)
 
 
-@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs /usr/bin/chromium (Debian package `chromium`); "
-                                                    "`make test` installs it")
-def test_index_html_in_headless_chromium(report, tmp_path):
-    # The check runs in a copy of the page with a probe script first in <head>; the page itself has no script.
-    page = report.index.read_text()
-    probe_page = report.out_dir / "index.check.html"
-    probe_page.write_text(page.replace("<head>", "<head>" + _CHECK, 1))
+def _run_check(report, script: str, marker: str, user_dir: Path, *args: str):
+    """Load a copy of the page with ``script`` first in <head> (the page itself has no script) and read
+    back the JSON it leaves in ``<pre id=marker>``."""
+    probe_page = report.out_dir / f"index.{marker}.html"
+    probe_page.write_text(report.index.read_text().replace("<head>", "<head>" + script, 1))
     try:
-        r = _chromium("--virtual-time-budget=5000", "--dump-dom", probe_page.as_uri(), user_dir=tmp_path / "ud1")
+        r = _chromium(*args, "--virtual-time-budget=5000", "--dump-dom", probe_page.as_uri(), user_dir=user_dir)
     finally:
         probe_page.unlink()
     assert r.returncode == 0, r.stderr[-2000:]
-    dom = r.stdout
-    start = dom.index('<pre id="fnbench-check">') + len('<pre id="fnbench-check">')
-    check = json.loads(dom[start:dom.index("</pre>", start)].replace("&quot;", '"').replace("&amp;", "&"))
+    start = r.stdout.index(f'<pre id="{marker}">') + len(f'<pre id="{marker}">')
+    return r, json.loads(unescape(r.stdout[start:r.stdout.index("</pre>", start)]))
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs /usr/bin/chromium (Debian package `chromium`); "
+                                                    "`make test` installs it")
+def test_index_html_in_headless_chromium(report, tmp_path):
+    r, check = _run_check(report, _CHECK, "fnbench-check", tmp_path / "ud1")
     assert len(check["images"]) == len(FIGURES)
     assert all(i["complete"] and i["w"] > 0 for i in check["images"]), check["images"]
     assert check["errors"] == []
@@ -283,18 +286,7 @@ document.body.appendChild(d)});</script>"""
                                                     "`make test` installs it")
 def test_first_screen_holds_the_answer_sentences(report, tmp_path):
     """At 1400×900 every answer sentence is on the first screen, before any scrolling, and figures are full width."""
-    page = report.index.read_text()
-    probe_page = report.out_dir / "index.screen.html"
-    probe_page.write_text(page.replace("<head>", "<head>" + _FIRST_SCREEN, 1))
-    try:
-        r = _chromium("--window-size=1400,900", "--virtual-time-budget=5000", "--dump-dom", probe_page.as_uri(),
-                      user_dir=tmp_path / "ud")
-    finally:
-        probe_page.unlink()
-    assert r.returncode == 0, r.stderr[-2000:]
-    dom = r.stdout
-    start = dom.index('<pre id="fnbench-screen">') + len('<pre id="fnbench-screen">')
-    screen = json.loads(unescape(dom[start:dom.index("</pre>", start)]))
+    _, screen = _run_check(report, _FIRST_SCREEN, "fnbench-screen", tmp_path / "ud", "--window-size=1400,900")
     assert 700 <= screen["h"] <= 900  # the viewport of a 1400×900 window (headless keeps some for its frame)
     answers = [a for a in report.claims.answer if "not measured" not in a]
     shown = [i["text"] for i in screen["items"]]
