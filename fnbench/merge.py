@@ -49,7 +49,7 @@ def load_frame(paths: str | os.PathLike | Iterable[str | os.PathLike] = "results
     ``n_failed_repeats``, ``run_ids`` and ``device_label`` (see :func:`device_labels`).
     """
     files = list(iter_result_files(paths))
-    df = load_results(files)
+    df = load_results(files, rows="all")  # the report draws its roofline ceilings from the probe rows
     with warnings.catch_warnings():  # load_results already warned about any torn last line
         warnings.simplefilter("ignore", RuntimeWarning)
         raw = [rec for f in files for rec in read_records(f)]
