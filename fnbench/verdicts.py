@@ -64,7 +64,7 @@ from .reference import paper_networks, paper_table1
 
 __all__ = ["Claim", "Evidence", "CLAIMS", "NOT_MEASURED", "VERDICT_WORDS", "CLAIM_COLUMNS", "PAPER_KIND",
            "GROUP_KEYS", "claim_table", "evaluate", "flops_claim", "latency_claim", "verdict", "answer_sentence",
-           "unsettled_text", "claim_seed", "pretty"]
+           "unsettled_text", "claim_seed", "pretty", "paper_latency_ms"]
 
 NOT_MEASURED = "not measured"
 VERDICT_WORDS = (*stats.VERDICTS, NOT_MEASURED)
@@ -244,6 +244,10 @@ def _paper_latency_ms(op_or_net: str, kind: str, shape: str | None = None) -> fl
         return 1e3 / float(row.gpu_fps_b32.iloc[0])
     v = row[f"{kind}_ms"].iloc[0]
     return float(v) if pd.notna(v) else float("nan")
+
+
+#: The paper's per-sample latency (ms) of a Table-1 cell or a network, for its device of a kind.
+paper_latency_ms = _paper_latency_ms
 
 
 # -- the statistics ----------------------------------------------------------------------------------

@@ -164,13 +164,17 @@ def build_report(paths: str | os.PathLike | Iterable[str | os.PathLike] = ("resu
 
 
 _CAPTIONS = {
-    "table1": "Bars: measured GMAC/s (the paper's \"GFLOPS\") per operator and map, log scale, 95% CI error bars; "
-              "black diamonds: the paper's value for the same cell on its device of the same kind.",
-    "latency_vs_macs": "Per-sample latency (ms) against FLOPs (MACs, G) per network; the dashed step line is the "
-                       "Pareto front (no other network has both fewer FLOPs and lower latency).",
-    "flops_vs_flops": "Achieved FLOPS (GMAC/s) against FLOPs (MACs, G) per network: a network with few FLOPs but "
-                      "low FLOPS is not fast.",
+    "ratio_per_map": "PConv's GMAC/s over DWConv's and over GConv's at each Table-1 map, with bootstrap 95% CIs "
+                     "(the claim engine on that map's rows); open diamonds: the paper's ratio for the same map.",
+    "table1": "Bars: measured GMAC/s (the paper's \"GFLOPS\") per operator and map on a linear axis from zero, "
+              "95% CI error bars; black diamonds: the paper's value for the same cell on its device of the same kind.",
+    "latency_vs_macs": "Per-sample latency (ms, axis from zero) against FLOPs (MACs, G) per network; grey "
+                       "diamonds: the paper's value for the same network, joined to ours; the dashed step line is "
+                       "the Pareto front (no other network has both fewer FLOPs and lower latency).",
+    "flops_vs_flops": "Achieved FLOPS (GMAC/s) against FLOPs (MACs, G) per network, grey diamonds: the paper's: a "
+                      "network with few FLOPs but low FLOPS is not fast.",
     "roofline": "Achieved GFLOP/s (2 × MACs / latency) against arithmetic intensity (FLOP per counted byte), log-log; "
-                "lines: compute and bandwidth ceilings from probe records, where present.",
+                "lines: compute and bandwidth ceilings from probe records, where present; a red ring marks a point "
+                "above a measured roof (the probe fell short).",
 }
 
