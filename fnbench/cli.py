@@ -378,15 +378,22 @@ def probe(device, threads, budget, out_dir, allocator, as_json) -> None:
         st, cost = r["stats"], r["cost"]
         rate = (f"{cost['flops'] / st['median_s'] / 1e9:.2f} GFLOP/s (= {cost['macs'] / st['median_s'] / 1e9:.2f} GMAC/s)"
                 if cost["flops"] else f"{cost['mem_bytes_counted'] / st['median_s'] / 1e9:.2f} GB/s")
-        t.add_row(r["target"]["name"], str(r["target"]["options"]["size"]), f"{st['median_s'] * 1e3:.3f}",
-                  f"{st['ci95_low_s'] * 1e3:.3f}–{st['ci95_high_s'] * 1e3:.3f}", rate,
+        opts = r["target"]["options"]
+        size = f"{opts['size']}x{opts['hw']}x{opts['hw']}" if "hw" in opts else str(opts["size"])
+        ci = (f"{st['ci95_low_s'] * 1e3:.3f}–{st['ci95_high_s'] * 1e3:.3f}" if st.get("rounds", 0) >= 2
+              and st["ci95_high_s"] > st["ci95_low_s"] else f"— ({st.get('rounds', 0)} round: raise --budget)")
+        t.add_row(r["target"]["name"], size, f"{st['median_s'] * 1e3:.3f}", ci, rate,
                   _fmt_faults(st.get("minor_faults_per_iter"), cost.get("mem_bytes_counted")),
                   "yes" if st["stable"] else "no")
     con = _console()
     con.print(t)
-    con.print("ceilings: " + ", ".join(
+    con.print("ceilings (best of each kind): " + ", ".join(
         f"{k.replace('_flop_per_s', '')} {v / 1e9:.2f} GFLOP/s" if k.endswith("flop_per_s") else f"copy {v / 1e9:.2f} GB/s"
         for k, v in best.items()))
+    env = records[0].get("env") or {}
+    if env.get("theoretical_peak_gflop_per_s"):
+        con.print(f"theoretical FP32 peak: {env['theoretical_peak_gflop_per_s']:.1f} GFLOP/s "
+                  f"({env['theoretical_peak_basis']})")
     con.print(f"results: {path}")
 
 

@@ -6,9 +6,15 @@ of fresh allocations, medians, a 95 % CI) and stored as ordinary result records 
 
 - ``probe:gemm_<dtype>``: ``C = A @ B`` with N×N operands; ``cost.flops = 2·N³`` per iteration.
   Peak FLOP/s = flops / median latency. Several N are tried; reports take the best.
+- ``probe:conv_<dtype>``: a dense 3×3 convolution (C→C, stride 1) at C×H×W, the kind of kernel
+  the operators run; ``cost.flops = 2·H·W·9·C²``. A direct or Winograd-like kernel can beat a
+  plain GEMM on the same machine, so the compute roof is the best of the GEMMs *and* the conv.
 - ``probe:copy``: ``dst.copy_(src)`` of E FP32 elements into a buffer allocated once per round
   (so page faults are not timed); ``cost.mem_bytes_counted = 2·E·4`` (read + write, the same
-  convention as the byte counter). Bandwidth = bytes / median latency.
+  convention as the byte counter). Bandwidth = bytes / median latency; several E, the best wins.
+
+:func:`theoretical_peak` derives the CPU's FP32 peak from its flags where it can (vector lanes ×
+FMA units × 2 FLOP × clock × threads); it is shown beside the measured roof, never used as one.
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ from .devices import device_key, fingerprint, resolve_device
 from .errors import UserError
 from .timing import measure
 
-__all__ = ["ProbeSpec", "probe_specs", "run_probe", "ceilings"]
+__all__ = ["ProbeSpec", "probe_specs", "run_probe", "ceilings", "theoretical_peak", "FMA_UNITS"]
 
 
 class _GEMM(nn.Module):
@@ -40,6 +46,15 @@ class _GEMM(nn.Module):
 
     def forward(self, x):
         return torch.mm(x, self.w)
+
+
+class _Conv(nn.Module):
+    def __init__(self, c: int, dtype: torch.dtype):
+        super().__init__()
+        self.conv = nn.Conv2d(c, c, 3, padding=1, bias=False).to(dtype)
+
+    def forward(self, x):
+        return self.conv(x)
 
 
 class _Copy(nn.Module):
@@ -53,9 +68,10 @@ class _Copy(nn.Module):
 
 @dataclass(frozen=True)
 class ProbeSpec:
-    name: str  # probe:gemm_float32, probe:copy
-    size: int  # N for GEMM, elements for copy
+    name: str  # probe:gemm_float32, probe:conv_float32, probe:copy
+    size: int  # N for GEMM, channels C for conv, elements for copy
     dtype: str = "float32"
+    hw: int = 0  # conv: the feature map is size × hw × hw
 
     def build(self) -> tuple[nn.Module, torch.Tensor, dict[str, int]]:
         torch.manual_seed(0)
@@ -63,6 +79,13 @@ class ProbeSpec:
             e = self.size
             return _Copy(e), torch.randn(e), {"macs": 0, "flops": 0, "mem_bytes_counted": 2 * e * 4, "params": 0}
         dt = getattr(torch, self.dtype)
+        if self.name.startswith("probe:conv"):
+            c, hw = self.size, self.hw
+            elem = torch.tensor([], dtype=dt).element_size()
+            macs = hw * hw * 9 * c * c
+            cost = {"macs": macs, "flops": 2 * macs, "mem_bytes_counted": (2 * c * hw * hw + 9 * c * c) * elem,
+                    "params": 9 * c * c}
+            return _Conv(c, dt), torch.randn(1, c, hw, hw).to(dt), cost
         n = self.size
         elem = torch.tensor([], dtype=dt).element_size()
         cost = {"macs": n**3, "flops": 2 * n**3, "mem_bytes_counted": 3 * n * n * elem, "params": n * n}
@@ -74,8 +97,53 @@ def probe_specs(kind: str) -> list[ProbeSpec]:
     if kind == "cuda":
         gemm = [ProbeSpec(f"probe:gemm_{dt}", n, dt) for dt in ("float32", "float16", "bfloat16") for n in (4096, 8192)]
         return gemm + [ProbeSpec("probe:copy", e) for e in (1 << 26, 1 << 28)]
-    return [ProbeSpec("probe:gemm_float32", n) for n in (512, 1024)] + \
-        [ProbeSpec("probe:copy", e) for e in (1 << 24, 1 << 25)]
+    return [ProbeSpec("probe:gemm_float32", n) for n in (256, 512, 1024)] + \
+        [ProbeSpec("probe:conv_float32", c, hw=hw) for c, hw in ((192, 28), (384, 14))] + \
+        [ProbeSpec("probe:copy", e) for e in (1 << 22, 1 << 24, 1 << 25)]
+
+
+#: FP32 lanes of the widest vector unit a CPU flag announces.
+_LANES = (("avx512f", 16), ("avx2", 8), ("avx", 8), ("asimd", 4), ("neon", 4), ("sse2", 4))
+#: FMA units per core assumed when deriving a peak: two on current x86 server/desktop and Arm Neoverse/Cortex-A7x
+#: cores (some AVX-512 parts have one; the result says it is an assumption).
+FMA_UNITS = 2
+
+
+def theoretical_peak(threads: int = 1, cpuinfo: str | None = None, max_mhz: float | None = None) -> dict[str, Any] | None:
+    """The FP32 peak a CPU's flags imply: lanes × FMA units × 2 FLOP × clock × threads, or ``None``.
+
+    The clock is the highest one the kernel reports (``cpuinfo_max_freq``, else ``cpu MHz``).
+    Returns ``{"gflop_per_s", "lanes", "fma_units", "mhz", "threads", "basis"}``.
+    """
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return None
+    flags: set[str] = set()
+    mhz = []
+    for line in cpuinfo.splitlines():
+        k, _, v = line.partition(":")
+        k = k.strip().lower()
+        if k in ("flags", "features"):
+            flags |= set(v.split())
+        elif k == "cpu mhz":
+            try:
+                mhz.append(float(v))
+            except ValueError:
+                pass
+    if max_mhz is None:
+        try:
+            max_mhz = int(Path("/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq").read_text()) / 1e3
+        except (OSError, ValueError):
+            max_mhz = max(mhz) if mhz else None
+    lanes = next((n for f, n in _LANES if f in flags), None)
+    if not lanes or not max_mhz or ("fma" not in flags and lanes in (8, 16)):
+        return None
+    g = lanes * FMA_UNITS * 2 * max_mhz / 1e3 * threads
+    return {"gflop_per_s": g, "lanes": lanes, "fma_units": FMA_UNITS, "mhz": max_mhz, "threads": threads,
+            "basis": f"{lanes} FP32 lanes × {FMA_UNITS} FMA units (assumed) × 2 FLOP × {max_mhz:.0f} MHz × "
+                     f"{threads} thread(s)"}
 
 
 def run_probe(*, device: str = "auto", threads: int | None = None, budget_s: float = 4.0, out_dir: str | Path = "results",
@@ -106,10 +174,15 @@ def run_probe(*, device: str = "auto", threads: int | None = None, budget_s: flo
             m = measure(module, x.to(dev.torch_device), device=dev.torch_device, threads=threads, budget_s=budget_s,
                         fold=False, allocator=None)
             fp["measure_wall_s"] = time.perf_counter() - t0
+            if dev.kind != "cuda":
+                peak = theoretical_peak(threads or 1)
+                if peak is not None:
+                    fp["theoretical_peak_gflop_per_s"] = peak["gflop_per_s"]
+                    fp["theoretical_peak_basis"] = peak["basis"]
             writer.write({
                 "schema": _results.SCHEMA_VERSION, "run_id": run_id, "created": _results.utc_now(), "status": "ok",
                 "target": {"name": spec.name, "kind": "probe", "shape": list(x.shape), "layers": None,
-                           "options": {"size": spec.size}, "batch": 1},
+                           "options": {"size": spec.size, **({"hw": spec.hw} if spec.hw else {})}, "batch": 1},
                 "shape": list(x.shape), "batch": 1, "dtype": spec.dtype,
                 "device": {"kind": dev.kind, "name": dev.name, "arch": dev.arch, "key": device_key(fp)},
                 "runtime": "eager", "memory_format": "contiguous", "allocator": allocator, "threads": threads,
@@ -123,7 +196,10 @@ def run_probe(*, device: str = "auto", threads: int | None = None, budget_s: flo
 
 
 def ceilings(records: list[dict[str, Any]]) -> dict[str, float]:
-    """Best measured ceilings from probe records: ``{"gemm_float32_flop_per_s": …, "copy_bytes_per_s": …}``."""
+    """Best measured ceilings from probe records: ``{"gemm_float32_flop_per_s": …, "copy_bytes_per_s": …}``.
+
+    ``compute_float32_flop_per_s`` is the compute roof: the best of every FP32 GEMM and conv probe.
+    """
     best: dict[str, float] = {}
     for r in records:
         name = (r.get("target") or {}).get("name", "")
@@ -135,4 +211,6 @@ def ceilings(records: list[dict[str, Any]]) -> dict[str, float]:
         else:
             key, value = name.split(":", 1)[1] + "_flop_per_s", cost["flops"] / st["median_s"]
         best[key] = max(best.get(key, 0.0), value)
+        if key.endswith("float32_flop_per_s"):
+            best["compute_float32_flop_per_s"] = max(best.get("compute_float32_flop_per_s", 0.0), value)
     return best

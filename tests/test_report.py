@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).parent / "fixtures"
 ARTIFACTS = Path(__file__).parent / "artifacts"
 CHROMIUM = Path("/usr/bin/chromium")
-FIGURES = ("table1", "latency_vs_macs", "flops_vs_flops", "roofline")
+FIGURES = ("ratio_per_map", "table1", "latency_vs_macs", "flops_vs_flops", "roofline")
 
 
 @pytest.fixture(scope="module")
@@ -295,3 +295,41 @@ def test_first_screen_holds_the_answer_sentences(report, tmp_path):
     assert "On cpu: AMD EPYC (1 thread) PConv reaches" in shown[0] and "DWConv's FLOPS (95% CI" in shown[0]
     # figures fill the page's content width (1400 px window: at least 1200 px of image)
     assert screen["imgs"] and min(screen["imgs"]) >= 1200
+
+
+def test_points_above_a_measured_roof_are_flagged(tmp_path):
+    """A probe that fell short (20 GFLOP/s GEMM, 10 GB/s copy): every point above min(roof, bw × intensity) is named."""
+    from fnbench.merge import load_frame
+    from fnbench.report import tables
+
+    d = tmp_path / "in"
+    d.mkdir()
+    for f in FIXTURES.glob("*.jsonl"):
+        shutil.copy(f, d / f.name)
+    dev = _records()[0]["device"]
+    _write(d / "probe.jsonl", [_probe("probe:gemm_float32", flops=2 * 10**9, median_s=0.1, size=512, device=dev),
+                               _probe("probe:copy", mem=4 * 10**8, median_s=0.04, size=10**8, device=dev)])
+    df = load_frame([d])
+    over = tables.above_roof(df, tables.ceilings(df))
+    pts = df[df.target_kind.ne("probe") & df.status.eq("ok")]
+    want = sorted((r.target, r.shape, r.gflops_per_s) for r in pts.itertuples()
+                  if r.gflops_per_s > min(20.0, 10.0 * r.intensity_flop_per_byte))
+    assert want and sorted((r.target, r.shape, r.gflops_per_s) for r in over.itertuples()) == want
+    assert set(over.roof) <= {"compute", "bandwidth"}
+    summary = build_report([d], tmp_path / "out")
+    page = summary.index.read_text()
+    assert f"{len(want)} measured point(s) above a measured roof" in page
+
+
+def test_tables_are_tidy(report):
+    page = report.index.read_text()
+    assert "GMAC/s (GMAC/s)" not in page
+    env = pd.read_csv(report.csv["environment"])
+    assert (env.key == "arch").sum() == 1 and "measure_wall_s" not in set(env.key) and "device_arch" not in set(env.key)
+    results = page[page.index('id="results"'):page.index('id="failed"')]
+    assert "<td>1.00</td>" not in results  # batch is an integer
+    # "All measurements" is sorted: by kind, target, then feature map from large to small
+    import re
+
+    names = re.findall(r'<tr[^>]*><td class="l">([a-z0-9_]+)</td><td class="l">([0-9x]+)', results)
+    assert names == sorted(names, key=lambda n: (n[0] not in ("conv", "dwconv", "gconv", "pconv"), n[0]))

@@ -154,6 +154,7 @@ def build_report(paths: str | os.PathLike | Iterable[str | os.PathLike] = ("resu
         table1_titles=t1_titles, table1=t1, figures=figs, paper_vs_device=pvd, results=results,
         failures=fails, ceilings=ceil, environment=env, notes=NOTES, runtime_gmacs=rt_gmacs,
         runtime_verdicts=rt_verdicts, allocator_rows=alloc_rows, allocator_claims=alloc_claims,
+        above_roof=_tab.above_roof(df, ceil),
     )
     summary.index.write_text(_html.render(page), encoding="utf-8")
     summary.devices = list(_devices_table(df).device)

@@ -11,6 +11,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 
 __all__ = ["Page", "render"]
@@ -59,20 +60,23 @@ class Page:
     #: Further sections (id, title, HTML), shown after the runtime comparison; e.g. a sensitivity
     #: analysis of one more measurement condition.
     extra_sections: list[tuple[str, str, str]] = field(default_factory=list)
+    above_roof: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def _e(v) -> str:
     return html.escape("" if v is None else str(v))
 
 
-def fmt(v, sig: int = 3) -> str:
-    """Significant-figure rendering; '–' for missing values."""
+def fmt(v, sig: int = 3, *, integer: bool = False) -> str:
+    """Significant-figure rendering; '–' for missing values; ``integer``: a whole float shows as an integer."""
     if v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NA:
         return "–"
-    if isinstance(v, (bool,)):
+    if isinstance(v, (bool, np.bool_)):
         return "yes" if v else "no"
-    if isinstance(v, int) and abs(v) < 10**6:
-        return str(v)
+    if isinstance(v, (int, np.integer)) and abs(v) < 10**6:
+        return str(int(v))
+    if isinstance(v, (float, np.floating)) and float(v).is_integer() and abs(v) < 10**6 and integer:
+        return str(int(v))
     try:
         x = float(v)
     except (TypeError, ValueError):
@@ -240,11 +244,13 @@ def _paper_vs_device(p: Page) -> str:
         missing = g[(g.item == "network") & (g.status != "ok")].paper_name.unique()
         rows, classes = [], []
         for r in shown.itertuples():
-            rows.append([_e(r.item), _e(r.paper_name), _e(r.shape or "–"), f"{_e(r.quantity)} ({_e(r.unit)})",
+            quantity = _e(r.quantity) if r.quantity == r.unit else f"{_e(r.quantity)} ({_e(r.unit)})"
+            status = _e(r.status) if r.status != "ok" else ("settled" if r.stable else "")
+            rows.append([_e(r.item), _e(r.paper_name), _e(r.shape or "–"), quantity,
                          fmt(r.paper_value), fmt(r.measured_value) + (_stable_mark(r.stable) if r.status == "ok" else ""),
                          _ci(r.measured_ci95_low, r.measured_ci95_high),
                          (fmt(r.ratio_measured_over_paper) + "×") if not pd.isna(r.ratio_measured_over_paper) else "–",
-                         _e(r.status)])
+                         status])
             classes.append("unstable" if (r.status == "ok" and r.stable is False) else "")
         t = "" if pd.isna(threads) else f", {int(threads)} thread(s)"
         out.append(f"<h3>{_e(dev)} · {_e(runtime)}{t} vs the paper's {_e(g.paper_device.iloc[0]).upper()}</h3>")
@@ -263,16 +269,19 @@ def _results(p: Page) -> str:
     out = []
     for dev, g in d.groupby("device", sort=True):
         rows, classes = [], []
+        g = g.assign(_area=[_shape_key(x) for x in g["shape"]], _net=g.target_kind.ne("operator")).sort_values(
+            ["_net", "target", "options", "layers", "_area", "runtime", "threads", "batch"],
+            kind="stable", na_position="last")
         for r in g.itertuples():
             name = r.target + (f" {r.options}" if r.options not in ("{}", None) else "")
             layers = "" if pd.isna(r.layers) else f" L{int(r.layers)}"
             alloc = _e(getattr(r, "allocator", None) or "–")
             if r.status != "ok":
-                rows.append([_e(name), _e(f"{r.shape or '–'}{layers}"), _e(r.runtime), alloc, fmt(r.batch), fmt(r.macs),
+                rows.append([_e(name), _e(f"{r.shape or '–'}{layers}"), _e(r.runtime), alloc, fmt(r.batch, integer=True), fmt(r.macs),
                              f'<span class="warn">{_e(r.status)}</span>', "–", "–", "–", "–", "–", "–", "–"])
                 classes.append("")
                 continue
-            rows.append([_e(name), _e(f"{r.shape or '–'}{layers}"), _e(r.runtime), alloc, fmt(r.batch),
+            rows.append([_e(name), _e(f"{r.shape or '–'}{layers}"), _e(r.runtime), alloc, fmt(r.batch, integer=True),
                          fmt(r.macs / 1e6), fmt(r.median_ms) + _stable_mark(r.stable, getattr(r, "unstable_reason", None)),
                          _ci(r.ci95_low_ms, r.ci95_high_ms),
                          fmt(r.gmacs_per_s), _ci(r.gmacs_per_s_ci95_low, r.gmacs_per_s_ci95_high),
@@ -331,6 +340,14 @@ def _allocators(p: Page) -> str:
     return "".join(out)
 
 
+def _shape_key(shape) -> tuple:
+    """Sort key of a "CxHxW" shape: the feature map from large to small, as in Table 1."""
+    if not isinstance(shape, str) or not shape:
+        return (1, 0, 0)
+    dims = [int(v) for v in shape.split("x")]
+    return (0, -(dims[-1] * dims[-2]) if len(dims) >= 2 else 0, dims[0])
+
+
 def _failures(p: Page) -> str:
     if p.failures.empty:
         return '<p class="muted">None: every measurement finished.</p>'
@@ -341,8 +358,9 @@ def _failures(p: Page) -> str:
 
 def _ceilings(p: Page) -> str:
     c = p.ceilings
-    head = ('<p class="note">Peak compute from <code>probe:gemm_*</code> records (FLOP/s = flops / median), '
-            "bandwidth from <code>probe:copy</code> (bytes read + written / median); the maximum over probe sizes.</p>")
+    head = ('<p class="note">Peak compute from <code>probe:gemm_*</code> and <code>probe:conv_*</code> records '
+            "(FLOP/s = flops / median; the roofline's compute roof is the best FP32 one), bandwidth from "
+            "<code>probe:copy</code> (bytes read + written / median); the maximum over probe sizes.</p>")
     have = set(c.device) if not c.empty else set()
     missing = [d for d in p.devices.device if d not in have]
     out = [head]
@@ -350,6 +368,14 @@ def _ceilings(p: Page) -> str:
         rows = [[_e(r.device), _e(r.probe), fmt(r.peak_gflop_per_s), fmt(r.bandwidth_gb_per_s), fmt(r.n_records),
                  "yes" if r.stable else '<span class="unstable">⚠ no</span>'] for r in c.itertuples()]
         out.append(_table(["device", "probe", "peak GFLOP/s", "bandwidth GB/s", "records", "stable"], rows, left=2))
+    if not p.above_roof.empty:
+        rows = [[_e(r.device), _e(r.target), _e(r.shape or "–"), _e(r.runtime), fmt(r.gflops_per_s),
+                 fmt(r.roof_gflop_per_s), _e(r.roof)] for r in p.above_roof.itertuples()]
+        out.append(f'<p class="warn">{len(p.above_roof)} measured point(s) above a measured roof: the probe fell '
+                   "short of the device's real ceiling (run <code>fnbench probe</code> with a larger --budget). "
+                   "They are ringed in red on the roofline.</p>")
+        out.append(_table(["device", "target", "shape", "runtime", "achieved GFLOP/s", "roof GFLOP/s", "roof"],
+                          rows, left=4))
     if missing:
         out.append(f'<p class="warn">No probe records for {_e(", ".join(missing))}: the roofline shows measured '
                    "points only, without ceilings. Run <code>fnbench probe</code> on that device and include its result file.</p>")
@@ -362,7 +388,8 @@ def _environment(p: Page) -> str:
         return ""
     out = []
     for dev, g in e.groupby("device", sort=True):
-        rows = [[_e(r.key), _e(r.value)] for r in g.itertuples()]
+        rows = [[_e(r.key), fmt(r.value, 4) if isinstance(r.value, (float, np.floating)) else _e(r.value)]
+                for r in g.itertuples()]
         out.append(f"<h3>{_e(dev)}</h3>" + _table(["key", "value"], rows, left=2))
     return "".join(out)
 

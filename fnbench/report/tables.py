@@ -233,6 +233,10 @@ def failures(df: pd.DataFrame) -> pd.DataFrame:
     return f.assign(device=f.device_label)[cols].reset_index(drop=True)
 
 
+#: Environment keys that describe one record's measurement, not the device (per-row values, already shown).
+_ENV_HIDDEN = {"measure_wall_s", "device_kind"}
+
+
 def environment(df: pd.DataFrame) -> pd.DataFrame:
     """Environment fingerprint per device (long form: device, key, value), from its latest record.
 
@@ -246,13 +250,15 @@ def environment(df: pd.DataFrame) -> pd.DataFrame:
     for (label, key), g in df.groupby(["device_label", "device_key"], sort=True):
         last = g.sort_values("created").iloc[-1]
         runs = sorted({r for ids in g.run_ids.dropna() for r in str(ids).split(",")})
-        out.append(dict(device=label, device_key=key, key="device_arch", value=last.get("device_arch")))
+        env = {c[4:]: last[c] for c in sorted(c for c in g.columns if c.startswith("env_"))}
+        if env.get("arch") is None or (isinstance(env.get("arch"), float) and np.isnan(env["arch"])):
+            env["arch"] = last.get("device_arch")  # one arch row, from the record's env or its device
         out.append(dict(device=label, device_key=key, key="runs", value=", ".join(runs)))
-        for c in sorted(c for c in g.columns if c.startswith("env_")):
-            v = last[c]
-            if v is None or (isinstance(v, float) and np.isnan(v)):
+        for k in sorted(env):
+            v = env[k]
+            if v is None or (isinstance(v, float) and np.isnan(v)) or k in _ENV_HIDDEN:
                 continue
-            out.append(dict(device=label, device_key=key, key=c[4:], value=v if not isinstance(v, (list, dict)) else json.dumps(v)))
+            out.append(dict(device=label, device_key=key, key=k, value=v if not isinstance(v, (list, dict)) else json.dumps(v)))
     return pd.DataFrame(out, columns=cols)
 
 
