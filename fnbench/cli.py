@@ -409,16 +409,12 @@ def report(paths, out_dir, runtimes) -> None:
     summary = build_report(list(paths) or ["results"], out_dir, runtimes=runtimes or None)
     con = _console()
     if len(summary.claims):
-        from rich.table import Table
-
-        t = Table(title="verdicts", title_justify="left")
-        for col in ("device", "runtime", "claim", "ratio", "95% CI", "verdict", "paper"):
-            t.add_column(col, justify="right" if col in ("ratio", "95% CI", "paper") else "left")
-        for r in summary.claims.itertuples():
-            num = (lambda v: "—" if v is None or v != v else f"{v:.2f}x")
-            ci = "—" if r.ci95_low != r.ci95_low else f"{r.ci95_low:.2f}–{r.ci95_high:.2f}x"
-            t.add_row(str(r.device), str(r.runtime), str(r.claim), num(r.ratio), ci, str(r.verdict), num(r.paper_ratio))
-        con.print(t)
+        measured = summary.claims[summary.claims.verdict != "not measured"]
+        for answer in measured.answer:
+            con.print(answer)
+        missing = sorted(set(summary.claims.claim) - set(measured.claim))
+        if missing:
+            con.print(f"not measured: {'; '.join(missing)} (see verdicts.csv)")
     con.print(f"{summary.n_rows} measurements from {len(summary.devices)} device(s); "
               f"{summary.n_unstable} unstable, {summary.n_failed} failed or unsupported")
     for name, why in summary.not_drawn.items():

@@ -347,8 +347,13 @@ def _network_claim(peer: str) -> Claim:
                  lambda r: f"FasterNet-T0 runs {_x(r)} as fast as {pretty(peer)}")
 
 
+def _num(r: float) -> str:
+    """A ratio for a sentence: two significant figures below 1, one decimal below 10, three figures above."""
+    return f"{r:.2g}" if r < 1 else f"{r:.1f}" if r < 10 else f"{r:.3g}"
+
+
 def _x(r: float) -> str:
-    return f"{r:.2g}×" if r < 10 else f"{r:.3g}×"
+    return _num(r) + "×"
 
 
 CLAIMS: tuple[Claim, ...] = (
@@ -434,8 +439,8 @@ def answer_sentence(row: dict | pd.Series, claim: Claim | None = None, *, where:
     per_txt = ""
     if claim.per_map_range and isinstance(per, str) and per:
         vals = [float(p.split(" ")[1].rstrip("×")) for p in per.split(", ")]
-        per_txt = f", {min(vals):.2g}–{max(vals):.2g}× per map" if len(vals) > 1 else ""
-    text = (f"{where} {claim.phrase(row['ratio'])} (95% CI {row['ci95_low']:.2g}–{row['ci95_high']:.2g}×"
+        per_txt = f", {_num(min(vals))}–{_x(max(vals))} per map" if len(vals) > 1 else ""
+    text = (f"{where} {claim.phrase(row['ratio'])} (95% CI {_num(row['ci95_low'])}–{_x(row['ci95_high'])}"
             f"{per_txt}{thr}{paper_txt}): {row['verdict']}")
     if row.get("unsettled"):
         text += f"; {row['unsettled_short'] if row.get('unsettled_short') else row['unsettled']}"
