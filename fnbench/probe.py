@@ -166,13 +166,19 @@ def run_probe(*, device: str = "auto", threads: int | None = None, budget_s: flo
                     TimeRemainingColumn(), console=Console(file=sys.stderr), disable=not progress)
     with prog:
         task = prog.add_task("probe", total=len(specs))
-        for spec in specs:
+        for i, spec in enumerate(specs):
             prog.update(task, description=f"{spec.name} {spec.size}")
             module, x, cost = spec.build()
+            smallest = i == 0 or specs[i - 1].name != spec.name
+            need = _budget_for_rounds(module, x.to(dev.torch_device), dev.torch_device)
+            if need > budget_s and not smallest:
+                prog.advance(task)  # too large for this budget to give an interval: the smaller sizes stand
+                continue
             fp = fingerprint(dev, threads)
             t0 = time.perf_counter()
-            m = measure(module, x.to(dev.torch_device), device=dev.torch_device, threads=threads, budget_s=budget_s,
-                        fold=False, allocator=None)
+            # the smallest size of each probe always gets enough time for an interval
+            m = measure(module, x.to(dev.torch_device), device=dev.torch_device, threads=threads,
+                        budget_s=max(budget_s, need), fold=False, allocator=None)
             fp["measure_wall_s"] = time.perf_counter() - t0
             if dev.kind != "cuda":
                 peak = theoretical_peak(threads or 1)
@@ -193,6 +199,25 @@ def run_probe(*, device: str = "auto", threads: int | None = None, budget_s: flo
             })
             prog.advance(task)
     return run_id, path, _results.read_records(path)
+
+
+#: Rounds (of at least 3 iterations) a probe's budget must afford for its interval to mean something.
+MIN_PROBE_ROUNDS = 5
+
+
+def _budget_for_rounds(module: nn.Module, x: torch.Tensor, device: str) -> float:
+    """Seconds that afford :data:`MIN_PROBE_ROUNDS` rounds of this size (one iteration timed after a warm call)."""
+    module = module.to(device).eval()
+    with torch.inference_mode():
+        module(x)
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        module(x)
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        dt = time.perf_counter() - t0
+    return 3 * MIN_PROBE_ROUNDS * dt / 0.7
 
 
 def ceilings(records: list[dict[str, Any]]) -> dict[str, float]:
