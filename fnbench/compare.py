@@ -366,7 +366,8 @@ def compare_from_results(paths, a: str, b: str, *, device: str | None = None, sh
     """The same comparison from stored result records, read exactly as the report reads them.
 
     :func:`fnbench.merge.load_frame` pools repeats; the rows of one group (device, runtime,
-    threads, batch; NCHW FP32 under ``allocator`` unless ``runtime`` names another set-up as the
+    threads, batch; NCHW FP32 under ``allocator`` (or the one allocator the files hold) unless
+    ``runtime`` names another set-up as the
     report labels it, e.g. "eager channels_last") go to the claim engine with the report's seed,
     so the claim's number and verdict are the report's. The per-shape table bootstraps rounds,
     unpaired (the records were not interleaved). ``precision`` defaults to the records' own target.
@@ -379,9 +380,13 @@ def compare_from_results(paths, a: str, b: str, *, device: str | None = None, sh
     if not df.empty:
         alloc = df.get("allocator", pd.Series(LEGACY_ALLOCATOR, index=df.index)).fillna(LEGACY_ALLOCATOR)
         plain = (df.runtime_name.eq(runtime) & df.memory_format.fillna("contiguous").eq("contiguous")
-                 & df.dtype.fillna("float32").eq("float32") & alloc.eq(allocator))
-        df = df[df.target_kind.ne("probe") & (plain | df.runtime.eq(runtime)) & df.target.isin([a, b])
-                & df.status.eq("ok")]
+                 & df.dtype.fillna("float32").eq("float32") & df.target.isin([a, b]))
+        # as in the report: files of one allocator are that allocator's answer; with several, ``allocator`` picks
+        if alloc[plain].nunique() == 1:
+            allocator = str(alloc[plain].iloc[0])
+        plain &= alloc.eq(allocator)
+        labelled = df.runtime.eq(runtime) & df.runtime.ne(df.runtime_name)  # e.g. "eager channels_last"
+        df = df[df.target_kind.ne("probe") & (plain | labelled) & df.target.isin([a, b]) & df.status.eq("ok")]
         if device is not None:
             df = df[df.device.eq(device)]
     if not df.empty:
