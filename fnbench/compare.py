@@ -366,11 +366,11 @@ def compare_from_results(paths, a: str, b: str, *, device: str | None = None, sh
     """The same comparison from stored result records, read exactly as the report reads them.
 
     :func:`fnbench.merge.load_frame` pools repeats; the rows of one group (device, runtime,
-    threads, batch; NCHW FP32 under ``allocator`` (or the one allocator the files hold) unless
-    ``runtime`` names another set-up as the
-    report labels it, e.g. "eager channels_last") go to the claim engine with the report's seed,
-    so the claim's number and verdict are the report's. The per-shape table bootstraps rounds,
-    unpaired (the records were not interleaved). ``precision`` defaults to the records' own target.
+    threads, batch; NCHW FP32 under ``allocator``, or the one allocator the files hold, unless
+    ``runtime`` names another set-up as the report labels it, e.g. "eager channels_last") go to
+    the claim engine with the report's seed, so the claim's number and verdict are the report's.
+    The per-shape table bootstraps rounds, unpaired (the records were not interleaved).
+    ``precision`` defaults to the records' own target.
     """
     from .merge import load_frame
     from .results import LEGACY_ALLOCATOR
