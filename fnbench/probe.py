@@ -176,9 +176,15 @@ def run_probe(*, device: str = "auto", threads: int | None = None, budget_s: flo
                 continue
             fp = fingerprint(dev, threads)
             t0 = time.perf_counter()
-            # the smallest size of each probe always gets enough time for an interval
-            m = measure(module, x.to(dev.torch_device), device=dev.torch_device, threads=threads,
-                        budget_s=max(budget_s, need), fold=False, allocator=None)
+            # the smallest size of each probe always gets enough time for an interval; where a slow
+            # moment left it with a zero-width one (one round), it is measured again with twice the time
+            b = max(budget_s, need)
+            for _ in range(3):
+                m = measure(module, x.to(dev.torch_device), device=dev.torch_device, threads=threads,
+                            budget_s=b, fold=False, allocator=None)
+                if m.rounds >= 2 and m.ci95_high_s > m.ci95_low_s:
+                    break
+                b *= 2
             fp["measure_wall_s"] = time.perf_counter() - t0
             if dev.kind != "cuda":
                 peak = theoretical_peak(threads or 1)
