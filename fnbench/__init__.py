@@ -24,11 +24,12 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'fnbench' has no attribute {name!r}")
 
 
-def load_results(paths="results"):
+def load_results(paths="results", *, rows="measurements"):
     """Load result files/directories into a ``pandas.DataFrame`` (see :func:`fnbench.results.load_results`).
 
-    Imported lazily so that ``import fnbench`` stays cheap for the CLI.
+    Probe records come back only with ``rows="probes"`` or ``rows="all"``. Imported lazily so
+    that ``import fnbench`` stays cheap for the CLI.
     """
     from .results import load_results as _load
 
-    return _load(paths)
+    return _load(paths, rows=rows)

@@ -20,10 +20,23 @@ def listing(kind: str, pattern: str = "*") -> list[tuple[str, str]]:
     if kind == "suites":
         return [(n, SUITES[n].summary) for n in sorted(SUITES) if fnmatch.fnmatchcase(n, pattern)]
     if kind == "devices":
-        from .devices import available_devices, resolve_device
+        from .devices import DEVICE_ALIASES, device_kinds_status, resolve_device
 
-        return [(n, f"{d.name} ({d.arch})") for n in available_devices() if fnmatch.fnmatchcase(n, pattern)
-                for d in [resolve_device(n)]]
+        aliases = {k: [a for a, v in DEVICE_ALIASES.items() if v == k] for k in ("cpu", "arm", "cuda")}
+        out = []
+        for n, here, why in device_kinds_status():
+            if not fnmatch.fnmatchcase(n, pattern):
+                continue
+            also = f"; also --device {', '.join(aliases[n])}" if aliases[n] else ""
+            if here:
+                d = resolve_device(n)
+                out.append((n, f"here: {d.name} ({d.arch}){also}"))
+            elif n == "arm":
+                out.append((n, f"not here: {why}; run fnbench on the ARM machine and merge its results "
+                               f"with `fnbench report`{also}"))
+            else:
+                out.append((n, f"not here: {why}{also}"))
+        return out
     if kind == "runtimes":
         from .runtimes import RUNTIMES
 

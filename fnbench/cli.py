@@ -264,7 +264,8 @@ def run(device, suite, targets, shape, batch, layers, runtimes, memory_format, d
 @click.option("--batch", type=int, default=None, help="Batch size (default 1; cuda: 32 unless given, 1 included).")
 @click.option("--threads", type=int, help="CPU threads (default 1).")
 @click.option("--runtime", default="eager", show_default=True, help="eager, compile or onnxruntime.")
-@click.option("--budget", type=float, default=8.0, show_default=True, help="Seconds per target per shape.")
+@click.option("--budget", type=float, default=8.0, show_default=True,
+              help="Upper bound on seconds per target per shape; each chunk stops early once its rounds are done.")
 @click.option("--from", "from_paths", multiple=True, help="Read A and B from these result files/directories instead of measuring.")
 @click.option("--allocator", default="tuned", show_default=True, help=_ALLOCATOR_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
@@ -305,6 +306,8 @@ def compare(a, b, device, shape, layers, batch, threads, runtime, budget, from_p
 def _print_compare(c) -> None:
     from rich.table import Table
 
+    from .compare import answer_text, verdict_line
+
     con = _console()
     t = Table(title=f"{c.a_name} vs {c.b_name} on {c.device} ({c.runtime}, threads {c.threads}, allocator "
                     f"{c.allocator}); ratios are {c.b_name} / {c.a_name}", title_justify="left")
@@ -328,7 +331,16 @@ def _print_compare(c) -> None:
         (llo, lhi), (flo, fhi) = c.latency_ci, c.flops_ci
         con.print(f"geometric mean over {len(c.rows)} shapes: MACs {c.macs_ratio:.3f}x, latency {c.latency_ratio:.3f}x "
                   f"(CI {llo:.3f}–{lhi:.3f}), FLOPS {c.flops_ratio:.3f}x (CI {flo:.3f}–{fhi:.3f})")
-    con.print(f"verdict: {verdict_text(c)}")
+    con.print(f"{verdict_line(c)}.")
+    cl = c.claim
+    if cl["verdict"] != "not measured":
+        per = ""
+        if cl["per_map_ratio"] == cl["per_map_ratio"]:
+            per = (f"; geometric mean of per-map ratios {cl['per_map_ratio']:.3g}x "
+                   f"(CI {cl['per_map_ci95_low']:.3g}–{cl['per_map_ci95_high']:.3g})")
+        con.print(f"claim \"{cl['claim']}\": {cl['statistic']} = {cl['ratio']:.3g}x "
+                  f"(CI {cl['ci95_low']:.3g}–{cl['ci95_high']:.3g}){per}")
+    con.print(f"[bold]{answer_text(c)}[/bold]")
 
 
 def _fmt_faults(per_iter: float | None, mem_bytes: float | None) -> str:
@@ -338,13 +350,6 @@ def _fmt_faults(per_iter: float | None, mem_bytes: float | None) -> str:
         return "—"
     text = f"{per_iter:,.0f}" if per_iter >= 10 else f"{per_iter:.2g}"
     return f"[red]{text} ⚠[/red]" if faults_flag(per_iter, mem_bytes) else text
-
-
-def verdict_text(c) -> str:
-    from .compare import verdict_line
-
-    word = c.flops_verdict()
-    return f"{verdict_line(c)}.\nclaim \"{c.a_name} FLOPS > {c.b_name} FLOPS\": {word}"
 
 
 # -- probe ----------------------------------------------------------------------------------------------
@@ -376,15 +381,22 @@ def probe(device, threads, budget, out_dir, allocator, as_json) -> None:
         st, cost = r["stats"], r["cost"]
         rate = (f"{cost['flops'] / st['median_s'] / 1e9:.2f} GFLOP/s (= {cost['macs'] / st['median_s'] / 1e9:.2f} GMAC/s)"
                 if cost["flops"] else f"{cost['mem_bytes_counted'] / st['median_s'] / 1e9:.2f} GB/s")
-        t.add_row(r["target"]["name"], str(r["target"]["options"]["size"]), f"{st['median_s'] * 1e3:.3f}",
-                  f"{st['ci95_low_s'] * 1e3:.3f}–{st['ci95_high_s'] * 1e3:.3f}", rate,
+        opts = r["target"]["options"]
+        size = f"{opts['size']}x{opts['hw']}x{opts['hw']}" if "hw" in opts else str(opts["size"])
+        ci = (f"{st['ci95_low_s'] * 1e3:.3f}–{st['ci95_high_s'] * 1e3:.3f}" if st.get("rounds", 0) >= 2
+              and st["ci95_high_s"] > st["ci95_low_s"] else f"— ({st.get('rounds', 0)} round: raise --budget)")
+        t.add_row(r["target"]["name"], size, f"{st['median_s'] * 1e3:.3f}", ci, rate,
                   _fmt_faults(st.get("minor_faults_per_iter"), cost.get("mem_bytes_counted")),
                   "yes" if st["stable"] else "no")
     con = _console()
     con.print(t)
-    con.print("ceilings: " + ", ".join(
+    con.print("ceilings (best of each kind): " + ", ".join(
         f"{k.replace('_flop_per_s', '')} {v / 1e9:.2f} GFLOP/s" if k.endswith("flop_per_s") else f"copy {v / 1e9:.2f} GB/s"
         for k, v in best.items()))
+    env = records[0].get("env") or {}
+    if env.get("theoretical_peak_gflop_per_s"):
+        con.print(f"theoretical FP32 peak: {env['theoretical_peak_gflop_per_s']:.1f} GFLOP/s "
+                  f"({env['theoretical_peak_basis']})")
     con.print(f"results: {path}")
 
 
@@ -400,16 +412,12 @@ def report(paths, out_dir, runtimes) -> None:
     summary = build_report(list(paths) or ["results"], out_dir, runtimes=runtimes or None)
     con = _console()
     if len(summary.claims):
-        from rich.table import Table
-
-        t = Table(title="verdicts", title_justify="left")
-        for col in ("device", "runtime", "claim", "ratio", "95% CI", "verdict", "paper"):
-            t.add_column(col, justify="right" if col in ("ratio", "95% CI", "paper") else "left")
-        for r in summary.claims.itertuples():
-            num = (lambda v: "—" if v is None or v != v else f"{v:.2f}x")
-            ci = "—" if r.ci95_low != r.ci95_low else f"{r.ci95_low:.2f}–{r.ci95_high:.2f}x"
-            t.add_row(str(r.device), str(r.runtime), str(r.claim), num(r.ratio), ci, str(r.verdict), num(r.paper_ratio))
-        con.print(t)
+        measured = summary.claims[summary.claims.verdict != "not measured"]
+        for answer in measured.answer:
+            con.print(answer)
+        missing = sorted(set(summary.claims.claim) - set(measured.claim))
+        if missing:
+            con.print(f"not measured: {'; '.join(missing)} (see verdicts.csv)")
     con.print(f"{summary.n_rows} measurements from {len(summary.devices)} device(s); "
               f"{summary.n_unstable} unstable, {summary.n_failed} failed or unsupported")
     for name, why in summary.not_drawn.items():

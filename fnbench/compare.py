@@ -6,18 +6,25 @@ ratio. Here A and B alternate in short chunks (A B B A A B …), each chunk made
 fresh allocations, and the ratio's bootstrap resamples *chunks*, pairing the A and B chunks taken
 side by side so drift common to both cancels.
 
-All ratios are B / A: ``macs_ratio`` (exact), ``latency_ratio`` (CI), ``flops_ratio`` = achieved
-MAC/s of B over A's = macs_ratio / latency_ratio (CI). Over several shapes the summary is the
-geometric mean of the per-shape ratios, with a CI from the same bootstrap replicates.
+All ratios in the table are B / A: ``macs_ratio`` (exact), ``latency_ratio`` (CI),
+``flops_ratio`` = achieved MAC/s of B over A's = macs_ratio / latency_ratio (CI). Over several
+shapes the table's summary is the geometric mean of the per-shape ratios.
+
+The verdict is not computed here: the claim "A's FLOPS > B's FLOPS" is
+:func:`fnbench.verdicts.flops_claim`, the same claim (statistic, interval, seed) the report
+evaluates, so ``compare --from results`` and ``fnbench report results`` give the same number and
+verdict. The answer ends with one sentence from A's side, and names a side that did not settle.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 
 from . import allocators, stats
@@ -29,7 +36,8 @@ from .suites import TABLE1_SHAPES
 from .targets import Target, TargetSpec, resolve
 from .timing import fold_bn, measure
 
-__all__ = ["Side", "ShapeComparison", "Comparison", "compare", "verdict_line", "N_BOOT"]
+__all__ = ["Side", "ShapeComparison", "Comparison", "compare", "compare_from_results", "verdict_line", "answer_text",
+           "N_BOOT"]
 
 N_BOOT = 4000
 CHUNKS = 6
@@ -51,6 +59,7 @@ class Side:
     @property
     def minor_faults_per_iter(self) -> float | None:
         return self.faults_minor / self.faults_iters if self.faults_iters else None
+    settled: bool | None = None  # from a result file: the stored row's own verdict on stability
 
     def chunk_medians(self) -> np.ndarray:
         return stats.round_medians(self.samples_s, self.chunk_ids)
@@ -68,9 +77,21 @@ class Side:
         return self.macs / self.median_s / 1e9
 
     def stable(self, precision: float) -> bool:
-        """At least 5 chunks, and the CI of their median within ±``precision`` of it."""
+        """At least 5 chunks, and :func:`fnbench.stats.settled` on the CI of their median."""
+        if self.settled is not None:
+            return self.settled
         med = self.chunk_medians()
-        return med.size >= 5 and stats.rel_halfwidth(self.ci95, float(np.median(med))) <= precision
+        return med.size >= 5 and stats.settled(self.ci95, float(np.median(med)), precision)
+
+    def claim_row(self, precision: float) -> dict:
+        """This side as a row for the claim engine (:mod:`fnbench.verdicts`)."""
+        med = float(np.median(self.chunk_medians()))
+        return {"target": self.spec.name, "target_kind": "operator" if self.spec.layers else "network",
+                "shape": "x".join(map(str, self.spec.shape)) if self.spec.shape else None, "layers": self.spec.layers,
+                "options": dict(self.spec.options), "macs": self.macs, "batch": self.batch, "median_s": med,
+                "samples_s": list(self.samples_s), "round_ids": list(self.chunk_ids), "worker_ids": None,
+                "status": "ok", "stable": self.stable(precision), "precision": precision,
+                "rel_ci_halfwidth": stats.rel_halfwidth(self.ci95, med)}
 
     @property
     def intensity(self) -> float | None:
@@ -108,6 +129,10 @@ class Comparison:
     rows: list[ShapeComparison]
     precision: float = 0.10
     allocator: str = DEFAULT_ALLOCATOR
+    claim: dict = field(default_factory=dict)  # fnbench.verdicts.evaluate of "A's FLOPS > B's FLOPS"
+    where: str = ""  # "On cpu: <name>" for the answer sentence
+    source: str = "measured"  # or "results": what to do about a side that did not settle differs
+    budget_s: float | None = None
 
     def _geo(self, values: list[float]) -> float:
         return float(math.exp(np.mean(np.log(values))))
@@ -140,13 +165,11 @@ class Comparison:
         return all(r.a.stable(self.precision) and r.b.stable(self.precision) for r in self.rows)
 
     def flops_verdict(self) -> str:
-        """The claim "A's FLOPS > B's FLOPS" (e.g. PConv's over DWConv's): supported / contradicted / inconclusive.
+        """The claim "A's FLOPS > B's FLOPS" (e.g. PConv's over DWConv's): the claim engine's verdict."""
+        return self.claim["verdict"]
 
-        Its ratio is A's achieved MAC/s over B's = 1 / ``flops_ratio``; a measurement that did not
-        settle makes the verdict inconclusive, never a win.
-        """
-        lo, hi = self.flops_ci
-        return stats.verdict((1 / hi, 1 / lo), 1.0, stable=self.stable)
+    def unsettled_sides(self) -> list[Side]:
+        return [sd for r in self.rows for sd in (r.a, r.b) if not sd.stable(self.precision)]
 
     def as_dict(self) -> dict[str, Any]:
         def side(s: Side) -> dict[str, Any]:
@@ -169,7 +192,14 @@ class Comparison:
                         "latency_ratio_ci95": list(self.latency_ci), "flops_ratio": self.flops_ratio,
                         "flops_ratio_ci95": list(self.flops_ci), "stable": self.stable,
                         "claim": f"{self.a_name} FLOPS > {self.b_name} FLOPS", "claim_verdict": self.flops_verdict(),
-                        "verdict": verdict_line(self)},
+                        "verdict": verdict_line(self),
+                        "claim_id": self.claim["claim_id"], "claim_statistic": self.claim["statistic"],
+                        "claim_ratio": self.claim["ratio"],
+                        "claim_ratio_ci95": [self.claim["ci95_low"], self.claim["ci95_high"]],
+                        "per_map_ratio": self.claim["per_map_ratio"],
+                        "per_map_ratio_ci95": [self.claim["per_map_ci95_low"], self.claim["per_map_ci95_high"]],
+                        "paper_ratio": self.claim["paper_ratio"], "unsettled": self.claim["unsettled"],
+                        "answer": answer_text(self)},
         }
 
 
@@ -184,9 +214,23 @@ def verdict_line(c: Comparison) -> str:
     else:
         speed = f"{l:.2f}x slower (CI {llo:.2f}-{lhi:.2f}x)"
     joint = "but is only" if (m < 1 and 1 / l < 1 / m) else "and is"
-    text = f"{b} has {macs} {joint} {speed}: FLOPS {f:.2f}x {a}'s (CI {flo:.2f}-{fhi:.2f}x)"
-    if not c.stable:
-        text += f"; a side's chunk medians spread beyond ±{c.precision:.0%}, so the measurement counts as unsettled"
+    return f"{b} has {macs} {joint} {speed}: FLOPS {f:.2f}x {a}'s (CI {flo:.2f}-{fhi:.2f}x)"
+
+
+def answer_text(c: Comparison) -> str:
+    """The claim's answer sentence, then, for each side that did not settle, what to do about it."""
+    from .verdicts import answer_sentence, flops_claim
+
+    text = answer_sentence(c.claim, flops_claim(c.a_name, c.b_name), where=c.where)
+    bad = c.unsettled_sides()
+    if bad:
+        names = sorted({sd.spec.name for sd in bad})
+        if c.source == "results":
+            todo = (f"measure them again (`fnbench run {' '.join('--target ' + n for n in names)}`; repeats are pooled) "
+                    "or compare them live with a larger --budget")
+        else:
+            todo = f"rerun with a larger budget (e.g. --budget {2 * (c.budget_s or 8.0):g})"
+        text += f" To settle {', '.join(names)}: {todo}."
     return text
 
 
@@ -288,7 +332,19 @@ def compare(
             if progress is not None:
                 progress(i * chunks + k + 1, len(pairs) * chunks)
         rows.append(_ratio_row(*sides, paired=True, seed=seed))
-    return Comparison(a, b, dev.kind, runtime, threads, rows, precision, allocator)
+    c = Comparison(a, b, dev.kind, runtime, threads, rows, precision, allocator, where=f"On {dev.kind}: {dev.name}",
+                   budget_s=budget_s)
+    c.claim = _evaluate(c, kind=dev.kind, key=(dev.kind, runtime, threads, batch), paired=True, seed=seed)
+    return c
+
+
+def _evaluate(c: Comparison, *, kind: str, key, paired: bool, seed: int = 0, rows: list[dict] | None = None) -> dict:
+    from .verdicts import PAPER_KIND, claim_seed, evaluate, flops_claim
+
+    claim = flops_claim(c.a_name, c.b_name)
+    if rows is None:
+        rows = [sd.claim_row(c.precision) for r in c.rows for sd in (r.a, r.b)]
+    return evaluate(claim, rows, kind=PAPER_KIND.get(kind), seed=seed + claim_seed(claim.id, key), paired=paired)
 
 
 def _ratio_row(sa: Side, sb: Side, *, paired: bool, seed: int) -> ShapeComparison:
@@ -310,47 +366,78 @@ def _ratio_row(sa: Side, sb: Side, *, paired: bool, seed: int) -> ShapeCompariso
 
 
 def compare_from_results(paths, a: str, b: str, *, device: str | None = None, shape=None,
-                         runtime: str = "eager", seed: int = 0, precision: float = 0.10,
+                         runtime: str = "eager", seed: int = 0, precision: float | None = None,
                          allocator: str = DEFAULT_ALLOCATOR) -> Comparison:
-    """The same comparison from stored result records (not interleaved: an unpaired bootstrap over rounds).
+    """The same comparison from stored result records, read exactly as the report reads them.
 
-    Picks, per shape present for both targets on one device, the latest ``ok`` record of each
-    (NCHW, FP32 records under ``allocator`` only: the set-up `compare` itself measures).
+    :func:`fnbench.merge.load_frame` pools repeats; the rows of one group (device, runtime,
+    threads, batch; NCHW FP32 under ``allocator``, or the one allocator the files hold, unless
+    ``runtime`` names another set-up as the report labels it, e.g. "eager channels_last") go to
+    the claim engine with the report's seed, so the claim's number and verdict are the report's.
+    The per-shape table bootstraps rounds, unpaired (the records were not interleaved).
+    ``precision`` defaults to the records' own target.
     """
-    from .results import iter_result_files, read_records, record_allocator
+    from .merge import load_frame
+    from .results import LEGACY_ALLOCATOR
+    from .verdicts import GROUP_KEYS, _op_pairs
 
-    recs = [r for f in iter_result_files(paths) for r in read_records(f)
-            if r.get("status", "ok") == "ok" and r.get("runtime", "eager") == runtime
-            and r.get("memory_format", "contiguous") == "contiguous" and r.get("dtype", "float32") == "float32"
-            and record_allocator(r) == allocator
-            and (device is None or (r.get("device") or {}).get("kind") == device)]
-    latest: dict[tuple, dict] = {}
-    for r in sorted(recs, key=lambda r: r.get("created", "")):
-        t = r["target"]
-        key = (t["name"], tuple(r.get("shape") or ()), (r.get("device") or {}).get("key"))
-        latest[key] = r
-    devices = {k[2] for k in latest}
-    rows, kinds = [], set()
-    for dkey in sorted(devices, key=str):
-        shapes_a = {k[1] for k in latest if k[0] == a and k[2] == dkey}
-        shapes_b = {k[1] for k in latest if k[0] == b and k[2] == dkey}
-        for sh in sorted(shapes_a & shapes_b):
-            if shape is not None and sh != tuple(shape):
-                continue
-            sides = []
-            for name in (a, b):
-                r = latest[(name, sh, dkey)]
-                t = r["target"]
-                spec = TargetSpec(name, sh, r.get("batch", 1), t.get("layers"), tuple(sorted((t.get("options") or {}).items())))
-                f = r.get("faults") or {}
-                sides.append(Side(spec, r["cost"]["macs"], r["cost"].get("mem_bytes_counted"), list(r["samples_s"]),
-                                  list(r.get("rounds") or [0] * len(r["samples_s"])), r.get("batch", 1),
-                                  int(sum(f.get("minor") or [])), int(sum(f.get("iters") or []))))
-                kinds.add((r.get("device") or {}).get("kind"))
-            rows.append(_ratio_row(*sides, paired=False, seed=seed))
-    if not rows:
+    df = load_frame(list(paths))
+    if not df.empty:
+        alloc = df.get("allocator", pd.Series(LEGACY_ALLOCATOR, index=df.index)).fillna(LEGACY_ALLOCATOR)
+        plain = (df.runtime_name.eq(runtime) & df.memory_format.fillna("contiguous").eq("contiguous")
+                 & df.dtype.fillna("float32").eq("float32") & df.target.isin([a, b]))
+        # as in the report: files of one allocator are that allocator's answer; with several, ``allocator`` picks
+        if alloc[plain].nunique() == 1:
+            allocator = str(alloc[plain].iloc[0])
+        plain &= alloc.eq(allocator)
+        labelled = df.runtime.eq(runtime) & df.runtime.ne(df.runtime_name)  # e.g. "eager channels_last"
+        df = df[df.target_kind.ne("probe") & (plain | labelled) & df.target.isin([a, b]) & df.status.eq("ok")]
+        if device is not None:
+            df = df[df.device.eq(device)]
+    if not df.empty:
+        df = df.assign(batch_group=df["batch_requested"].fillna(df["batch"]))
+        if shape is not None:
+            df = df[df["shape"].eq("x".join(map(str, shape)))]
+    groups = []
+    for key, g in (df.groupby(list(GROUP_KEYS), dropna=False, sort=True) if not df.empty else []):
+        both = sorted(set(g[g.target.eq(a)]["shape"]) & set(g[g.target.eq(b)]["shape"]), key=str)
+        if both:
+            groups.append((key, g, both))
+    if not groups:
         raise UserError(f"the result files hold no shape measured for both {a!r} and {b!r} (runtime {runtime}, "
                         f"allocator {allocator}); run `fnbench run --target {a} --target {b}` first")
-    if len(devices) > 1:
-        raise UserError(f"{a} and {b} were measured on {len(devices)} devices; pick one with --device")
-    return Comparison(a, b, kinds.pop() or "?", runtime, recs[0].get("threads"), rows, precision, allocator)
+    if len(groups) > 1:
+        devices = {k[0] for k, _, _ in groups}
+        if len(devices) > 1:
+            raise UserError(f"{a} and {b} were measured on {len(devices)} devices; pick one with --device")
+        raise UserError(f"{a} and {b} were measured under {len(groups)} set-ups (threads or batch) on one device; "
+                        "keep one set-up's files in the --from paths")
+    key, g, _ = groups[0]
+    recs = g.to_dict("records")
+    if precision is None:
+        p = g["precision"].dropna() if "precision" in g else []
+        precision = float(max(p)) if len(p) else 0.02
+    rows = []
+    for pair in _op_pairs(recs, a, b)[0]:
+        sides = []
+        for r in pair:
+            sh = r["shape"]
+            dims = tuple(int(v) for v in sh.split("x")) if isinstance(sh, str) else ()
+            layers = None if pd.isna(r.get("layers")) else int(r["layers"])
+            spec = TargetSpec(r["target"], dims, int(r["batch"]), layers, tuple(sorted(json.loads(r["options"]).items())))
+            rid = r.get("round_ids")
+            rid = list(rid) if isinstance(rid, (list, tuple, np.ndarray)) and len(rid) == len(r["samples_s"]) \
+                else list(range(len(r["samples_s"])))
+            faults = r.get("minor_faults_per_iter")
+            per_iter = None if faults is None or pd.isna(faults) else float(faults)
+            sides.append(Side(spec, int(r["macs"]), None if pd.isna(r.get("mem_bytes_counted")) else
+                              int(r["mem_bytes_counted"]), list(r["samples_s"]), rid, int(r["batch"]),
+                              # the merged row keeps a rate: stored as faults over a million iterations
+                              faults_minor=0 if per_iter is None else round(per_iter * 10**6),
+                              faults_iters=0 if per_iter is None else 10**6, settled=bool(r.get("stable"))))
+        rows.append(_ratio_row(*sides, paired=False, seed=seed))
+    threads = None if pd.isna(key[2]) else int(key[2])
+    c = Comparison(a, b, recs[0]["device"], runtime, threads, rows, precision, allocator,
+                   where=f"On {recs[0]['device_label']}", source="results")
+    c.claim = _evaluate(c, kind=recs[0]["device"], key=key, paired=False, seed=seed, rows=recs)
+    return c

@@ -34,11 +34,14 @@ import torch
 
 from .errors import UserError, suggest
 
-__all__ = ["Device", "DEVICE_KINDS", "resolve_device", "available_devices", "fingerprint", "device_key", "host_kind",
-           "arm_core_name", "cpu_model_from", "physical_cores_from", "is_paper_arm_core", "nvidia_smi", "gpu_state",
-           "smi_id", "throttle_reasons", "DEFAULT_CUDA_BATCH"]
+__all__ = ["Device", "DEVICE_KINDS", "DEVICE_ALIASES", "resolve_device", "available_devices", "device_kinds_status",
+           "fingerprint", "device_key", "host_kind", "arm_core_name", "cpu_model_from", "physical_cores_from",
+           "is_paper_arm_core", "nvidia_smi", "gpu_state", "smi_id", "throttle_reasons", "DEFAULT_CUDA_BATCH"]
 
 DEVICE_KINDS = ("auto", "cpu", "arm", "cuda")
+#: Other names people type for a device kind.
+DEVICE_ALIASES = {"gpu": "cuda", "nvidia": "cuda", "aarch64": "arm", "arm64": "arm", "x86_64": "cpu", "x86": "cpu",
+                  "amd64": "cpu", "host": "auto"}
 #: Batch on cuda when none is given: the paper's GPU column is throughput at batch 32.
 DEFAULT_CUDA_BATCH = 32
 _ARM_ARCHES = {"aarch64", "arm64"}
@@ -97,6 +100,24 @@ ARM_PARTS = {
 }
 #: The core of the paper's ARM column (Raspberry Pi 4B).
 PAPER_ARM_CORE = "Cortex-A72"
+
+
+def _why_not(kind: str) -> str | None:
+    """Why a device kind cannot be measured here (``None`` when it can)."""
+    if kind == "cuda":
+        if _cuda_ok():
+            return None
+        if torch.version.cuda is None:
+            return f"torch {torch.__version__} was built without CUDA"
+        return f"torch {torch.__version__} (CUDA {torch.version.cuda}) sees no GPU"
+    if kind != host_kind():
+        return f"this host is {_arch()}" + (" (its CPU is kind arm)" if host_kind() == "arm" else "")
+    return None
+
+
+def device_kinds_status() -> list[tuple[str, bool, str]]:
+    """Every device kind with whether it is here and, if not, why: ``[(kind, here, why)]``."""
+    return [(k, _why_not(k) is None, _why_not(k) or "") for k in ("cpu", "arm", "cuda")]
 
 
 def _int(v: str) -> int | None:
@@ -202,24 +223,21 @@ def resolve_device(name: str) -> Device:
     The error says what *is* here and what to do instead.
     """
     key = (name or "auto").strip().lower()
+    key = DEVICE_ALIASES.get(key, key)
     here = available_devices()
     arch = _arch()
     if key not in DEVICE_KINDS:
-        raise UserError(f"unknown device {name!r}{suggest(key, DEVICE_KINDS)}; use one of "
+        raise UserError(f"unknown device {name!r}{suggest(key, [*DEVICE_KINDS, *DEVICE_ALIASES])}; use one of "
                         f"{', '.join(DEVICE_KINDS)} (devices here: {', '.join(here)})")
     if key == "auto":
         key = "cuda" if "cuda" in here else host_kind()
     if key == "cuda":
         if not _cuda_ok():
-            if torch.version.cuda is None:
-                why = f"torch {torch.__version__} was built without CUDA"
-            else:
-                why = f"torch {torch.__version__} (CUDA {torch.version.cuda}) sees no GPU"
-            raise UserError(f"cuda requested but {why}; devices here: {', '.join(here)} "
+            raise UserError(f"cuda requested but {_why_not(key)}; devices here: {', '.join(here)} "
                             f"(use --device {host_kind()} or --device auto)")
         return Device("cuda", "cuda", torch.cuda.get_device_name(0), arch)
     if key == "arm" and host_kind() != "arm":
-        raise UserError(f"arm requested on an {arch} host: run fnbench on the ARM device and merge the "
+        raise UserError(f"arm requested but {_why_not(key)}: run fnbench on the ARM device and merge the "
                         f"result files with `fnbench report`; devices here: {', '.join(here)}")
     # 'cpu' on an aarch64 host is accepted as "this host's CPU" and recorded as arm (module docstring).
     return Device(host_kind(), "cpu", _cpu_model(), arch)

@@ -11,9 +11,10 @@ dtype, runtime, threads. Repeats are **pooled**: their raw samples are concatena
 are renumbered so that every (run, round) stays its own round, and the median and its 95 % CI
 are recomputed over the pooled per-round medians (:func:`fnbench.stats.rounds_median_ci`).
 Pooling rather than "latest wins" because every run adds fresh allocations, which is exactly
-the between-allocation variation the interval must cover. A pooled row is stable only when
-every repeat was stable, and only if the repeats agree (each repeat's median lies inside the
-pooled range of round medians); otherwise it is flagged unstable. Failed or unsupported repeats
+the between-allocation variation the interval must cover. Each repeat's processes stay clusters
+of the pooled interval (:func:`fnbench.stats.hierarchical_median_ci`), so repeats that disagree
+widen it. A pooled row is stable by the one rule, :func:`fnbench.stats.settled`: its interval lies
+within the loosest precision target of its repeats. Failed or unsupported repeats
 are dropped when at least one repeat succeeded (and counted in ``n_failed_repeats``); if none
 did, the latest failure is kept. Different devices are never merged.
 """
@@ -31,6 +32,9 @@ from . import stats
 from .allocators import DEFAULT_ALLOCATOR
 from .results import LEGACY_ALLOCATOR, iter_result_files, load_results, read_records
 
+#: The precision target of records that do not store one (the default of ``fnbench run``).
+DEFAULT_PRECISION = 0.02
+
 __all__ = ["IDENTITY_COLUMNS", "load_frame", "merge_repeats", "device_labels"]
 
 #: Columns that identify "the same measurement on the same device".
@@ -45,7 +49,7 @@ def load_frame(paths: str | os.PathLike | Iterable[str | os.PathLike] = "results
     ``n_failed_repeats``, ``run_ids`` and ``device_label`` (see :func:`device_labels`).
     """
     files = list(iter_result_files(paths))
-    df = load_results(files)
+    df = load_results(files, rows="all")  # the report draws its roofline ceilings from the probe rows
     with warnings.catch_warnings():  # load_results already warned about any torn last line
         warnings.simplefilter("ignore", RuntimeWarning)
         raw = [rec for f in files for rec in read_records(f)]
@@ -116,7 +120,7 @@ def _pool(group: pd.DataFrame) -> dict:
     row.update(n_repeats=len(group), n_failed_repeats=len(group) - len(ok), run_ids=",".join(map(str, ok.run_id)))
     if len(ok) == 1:
         return row
-    samples, rids, clusters, rep_meds = [], [], [], []
+    samples, rids, clusters = [], [], []
     offset = cluster_offset = 0
     for _, r in ok.iterrows():
         s = np.asarray(r["samples_s"], dtype=float)
@@ -131,15 +135,12 @@ def _pool(group: pd.DataFrame) -> dict:
         w = np.unique(np.asarray(w), return_inverse=True)[1] if _has_workers(r) else np.zeros(s.size, dtype=int)
         clusters.append(w + cluster_offset)
         cluster_offset += int(w.max()) + 1 if w.size else 0
-        if s.size:
-            rep_meds.append(float(np.median(stats.round_medians(s, ids))))
     s_all = np.concatenate(samples)
     r_all = np.concatenate(rids)
     c_all = np.concatenate(clusters)
     med, ci = stats.hierarchical_median_ci(s_all, r_all, c_all)
     meds = stats.round_medians(s_all, r_all)
-    agree = all(meds.min() <= m <= meds.max() for m in rep_meds) and (max(rep_meds) / min(rep_meds) - 1.0 <= 0.25)
-    stable = bool(ok.stable.fillna(False).astype(bool).all()) and agree and ci.level >= 0.95
+    stable = stats.settled(ci, med, _precision(ok))
     macs, batch, mb = row.get("macs"), row.get("batch"), row.get("mem_bytes_counted")
     row.update(
         samples_s=s_all.tolist(), round_ids=r_all.tolist(), worker_ids=c_all.tolist(), median_s=med, ci95_low_s=ci.low, ci95_high_s=ci.high,
@@ -155,6 +156,12 @@ def _pool(group: pd.DataFrame) -> dict:
                    gflops_per_s=2 * g / med)
         row["intensity_flop_per_byte"] = 2 * macs / mb if mb else None
     return row
+
+
+def _precision(rows: pd.DataFrame) -> float:
+    """The precision target of pooled repeats: the loosest one they were measured with (default ±2%)."""
+    p = rows["precision"].dropna() if "precision" in rows else pd.Series(dtype=float)
+    return float(p.max()) if len(p) else DEFAULT_PRECISION
 
 
 def merge_repeats(df: pd.DataFrame) -> pd.DataFrame:

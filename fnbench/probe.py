@@ -10,13 +10,19 @@ of fresh allocations, medians, a 95 % CI) and stored as ordinary result records 
   ``gemm_float16`` and ``gemm_bfloat16``. Every record says whether TF32 was on
   (``runtime_info.tf32``): PyTorch's default runs FP32 convolutions in TF32 but FP32 matmuls
   not, so an FP32 roof taken with defaults sits far below what FP32-labelled convolutions reach.
+- ``probe:conv_<dtype>``: a dense 3×3 convolution (C→C, stride 1) at C×H×W, the kind of kernel
+  the operators run; ``cost.flops = 2·H·W·9·C²``. A direct or Winograd-like kernel can beat a
+  plain GEMM on the same machine, so the compute roof is the best of the GEMMs *and* the conv.
 - ``probe:copy``: ``dst.copy_(src)`` of E FP32 elements into a buffer allocated once per round
   (so page faults are not timed); ``cost.mem_bytes_counted = 2·E·4`` (read + write, the same
-  convention as the byte counter). Bandwidth = bytes / median latency.
+  convention as the byte counter). Bandwidth = bytes / median latency; several E, the best wins.
 
 On CUDA each probe's module is built on the device once and reused by every round (a deep copy
 per round would copy and re-upload up to 1 GiB of operands); the input is still a fresh clone per
 round. Running out of memory fails the probe: its operands have no batch to halve.
+
+:func:`theoretical_peak` derives the CPU's FP32 peak from its flags where it can (vector lanes ×
+FMA units × 2 FLOP × clock × threads); it is shown beside the measured roof, never used as one.
 """
 
 from __future__ import annotations
@@ -38,7 +44,7 @@ from .devices import device_key, fingerprint, resolve_device
 from .errors import UserError
 from .timing import measure
 
-__all__ = ["ProbeSpec", "probe_specs", "run_probe", "ceilings"]
+__all__ = ["ProbeSpec", "probe_specs", "run_probe", "ceilings", "theoretical_peak", "FMA_UNITS"]
 
 
 class _GEMM(nn.Module):
@@ -49,6 +55,15 @@ class _GEMM(nn.Module):
 
     def forward(self, x):
         return torch.mm(x, self.w)
+
+
+class _Conv(nn.Module):
+    def __init__(self, c: int, dtype: torch.dtype):
+        super().__init__()
+        self.conv = nn.Conv2d(c, c, 3, padding=1, bias=False).to(dtype)
+
+    def forward(self, x):
+        return self.conv(x)
 
 
 class _Copy(nn.Module):
@@ -62,10 +77,11 @@ class _Copy(nn.Module):
 
 @dataclass(frozen=True)
 class ProbeSpec:
-    name: str  # probe:gemm_float32, probe:gemm_tf32, probe:copy
-    size: int  # N for GEMM, elements for copy
+    name: str  # probe:gemm_float32, probe:gemm_tf32, probe:conv_float32, probe:copy
+    size: int  # N for GEMM, channels C for conv, elements for copy
     dtype: str = "float32"
     tf32: bool = False  # float32 operands on TF32 tensor cores (cuda only)
+    hw: int = 0  # conv: the feature map is size × hw × hw
 
     def build(self, device: str = "cpu") -> tuple[nn.Module, torch.Tensor, dict[str, int]]:
         """The probe's module and input, created directly on ``device``, and its cost per iteration."""
@@ -76,6 +92,13 @@ class ProbeSpec:
             x = torch.randn(e, generator=g, device=device)
             return _Copy(e, device), x, {"macs": 0, "flops": 0, "mem_bytes_counted": 2 * e * 4, "params": 0}
         dt = getattr(torch, self.dtype)
+        if self.name.startswith("probe:conv"):
+            c, hw = self.size, self.hw
+            elem = torch.tensor([], dtype=dt).element_size()
+            macs = hw * hw * 9 * c * c
+            cost = {"macs": macs, "flops": 2 * macs, "mem_bytes_counted": (2 * c * hw * hw + 9 * c * c) * elem,
+                    "params": 9 * c * c}
+            return _Conv(c, dt).to(device), torch.randn(1, c, hw, hw, generator=g, device=device).to(dt), cost
         n = self.size
         elem = torch.tensor([], dtype=dt).element_size()
         cost = {"macs": n**3, "flops": 2 * n**3, "mem_bytes_counted": 3 * n * n * elem, "params": n * n}
@@ -89,8 +112,53 @@ def probe_specs(kind: str) -> list[ProbeSpec]:
                 for name, dt in (("float32", "float32"), ("tf32", "float32"), ("float16", "float16"),
                                  ("bfloat16", "bfloat16")) for n in (4096, 8192)]
         return gemm + [ProbeSpec("probe:copy", e) for e in (1 << 26, 1 << 28)]
-    return [ProbeSpec("probe:gemm_float32", n) for n in (512, 1024)] + \
-        [ProbeSpec("probe:copy", e) for e in (1 << 24, 1 << 25)]
+    return [ProbeSpec("probe:gemm_float32", n) for n in (256, 512, 1024)] + \
+        [ProbeSpec("probe:conv_float32", c, hw=hw) for c, hw in ((192, 28), (384, 14))] + \
+        [ProbeSpec("probe:copy", e) for e in (1 << 22, 1 << 24, 1 << 25)]
+
+
+#: FP32 lanes of the widest vector unit a CPU flag announces.
+_LANES = (("avx512f", 16), ("avx2", 8), ("avx", 8), ("asimd", 4), ("neon", 4), ("sse2", 4))
+#: FMA units per core assumed when deriving a peak: two on current x86 server/desktop and Arm Neoverse/Cortex-A7x
+#: cores (some AVX-512 parts have one; the result says it is an assumption).
+FMA_UNITS = 2
+
+
+def theoretical_peak(threads: int = 1, cpuinfo: str | None = None, max_mhz: float | None = None) -> dict[str, Any] | None:
+    """The FP32 peak a CPU's flags imply: lanes × FMA units × 2 FLOP × clock × threads, or ``None``.
+
+    The clock is the highest one the kernel reports (``cpuinfo_max_freq``, else ``cpu MHz``).
+    Returns ``{"gflop_per_s", "lanes", "fma_units", "mhz", "threads", "basis"}``.
+    """
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return None
+    flags: set[str] = set()
+    mhz = []
+    for line in cpuinfo.splitlines():
+        k, _, v = line.partition(":")
+        k = k.strip().lower()
+        if k in ("flags", "features"):
+            flags |= set(v.split())
+        elif k == "cpu mhz":
+            try:
+                mhz.append(float(v))
+            except ValueError:
+                pass
+    if max_mhz is None:
+        try:
+            max_mhz = int(Path("/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq").read_text()) / 1e3
+        except (OSError, ValueError):
+            max_mhz = max(mhz) if mhz else None
+    lanes = next((n for f, n in _LANES if f in flags), None)
+    if not lanes or not max_mhz or ("fma" not in flags and lanes in (8, 16)):
+        return None
+    g = lanes * FMA_UNITS * 2 * max_mhz / 1e3 * threads
+    return {"gflop_per_s": g, "lanes": lanes, "fma_units": FMA_UNITS, "mhz": max_mhz, "threads": threads,
+            "basis": f"{lanes} FP32 lanes × {FMA_UNITS} FMA units (assumed) × 2 FLOP × {max_mhz:.0f} MHz × "
+                     f"{threads} thread(s)"}
 
 
 def run_probe(*, device: str = "auto", threads: int | None = None, budget_s: float = 4.0, out_dir: str | Path = "results",
@@ -113,20 +181,37 @@ def run_probe(*, device: str = "auto", threads: int | None = None, budget_s: flo
                     TimeRemainingColumn(), console=Console(file=sys.stderr), disable=not progress)
     with prog:
         task = prog.add_task("probe", total=len(specs))
-        for spec in specs:
+        for i, spec in enumerate(specs):
             prog.update(task, description=f"{spec.name} {spec.size}")
             on_device = dev.kind == "cuda"
             module, x, cost = spec.build(dev.torch_device if on_device else "cpu")
+            smallest = i == 0 or specs[i - 1].name != spec.name
+            need = _budget_for_rounds(module, x.to(dev.torch_device), dev.torch_device)
+            if need > budget_s and not smallest:
+                prog.advance(task)  # too large for this budget to give an interval: the smaller sizes stand
+                continue
             fp = fingerprint(dev, threads)
             t0 = time.perf_counter()
-            m = measure(module, x, device=dev.torch_device, threads=threads, budget_s=budget_s, fold=False,
-                        allocator=None, tf32=spec.tf32, halve_on_oom=False,
-                        rebuild=(lambda module=module: module) if on_device else None)
+            # the smallest size of each probe always gets enough time for an interval; where a slow
+            # moment left it with a zero-width one (one round), it is measured again with twice the time
+            b = max(budget_s, need)
+            for _ in range(3):
+                m = measure(module, x.to(dev.torch_device), device=dev.torch_device, threads=threads, budget_s=b,
+                            fold=False, allocator=None, tf32=spec.tf32, halve_on_oom=False,
+                            rebuild=(lambda module=module: module) if on_device else None)
+                if m.rounds >= 2 and m.ci95_high_s > m.ci95_low_s:
+                    break
+                b *= 2
             fp["measure_wall_s"] = time.perf_counter() - t0
+            if dev.kind != "cuda":
+                peak = theoretical_peak(threads or 1)
+                if peak is not None:
+                    fp["theoretical_peak_gflop_per_s"] = peak["gflop_per_s"]
+                    fp["theoretical_peak_basis"] = peak["basis"]
             writer.write({
                 "schema": _results.SCHEMA_VERSION, "run_id": run_id, "created": _results.utc_now(), "status": "ok",
                 "target": {"name": spec.name, "kind": "probe", "shape": list(x.shape), "layers": None,
-                           "options": {"size": spec.size}, "batch": 1},
+                           "options": {"size": spec.size, **({"hw": spec.hw} if spec.hw else {})}, "batch": 1},
                 "shape": list(x.shape), "batch": 1, "dtype": spec.dtype,
                 "device": {"kind": dev.kind, "name": dev.name, "arch": dev.arch, "key": device_key(fp)},
                 "runtime": "eager", "memory_format": "contiguous", "allocator": allocator, "threads": threads,
@@ -141,8 +226,30 @@ def run_probe(*, device: str = "auto", threads: int | None = None, budget_s: flo
     return run_id, path, _results.read_records(path)
 
 
+#: Rounds (of at least 3 iterations) a probe's budget must afford for its interval to mean something.
+MIN_PROBE_ROUNDS = 5
+
+
+def _budget_for_rounds(module: nn.Module, x: torch.Tensor, device: str) -> float:
+    """Seconds that afford :data:`MIN_PROBE_ROUNDS` rounds of this size (one iteration timed after a warm call)."""
+    module = module.to(device).eval()
+    with torch.inference_mode():
+        module(x)
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        module(x)
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        dt = time.perf_counter() - t0
+    return 3 * MIN_PROBE_ROUNDS * dt / 0.7
+
+
 def ceilings(records: list[dict[str, Any]]) -> dict[str, float]:
-    """Best measured ceilings from probe records: ``{"gemm_float32_flop_per_s": …, "copy_bytes_per_s": …}``."""
+    """Best measured ceilings from probe records: ``{"gemm_float32_flop_per_s": …, "copy_bytes_per_s": …}``.
+
+    ``compute_float32_flop_per_s`` is the compute roof: the best of every FP32 GEMM and conv probe.
+    """
     best: dict[str, float] = {}
     for r in records:
         name = (r.get("target") or {}).get("name", "")
@@ -154,4 +261,6 @@ def ceilings(records: list[dict[str, Any]]) -> dict[str, float]:
         else:
             key, value = name.split(":", 1)[1] + "_flop_per_s", cost["flops"] / st["median_s"]
         best[key] = max(best.get(key, 0.0), value)
+        if key.endswith("float32_flop_per_s"):
+            best["compute_float32_flop_per_s"] = max(best.get("compute_float32_flop_per_s", 0.0), value)
     return best

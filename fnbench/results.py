@@ -34,6 +34,8 @@ from typing import Any
 from .errors import UserError
 
 __all__ = [
+    "ROW_KINDS",
+    "is_probe_record",
     "SCHEMA_VERSION",
     "STATUSES",
     "new_run_id",
@@ -264,9 +266,22 @@ def _flatten(rec: dict[str, Any], source: Path) -> dict[str, Any]:
     return row
 
 
-def load_results(paths: str | os.PathLike | Iterable[str | os.PathLike] = "results"):
+#: What :func:`load_results` returns: operator and network measurements, device probes, or both.
+ROW_KINDS = ("measurements", "probes", "all")
+
+
+def is_probe_record(rec: dict[str, Any]) -> bool:
+    """A ``fnbench probe`` record (a device ceiling), not a measurement of an operator or network."""
+    t = rec.get("target") or {}
+    return t.get("kind") == "probe" or str(t.get("name", "")).startswith("probe:")
+
+
+def load_results(paths: str | os.PathLike | Iterable[str | os.PathLike] = "results", *, rows: str = "measurements"):
     """Load result files and directories into a ``pandas.DataFrame``, one row per record.
 
+    ``rows`` keeps probe records apart from measurements: ``"measurements"`` (default) gives
+    operator and network rows only, ``"probes"`` the device-ceiling rows of ``fnbench probe``
+    only, ``"all"`` both, told apart by the ``row_kind`` column ("measurement" | "probe").
     Columns carry their units: ``median_s``, ``ci95_low_s``, ``macs``, ``gmacs_per_s`` (with
     ``gmacs_per_s_ci95_low``/``_high``), ``throughput_per_s`` (samples/s), ``env_*``; raw
     samples stay in ``samples_s``. Results from several devices merge into one frame; group by
@@ -274,5 +289,13 @@ def load_results(paths: str | os.PathLike | Iterable[str | os.PathLike] = "resul
     """
     import pandas as pd
 
-    rows = [_flatten(r, f) for f in iter_result_files(paths) for r in read_records(f)]
-    return pd.DataFrame(rows)
+    if rows not in ROW_KINDS:
+        raise ValueError(f"rows={rows!r}: use one of {', '.join(ROW_KINDS)}")
+    out = []
+    for f in iter_result_files(paths):
+        for r in read_records(f):
+            probe = is_probe_record(r)
+            if (rows == "measurements" and probe) or (rows == "probes" and not probe):
+                continue
+            out.append(dict(_flatten(r, f), row_kind="probe" if probe else "measurement"))
+    return pd.DataFrame(out)

@@ -51,6 +51,7 @@ __all__ = [
     "bootstrap_ratio_ci",
     "verdict",
     "VERDICTS",
+    "settled",
 ]
 
 VERDICTS = ("supported", "contradicted", "inconclusive")
@@ -246,6 +247,15 @@ def rel_halfwidth(ci: CI | tuple[float, float], center: float) -> float:
     if not np.isfinite(center) or center <= 0 or not (np.isfinite(lo) and np.isfinite(hi)):
         return float("inf")
     return float(max(center - lo, hi - center) / center)
+
+
+def settled(ci: CI | tuple[float, float], center: float, precision: float) -> bool:
+    """The one stability rule: a measurement is settled when its 95 % CI lies within ±``precision`` of its median.
+
+    Everything that calls a row stable or unstable (the adaptive stop, pooled repeats, both sides
+    of ``compare``) asks this question; the precision is the target the row was measured with.
+    """
+    return rel_halfwidth(ci, center) <= precision
 
 
 def _cluster_medians(x: np.ndarray, rounds: Sequence[int] | np.ndarray | None) -> np.ndarray:

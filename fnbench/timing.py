@@ -336,7 +336,7 @@ def workers_settled(samples, round_ids, worker_ids, precision: float, min_rounds
     if ci is None:
         ci = stats.hierarchical_median_ci(samples, round_ids, worker_ids, _CONFIDENCE)[1]
     center = stats.median(stats.round_medians(samples, round_ids))
-    return stats.rel_halfwidth(ci, center) <= precision
+    return stats.settled(ci, center, precision)
 
 
 def _settled(samples, round_ids, precision: float, min_rounds: int) -> bool:
@@ -348,7 +348,7 @@ def _settled(samples, round_ids, precision: float, min_rounds: int) -> bool:
     ci = stats.median_ci(meds, _CONFIDENCE)
     if ci.level < _CONFIDENCE:
         return False
-    return stats.rel_halfwidth(ci, float(np.median(meds))) <= precision
+    return stats.settled(ci, float(np.median(meds)), precision)
 
 
 # -- BatchNorm folding ------------------------------------------------------------------------

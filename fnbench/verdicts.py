@@ -1,50 +1,59 @@
-"""The paper's claims as ratios with bootstrap 95 % CIs and a verdict, per device and runtime.
+"""The claim engine: each claim defined once, evaluated the same way by ``report`` and ``compare``.
 
-Every claim is one number, a threshold and a direction. The verdict is
-:func:`fnbench.stats.verdict` on the bootstrap CI of that number: ``supported`` when the whole
-CI lies on the claimed side of the threshold, ``contradicted`` when it lies wholly on the other
-side, ``inconclusive`` otherwise — and always ``inconclusive`` when any measurement the claim
-rests on is marked unstable (an unsettled number never decides a claim). A claim whose targets
-were not measured (absent, failed or unsupported) on a device is ``not measured``.
+A :class:`Claim` carries everything that decides it: the statistic (how its number is made from
+the rows), the threshold and direction, the targets it needs, and the phrase that states its
+answer. :func:`evaluate` runs one claim on the rows of one measurement group (device × runtime ×
+threads × batch; a layout or precision other than NCHW FP32 is part of the runtime label, and
+further conditions are one more entry in :data:`GROUP_KEYS`). ``fnbench report`` calls it through
+:func:`claim_table`, ``fnbench compare`` (live or ``--from``) through :func:`evaluate` on the same
+rows with the same seed, so the same data give the same number, interval and verdict everywhere.
 
-The claims (``maps`` = the Table-1 feature maps measured for *both* operators, 10 layers,
-default options; if there are none, any shape/layers both operators share, without a paper value):
+Verdicts follow their intervals (:func:`verdict`): ``supported`` when the bootstrap 95 % CI lies
+wholly on the claimed side of the threshold, ``contradicted`` when it lies wholly on the other
+side, ``inconclusive`` only when it straddles the threshold (or is not finite), and
+``not measured`` when a target the claim needs is absent, failed or unsupported. A row that did
+not settle (see :func:`fnbench.stats.settled`, the one stability rule) does not veto a verdict:
+its uncertainty is already inside the interval, and it is named next to the verdict
+(``unsettled`` column: "1 of 8 rows above their ±2% target: dwconv 96x56x56 ±3.1%").
 
-``pconv_vs_dwconv_flops``  R = mean_maps(GMAC/s of pconv) / mean_maps(GMAC/s of dwconv) > 1.
-    This is the paper's own statistic: its 6.2× (CPU), 10.5× (GPU) and 22.8× (ARM) are ratios
-    of Table 1's *average* GFLOPS (39.91/6.42, 3274/313, 2.73/0.12). The paper ratio shown is
-    the same statistic over the same maps, so the two numbers are comparable. It is computed from
-    Table 1's cells, so it can differ slightly from the headline, which divides rounded averages
-    (ARM: 2.7325 / 0.1225 = 22.3 from the cells, 22.8 from 2.73 / 0.12).
-``pconv_vs_gconv_flops``   the same with gconv (paper 1.54× CPU, 1.79× GPU, 1.42× ARM).
-``pconv_latency_vs_flops`` S = Σ_maps latency(conv) / Σ_maps latency(pconv), the latency
-    speed-up of running the stacks, against the threshold Σ macs(conv) / Σ macs(pconv) (= 16 for
-    n_div 4), the FLOP reduction. The claim "PConv's latency falls by less than its FLOPs" is
-    S < threshold. Latency is per sample (per-batch latency / batch), so GPU throughput rows and
-    the paper's fps compare directly.
-``t0_faster_than_<peer>``  latency(peer) / latency(fasternet_t0) > 1 (per-sample latency; paper:
-    CPU ms, ARM ms, GPU fps inverted), for mobilevit_xxs, mobilenetv2 and shufflenetv2_x1_5.
+The statistics, and which is the paper's:
 
-Uncertainty: a percentile bootstrap over each measurement independently. Where a measurement
-was sampled across worker processes (records with ``workers``) it resamples workers, then rounds
-within them — the scheme of the row's own CI, :func:`fnbench.stats.hierarchical_median_ci`, but
-without its few-cluster widening; otherwise it resamples rounds (fresh allocations). Frames
-without per-sample round ids (a bare :func:`~fnbench.results.load_results`) fall back to
-resampling single iterations, which gives narrower intervals; :func:`claim_table` says so in its
-``note`` column. Use :func:`fnbench.merge.load_frame` to get the round and worker ids.
+``pconv_vs_dwconv_flops``, ``pconv_vs_gconv_flops``  R = mean_maps(GMAC/s of pconv) /
+    mean_maps(GMAC/s of the other) > 1 over the Table-1 maps measured for both. This is the
+    **paper's statistic**: its 6.2× (CPU), 10.5× (GPU) and 22.8× (ARM) divide Table 1's average
+    GFLOPS (39.91/6.42, 3274/313, 2.73/0.12). ``paper_ratio`` is the same statistic over the same
+    maps from Table 1's cells (ARM: 2.7325 / 0.1225 = 22.3 from the cells). Beside it, the
+    geometric mean of the per-map ratios (``per_map_ratio``, with its own CI), which is what a
+    map-by-map comparison means; ``per_map`` lists each map's ratio.
+``pconv_vs_dwconv_latency``, ``pconv_vs_gconv_latency``  geometric mean over the maps of
+    latency(pconv stack) / latency(other stack) < 1 ("a PConv stack is faster"); ``per_map``
+    lists each map. Paper value: the same from Table 1's latencies (GPU: inverted fps).
+``pconv_latency_vs_flops``  S = Σ_maps latency(conv) / Σ_maps latency(pconv) against the FLOP
+    reduction Σ MACs(conv) / Σ MACs(pconv) (= 16 for n_div 4): "PConv's latency falls by less
+    than its FLOPs" is S < threshold.
+``t0_faster_than_<peer>``  latency(peer) / latency(fasternet_t0) > 1, per sample.
+
+Uncertainty: a percentile bootstrap over each row independently (paired when the rows were taken
+in interleaved chunks, as ``compare`` does). Rows sampled across worker processes resample
+workers, then rounds (:func:`fnbench.stats.hierarchical_median_draws`); otherwise rounds (fresh
+allocations); rows without round ids fall back to single iterations, which :func:`claim_table`
+notes. The RNG seed is derived from the claim and the group, not from their order.
 
 Example::
 
     >>> from fnbench.merge import load_frame
     >>> table = claim_table(load_frame("results"))  # doctest: +SKIP
-    >>> table[["device", "claim", "ratio", "verdict", "paper_ratio"]]  # doctest: +SKIP
+    >>> print(table.answer.iloc[0])  # doctest: +SKIP
+    On cpu: AMD EPYC PConv reaches 3.6× DWConv's FLOPS (95% CI 3.6–3.7×; paper 6.2×): supported.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
-from dataclasses import dataclass
+import math
+import zlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -53,72 +62,115 @@ from . import stats
 from .merge import device_labels, merge_repeats
 from .reference import paper_networks, paper_table1
 
-__all__ = ["Claim", "CLAIMS", "NOT_MEASURED", "VERDICT_WORDS", "CLAIM_COLUMNS", "PAPER_KIND", "claim_table"]
+__all__ = ["Claim", "Evidence", "CLAIMS", "NOT_MEASURED", "VERDICT_WORDS", "CLAIM_COLUMNS", "PAPER_KIND",
+           "GROUP_KEYS", "claim_table", "evaluate", "flops_claim", "latency_claim", "verdict", "answer_sentence",
+           "unsettled_text", "claim_seed", "pretty", "paper_latency_ms"]
 
 NOT_MEASURED = "not measured"
 VERDICT_WORDS = (*stats.VERDICTS, NOT_MEASURED)
 #: Which of the paper's device columns a device kind is compared with.
 PAPER_KIND = {"cpu": "cpu", "cuda": "gpu", "arm": "arm"}
+#: The measurement conditions a claim is evaluated within; a new condition is one more column here.
+GROUP_KEYS = ("device_key", "runtime", "threads", "batch_group")
 TABLE1_OPS = ("conv", "gconv", "dwconv", "pconv")
 T0 = "fasternet_t0"
 PEERS = ("mobilevit_xxs", "mobilenetv2", "shufflenetv2_x1_5")
 N_BOOT = 4000
-CLAIM_COLUMNS = ["device", "device_key", "device_kind", "runtime", "threads", "batch", "claim_id", "claim", "ratio",
-                 "ci95_low", "ci95_high", "threshold", "direction", "verdict", "paper_ratio", "paper_device",
-                 "n_rows", "unit", "note"]
+CLAIM_COLUMNS = ["device", "device_key", "device_kind", "runtime", "threads", "batch", "claim_id", "claim",
+                 "statistic", "ratio", "ci95_low", "ci95_high", "threshold", "threshold_meaning", "direction",
+                 "verdict", "paper_ratio",
+                 "paper_device", "per_map_ratio", "per_map_ci95_low", "per_map_ci95_high", "per_map", "unsettled",
+                 "n_rows", "unit", "note", "answer"]
+_NAMES = {"pconv": "PConv", "dwconv": "DWConv", "gconv": "GConv", "conv": "Conv", "pwconv": "PWConv",
+          T0: "FasterNet-T0", "mobilevit_xxs": "MobileViT-XXS", "mobilenetv2": "MobileNetV2",
+          "shufflenetv2_x1_5": "ShuffleNetV2 x1.5"}
+
+
+def pretty(name: str) -> str:
+    """Display name of a target (``pconv`` → PConv); unknown names are shown as they are."""
+    return _NAMES.get(name, name)
+
+
+@dataclass
+class Evidence:
+    """What a claim's statistic gives on one group's rows, before the verdict."""
+
+    ratio: float
+    reps: np.ndarray  # bootstrap replicates of ``ratio``
+    threshold: float
+    paper_ratio: float
+    rows: list[dict]
+    note: str = ""
+    per_map: list[tuple[str, float]] = field(default_factory=list)  # (map, ratio) per map
+    per_map_ratio: float = float("nan")  # geometric mean of the per-map ratios
+    per_map_reps: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
 class Claim:
-    """One testable statement: ``id``, the text shown, and how its number is defined."""
+    """One testable statement, defined once.
+
+    ``evaluate(rows, kind, rng, n_boot, paired)`` returns :class:`Evidence` or a string saying
+    what was missing; ``phrase(ratio)`` states the measured answer ("PConv reaches 3.6× DWConv's
+    FLOPS"); ``needs`` names the targets it rests on.
+    """
 
     id: str
     text: str
-    direction: str  # '>' : supported when the ratio's CI lies above the threshold; '<' : below
-    definition: str
-
-
-CLAIMS: tuple[Claim, ...] = (
-    Claim("pconv_vs_dwconv_flops", "PConv FLOPS > DWConv FLOPS", ">",
-          "mean GMAC/s of pconv / mean GMAC/s of dwconv over the Table-1 maps measured (paper's statistic)"),
-    Claim("pconv_vs_gconv_flops", "PConv FLOPS > GConv FLOPS", ">",
-          "mean GMAC/s of pconv / mean GMAC/s of gconv over the Table-1 maps measured (paper's statistic)"),
-    Claim("pconv_latency_vs_flops", "PConv's latency falls by less than its FLOPs", "<",
-          "latency speed-up Σ latency(conv) / Σ latency(pconv) over the maps, below the FLOP reduction "
-          "Σ MACs(conv) / Σ MACs(pconv)"),
-    *(Claim(f"t0_faster_than_{p}", f"FasterNet-T0 is faster than {name}", ">",
-            f"latency({p}) / latency({T0}), per sample")
-      for p, name in zip(PEERS, ("MobileViT-XXS", "MobileNetV2", "ShuffleNetV2 x1.5"))),
-)
+    direction: str  # '>' : supported when the CI lies above the threshold; '<' : below
+    statistic: str
+    unit: str
+    needs: tuple[str, ...]
+    evaluate: Callable[..., "Evidence | str"] = field(compare=False, repr=False)
+    phrase: Callable[[float], str] = field(compare=False, repr=False)
+    per_map_range: bool = False  # the answer sentence also gives the range of the per-map ratios
+    threshold_meaning: str = "parity"  # what the threshold stands for, shown beside it
 
 
 # -- bootstrap ---------------------------------------------------------------------------------------
-def _units(row) -> np.ndarray:
-    """Per-round medians of a row's samples (or the samples themselves without round ids)."""
-    s = np.asarray(row["samples_s"], dtype=float)
-    r = row.get("round_ids")
-    if isinstance(r, (list, tuple, np.ndarray)) and len(r) == len(s) and len(s):
-        return stats.round_medians(s, r)
-    return s
-
-
-def _draws(row, rng: np.random.Generator, n_boot: int) -> np.ndarray:
-    """Bootstrap replicates of the row's median latency per sample (seconds).
-
-    With worker ids (sampling across processes) the resampling is two-stage, workers then
-    rounds, as in the row's own CI (:func:`fnbench.stats.hierarchical_median_ci`).
-    """
-    w = row.get("worker_ids")
-    if _has_round_ids([row]) and isinstance(w, (list, tuple, np.ndarray)) and len(w) == len(row["samples_s"]) \
-            and len(set(w)) > 1:
-        return stats.hierarchical_median_draws(row["samples_s"], row["round_ids"], w, n_boot, rng) / row["batch"]
-    u = _units(row)
-    return np.median(u[rng.integers(0, u.size, size=(n_boot, u.size))], axis=1) / row["batch"]
-
-
 def _has_round_ids(rows: Sequence) -> bool:
     return all(isinstance(r.get("round_ids"), (list, tuple, np.ndarray)) and len(r["round_ids"]) == len(r["samples_s"])
                for r in rows)
+
+
+def _units(row) -> np.ndarray:
+    """Per-round medians of a row's samples (or the samples themselves without round ids)."""
+    s = np.asarray(row["samples_s"], dtype=float)
+    if _has_round_ids([row]) and len(set(row["round_ids"])) > 1:
+        return stats.round_medians(s, row["round_ids"])
+    return s  # no round ids, or a single round: iterations are all there is to resample
+
+
+def _latency(row) -> float:
+    """The row's median latency per sample (seconds)."""
+    return float(row["median_s"]) / row["batch"]
+
+
+def _draws(row, rng: np.random.Generator, n_boot: int, idx: np.ndarray | None = None) -> np.ndarray:
+    """Bootstrap replicates of the row's median latency per sample (seconds).
+
+    ``idx`` (n_boot × units) resamples with given indices: the pairing of interleaved chunks.
+    """
+    w = row.get("worker_ids")
+    if idx is None and _has_round_ids([row]) and isinstance(w, (list, tuple, np.ndarray)) \
+            and len(w) == len(row["samples_s"]) and len(set(w)) > 1:
+        return stats.hierarchical_median_draws(row["samples_s"], row["round_ids"], w, n_boot, rng) / row["batch"]
+    u = _units(row)
+    if idx is None:
+        idx = rng.integers(0, u.size, size=(n_boot, u.size))
+    return np.median(u[idx], axis=1) / row["batch"]
+
+
+def _pair_draws(a, b, rng, n_boot, paired: bool) -> tuple[np.ndarray, np.ndarray]:
+    ua, ub = _units(a), _units(b)
+    if paired and ua.size == ub.size:
+        idx = rng.integers(0, ua.size, size=(n_boot, ua.size))
+        return _draws(a, rng, n_boot, idx), _draws(b, rng, n_boot, idx)
+    return _draws(a, rng, n_boot), _draws(b, rng, n_boot)
+
+
+def _geo(x) -> float:
+    return float(np.exp(np.mean(np.log(np.asarray(x, dtype=float)))))
 
 
 # -- selecting the rows a claim rests on -----------------------------------------------------------
@@ -131,38 +183,42 @@ def _table1_keys() -> set:
     return {(int(c), int(h), int(w)) for c, h, w in zip(t.c, t.h, t.w)}
 
 
-def _op_pairs(g: pd.DataFrame, a: str, b: str) -> tuple[list[tuple[dict, dict]], bool, str]:
-    """Matched (a, b) rows per map: Table-1 settings first, else any shared shape/layers/options.
+def _options(v) -> dict:
+    return json.loads(v) if isinstance(v, str) else dict(v or {})
+
+
+def _op_pairs(rows: list[dict], a: str, b: str) -> tuple[list[tuple[dict, dict]], bool, str]:
+    """Matched (a, b) rows per shape: Table-1 settings first, else any shared shape/layers/options.
 
     Returns the pairs, whether they are Table-1 cells, and a note on what was missing.
     """
-    ops = g[g.target_kind.eq("operator") & g.target.isin([a, b])]
-    ok = ops[ops.status == "ok"]
-    if ok.empty:
-        return [], False, _missing_note(ops, [a, b])
+    mine = [r for r in rows if r.get("target") in (a, b)]
+    ok = [r for r in mine if r.get("status", "ok") == "ok"]
 
     def index(op):
-        return {(r["shape"], r["layers"], r["options"]): r for r in ok[ok.target == op].to_dict("records")}
+        return {(r["shape"], r.get("layers"), json.dumps(_options(r.get("options")), sort_keys=True)): r
+                for r in ok if r["target"] == op}
 
     ia, ib = index(a), index(b)
     common = [k for k in ia if k in ib]
     t1 = _table1_keys()
-    table1 = [k for k in common if _shape_tuple(k[0]) in t1 and k[1] == 10 and json.loads(k[2]) == {}]
+    table1 = [k for k in common if _shape_tuple(k[0]) in t1 and k[1] == 10 and k[2] == "{}"]
     if table1:
         return [(ia[k], ib[k]) for k in sorted(table1, key=lambda k: _shape_tuple(k[0]))], True, ""
     if common:
-        return [(ia[k], ib[k]) for k in common], False, "not at the paper's Table-1 settings; no paper value"
-    return [], False, _missing_note(ops, [a, b])
+        return ([(ia[k], ib[k]) for k in sorted(common, key=lambda k: str(k))], False,
+                "not at the paper's Table-1 settings; no paper value")
+    return [], False, _missing_note(mine, [a, b])
 
 
-def _missing_note(rows: pd.DataFrame, names: Sequence[str]) -> str:
+def _missing_note(rows: list[dict], names: Sequence[str]) -> str:
     parts = []
     for n in names:
-        r = rows[rows.target == n]
-        if r.empty:
+        r = [x for x in rows if x.get("target") == n]
+        if not r:
             parts.append(f"{n} absent")
-        elif not (r.status == "ok").any():
-            parts.append(f"{n} {r.status.iloc[-1]}: {r.error.iloc[-1]}")
+        elif not any(x.get("status", "ok") == "ok" for x in r):
+            parts.append(f"{n} {r[-1].get('status')}: {r[-1].get('error')}")
     return "; ".join(parts) or "no shape measured for both"
 
 
@@ -190,82 +246,259 @@ def _paper_latency_ms(op_or_net: str, kind: str, shape: str | None = None) -> fl
     return float(v) if pd.notna(v) else float("nan")
 
 
-# -- the claims --------------------------------------------------------------------------------------
-def _flops_claim(g, other: str, kind: str | None, rng, n_boot):
-    pairs, is_t1, note = _op_pairs(g, "pconv", other)
-    if not pairs:
-        return None, note
-    gp = np.array([p["macs"] / 1e9 / (p["median_s"]) for p, _ in pairs])
-    go = np.array([o["macs"] / 1e9 / (o["median_s"]) for _, o in pairs])
-    ratio = float(gp.mean() / go.mean())
-    bp = np.stack([p["macs"] / p["batch"] / 1e9 / _draws(p, rng, n_boot) for p, _ in pairs])
-    bo = np.stack([o["macs"] / o["batch"] / 1e9 / _draws(o, rng, n_boot) for _, o in pairs])
-    reps = bp.mean(axis=0) / bo.mean(axis=0)
-    paper = float("nan")
-    if is_t1 and kind is not None:
-        pp = [_paper_cell("pconv", p["shape"], kind, "gmacs_per_s") for p, _ in pairs]
-        po = [_paper_cell(other, p["shape"], kind, "gmacs_per_s") for p, _ in pairs]
-        paper = float(np.mean(pp) / np.mean(po))
-    rows = [r for pair in pairs for r in pair]
-    return dict(ratio=ratio, reps=reps, threshold=1.0, paper_ratio=paper, rows=rows, unit="× (GMAC/s ratio)",
-                note=note + ("; maps: " + ", ".join(p["shape"] for p, _ in pairs))), None
+#: The paper's per-sample latency (ms) of a Table-1 cell or a network, for its device of a kind.
+paper_latency_ms = _paper_latency_ms
 
 
-def _latency_claim(g, kind: str | None, rng, n_boot):
-    pairs, is_t1, note = _op_pairs(g, "conv", "pconv")
+# -- the statistics ----------------------------------------------------------------------------------
+def _maps_note(note: str, pairs) -> str:
+    return "; ".join(x for x in (note, "maps: " + ", ".join(str(p["shape"]) for p, _ in pairs)) if x)
+
+
+def flops_claim(a: str, b: str, claim_id: str | None = None) -> Claim:
+    """"A's FLOPS > B's FLOPS": ratio of mean GMAC/s over the shapes measured for both (paper's statistic)."""
+
+    def run(rows, kind, rng, n_boot, paired=False):
+        pairs, is_t1, note = _op_pairs(rows, a, b)
+        if not pairs:
+            return note
+        ga = np.array([p["macs"] / 1e9 / p["median_s"] for p, _ in pairs])
+        gb = np.array([o["macs"] / 1e9 / o["median_s"] for _, o in pairs])
+        draws = [_pair_draws(p, o, rng, n_boot, paired) for p, o in pairs]
+        ba = np.stack([p["macs"] / p["batch"] / 1e9 / da for (p, _), (da, _) in zip(pairs, draws)])
+        bb = np.stack([o["macs"] / o["batch"] / 1e9 / db for (_, o), (_, db) in zip(pairs, draws)])
+        paper = float("nan")
+        if is_t1 and kind is not None:
+            pa = [_paper_cell(a, p["shape"], kind, "gmacs_per_s") for p, _ in pairs]
+            pb = [_paper_cell(b, p["shape"], kind, "gmacs_per_s") for p, _ in pairs]
+            paper = float(np.mean(pa) / np.mean(pb))
+        per = ga / gb
+        return Evidence(ratio=float(ga.mean() / gb.mean()), reps=ba.mean(axis=0) / bb.mean(axis=0), threshold=1.0,
+                        paper_ratio=paper, rows=[r for pr in pairs for r in pr], note=_maps_note(note, pairs),
+                        per_map=[(p["shape"], float(v)) for (p, _), v in zip(pairs, per)], per_map_ratio=_geo(per),
+                        per_map_reps=np.exp(np.mean(np.log(ba / bb), axis=0)))
+
+    return Claim(claim_id or f"{a}_vs_{b}_flops", f"{pretty(a)} FLOPS > {pretty(b)} FLOPS", ">",
+                 f"mean GMAC/s of {a} / mean GMAC/s of {b} over the maps (the paper's statistic)",
+                 "× (GMAC/s ratio)", (a, b), run,
+                 lambda r: f"{pretty(a)} reaches {_x(r)} {pretty(b)}'s FLOPS")
+
+
+def latency_claim(a: str, b: str, claim_id: str | None = None) -> Claim:
+    """"An A stack is faster than a B stack": geometric mean over maps of latency(A) / latency(B) < 1."""
+
+    def run(rows, kind, rng, n_boot, paired=False):
+        pairs, is_t1, note = _op_pairs(rows, a, b)
+        if not pairs:
+            return note
+        per = np.array([_latency(p) / _latency(o) for p, o in pairs])
+        draws = [_pair_draws(p, o, rng, n_boot, paired) for p, o in pairs]
+        reps = np.exp(np.mean(np.log(np.stack([da / db for da, db in draws])), axis=0))
+        paper = float("nan")
+        if is_t1 and kind is not None:
+            paper = _geo([_paper_latency_ms(a, kind, p["shape"]) / _paper_latency_ms(b, kind, p["shape"])
+                          for p, _ in pairs])
+        return Evidence(ratio=_geo(per), reps=reps, threshold=1.0, paper_ratio=paper,
+                        rows=[r for pr in pairs for r in pr], note=_maps_note(note, pairs),
+                        per_map=[(p["shape"], float(v)) for (p, _), v in zip(pairs, per)])
+
+    return Claim(claim_id or f"{a}_vs_{b}_latency", f"{pretty(a)} stack is faster than {pretty(b)} stack", "<",
+                 f"geometric mean over the maps of latency({a}) / latency({b})", "× (latency ratio)", (a, b), run,
+                 lambda r: f"a {pretty(a)} stack takes {_x(r)} the latency of a {pretty(b)} stack", True)
+
+
+def _latency_vs_flops(rows, kind, rng, n_boot, paired=False):
+    pairs, is_t1, note = _op_pairs(rows, "conv", "pconv")
     if not pairs:
-        return None, note
-    lc = sum(c["median_s"] / c["batch"] for c, _ in pairs)
-    lp = sum(p["median_s"] / p["batch"] for _, p in pairs)
+        return note
+    lc = sum(_latency(c) for c, _ in pairs)
+    lp = sum(_latency(p) for _, p in pairs)
     mc = sum(c["macs"] / c["batch"] for c, _ in pairs)
     mp = sum(p["macs"] / p["batch"] for _, p in pairs)
-    reps = sum(_draws(c, rng, n_boot) for c, _ in pairs) / sum(_draws(p, rng, n_boot) for _, p in pairs)
+    draws = [_pair_draws(c, p, rng, n_boot, paired) for c, p in pairs]
+    reps = sum(dc for dc, _ in draws) / sum(dp for _, dp in draws)
     paper = float("nan")
     if is_t1 and kind is not None:
         paper = float(sum(_paper_latency_ms("conv", kind, c["shape"]) for c, _ in pairs)
                       / sum(_paper_latency_ms("pconv", kind, c["shape"]) for c, _ in pairs))
-    rows = [r for pair in pairs for r in pair]
-    return dict(ratio=lc / lp, reps=reps, threshold=mc / mp, paper_ratio=paper, rows=rows,
-                unit="× (latency speed-up)", note=note + ("; maps: " + ", ".join(c["shape"] for c, _ in pairs))), None
+    return Evidence(ratio=lc / lp, reps=reps, threshold=mc / mp, paper_ratio=paper,
+                    rows=[r for pr in pairs for r in pr], note=_maps_note(note, pairs),
+                    per_map=[(c["shape"], _latency(c) / _latency(p)) for c, p in pairs])
 
 
-def _network_claim(g, peer: str, kind: str | None, seed: int, n_boot):
-    nets = g[g.target_kind.eq("network") & g.target.isin([T0, peer]) & g.options.eq("{}")]
-    ok = nets[nets.status == "ok"]
-    t0 = ok[ok.target == T0]
-    pr = ok[ok.target == peer]
-    if t0.empty or pr.empty:
-        return None, _missing_note(nets, [T0, peer])
-    # one row each; with several (e.g. input sizes) take the most samples
-    a = pr.sort_values("n").iloc[-1].to_dict()
-    b = t0.sort_values("n").iloc[-1].to_dict()
-    rng = np.random.default_rng(seed)
-    reps = _draws(a, rng, n_boot) / _draws(b, rng, n_boot)
-    ratio = float(np.median(_units(a)) / a["batch"]) / float(np.median(_units(b)) / b["batch"])
-    paper = float("nan")
-    if kind is not None:
-        paper = _paper_latency_ms(peer, kind) / _paper_latency_ms(T0, kind)
-    return dict(ratio=ratio, reps=reps, threshold=1.0, paper_ratio=paper, rows=[a, b], unit="× (latency ratio)",
-                note=""), None
+def _network_claim(peer: str) -> Claim:
+    def run(rows, kind, rng, n_boot, paired=False):
+        nets = [r for r in rows if r.get("target_kind") == "network" and r.get("target") in (T0, peer)
+                and _options(r.get("options")) == {}]
+        ok = [r for r in nets if r.get("status", "ok") == "ok"]
+        t0 = [r for r in ok if r["target"] == T0]
+        pr = [r for r in ok if r["target"] == peer]
+        if not t0 or not pr:
+            return _missing_note(nets, [T0, peer])
+        # one row each; with several (e.g. input sizes) take the most samples
+        a = max(pr, key=lambda r: len(r["samples_s"]))
+        b = max(t0, key=lambda r: len(r["samples_s"]))
+        da, db = _pair_draws(a, b, rng, n_boot, paired)
+        paper = _paper_latency_ms(peer, kind) / _paper_latency_ms(T0, kind) if kind is not None else float("nan")
+        return Evidence(ratio=_latency(a) / _latency(b), reps=da / db, threshold=1.0, paper_ratio=paper, rows=[a, b])
+
+    return Claim(f"t0_faster_than_{peer}", f"FasterNet-T0 is faster than {pretty(peer)}", ">",
+                 f"latency({peer}) / latency({T0}), per sample", "× (latency ratio)", (T0, peer), run,
+                 lambda r: f"FasterNet-T0 runs {_x(r)} as fast as {pretty(peer)}")
 
 
-def _verdict(ci_low: float, ci_high: float, threshold: float, direction: str, stable: bool) -> str:
+def _num(r: float) -> str:
+    """A ratio for a sentence: two significant figures below 1, one decimal below 10, three figures above."""
+    return f"{r:.2g}" if r < 1 else f"{r:.1f}" if r < 10 else f"{r:.3g}"
+
+
+def _x(r: float) -> str:
+    return _num(r) + "×"
+
+
+CLAIMS: tuple[Claim, ...] = (
+    flops_claim("pconv", "dwconv", "pconv_vs_dwconv_flops"),
+    flops_claim("pconv", "gconv", "pconv_vs_gconv_flops"),
+    latency_claim("pconv", "dwconv", "pconv_vs_dwconv_latency"),
+    latency_claim("pconv", "gconv", "pconv_vs_gconv_latency"),
+    Claim("pconv_latency_vs_flops", "PConv's latency falls by less than its FLOPs", "<",
+          "latency speed-up Σ latency(conv) / Σ latency(pconv) over the maps, against the FLOP reduction "
+          "Σ MACs(conv) / Σ MACs(pconv)", "× (latency speed-up)", ("conv", "pconv"), _latency_vs_flops,
+          lambda r: f"PConv stacks run {_x(r)} faster than Conv stacks",
+          threshold_meaning="the FLOP reduction Σ MACs(conv) / Σ MACs(pconv)"),
+    *(_network_claim(p) for p in PEERS),
+)
+
+
+# -- verdicts and sentences --------------------------------------------------------------------------
+def verdict(ci_low: float, ci_high: float, threshold: float, direction: str) -> str:
+    """The interval decides: supported / contradicted when it lies on one side of ``threshold``."""
     if direction == ">":
-        return stats.verdict((ci_low, ci_high), threshold, stable=stable)
+        return stats.verdict((ci_low, ci_high), threshold)
     # "below the threshold": the same test on reciprocals
-    return stats.verdict((1.0 / ci_high, 1.0 / ci_low), 1.0 / threshold, stable=stable)
+    if not (ci_low > 0 and ci_high > 0):
+        return "inconclusive"
+    return stats.verdict((1.0 / ci_high, 1.0 / ci_low), 1.0 / threshold)
 
 
-def claim_table(df: pd.DataFrame, *, n_boot: int = N_BOOT, seed: int = 0) -> pd.DataFrame:
-    """One row per device × runtime (× threads, batch) × claim; see the module docstring.
+def _row_label(r: dict) -> str:
+    return f"{r['target']} {r.get('shape') or ''}".strip()
+
+
+def _n_rounds(r: dict) -> int | None:
+    ids = r.get("round_ids")
+    return len(set(ids)) if isinstance(ids, (list, tuple, np.ndarray)) and len(ids) else None
+
+
+def unsettled_text(rows: Sequence[dict], *, detail: bool = True) -> str:
+    """Rows that missed their precision target, counted and named ('' when every row settled).
+
+    ``detail`` adds each row's half-width (or its single round); without it at most three rows
+    are named, for a sentence.
+    """
+    bad = [r for r in rows if not r.get("stable")]
+    if not bad:
+        return ""
+    parts = []
+    for r in bad:
+        hw = r.get("rel_ci_halfwidth")
+        if not detail:
+            have = ""
+        elif _n_rounds(r) == 1:
+            have = " (1 round)"
+        elif isinstance(hw, (int, float)) and math.isfinite(hw):
+            have = f" ±{hw:.1%}"
+        else:
+            have = ""
+        parts.append(_row_label(r) + have)
+    if not detail and len(parts) > 3:
+        parts = parts[:3] + [f"{len(parts) - 3} more"]
+    targets = {r.get("precision") for r in bad if isinstance(r.get("precision"), (int, float))
+               and not math.isnan(r.get("precision"))}
+    target = f" their ±{targets.pop():.0%} target" if len(targets) == 1 else " their precision target"
+    return f"{len(bad)} of {len(rows)} rows above{target}: " + ", ".join(parts)
+
+
+def _where(device: str, runtime, threads) -> str:
+    extra = [str(runtime)] if runtime not in (None, "eager") else []
+    if threads is not None and not (isinstance(threads, float) and math.isnan(threads)):
+        extra.append(f"{int(threads)} thread" + ("s" if int(threads) != 1 else ""))
+    return f"On {device}" + (f" ({', '.join(extra)})" if extra else "")
+
+
+def answer_sentence(row: dict | pd.Series, claim: Claim | None = None, *, where: str | None = None) -> str:
+    """The answer in one sentence, e.g. ``On cpu: X PConv reaches 3.6× DWConv's FLOPS (95% CI 3.6–3.7×; paper 6.2×): supported.``"""
+    claim = claim or _BY_ID[row["claim_id"]]
+    where = where if where is not None else _where(row["device"], row["runtime"], row.get("threads"))
+    if row["verdict"] == NOT_MEASURED:
+        return f"{where}: {claim.text}: not measured ({row['note']})."
+    paper = row.get("paper_ratio")
+    paper_txt = f"; paper {_x(paper)}" if paper is not None and not pd.isna(paper) else ""
+    thr = "" if row["threshold"] == 1.0 else f"; threshold {row['direction']} {row['threshold']:.3g}×"
+    per = row.get("per_map")
+    per_txt = ""
+    if claim.per_map_range and isinstance(per, str) and per:
+        vals = [float(p.split(" ")[1].rstrip("×")) for p in per.split(", ")]
+        per_txt = f", {_num(min(vals))}–{_x(max(vals))} per map" if len(vals) > 1 else ""
+    text = (f"{where} {claim.phrase(row['ratio'])} (95% CI {_num(row['ci95_low'])}–{_x(row['ci95_high'])}"
+            f"{per_txt}{thr}{paper_txt}): {row['verdict']}")
+    if row.get("unsettled"):
+        text += f"; {row['unsettled_short'] if row.get('unsettled_short') else row['unsettled']}"
+    return text + "."
+
+
+def claim_seed(claim_id: str, key: Sequence) -> int:
+    """A seed from the claim and its group, so every caller draws the same replicates."""
+    return zlib.crc32(repr((claim_id, *[None if (isinstance(k, float) and math.isnan(k)) else k for k in key]))
+                      .encode())
+
+
+def evaluate(claim: Claim, rows: list[dict], *, kind: str | None, seed: int, n_boot: int = N_BOOT,
+             paired: bool = False) -> dict:
+    """One claim on one group's rows: the claim-table columns that do not describe the group."""
+    rng = np.random.default_rng(seed)
+    res = claim.evaluate(rows, kind, rng, n_boot, paired)
+    out = dict(claim_id=claim.id, claim=claim.text, statistic=claim.statistic, direction=claim.direction,
+               threshold_meaning=claim.threshold_meaning)
+    if isinstance(res, str):
+        out.update(ratio=np.nan, ci95_low=np.nan, ci95_high=np.nan, threshold=np.nan, verdict=NOT_MEASURED,
+                   paper_ratio=np.nan, per_map_ratio=np.nan, per_map_ci95_low=np.nan, per_map_ci95_high=np.nan,
+                   per_map="", unsettled="", unsettled_short="", n_rows=0, unit="", note=res)
+        return out
+    lo, hi = (float(v) for v in np.quantile(res.reps, [0.025, 0.975]))
+    plo = phi = np.nan
+    if res.per_map_reps is not None:
+        plo, phi = (float(v) for v in np.quantile(res.per_map_reps, [0.025, 0.975]))
+    notes = [n for n in (res.note.strip("; "),) if n]
+    if not _has_round_ids(res.rows):
+        notes.append("no round ids: bootstrap over iterations (CI too narrow)")
+    if kind is None:
+        notes.append("the paper has no such device")
+    out.update(ratio=res.ratio, ci95_low=lo, ci95_high=hi, threshold=res.threshold,
+               verdict=verdict(lo, hi, res.threshold, claim.direction), paper_ratio=res.paper_ratio,
+               per_map_ratio=res.per_map_ratio, per_map_ci95_low=plo, per_map_ci95_high=phi,
+               per_map=", ".join(f"{m} {v:.3g}×" for m, v in res.per_map), unsettled=unsettled_text(res.rows),
+               unsettled_short=unsettled_text(res.rows, detail=False),
+               n_rows=len(res.rows), unit=claim.unit, note="; ".join(notes))
+    return out
+
+
+_BY_ID = {c.id: c for c in CLAIMS}
+
+
+def claim_table(df: pd.DataFrame, *, n_boot: int = N_BOOT, seed: int = 0,
+                claims: Sequence[Claim] = CLAIMS) -> pd.DataFrame:
+    """One row per group (:data:`GROUP_KEYS`) × claim; see the module docstring.
 
     Columns: ``device`` (label "kind: name"), ``device_key``, ``device_kind``, ``runtime``,
-    ``threads``, ``batch``, ``claim_id``, ``claim``, ``ratio``, ``ci95_low``, ``ci95_high``,
-    ``threshold``, ``direction`` ('>' or '<': the side of the threshold the claim asserts),
-    ``verdict`` (supported | contradicted | inconclusive | not measured), ``paper_ratio`` (the
-    same statistic from the paper's figures for this device kind; NaN where it has none),
-    ``paper_device`` (cpu | gpu | arm), ``n_rows`` (measurements used), ``unit``, ``note``.
-    Repeats of a measurement are pooled first (:func:`fnbench.merge.merge_repeats`).
+    ``threads``, ``batch``, ``claim_id``, ``claim``, ``statistic`` (how ``ratio`` is made),
+    ``ratio``, ``ci95_low``, ``ci95_high``, ``threshold``, ``direction`` ('>' or '<': the side of
+    the threshold the claim asserts), ``verdict`` (supported | contradicted | inconclusive | not
+    measured), ``paper_ratio`` (the same statistic from the paper's figures for this device kind;
+    NaN where it has none), ``paper_device``, ``per_map_ratio`` with ``per_map_ci95_low/high``
+    (FLOPS claims: geometric mean of per-map ratios), ``per_map`` (each map's ratio),
+    ``unsettled`` (rows that missed their precision target), ``n_rows``, ``unit``, ``note``,
+    ``answer`` (:func:`answer_sentence`). Repeats are pooled first (:func:`fnbench.merge.merge_repeats`).
     """
     if df.empty:
         return pd.DataFrame(columns=CLAIM_COLUMNS)
@@ -273,44 +506,17 @@ def claim_table(df: pd.DataFrame, *, n_boot: int = N_BOOT, seed: int = 0) -> pd.
     labels = device_labels(df)
     df = df.assign(batch_group=df["batch_requested"].fillna(df["batch"]) if "batch_requested" in df else df["batch"])
     out = []
-    keys = ["device_key", "runtime", "threads", "batch_group"]
-    for i, ((dkey, runtime, threads, batch), g) in enumerate(df.groupby(keys, dropna=False, sort=True)):
+    for key, g in df.groupby(list(GROUP_KEYS), dropna=False, sort=True):
+        dkey, runtime, threads, batch = key
         dkind = g.device.iloc[0]
         kind = PAPER_KIND.get(dkind)
         base = dict(device=labels[dkey], device_key=dkey, device_kind=dkind, runtime=runtime,
                     threads=None if pd.isna(threads) else int(threads), batch=int(batch), paper_device=kind)
-        for j, claim in enumerate(CLAIMS):
-            cseed = seed + 1000 * i + j
-            rng = np.random.default_rng(cseed)
-            if claim.id == "pconv_vs_dwconv_flops":
-                res, note = _flops_claim(g, "dwconv", kind, rng, n_boot)
-            elif claim.id == "pconv_vs_gconv_flops":
-                res, note = _flops_claim(g, "gconv", kind, rng, n_boot)
-            elif claim.id == "pconv_latency_vs_flops":
-                res, note = _latency_claim(g, kind, rng, n_boot)
-            else:
-                res, note = _network_claim(g, claim.id.removeprefix("t0_faster_than_"), kind, cseed, n_boot)
-            row = dict(base, claim_id=claim.id, claim=claim.text, direction=claim.direction)
-            if res is None:
-                row.update(ratio=np.nan, ci95_low=np.nan, ci95_high=np.nan, threshold=np.nan, verdict=NOT_MEASURED,
-                           paper_ratio=np.nan, n_rows=0, unit="", note=note)
-                out.append(row)
-                continue
-            if "ci" in res:
-                lo, hi = res["ci"].low, res["ci"].high
-            else:
-                lo, hi = (float(v) for v in np.quantile(res["reps"], [0.025, 0.975]))
-            stable = all(bool(r.get("stable")) for r in res["rows"])
-            notes = [n for n in (res["note"].strip("; "),) if n]
-            if not stable:
-                unstable = sorted({f"{r['target']} {r['shape'] or ''}".strip() for r in res["rows"] if not r.get("stable")})
-                notes.append("unstable: " + ", ".join(unstable))
-            if not _has_round_ids(res["rows"]):
-                notes.append("no round ids: bootstrap over iterations (CI too narrow)")
-            if kind is None:
-                notes.append(f"the paper has no {dkind} device")
-            row.update(ratio=res["ratio"], ci95_low=lo, ci95_high=hi, threshold=res["threshold"],
-                       verdict=_verdict(lo, hi, res["threshold"], claim.direction, stable),
-                       paper_ratio=res["paper_ratio"], n_rows=len(res["rows"]), unit=res["unit"], note="; ".join(notes))
+        rows = g.to_dict("records")
+        for claim in claims:
+            row = dict(base, **evaluate(claim, rows, kind=kind, seed=seed + claim_seed(claim.id, key), n_boot=n_boot))
+            if kind is None and row["verdict"] != NOT_MEASURED:
+                row["note"] = row["note"].replace("such device", f"{dkind} device")
+            row["answer"] = answer_sentence(row, claim)
             out.append(row)
     return pd.DataFrame(out, columns=CLAIM_COLUMNS)

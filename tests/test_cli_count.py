@@ -87,6 +87,12 @@ def test_list_every_kind(fnbench_cmd, cli_env, kind, expected):
     elif kind == "devices":
         import platform
 
-        assert names[0] == ("arm" if platform.machine() in ("aarch64", "arm64") else "cpu")
+        # every kind is listed, with whether it is here and why not
+        assert names == ["cpu", "arm", "cuda"]
+        lines = {line.split()[0]: line for line in proc.stdout.splitlines() if line.strip()}
+        host = "arm" if platform.machine() in ("aarch64", "arm64") else "cpu"
+        assert "  here: " in lines[host]
+        other = "cpu" if host == "arm" else "arm"
+        assert "not here: this host is" in lines[other] and "--device gpu" in lines["cuda"]
     else:
         assert expected in names

@@ -40,6 +40,17 @@ def test_arm_host_accepts_cpu_as_alias(monkeypatch):
     assert devices.resolve_device("auto").kind == "arm"
 
 
+def test_device_aliases(monkeypatch):
+    monkeypatch.setattr(devices, "_cuda_ok", lambda: False)
+    with pytest.raises(UserError, match="cuda requested but"):  # gpu means cuda, not "cpu?"
+        devices.resolve_device("gpu")
+    monkeypatch.setattr(devices.platform, "machine", lambda: "aarch64")
+    assert devices.resolve_device("aarch64").kind == "arm"
+    status = {k: (here, why) for k, here, why in devices.device_kinds_status()}
+    assert status["arm"] == (True, "") and status["cuda"][0] is False and "torch" in status["cuda"][1]
+    assert status["cpu"][0] is False and "aarch64" in status["cpu"][1]
+
+
 def test_unknown_device_suggests():
     with pytest.raises(UserError, match="did you mean: cuda"):
         devices.resolve_device("cdua")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from html import unescape
 import json
 import shutil
 import subprocess
@@ -21,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).parent / "fixtures"
 ARTIFACTS = Path(__file__).parent / "artifacts"
 CHROMIUM = Path("/usr/bin/chromium")
-FIGURES = ("table1", "latency_vs_macs", "flops_vs_flops", "roofline")
+FIGURES = ("ratio_per_map", "table1", "latency_vs_macs", "flops_vs_flops", "roofline")
 
 
 @pytest.fixture(scope="module")
@@ -110,7 +111,7 @@ def test_results_csv_units_and_values(report):
 
 def test_verdicts_and_paper_csv(report):
     v = pd.read_csv(report.csv["verdicts"])
-    assert list(v.columns) == CLAIM_COLUMNS and len(v) == 6
+    assert list(v.columns) == CLAIM_COLUMNS and len(v) == 8
     p = pd.read_csv(report.csv["paper_vs_device"])
     ops = p[p.item == "operator"]
     assert len(ops) == 32 and set(ops.quantity) == {"GMAC/s", "latency"}  # 16 cells × (GMAC/s, ms) on a CPU
@@ -167,7 +168,7 @@ def test_cross_device_merge_repeats_failures_and_ceilings(merged):
     assert "synthetic out of memory" in html and "Other CPU" in html
     # verdicts: one set of claims per device
     v = pd.read_csv(summary.csv["verdicts"])
-    assert v.groupby("device").size().to_dict() == {"cpu: AMD EPYC": 6, "cpu: Other CPU": 6}
+    assert v.groupby("device").size().to_dict() == {"cpu: AMD EPYC": 8, "cpu: Other CPU": 8}
     # ceilings: max over probe sizes; bandwidth from probe:copy
     c = pd.read_csv(summary.csv["ceilings"]).set_index("probe")
     assert c.loc["probe:gemm_float32", "peak_gflop_per_s"] == pytest.approx(80.0)
@@ -199,21 +200,24 @@ def _chromium(*args: str, user_dir: Path) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, capture_output=True, text=True, timeout=90)
 
 
-@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs /usr/bin/chromium (Debian package `chromium`); "
-                                                    "`make test` installs it")
-def test_index_html_in_headless_chromium(report, tmp_path):
-    # The check runs in a copy of the page with a probe script first in <head>; the page itself has no script.
-    page = report.index.read_text()
-    probe_page = report.out_dir / "index.check.html"
-    probe_page.write_text(page.replace("<head>", "<head>" + _CHECK, 1))
+def _run_check(report, script: str, marker: str, user_dir: Path, *args: str):
+    """Load a copy of the page with ``script`` first in <head> (the page itself has no script) and read
+    back the JSON it leaves in ``<pre id=marker>``."""
+    probe_page = report.out_dir / f"index.{marker}.html"
+    probe_page.write_text(report.index.read_text().replace("<head>", "<head>" + script, 1))
     try:
-        r = _chromium("--virtual-time-budget=5000", "--dump-dom", probe_page.as_uri(), user_dir=tmp_path / "ud1")
+        r = _chromium(*args, "--virtual-time-budget=5000", "--dump-dom", probe_page.as_uri(), user_dir=user_dir)
     finally:
         probe_page.unlink()
     assert r.returncode == 0, r.stderr[-2000:]
-    dom = r.stdout
-    start = dom.index('<pre id="fnbench-check">') + len('<pre id="fnbench-check">')
-    check = json.loads(dom[start:dom.index("</pre>", start)].replace("&quot;", '"').replace("&amp;", "&"))
+    start = r.stdout.index(f'<pre id="{marker}">') + len(f'<pre id="{marker}">')
+    return r, json.loads(unescape(r.stdout[start:r.stdout.index("</pre>", start)]))
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs /usr/bin/chromium (Debian package `chromium`); "
+                                                    "`make test` installs it")
+def test_index_html_in_headless_chromium(report, tmp_path):
+    r, check = _run_check(report, _CHECK, "fnbench-check", tmp_path / "ud1")
     assert len(check["images"]) == len(FIGURES)
     assert all(i["complete"] and i["w"] > 0 for i in check["images"]), check["images"]
     assert check["errors"] == []
@@ -297,3 +301,64 @@ def test_an_arm_device_that_is_not_the_papers_core_is_flagged(tmp_path, name, no
 def test_cpu_devices_carry_no_device_note(report):
     p = pd.read_csv(report.csv["paper_vs_device"])
     assert p.device_note.isna().all() or set(p.device_note.fillna("")) == {""}
+
+
+_FIRST_SCREEN = """<script>window.addEventListener('load',function(){
+var h=window.innerHeight,w=window.innerWidth;var items=Array.prototype.map.call(document.querySelectorAll('ul.answer li'),
+function(li){var r=li.getBoundingClientRect();return {text:li.textContent,top:r.top,bottom:r.bottom}});
+var imgs=Array.prototype.map.call(document.images,function(i){return i.getBoundingClientRect().width});
+var d=document.createElement('pre');d.id='fnbench-screen';d.textContent=JSON.stringify({w:w,h:h,items:items,imgs:imgs});
+document.body.appendChild(d)});</script>"""
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs /usr/bin/chromium (Debian package `chromium`); "
+                                                    "`make test` installs it")
+def test_first_screen_holds_the_answer_sentences(report, tmp_path):
+    """At 1400×900 every answer sentence is on the first screen, before any scrolling, and figures are full width."""
+    _, screen = _run_check(report, _FIRST_SCREEN, "fnbench-screen", tmp_path / "ud", "--window-size=1400,900")
+    assert 700 <= screen["h"] <= 900  # the viewport of a 1400×900 window (headless keeps some for its frame)
+    answers = [a for a in report.claims.answer if "not measured" not in a]
+    shown = [i["text"] for i in screen["items"]]
+    assert shown == answers and len(shown) >= 6
+    assert all(i["bottom"] <= screen["h"] for i in screen["items"]), screen["items"]
+    assert "On cpu: AMD EPYC (1 thread) PConv reaches" in shown[0] and "DWConv's FLOPS (95% CI" in shown[0]
+    # figures fill the page's content width (1400 px window: at least 1200 px of image)
+    assert screen["imgs"] and min(screen["imgs"]) >= 1200
+
+
+def test_points_above_a_measured_roof_are_flagged(tmp_path):
+    """A probe that fell short (20 GFLOP/s GEMM, 10 GB/s copy): every point above min(roof, bw × intensity) is named."""
+    from fnbench.merge import load_frame
+    from fnbench.report import tables
+
+    d = tmp_path / "in"
+    d.mkdir()
+    for f in FIXTURES.glob("*.jsonl"):
+        shutil.copy(f, d / f.name)
+    dev = _records()[0]["device"]
+    _write(d / "probe.jsonl", [_probe("probe:gemm_float32", flops=2 * 10**9, median_s=0.1, size=512, device=dev),
+                               _probe("probe:copy", mem=4 * 10**8, median_s=0.04, size=10**8, device=dev)])
+    df = load_frame([d])
+    over = tables.above_roof(df, tables.ceilings(df))
+    pts = df[df.target_kind.ne("probe") & df.status.eq("ok")]
+    want = sorted((r.target, r.shape, r.gflops_per_s) for r in pts.itertuples()
+                  if r.gflops_per_s > min(20.0, 10.0 * r.intensity_flop_per_byte))
+    assert want and sorted((r.target, r.shape, r.gflops_per_s) for r in over.itertuples()) == want
+    assert set(over.roof) <= {"compute", "bandwidth"}
+    summary = build_report([d], tmp_path / "out")
+    page = summary.index.read_text()
+    assert f"{len(want)} measured point(s) above a measured roof" in page
+
+
+def test_tables_are_tidy(report):
+    page = report.index.read_text()
+    assert "GMAC/s (GMAC/s)" not in page
+    env = pd.read_csv(report.csv["environment"])
+    assert (env.key == "arch").sum() == 1 and "measure_wall_s" not in set(env.key) and "device_arch" not in set(env.key)
+    results = page[page.index('id="results"'):page.index('id="failed"')]
+    assert "<td>1.00</td>" not in results  # batch is an integer
+    # "All measurements" is sorted: by kind, target, then feature map from large to small
+    import re
+
+    names = re.findall(r'<tr[^>]*><td class="l">([a-z0-9_]+)</td><td class="l">([0-9x]+)', results)
+    assert names == sorted(names, key=lambda n: (n[0] not in ("conv", "dwconv", "gconv", "pconv"), n[0]))

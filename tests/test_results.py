@@ -109,3 +109,17 @@ def test_load_results_flattens_with_units(tmp_path):
     assert len(results.load_results([d / "a.jsonl"])) == 1
     with pytest.raises(UserError, match="no result file"):
         results.load_results(tmp_path / "missing")
+
+
+def test_load_results_keeps_probe_rows_apart(tmp_path):
+    d = tmp_path / "results"
+    probe = rec("probe:gemm_float32", median=0.01)
+    probe["target"]["kind"] = "probe"
+    results.ResultWriter(d / "a.jsonl").write(rec("pconv", median=0.005))
+    results.ResultWriter(d / "p.jsonl").write(probe)
+    assert list(results.load_results(d).target) == ["pconv"]
+    assert list(results.load_results(d, rows="probes").target) == ["probe:gemm_float32"]
+    both = results.load_results(d, rows="all")
+    assert dict(zip(both.target, both.row_kind)) == {"pconv": "measurement", "probe:gemm_float32": "probe"}
+    with pytest.raises(ValueError, match="use one of measurements, probes, all"):
+        results.load_results(d, rows="operators")

@@ -41,18 +41,20 @@ class ReportSummary:
 NOTES = [
     "Latency: median of per-iteration seconds; its 95% CI is over rounds (fresh allocations of model and input), "
     "so allocation-to-allocation swings widen it. GMAC/s = MACs / median latency; its CI inverts the latency CI.",
-    "Unstable: the measurement did not reach its target precision within its time budget. Unstable rows are "
-    "flagged in every table (⚠, yellow) and figure (hollow marker, hatched bar); a claim resting on one is "
-    "'inconclusive', never supported or contradicted.",
+    "Stability, the one rule: a measurement is settled when the 95% CI of its median latency lies within "
+    "±precision of the median, at the precision target it was measured with (fnbench run: ±2% unless --precision; "
+    "compare: ±10%). Rows that are not are flagged in every table (⚠, yellow) and figure (hollow marker, hatched "
+    "bar), and named beside each verdict that uses them.",
     "Merging: results from different devices (device_key: kind, arch, CPU/GPU model, host) stay apart, one panel "
     "or column group each. Records of the same measurement on the same device (same target, shape, layers, "
     "options, batch, dtype, runtime, threads) are repeats and are pooled: their raw samples are concatenated, "
-    "each run's rounds stay separate rounds, and the median and CI are recomputed. A pooled row is stable only "
-    "if every repeat was stable and the repeats agree within 25%.",
-    "Verdicts: supported when the whole bootstrap 95% CI of the ratio lies on the claimed side of the threshold, "
-    "contradicted when it lies wholly on the other side, else inconclusive; 'not measured' when a target is "
-    "absent, failed or unsupported on that device. Ratios of operator FLOPS follow the paper's statistic "
-    "(ratio of mean GMAC/s over the maps measured); the paper column is the same statistic from its Table 1.",
+    "each run's rounds stay separate rounds and each run's processes separate clusters, and the median and CI are "
+    "recomputed (repeats that disagree widen the CI); the pooled row is settled by the rule above.",
+    "Verdicts follow their intervals: supported when the whole bootstrap 95% CI of the claim's statistic lies on "
+    "the claimed side of the threshold, contradicted when it lies wholly on the other side, inconclusive only "
+    "when it straddles the threshold; 'not measured' when a target is absent, failed or unsupported. An unsettled "
+    "row's uncertainty is inside the interval, so it does not veto a verdict. The same claim engine "
+    "(fnbench.verdicts) gives `fnbench compare --from` the same numbers.",
     "Allocator: every record says which memory allocator it was measured under (tuned: glibc with fixed mmap "
     "and trim thresholds, the default; system: glibc as the process got it; jemalloc/tcmalloc: preloaded). Where "
     "the files hold several, rows and claims are kept apart per allocator ('alloc=…' in the runtime label). Page "
@@ -152,6 +154,7 @@ def build_report(paths: str | os.PathLike | Iterable[str | os.PathLike] = ("resu
         table1_titles=t1_titles, table1=t1, figures=figs, paper_vs_device=pvd, results=results,
         failures=fails, ceilings=ceil, environment=env, notes=NOTES, runtime_gmacs=rt_gmacs,
         runtime_verdicts=rt_verdicts, allocator_rows=alloc_rows, allocator_claims=alloc_claims,
+        above_roof=_tab.above_roof(df, ceil),
     )
     summary.index.write_text(_html.render(page), encoding="utf-8")
     summary.devices = list(_devices_table(df).device)
@@ -162,13 +165,17 @@ def build_report(paths: str | os.PathLike | Iterable[str | os.PathLike] = ("resu
 
 
 _CAPTIONS = {
-    "table1": "Bars: measured GMAC/s (the paper's \"GFLOPS\") per operator and map, log scale, 95% CI error bars; "
-              "black diamonds: the paper's value for the same cell on its device of the same kind.",
-    "latency_vs_macs": "Per-sample latency (ms) against FLOPs (MACs, G) per network; the dashed step line is the "
-                       "Pareto front (no other network has both fewer FLOPs and lower latency).",
-    "flops_vs_flops": "Achieved FLOPS (GMAC/s) against FLOPs (MACs, G) per network: a network with few FLOPs but "
-                      "low FLOPS is not fast.",
+    "ratio_per_map": "PConv's GMAC/s over DWConv's and over GConv's at each Table-1 map, with bootstrap 95% CIs "
+                     "(the claim engine on that map's rows); open diamonds: the paper's ratio for the same map.",
+    "table1": "Bars: measured GMAC/s (the paper's \"GFLOPS\") per operator and map on a linear axis from zero, "
+              "95% CI error bars; black diamonds: the paper's value for the same cell on its device of the same kind.",
+    "latency_vs_macs": "Per-sample latency (ms, axis from zero) against FLOPs (MACs, G) per network; grey "
+                       "diamonds: the paper's value for the same network, joined to ours; the dashed step line is "
+                       "the Pareto front (no other network has both fewer FLOPs and lower latency).",
+    "flops_vs_flops": "Achieved FLOPS (GMAC/s) against FLOPs (MACs, G) per network, grey diamonds: the paper's: a "
+                      "network with few FLOPs but low FLOPS is not fast.",
     "roofline": "Achieved GFLOP/s (2 × MACs / latency) against arithmetic intensity (FLOP per counted byte), log-log; "
-                "lines: compute and bandwidth ceilings from probe records, where present.",
+                "lines: compute and bandwidth ceilings from probe records, where present; a red ring marks a point "
+                "above a measured roof (the probe fell short).",
 }
 

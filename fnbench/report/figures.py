@@ -20,11 +20,19 @@ from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
-from ..reference import paper_table1  # noqa: E402
-from ..verdicts import PAPER_KIND  # noqa: E402
-from .tables import is_probe, panels  # noqa: E402
+from ..reference import paper_networks, paper_table1  # noqa: E402
+from ..verdicts import (  # noqa: E402
+    NOT_MEASURED,
+    PAPER_KIND,
+    claim_seed,
+    evaluate,
+    flops_claim,
+    paper_latency_ms,
+    pretty,
+)
+from .tables import above_roof, is_probe, panels  # noqa: E402
 
-__all__ = ["FIGURES", "table1_figure", "latency_vs_macs_figure", "flops_vs_flops_figure", "roofline_figure",
+__all__ = ["FIGURES", "ratio_per_map_figure", "place_labels", "table1_figure", "latency_vs_macs_figure", "flops_vs_flops_figure", "roofline_figure",
            "pareto_front"]
 
 OP_COLORS = {"conv": "#4c72b0", "gconv": "#dd8452", "dwconv": "#c44e52", "pconv": "#55a868"}
@@ -33,10 +41,15 @@ T0_COLOR = "#2ca02c"
 UNSTABLE_NOTE = "hollow marker / hatched bar = unstable (CI did not settle)"
 
 
-def _grid(n: int, w: float = 6.0, h: float = 4.2) -> tuple[Figure, list]:
+#: Figure width in inches: at the report's 110 dpi this is the page's content width (~1400 px).
+PAGE_W = 12.5
+
+
+def _grid(n: int, h: float = 4.6) -> tuple[Figure, list]:
+    """Panels filling the page width: one panel uses all of it, more go two to a row."""
     cols = min(n, 2)
     rows = math.ceil(n / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(w * cols, h * rows + 0.6), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(PAGE_W, (h if cols == 2 else h * 1.15) * rows + 0.6), squeeze=False)
     flat = list(axes.ravel())
     for ax in flat[n:]:
         ax.set_visible(False)
@@ -45,6 +58,37 @@ def _grid(n: int, w: float = 6.0, h: float = 4.2) -> tuple[Figure, list]:
 
 def _footer(fig: Figure, text: str) -> None:
     fig.text(0.01, 0.005, text, fontsize=7.5, color="#555", ha="left", va="bottom")
+
+
+_OFFSETS = [(5, 4), (5, -11), (-5, 4), (-5, -11), (9, 13), (9, -19), (-9, 13), (-9, -19), (0, 22), (0, -27),
+            (16, 0), (-16, 0)]
+
+
+def place_labels(ax, points, texts, *, fontsize: float = 7.5) -> list:
+    """Annotate each point with its text at the first nearby offset where it overlaps no label placed so far.
+
+    Call after the axes' limits and layout are final (positions are in display space). Where every
+    offset collides, the label goes to the last one with a thin leader line. Returns the annotations.
+    """
+    renderer = ax.figure.canvas.get_renderer()
+    placed, out = [], []
+    order = sorted(range(len(texts)), key=lambda i: (points[i][1], points[i][0]), reverse=True)
+    for i in order:
+        x, y = points[i]
+        if not (np.isfinite(x) and np.isfinite(y)):
+            continue
+        for k, (dx, dy) in enumerate(_OFFSETS):
+            last = k == len(_OFFSETS) - 1
+            a = ax.annotate(texts[i], (x, y), textcoords="offset points", xytext=(dx * (2.2 if last else 1), dy),
+                            fontsize=fontsize, ha="left" if dx >= 0 else "right", va="center",
+                            arrowprops=dict(arrowstyle="-", lw=0.4, color="#888") if last else None)
+            bb = a.get_window_extent(renderer).expanded(1.02, 1.1)
+            if last or not any(bb.overlaps(o) for o in placed):
+                placed.append(bb)
+                out.append(a)
+                break
+            a.remove()
+    return out
 
 
 def _yerr(v, lo, hi) -> np.ndarray:
@@ -97,16 +141,72 @@ def table1_figure(df: pd.DataFrame) -> Figure | str:
         if kind:
             handles.append(Line2D([], [], marker="D", ls="", color="black", label=f"paper ({kind.upper()})"))
         ax.set_xticks(range(len(maps)), maps)
-        ax.set_yscale("log")
-        lo_, hi_ = ax.get_ylim()
-        ax.set_ylim(lo_, hi_ * 6)  # room for the legend above the bars
+        _, hi_ = ax.get_ylim()
+        ax.set_ylim(0, hi_ * 1.25)  # linear from zero: bar length is the FLOPS; room for the legend
         ax.set_xlabel("feature map C×H×W (10 layers)")
-        ax.set_ylabel("FLOPS, GMAC/s (log)")
+        ax.set_ylabel("FLOPS, GMAC/s")
         ax.set_title(title, fontsize=10)
         ax.grid(axis="y", which="both", alpha=0.3)
         ax.legend(handles=handles, fontsize=7.5, ncol=4, loc="upper center", framealpha=0.9)
     fig.suptitle("Table 1 analog: on-device FLOPS of single operators (error bars: 95% CI)", fontsize=11)
     _footer(fig, UNSTABLE_NOTE + "\n◆ = the paper's value for the same cell, on its device of the same kind")
+    fig.tight_layout(rect=(0, 0.05, 1, 0.96))
+    return fig
+
+
+# -- per-map FLOPS ratios --------------------------------------------------------------------------
+RATIO_PAIRS = (("dwconv", "#c44e52"), ("gconv", "#dd8452"))
+
+
+def ratio_per_map_figure(df: pd.DataFrame) -> Figure | str:
+    """PConv's FLOPS over DWConv's and GConv's per Table-1 map, with bootstrap 95 % CIs, against the paper's.
+
+    Each map's ratio and interval come from the claim engine's FLOPS claim evaluated on that map's
+    rows alone (:func:`fnbench.verdicts.flops_claim`), so they match the claims table's per-map column.
+    """
+    ok = df[~is_probe(df) & df.target_kind.eq("operator") & df.layers.eq(10) & df.options.eq("{}") & df.status.eq("ok")]
+    ps = [(t, g) for t, g in panels(ok) if "pconv" in set(g.target) and set(g.target) & {"dwconv", "gconv"}]
+    if not ps:
+        return "needs pconv and dwconv or gconv at the Table-1 settings: run `fnbench run --suite table1`"
+    t1 = paper_table1()
+    maps = [f"{c}x{h}x{w}" for c, h, w in t1[["c", "h", "w"]].drop_duplicates().itertuples(index=False)]
+    fig, axes = _grid(len(ps), h=4.2)
+    for ax, (title, g) in zip(axes, ps):
+        kind = PAPER_KIND.get(g.device.iloc[0])
+        rows = g.to_dict("records")
+        for i, (other, color) in enumerate(RATIO_PAIRS):
+            claim = flops_claim("pconv", other)
+            x, v, lo, hi, pv = [], [], [], [], []
+            for j, m in enumerate(maps):
+                sub = [r for r in rows if r["shape"] == m]
+                res = evaluate(claim, sub, kind=kind, seed=claim_seed(f"{claim.id}@{m}", (title,)), n_boot=2000)
+                if res["verdict"] == NOT_MEASURED:
+                    continue
+                x.append(j + (i - 0.5) * 0.22)
+                v.append(res["ratio"])
+                lo.append(res["ci95_low"])
+                hi.append(res["ci95_high"])
+                pv.append(res["paper_ratio"])
+            if not x:
+                continue
+            ax.errorbar(x, v, yerr=_yerr(v, lo, hi), fmt="o", color=color, ms=7, capsize=3, lw=1.2,
+                        label=f"PConv / {pretty(other)}, measured (95% CI)", zorder=4)
+            if kind:
+                ax.scatter(np.asarray(x) + 0.07, pv, marker="D", s=36, facecolors="white", edgecolors=color, lw=1.3,
+                           label=f"PConv / {pretty(other)}, paper ({kind.upper()})", zorder=3)
+        ax.axhline(1.0, color="#444", lw=0.8, ls="--")
+        ax.text(len(maps) - 0.55, 1.0, "parity", va="bottom", ha="right", fontsize=7.5, color="#444")
+        ax.set_xticks(range(len(maps)), maps)
+        ax.set_xlim(-0.6, len(maps) - 0.4)
+        ax.set_ylim(bottom=0)
+        ax.set_xlabel("feature map C×H×W (10 layers)")
+        ax.set_ylabel("FLOPS ratio (GMAC/s of PConv / other)")
+        ax.set_title(title, fontsize=10)
+        ax.grid(axis="y", alpha=0.3)
+        ax.legend(fontsize=7.5, loc="upper left", framealpha=0.9)
+    fig.suptitle("PConv's FLOPS over DWConv's and GConv's, per map: measured vs the paper", fontsize=11)
+    _footer(fig, "ratio > 1: PConv reaches higher FLOPS; ◇ = the paper's ratio for the same map on its device "
+                 "of the same kind")
     fig.tight_layout(rect=(0, 0.05, 1, 0.96))
     return fig
 
@@ -134,14 +234,38 @@ def _networks(df: pd.DataFrame) -> pd.DataFrame:
     return n
 
 
-def _scatter(ax, g: pd.DataFrame, ycol: str, lo: str, hi: str) -> None:
+def _scatter(ax, g: pd.DataFrame, ycol: str, lo: str, hi: str) -> list[tuple[tuple[float, float], str]]:
+    """Measured points with CIs; returns the labels to place once the layout is final."""
+    labels = []
     for r in g.itertuples():
         color = T0_COLOR if str(r.target).startswith("fasternet") else NET_COLOR
         face = color if r.stable else "white"
         ax.errorbar(r.gmacs_per_sample, getattr(r, ycol), yerr=_yerr([getattr(r, ycol)], [getattr(r, lo)], [getattr(r, hi)]),
-                    fmt="o", mfc=face, mec=color, ecolor=color, ms=6, capsize=2, lw=0.8)
-        ax.annotate(r.target, (r.gmacs_per_sample, getattr(r, ycol)), textcoords="offset points", xytext=(5, 4),
-                    fontsize=7.5)
+                    fmt="o", mfc=face, mec=color, ecolor=color, ms=6, capsize=2, lw=0.8, zorder=4)
+        labels.append(((r.gmacs_per_sample, getattr(r, ycol)), r.target))
+    return labels
+
+
+def _paper_points(ax, g: pd.DataFrame, flops: bool) -> bool:
+    """The paper's value for each measured network (its device of the same kind), grey diamonds joined to ours."""
+    kind = PAPER_KIND.get(g.device.iloc[0])
+    if kind is None:
+        return False
+    nets = paper_networks()
+    drawn = False
+    for r in g.itertuples():
+        row = nets[nets.alias == r.target]
+        if not len(row):
+            continue
+        macs = float(row.macs_g.iloc[0])
+        ms = paper_latency_ms(r.target, kind)
+        if not np.isfinite(ms):
+            continue
+        y = macs / (ms / 1e3) if flops else ms
+        ax.scatter([macs], [y], marker="D", s=24, color="#777", zorder=3)
+        ax.plot([r.gmacs_per_sample, macs], [r.gmacs_per_s if flops else r.ms, y], color="#bbb", lw=0.6, zorder=2)
+        drawn = True
+    return drawn
 
 
 def _network_grid(df: pd.DataFrame):
@@ -154,47 +278,52 @@ def _network_grid(df: pd.DataFrame):
     return fig, list(zip(axes, ps))
 
 
-def latency_vs_macs_figure(df: pd.DataFrame) -> Figure | str:
-    """Paper Figure 1 style: per-sample latency vs FLOPs (MACs) of each network; Pareto front dashed."""
+def _network_figure(df: pd.DataFrame, *, flops: bool) -> Figure | str:
     grid = _network_grid(df)
     if isinstance(grid, str):
         return grid
     fig, cells = grid
+    jobs = []
     for ax, (title, g) in cells:
-        _scatter(ax, g, "ms", "ms_lo", "ms_hi")
-        if len(g) >= 2:
+        if flops:
+            labels = _scatter(ax, g, "gmacs_per_s", "gmacs_per_s_ci95_low", "gmacs_per_s_ci95_high")
+        else:
+            labels = _scatter(ax, g, "ms", "ms_lo", "ms_hi")
+        paper = _paper_points(ax, g, flops)
+        handles = [Line2D([], [], marker="o", ls="", color=NET_COLOR, label="measured (95% CI)")]
+        if paper:
+            kind = PAPER_KIND.get(g.device.iloc[0])
+            handles.append(Line2D([], [], marker="D", ls="", color="#777", label=f"paper ({kind.upper()}), joined to ours"))
+        if not flops and len(g) >= 2:
             f = pareto_front(g.gmacs_per_sample.to_numpy(), g.ms.to_numpy())
-            ax.step(g.gmacs_per_sample.to_numpy()[f], g.ms.to_numpy()[f], where="post", ls="--", color="#444",
-                    lw=1, label="Pareto front (fewer FLOPs and lower latency)")
-            ax.legend(fontsize=7.5, loc="upper left")
+            ax.step(g.gmacs_per_sample.to_numpy()[f], g.ms.to_numpy()[f], where="post", ls="--", color="#444", lw=1)
+            handles.append(Line2D([], [], ls="--", color="#444", label="Pareto front (fewer FLOPs and lower latency)"))
+        ax.legend(handles=handles, fontsize=7.5, loc="upper left" if not flops else "lower right")
         b = int(g.batch.iloc[0])
         ax.set_xlabel("FLOPs (MACs) per sample, G")
-        ax.set_ylabel("latency per sample, ms" + (f" (batch {b})" if b != 1 else " (batch 1)"))
+        ax.set_ylabel("FLOPS, GMAC/s" if flops else "latency per sample, ms" + (f" (batch {b})" if b != 1 else " (batch 1)"))
         ax.set_title(title, fontsize=10)
         ax.grid(alpha=0.3)
-    fig.suptitle("Latency vs FLOPs (MACs) of networks (paper Fig. 1 style; error bars: 95% CI)", fontsize=11)
+        ax.set_ylim(bottom=0)  # from zero: differences are not exaggerated
+        jobs.append((ax, labels))
+    what = ("FLOPS vs FLOPs (MACs) of networks (paper Fig. 2 style" if flops
+            else "Latency vs FLOPs (MACs) of networks (paper Fig. 1 style")
+    fig.suptitle(what + "; error bars: 95% CI)", fontsize=11)
     _footer(fig, UNSTABLE_NOTE)
     fig.tight_layout(rect=(0, 0.05, 1, 0.96))
+    for ax, labels in jobs:
+        place_labels(ax, [p for p, _ in labels], [t for _, t in labels])
     return fig
+
+
+def latency_vs_macs_figure(df: pd.DataFrame) -> Figure | str:
+    """Paper Figure 1 style: per-sample latency vs FLOPs (MACs) of each network; Pareto front dashed."""
+    return _network_figure(df, flops=False)
 
 
 def flops_vs_flops_figure(df: pd.DataFrame) -> Figure | str:
     """Paper Figure 2 style: achieved FLOPS (GMAC/s) vs FLOPs (MACs) of each network."""
-    grid = _network_grid(df)
-    if isinstance(grid, str):
-        return grid
-    fig, cells = grid
-    for ax, (title, g) in cells:
-        _scatter(ax, g, "gmacs_per_s", "gmacs_per_s_ci95_low", "gmacs_per_s_ci95_high")
-        ax.set_xlabel("FLOPs (MACs) per sample, G")
-        ax.set_ylabel("FLOPS, GMAC/s")
-        ax.set_title(title, fontsize=10)
-        ax.grid(alpha=0.3)
-        ax.set_ylim(bottom=0)
-    fig.suptitle("FLOPS vs FLOPs (MACs) of networks (paper Fig. 2 style; error bars: 95% CI)", fontsize=11)
-    _footer(fig, UNSTABLE_NOTE)
-    fig.tight_layout(rect=(0, 0.05, 1, 0.96))
-    return fig
+    return _network_figure(df, flops=True)
 
 
 # -- roofline --------------------------------------------------------------------------------------
@@ -208,10 +337,14 @@ def roofline_figure(df: pd.DataFrame, ceil: pd.DataFrame) -> Figure | str:
     ps = panels(pts) if not pts.empty else []
     if not ps:
         return "no measurement with counted memory bytes (mem_bytes_counted) to place on a roofline"
-    fig, axes = _grid(len(ps), w=6.2, h=4.6)
+    fig, axes = _grid(len(ps), h=5.2)
+    over = above_roof(df, ceil)
+    jobs = []
     for ax, (title, g) in zip(axes, ps):
         key = g.device_key.iloc[0]
         c = ceil[ceil.device_key == key] if not ceil.empty else ceil
+        labels = []
+        mine = over[(over.device_key == key)]
         for r in g.itertuples():
             if r.target_kind == "operator":
                 color, marker = OP_COLORS.get(r.target, "#777"), "o"
@@ -219,9 +352,16 @@ def roofline_figure(df: pd.DataFrame, ceil: pd.DataFrame) -> Figure | str:
                 color, marker = (T0_COLOR if str(r.target).startswith("fasternet") else NET_COLOR), "^"
             ax.scatter(r.intensity_flop_per_byte, r.gflops_per_s, marker=marker, s=30, edgecolors=color,
                        facecolors=color if r.stable else "white", zorder=4)
-            if r.target_kind != "operator":  # operators: colour says which; labels would pile up
-                ax.annotate(r.target, (r.intensity_flop_per_byte, r.gflops_per_s), textcoords="offset points",
-                            xytext=(4, 3), fontsize=6.5)
+            if ((mine.target == r.target) & (mine["shape"] == r.shape) & (mine.runtime == r.runtime)).any():
+                ax.scatter(r.intensity_flop_per_byte, r.gflops_per_s, marker="o", s=140, facecolors="none",
+                           edgecolors="#d62728", lw=1.4, zorder=5)
+            name = r.target if r.target_kind != "operator" else f"{r.target} {r.shape}" + (
+                "" if r.layers == 10 else f" ×{int(r.layers)}")
+            labels.append(((r.intensity_flop_per_byte, r.gflops_per_s), name))
+        jobs.append((ax, labels))
+        if len(mine):
+            ax.text(0.02, 0.03, f"{len(mine)} point(s) above a measured roof (red ring): the probe fell short",
+                    transform=ax.transAxes, fontsize=8, color="#d62728")
         xs = g.intensity_flop_per_byte.to_numpy(dtype=float)
         ys = g.gflops_per_s.to_numpy(dtype=float)
         xlo, xhi = 10 ** math.floor(math.log10(xs.min()) - 0.3), 10 ** math.ceil(math.log10(xs.max()) + 0.3)
@@ -254,14 +394,18 @@ def roofline_figure(df: pd.DataFrame, ceil: pd.DataFrame) -> Figure | str:
         ax.set_ylabel("achieved GFLOP/s (2 × MACs / latency)")
         ax.set_title(title, fontsize=10)
         ax.grid(which="both", alpha=0.25)
-    fig.suptitle("Roofline: operators (●) and networks (▲) against measured ceilings", fontsize=11)
+    fig.suptitle("Roofline: operators (●, labelled with their map) and networks (▲) against measured ceilings",
+                 fontsize=11)
     _footer(fig, UNSTABLE_NOTE + "; 1 MAC = 2 FLOP")
     fig.tight_layout(rect=(0, 0.05, 1, 0.96))
+    for ax, labels in jobs:
+        place_labels(ax, [p for p, _ in labels], [t for _, t in labels], fontsize=6.5)
     return fig
 
 
 #: name → (title, function of (df, ceilings)); the order the report shows them in.
 FIGURES = {
+    "ratio_per_map": ("FLOPS ratios per map: PConv / DWConv and PConv / GConv", lambda df, c: ratio_per_map_figure(df)),
     "table1": ("Table 1 analog: GMAC/s per operator and map", lambda df, c: table1_figure(df)),
     "latency_vs_macs": ("Latency vs FLOPs (MACs), networks", lambda df, c: latency_vs_macs_figure(df)),
     "flops_vs_flops": ("FLOPS vs FLOPs (MACs), networks", lambda df, c: flops_vs_flops_figure(df)),

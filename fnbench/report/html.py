@@ -11,6 +11,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 
 __all__ = ["Page", "render"]
@@ -27,7 +28,8 @@ tr.unstable td{background:#fff6d6}span.unstable{color:#9a6700;font-weight:600}
 .v-supported{background:#d9f2d9;font-weight:600}.v-contradicted{background:#f8d4d4;font-weight:600}
 .v-inconclusive{background:#eee}.v-not-measured{color:#888;font-style:italic}
 .muted{color:#777}.note{font-size:12.5px;color:#444}span.note{display:block;text-align:left}.warn{color:#a33}
-figure{margin:1em 0 2em}figure img{max-width:100%;border:1px solid #ddd}figcaption{font-size:13px;color:#444}
+figure{margin:1em 0 2em}figure img{width:100%;height:auto;border:1px solid #ddd}
+ul.answer{font-size:15px;margin:.4em 0;padding-left:1.2em}ul.answer li{margin:.15em 0}figcaption{font-size:13px;color:#444}
 code{background:#f4f4f4;padding:0 3px}
 .scroll{overflow-x:auto}
 """
@@ -55,20 +57,26 @@ class Page:
     runtime_verdicts: pd.DataFrame = field(default_factory=pd.DataFrame)
     allocator_rows: pd.DataFrame = field(default_factory=pd.DataFrame)
     allocator_claims: pd.DataFrame = field(default_factory=pd.DataFrame)
+    #: Further sections (id, title, HTML), shown after the runtime comparison; e.g. a sensitivity
+    #: analysis of one more measurement condition.
+    extra_sections: list[tuple[str, str, str]] = field(default_factory=list)
+    above_roof: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def _e(v) -> str:
     return html.escape("" if v is None else str(v))
 
 
-def fmt(v, sig: int = 3) -> str:
-    """Significant-figure rendering; '–' for missing values."""
+def fmt(v, sig: int = 3, *, integer: bool = False) -> str:
+    """Significant-figure rendering; '–' for missing values; ``integer``: a whole float shows as an integer."""
     if v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NA:
         return "–"
-    if isinstance(v, (bool,)):
+    if isinstance(v, (bool, np.bool_)):
         return "yes" if v else "no"
-    if isinstance(v, int) and abs(v) < 10**6:
-        return str(v)
+    if isinstance(v, (int, np.integer)) and abs(v) < 10**6:
+        return str(int(v))
+    if isinstance(v, (float, np.floating)) and float(v).is_integer() and abs(v) < 10**6 and integer:
+        return str(int(v))
     try:
         x = float(v)
     except (TypeError, ValueError):
@@ -114,6 +122,55 @@ def _devices(p: Page) -> str:
                    "failed / unsupported", "probe records"], rows, left=6)
 
 
+#: The runtime label of the paper's set-up (eager, NCHW, FP32): its answers come first.
+PAPER_SETUP = "eager"
+
+
+def _verdict_span(v: str) -> str:
+    return f'<span class="v-{v.replace(" ", "-")}">{_e(v)}</span>'
+
+
+def _answer_items(c: pd.DataFrame) -> str:
+    items = []
+    for r in c[c.verdict != "not measured"].itertuples():
+        text = _e(r.answer)
+        # the verdict word in colour: it follows the last "): " of the sentence
+        head, sep, tail = text.rpartition("): ")
+        word = r.verdict
+        if sep and tail.startswith(word):
+            text = f"{head}{sep}{_verdict_span(word)}{tail[len(word):]}"
+        items.append(f"<li>{text}</li>")
+    missing = c[c.verdict == "not measured"]
+    out = f'<ul class="answer">{"".join(items)}</ul>' if items else ""
+    if len(missing):
+        out += (f'<p class="note">Not measured on {_e(missing.device.iloc[0])}: '
+                f'{_e("; ".join(sorted(set(missing.claim))))} (reasons in the claims table).</p>')
+    return out
+
+
+def _answer(p: Page) -> str:
+    """One sentence per claim and device, the paper's set-up first; other set-ups folded below."""
+    c = p.claims
+    if c.empty:
+        return '<p class="muted">No measurements to answer with: run <code>fnbench run</code> first.</p>'
+    first = c[c.runtime == PAPER_SETUP]
+    if first.empty:
+        first = c
+    rest = c.drop(first.index)
+    out = []
+    groups = list(first.groupby(["device", "runtime", "threads", "batch"], dropna=False, sort=True))
+    for _, g in groups:
+        out.append(_answer_items(g))
+    if not rest.empty:
+        inner = "".join(f"<h3>{_e(k[0])} · {_e(k[1])}</h3>" + _answer_items(g)
+                        for k, g in rest.groupby(["device", "runtime", "threads", "batch"], dropna=False, sort=True))
+        out.append(f"<details><summary>Other runtimes and set-ups ({rest.runtime.nunique()})</summary>{inner}</details>")
+    out.append('<p class="note">Ratios with bootstrap 95% CIs; the verdict is decided by the interval alone '
+               "(see <a href=\"#claims\">the claims table</a> for each statistic, and <a href=\"#method\">how the "
+               "numbers are made</a> for the stability rule).</p>")
+    return "".join(out)
+
+
 def _claims(p: Page) -> str:
     if p.claims.empty:
         return '<p class="muted">No measurements to test the claims on.</p>'
@@ -121,16 +178,27 @@ def _claims(p: Page) -> str:
     for r in p.claims.itertuples():
         v = r.verdict
         measured = v != "not measured"
-        thr = (f"{r.direction} {fmt(r.threshold)}") if measured else "–"
+        thr = (f"{r.direction} {fmt(r.threshold)}" + (f' <span class="muted">({_e(r.threshold_meaning)})</span>'
+                                                     if r.threshold_meaning else "")) if measured else "–"
+        paper = (fmt(r.paper_ratio) + "×" if not pd.isna(r.paper_ratio) else "–") + (
+            f' <span class="muted">({_e(r.paper_device).upper()}, same statistic)</span>'
+            if isinstance(r.paper_device, str) and not pd.isna(r.paper_ratio) else "")
+        per = "–" if pd.isna(r.per_map_ratio) else (
+            f"{fmt(r.per_map_ratio)}× ({_ci(r.per_map_ci95_low, r.per_map_ci95_high)})")
         rows.append([_e(r.device), _e(r.runtime) + ("" if pd.isna(r.threads) else f", {int(r.threads)} thr") + f", b{r.batch}",
-                     _e(r.claim), fmt(r.ratio) + ("×" if measured else ""), _ci(r.ci95_low, r.ci95_high), thr,
-                     f'<span class="v-{v.replace(" ", "-")}">{_e(v)}</span>',
-                     (fmt(r.paper_ratio) + "×" if not pd.isna(r.paper_ratio) else "–") + (
-                         f' <span class="muted">({_e(r.paper_device).upper()})</span>' if isinstance(r.paper_device, str) else ""),
-                     fmt(r.n_rows), f'<span class="note">{_e(r.note)}</span>'])
+                     _e(r.claim), f'<span class="note">{_e(r.statistic)}</span>', fmt(r.ratio) + ("×" if measured else ""),
+                     _ci(r.ci95_low, r.ci95_high), thr, _verdict_span(v), paper, per,
+                     f'<span class="note">{_e(r.per_map)}</span>',
+                     f'<span class="note">{_e(r.unsettled) or "none"}</span>' if measured else "–",
+                     f'<span class="note">{_e(r.note)}</span>'])
         classes.append("")
-    return _table(["device", "runtime", "claim", "ratio", "95% CI", "threshold", "verdict", "paper", "rows", "note"],
-                  rows, classes, left=3)
+    return (_table(["device", "runtime", "claim", "statistic (the ratio)", "ratio", "95% CI", "threshold", "verdict",
+                    "paper (same statistic)", "geometric mean of per-map ratios (95% CI)", "per map",
+                    "rows above their precision target", "note"], rows, classes, left=4)
+            + '<p class="note">The FLOPS claims use the paper\'s statistic, a ratio of mean GMAC/s over the maps '
+              "(its 6.2× on CPU is 39.91 / 6.42 GMAC/s); the geometric mean of the per-map ratios beside it is what "
+              "a map-by-map comparison means. The paper column is the paper's statistic from its own Table 1 or main "
+              "table, on its device of the same kind.</p>")
 
 
 def _table1(p: Page) -> str:
@@ -176,11 +244,13 @@ def _paper_vs_device(p: Page) -> str:
         missing = g[(g.item == "network") & (g.status != "ok")].paper_name.unique()
         rows, classes = [], []
         for r in shown.itertuples():
-            rows.append([_e(r.item), _e(r.paper_name), _e(r.shape or "–"), f"{_e(r.quantity)} ({_e(r.unit)})",
+            quantity = _e(r.quantity) if r.quantity == r.unit else f"{_e(r.quantity)} ({_e(r.unit)})"
+            status = _e(r.status) if r.status != "ok" else ("settled" if r.stable else "")
+            rows.append([_e(r.item), _e(r.paper_name), _e(r.shape or "–"), quantity,
                          fmt(r.paper_value), fmt(r.measured_value) + (_stable_mark(r.stable) if r.status == "ok" else ""),
                          _ci(r.measured_ci95_low, r.measured_ci95_high),
                          (fmt(r.ratio_measured_over_paper) + "×") if not pd.isna(r.ratio_measured_over_paper) else "–",
-                         _e(r.status)])
+                         status])
             classes.append("unstable" if (r.status == "ok" and r.stable is False) else "")
         t = "" if pd.isna(threads) else f", {int(threads)} thread(s)"
         out.append(f"<h3>{_e(dev)} · {_e(runtime)}{t} vs the paper's {_e(g.paper_device.iloc[0]).upper()}</h3>")
@@ -202,16 +272,19 @@ def _results(p: Page) -> str:
     out = []
     for dev, g in d.groupby("device", sort=True):
         rows, classes = [], []
+        g = g.assign(_area=[_shape_key(x) for x in g["shape"]], _net=g.target_kind.ne("operator")).sort_values(
+            ["_net", "target", "options", "layers", "_area", "runtime", "threads", "batch"],
+            kind="stable", na_position="last")
         for r in g.itertuples():
             name = r.target + (f" {r.options}" if r.options not in ("{}", None) else "")
             layers = "" if pd.isna(r.layers) else f" L{int(r.layers)}"
             alloc = _e(getattr(r, "allocator", None) or "–")
             if r.status != "ok":
-                rows.append([_e(name), _e(f"{r.shape or '–'}{layers}"), _e(r.runtime), alloc, fmt(r.batch), fmt(r.macs),
+                rows.append([_e(name), _e(f"{r.shape or '–'}{layers}"), _e(r.runtime), alloc, fmt(r.batch, integer=True), fmt(r.macs),
                              f'<span class="warn">{_e(r.status)}</span>', "–", "–", "–", "–", "–", "–", "–"])
                 classes.append("")
                 continue
-            rows.append([_e(name), _e(f"{r.shape or '–'}{layers}"), _e(r.runtime), alloc, fmt(r.batch),
+            rows.append([_e(name), _e(f"{r.shape or '–'}{layers}"), _e(r.runtime), alloc, fmt(r.batch, integer=True),
                          fmt(r.macs / 1e6), fmt(r.median_ms) + _stable_mark(r.stable, getattr(r, "unstable_reason", None)),
                          _ci(r.ci95_low_ms, r.ci95_high_ms),
                          fmt(r.gmacs_per_s), _ci(r.gmacs_per_s_ci95_low, r.gmacs_per_s_ci95_high),
@@ -270,6 +343,14 @@ def _allocators(p: Page) -> str:
     return "".join(out)
 
 
+def _shape_key(shape) -> tuple:
+    """Sort key of a "CxHxW" shape: the feature map from large to small, as in Table 1."""
+    if not isinstance(shape, str) or not shape:
+        return (1, 0, 0)
+    dims = [int(v) for v in shape.split("x")]
+    return (0, -(dims[-1] * dims[-2]) if len(dims) >= 2 else 0, dims[0])
+
+
 def _failures(p: Page) -> str:
     if p.failures.empty:
         return '<p class="muted">None: every measurement finished.</p>'
@@ -280,8 +361,9 @@ def _failures(p: Page) -> str:
 
 def _ceilings(p: Page) -> str:
     c = p.ceilings
-    head = ('<p class="note">Peak compute from <code>probe:gemm_*</code> records (FLOP/s = flops / median), '
-            "bandwidth from <code>probe:copy</code> (bytes read + written / median); the maximum over probe sizes.</p>")
+    head = ('<p class="note">Peak compute from <code>probe:gemm_*</code> and <code>probe:conv_*</code> records '
+            "(FLOP/s = flops / median; the roofline's compute roof is the best FP32 one), bandwidth from "
+            "<code>probe:copy</code> (bytes read + written / median); the maximum over probe sizes.</p>")
     have = set(c.device) if not c.empty else set()
     missing = [d for d in p.devices.device if d not in have]
     out = [head]
@@ -289,6 +371,14 @@ def _ceilings(p: Page) -> str:
         rows = [[_e(r.device), _e(r.probe), fmt(r.peak_gflop_per_s), fmt(r.bandwidth_gb_per_s), fmt(r.n_records),
                  "yes" if r.stable else '<span class="unstable">⚠ no</span>'] for r in c.itertuples()]
         out.append(_table(["device", "probe", "peak GFLOP/s", "bandwidth GB/s", "records", "stable"], rows, left=2))
+    if not p.above_roof.empty:
+        rows = [[_e(r.device), _e(r.target), _e(r.shape or "–"), _e(r.runtime), fmt(r.gflops_per_s),
+                 fmt(r.roof_gflop_per_s), _e(r.roof)] for r in p.above_roof.itertuples()]
+        out.append(f'<p class="warn">{len(p.above_roof)} measured point(s) above a measured roof: the probe fell '
+                   "short of the device's real ceiling (run <code>fnbench probe</code> with a larger --budget). "
+                   "They are ringed in red on the roofline.</p>")
+        out.append(_table(["device", "target", "shape", "runtime", "achieved GFLOP/s", "roof GFLOP/s", "roof"],
+                          rows, left=4))
     if missing:
         out.append(f'<p class="warn">No probe records for {_e(", ".join(missing))}: the roofline shows measured '
                    "points only, without ceilings. Run <code>fnbench probe</code> on that device and include its result file.</p>")
@@ -301,7 +391,8 @@ def _environment(p: Page) -> str:
         return ""
     out = []
     for dev, g in e.groupby("device", sort=True):
-        rows = [[_e(r.key), _e(r.value)] for r in g.itertuples()]
+        rows = [[_e(r.key), fmt(r.value, 4) if isinstance(r.value, (float, np.floating)) else _e(r.value)]
+                for r in g.itertuples()]
         out.append(f"<h3>{_e(dev)}</h3>" + _table(["key", "value"], rows, left=2))
     return "".join(out)
 
@@ -335,12 +426,13 @@ def render(p: Page) -> str:
     inputs = ", ".join(f"<code>{_e(x)}</code>" for x in p.inputs) or "–"
     notes = "".join(f"<li>{_e(n)}</li>" for n in p.notes)
     sections = [
-        ("devices", "Devices", _devices(p)),
         ("claims", "The paper's claims on these devices", _claims(p)),
-        ("table1", "Table 1 analog: on-device FLOPS of single operators", _table1(p)),
         ("figures", "Figures", _figures(p)),
+        ("table1", "Table 1 analog: on-device FLOPS of single operators", _table1(p)),
         ("runtimes", "Runtimes: eager, torch.compile, ONNX Runtime", _runtimes(p)),
         ("allocators", "Allocator sensitivity: tuned, system, jemalloc, tcmalloc", _allocators(p)),
+        *p.extra_sections,
+        ("devices", "Devices", _devices(p)),
         ("paper", "The paper vs this device", _paper_vs_device(p)),
         ("results", "All measurements", _results(p)),
         ("failed", "Failed and unsupported measurements", _failures(p)),
@@ -352,6 +444,7 @@ def render(p: Page) -> str:
     body = "".join(f'<section id="{sid}"><h2>{_e(t)}</h2>{content}</section>' for sid, t, content in sections)
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{_e(p.title)}</title>'
             f'<meta name="viewport" content="width=device-width,initial-scale=1"><style>{CSS}</style></head><body>'
-            f'<h1>{_e(p.title)}</h1><p class="note">Generated {_e(p.generated)} from {inputs}. '
+            f'<h1>{_e(p.title)}</h1><section id="answer">{_answer(p)}</section>'
+            f'<p class="note">Generated {_e(p.generated)} from {inputs}. '
             'FLOPs (MACs) are multiply-adds as in the paper; GMAC/s is the paper\'s "GFLOPS"; FLOP/s = 2 × MAC/s.</p>'
             f'<nav class="note">{toc}</nav>{body}</body></html>\n')

@@ -16,7 +16,7 @@ from ..reference import paper_networks, paper_table1
 from ..verdicts import PAPER_KIND
 
 __all__ = ["RESULT_COLUMNS", "results_table", "ceilings", "paper_vs_device", "failures", "environment",
-           "table1_wide", "panels", "is_probe"]
+           "table1_wide", "panels", "is_probe", "roofs", "above_roof"]
 
 RESULT_COLUMNS = [
     "device", "device_key", "device_kind", "device_name", "runtime", "threads", "target", "target_kind", "shape",
@@ -100,6 +100,43 @@ def ceilings(df: pd.DataFrame) -> pd.DataFrame:
             bw = np.nan
         rows.append(dict(device=label, device_key=key, probe=name, peak_gflop_per_s=peak, bandwidth_gb_per_s=bw,
                          n_records=len(g), stable=bool(g.stable.fillna(False).astype(bool).all())))
+    return pd.DataFrame(rows, columns=cols)
+
+
+def roofs(ceil: pd.DataFrame, device_key) -> tuple[float, float]:
+    """(compute roof GFLOP/s, bandwidth GB/s) of one device: the best FP32 compute probe and the best copy."""
+    c = ceil[ceil.device_key == device_key] if not ceil.empty else ceil
+    if c.empty:
+        return np.nan, np.nan
+    comp = c.dropna(subset=["peak_gflop_per_s"])
+    fp32 = comp[comp.probe.str.endswith("float32")]
+    peak = (fp32 if not fp32.empty else comp).peak_gflop_per_s.max() if not comp.empty else np.nan
+    bw = c.bandwidth_gb_per_s.dropna().max() if c.bandwidth_gb_per_s.notna().any() else np.nan
+    return float(peak), float(bw)
+
+
+def above_roof(df: pd.DataFrame, ceil: pd.DataFrame) -> pd.DataFrame:
+    """Measured FP32 points above their device's measured roof: the probe fell short of the real ceiling.
+
+    The roof at a point is min(compute roof, bandwidth × intensity); a point above it means the
+    probe did not find the device's best (a larger GEMM, another kernel, or a noisy probe).
+    """
+    cols = ["device", "device_key", "runtime", "target", "shape", "gflops_per_s", "intensity_flop_per_byte",
+            "roof_gflop_per_s", "roof"]
+    pts = df[~is_probe(df) & df.status.eq("ok") & df.gflops_per_s.notna()] if not df.empty else df
+    rows = []
+    for r in pts.to_dict("records"):
+        if r.get("dtype") not in (None, "float32"):
+            continue
+        peak, bw = roofs(ceil, r["device_key"])
+        ai = r.get("intensity_flop_per_byte")
+        mem = bw * ai if (np.isfinite(bw) and ai is not None and not pd.isna(ai)) else np.nan
+        roof = np.nanmin([peak, mem]) if np.isfinite(peak) or np.isfinite(mem) else np.nan
+        if np.isfinite(roof) and r["gflops_per_s"] > roof:
+            which = "compute" if (np.isfinite(peak) and roof == peak) else "bandwidth"
+            rows.append(dict(device=r["device_label"], device_key=r["device_key"], runtime=r["runtime"],
+                             target=r["target"], shape=r["shape"], gflops_per_s=r["gflops_per_s"],
+                             intensity_flop_per_byte=ai, roof_gflop_per_s=roof, roof=which))
     return pd.DataFrame(rows, columns=cols)
 
 
@@ -209,6 +246,10 @@ def failures(df: pd.DataFrame) -> pd.DataFrame:
     return f.assign(device=f.device_label)[cols].reset_index(drop=True)
 
 
+#: Environment keys that describe one record's measurement, not the device (per-row values, already shown).
+_ENV_HIDDEN = {"measure_wall_s", "device_kind"}
+
+
 def environment(df: pd.DataFrame) -> pd.DataFrame:
     """Environment fingerprint per device (long form: device, key, value), from its latest record.
 
@@ -222,13 +263,15 @@ def environment(df: pd.DataFrame) -> pd.DataFrame:
     for (label, key), g in df.groupby(["device_label", "device_key"], sort=True):
         last = g.sort_values("created").iloc[-1]
         runs = sorted({r for ids in g.run_ids.dropna() for r in str(ids).split(",")})
-        out.append(dict(device=label, device_key=key, key="device_arch", value=last.get("device_arch")))
+        env = {c[4:]: last[c] for c in sorted(c for c in g.columns if c.startswith("env_"))}
+        if env.get("arch") is None or (isinstance(env.get("arch"), float) and np.isnan(env["arch"])):
+            env["arch"] = last.get("device_arch")  # one arch row, from the record's env or its device
         out.append(dict(device=label, device_key=key, key="runs", value=", ".join(runs)))
-        for c in sorted(c for c in g.columns if c.startswith("env_")):
-            v = last[c]
-            if v is None or (isinstance(v, float) and np.isnan(v)):
+        for k in sorted(env):
+            v = env[k]
+            if v is None or (isinstance(v, float) and np.isnan(v)) or k in _ENV_HIDDEN:
                 continue
-            out.append(dict(device=label, device_key=key, key=c[4:], value=v if not isinstance(v, (list, dict)) else json.dumps(v)))
+            out.append(dict(device=label, device_key=key, key=k, value=v if not isinstance(v, (list, dict)) else json.dumps(v)))
     return pd.DataFrame(out, columns=cols)
 
 

@@ -1,0 +1,69 @@
+"""One claim engine: `compare --from` and the report give the same numbers and verdicts on the same files."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from fnbench.report import build_report
+from fnbench.verdicts import CLAIMS
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+@pytest.fixture(scope="module")
+def report_claims(tmp_path_factory):
+    summary = build_report([FIXTURES], tmp_path_factory.mktemp("report"))
+    return pd.read_csv(summary.csv["verdicts"]).set_index("claim_id")
+
+
+@pytest.mark.parametrize("other", ["dwconv", "gconv"])
+def test_compare_from_and_report_agree(fnbench_cmd, cli_env, report_claims, other):
+    res = subprocess.run(fnbench_cmd + ["compare", "pconv", other, "--from", str(FIXTURES), "--json"],
+                         capture_output=True, text=True, env=cli_env, timeout=300)
+    assert res.returncode == 0, res.stderr
+    s = json.loads(res.stdout)["summary"]
+    r = report_claims.loc[f"pconv_vs_{other}_flops"]
+    assert s["claim_id"] == f"pconv_vs_{other}_flops"
+    # the same numbers, not merely close: same rows, same statistic, same seed
+    assert s["claim_ratio"] == pytest.approx(r.ratio, rel=1e-12)
+    assert s["claim_ratio_ci95"] == pytest.approx([r.ci95_low, r.ci95_high], rel=1e-12)
+    assert s["per_map_ratio"] == pytest.approx(r.per_map_ratio, rel=1e-12)
+    assert s["claim_verdict"] == r.verdict and s["paper_ratio"] == pytest.approx(r.paper_ratio)
+    assert s["unsettled"] == r.unsettled
+    # the ratio is the paper's statistic (ratio of mean GMAC/s over the maps), recomputed from the table rows
+    assert s["claim_statistic"].startswith(f"mean GMAC/s of pconv / mean GMAC/s of {other}")
+    rows = json.loads(res.stdout)["rows"]
+    mean = (lambda side: sum(x[side]["gmacs_per_s"] for x in rows) / len(rows))
+    assert s["claim_ratio"] == pytest.approx(mean("a") / mean("b"), rel=1e-9)
+    # the answer sentence: the report's sentence (device wording aside), then what to do about unsettled rows
+    assert s["answer"].startswith("On cpu: AMD EPYC PConv reaches")
+    body = r.answer.split(") ", 1)[1]  # drop "On cpu: AMD EPYC (1 thread"
+    assert body in s["answer"]
+    if r.unsettled:
+        assert "To settle" in s["answer"] and "fnbench run --target" in s["answer"]
+
+
+def test_every_claim_is_one_entry_with_its_statistic():
+    ids = [c.id for c in CLAIMS]
+    assert len(ids) == len(set(ids))
+    for c in CLAIMS:
+        assert c.direction in (">", "<") and c.statistic and c.needs and callable(c.evaluate)
+        assert c.phrase(2.0)  # every claim can state its answer
+
+
+def test_verdict_follows_the_interval():
+    from fnbench.verdicts import verdict
+
+    assert verdict(1.1, 1.3, 1.0, ">") == "supported"
+    assert verdict(0.7, 0.9, 1.0, ">") == "contradicted"
+    assert verdict(0.9, 1.1, 1.0, ">") == "inconclusive"
+    assert verdict(0.7, 0.9, 1.0, "<") == "supported"
+    assert verdict(12.0, 13.0, 16.0, "<") == "supported"
+    assert verdict(15.0, 17.0, 16.0, "<") == "inconclusive"
+    assert verdict(17.0, 18.0, 16.0, "<") == "contradicted"
+    assert verdict(float("nan"), 1.2, 1.0, ">") == "inconclusive"
