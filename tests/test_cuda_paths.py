@@ -259,7 +259,8 @@ def test_cuda_probes_tf32_and_modules_built_once(fake_cuda, tmp_path, monkeypatc
 
     def fake_measure(module, x, **kw):
         seen.append((kw["tf32"], kw["halve_on_oom"], kw["rebuild"]() is module, kw["rebuild"]() is module))
-        return Measurement([1e-3] * 6, list(range(6)), 1, tf32=kw["tf32"])
+        # six rounds around 1 ms: a real (non-zero-width) interval, so the probe takes it at once
+        return Measurement([1e-3 * (1 + 1e-3 * (i - 2.5)) for i in range(6)], list(range(6)), 1, tf32=kw["tf32"])
 
     monkeypatch.setattr(probe, "measure", fake_measure)
     _, _, recs = probe.run_probe(device="cuda", out_dir=tmp_path, progress=False, budget_s=0.1)
