@@ -177,6 +177,9 @@ def resolve(spec: TargetSpec) -> Target:
         try:
             if entry.validate is not None:
                 entry.validate(*shape, **options)
+            first, _out = entry.cost(*shape, batch=spec.batch, **options)
+            # before the per-layer sums: an absurd --layers is refused at once, not after 10^12 steps
+            _check_memory(spec, 2 * first.params * layers + 3 * _numel(shape) * spec.batch)
             total, cur = Cost(0, 0, 0), tuple(shape)
             for _ in range(layers):
                 cost, cur = entry.cost(*cur, batch=spec.batch, **options)
