@@ -515,8 +515,8 @@ def _resume_hint() -> str:
     return f"finished measurements are saved; finish the run with `fnbench run --resume {run_id} --out {out}`"
 
 
-class _Terminated(Exception):
-    """SIGTERM arrived: handled like Ctrl-C (finished measurements are saved; --resume finishes the run)."""
+class _Terminated(BaseException):
+    """SIGTERM arrived: handled like Ctrl-C, and like it not an Exception, so no measurement records it as a failure."""
 
 
 def _on_sigterm(main_pid: int):
