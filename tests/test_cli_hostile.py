@@ -409,14 +409,14 @@ def test_sigterm_prints_the_resume_hint(tmp_path):
 
 
 # -- fuzzing ------------------------------------------------------------------------------------------
-_dims = st.one_of(st.integers(1, 12), st.integers(-3, 0), st.integers(10**9, 10**30))
+_dims = st.one_of(st.integers(1, 12), st.integers(-3, 0), st.integers(10**12, 10**30))
 _shape = st.one_of(st.tuples(_dims, _dims, _dims).map(lambda t: "x".join(map(str, t))),
                    st.text(alphabet="0123456789x-, ", max_size=12))
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(target=st.sampled_from(["pconv", "dwconv", "gconv", "conv", "fasternet_t0", "nosuch"]), shape=_shape,
-       batch=st.one_of(st.integers(-2, 3), st.integers(10**9, 10**20)),
+       batch=st.one_of(st.integers(-2, 3), st.integers(10**12, 10**20)),
        opt=st.sampled_from([[], ["--kernel", "4"], ["--kernel", "5"], ["--groups", "3"], ["--n-div", "0"],
                             ["--stride", "2"], ["--padding", "-1"], ["--layers", "2"]]))
 def test_fuzzed_count_never_shows_a_traceback(capsys, target, shape, batch, opt):
