@@ -78,7 +78,8 @@ def target_options(fn):
         click.option("--layers", type=int, help="Layers in an operator stack (default 10, as in the paper's Table 1)."),
         click.option("--n-div", "n_div", type=int, help="PConv partial ratio: c_p = C // n_div (default 4)."),
         click.option("--groups", type=int, help="Groups for gconv / gconv_pwconv (default 16)."),
-        click.option("--kernel", "k", type=int, help="Kernel size k (default 3)."),
+        click.option("--kernel", "k", type=int, help="Kernel size k (default 3; odd unless --padding is given: the "
+                                                       "output map is (H + 2·padding − k) // stride + 1)."),
         click.option("--stride", type=int, help="Stride (default 1)."),
         click.option("--padding", type=int, help="Padding (default k // 2, 'same' at stride 1)."),
         click.option("--forward", type=click.Choice(["split_cat", "slicing"]), help="PConv forward (default split_cat)."),
@@ -222,13 +223,36 @@ def _target_specs(suite, targets, shape, batch, layers, options):
               help="Passes over the suite, each on fresh processes with budget/passes per target (default 5).")
 @click.option("--allocator", "allocators_", multiple=True, help=_ALLOCATOR_HELP + " Repeatable.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document (run id, path, records) on stdout.")
-def run(device, suite, targets, shape, batch, layers, runtimes, memory_format, dtype, threads, precision, budget,
+@click.pass_context
+def run(ctx, device, suite, targets, shape, batch, layers, runtimes, memory_format, dtype, threads, precision, budget,
         out_dir, resume, workers, passes, allocators_, as_json, **options) -> None:
-    """Measure a suite or targets on one device; records are appended to OUT/<run_id>.jsonl as they finish."""
+    """Measure a suite or targets on one device; records are appended to OUT/<run_id>.jsonl as they finish.
+
+    --resume RUN_ID finishes an interrupted run with the options it was started with; options
+    given with it must equal those.
+    """
+    from . import checks
     from .allocators import DEFAULT_ALLOCATOR
     from .runner import DEFAULT_PASSES, format_table, run_suite, table_notes
     from .timing import DEFAULT_BUDGET_S, DEFAULT_PRECISION
 
+    if resume is not None:
+        given = _resumed_options(ctx, resume, out_dir)
+        device, suite, targets, shape, batch, layers = (given[k] for k in ("device", "suite", "targets", "shape",
+                                                                           "batch", "layers"))
+        runtimes, memory_format, dtype, threads = (given[k] for k in ("runtimes", "memory_format", "dtype", "threads"))
+        precision, budget, workers, passes = (given[k] for k in ("precision", "budget", "workers", "passes"))
+        allocators_ = given["allocators_"]
+        options = {k: given[k] for k in options}
+    checks.finite_positive(budget, "--budget", "10")
+    checks.writable_dir(out_dir)
+    checks.check_workers(workers)
+    checks.check_threads(threads)
+    cli_options = {k: v for k, v in ctx.params.items() if k not in _NOT_STORED}
+    cli_options.update(device=device, suite=suite, targets=list(targets), shape=shape, batch=batch, layers=layers,
+                       runtimes=list(runtimes), memory_format=memory_format, dtype=dtype, threads=threads,
+                       precision=precision, budget=budget, workers=workers, passes=passes,
+                       allocators_=list(allocators_), **options)
     allocs = list(allocators_) or [DEFAULT_ALLOCATOR]
     if workers == 0 and len(allocs) == 1:  # measured in this process: it must start under the allocator
         _preloaded_or_reexec(allocs[0])
@@ -241,9 +265,12 @@ def run(device, suite, targets, shape, batch, layers, runtimes, memory_format, d
         budget_s=DEFAULT_BUDGET_S if budget is None else budget, out_dir=out_dir, resume=resume,
         progress=not as_json, runtimes=runtimes or ("eager",), memory_format=memory_format, dtype=dtype,
         workers=workers, passes=DEFAULT_PASSES if passes is None else passes, allocator=allocs,
+        cli_options=cli_options,
     )
     if as_json:
         click.echo(json.dumps({"run_id": summary.run_id, "path": str(summary.path), "records": summary.records}))
+        if summary.failed:
+            raise SystemExit(1)
         return
     con = _console()
     con.print(format_table(summary.records, title=f"run {summary.run_id}"))
@@ -252,6 +279,42 @@ def run(device, suite, targets, shape, batch, layers, runtimes, memory_format, d
     con.print(f"run id: {summary.run_id}\nresults: {summary.path}")
     if summary.failed:
         raise SystemExit(1)
+
+
+#: ``run`` parameters that are not part of what a run measures (not stored, free to change on resume).
+_NOT_STORED = ("out_dir", "resume", "as_json")
+
+
+def _resumed_options(ctx: click.Context, resume: str, out_dir: str) -> dict[str, Any]:
+    """The resumed run's stored options, with those given on this command line checked against them."""
+    from click.core import ParameterSource
+
+    from .results import check_run_id, plan_path, read_plan
+
+    plan = read_plan(plan_path(out_dir, check_run_id(resume)))
+    stored = (plan or {}).get("cli") or {}
+    values = dict(ctx.params)
+    differ = []
+    for name, value in ctx.params.items():
+        if name in _NOT_STORED or name not in stored:
+            continue
+        if ctx.get_parameter_source(name) == ParameterSource.COMMANDLINE:
+            now = list(value) if isinstance(value, tuple) else value
+            if now != stored[name]:
+                flag = "--" + {"targets": "target", "runtimes": "runtime", "k": "kernel", "allocators_": "allocator"}.get(name, name).replace("_", "-")
+                differ.append(f"{flag} {_show_opt(now)} (the run has {_show_opt(stored[name])})")
+        else:
+            values[name] = stored[name]
+    if differ:
+        raise UserError(f"--resume {resume}: options differ from the run's: " + "; ".join(differ)
+                        + f"; drop them to finish the run as started (`fnbench run --resume {resume}`)")
+    return values
+
+
+def _show_opt(v: Any) -> str:
+    if isinstance(v, list):
+        return " ".join(map(str, v)) if v else "none"
+    return "default" if v is None else str(v)
 
 
 # -- compare --------------------------------------------------------------------------------------------
@@ -271,11 +334,13 @@ def run(device, suite, targets, shape, batch, layers, runtimes, memory_format, d
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
 def compare(a, b, device, shape, layers, batch, threads, runtime, budget, from_paths, allocator, as_json) -> None:
     """Measure A and B in interleaved rounds; ratios B/A of MACs, latency and FLOPS with bootstrap CIs."""
-    from . import allocators
+    from . import allocators, checks
     from . import compare as cmp
     from .targets import parse_shape
 
     allocators.check_allocator(allocator)
+    checks.finite_positive(budget, "--budget", "8")
+    checks.check_threads(threads)
     sh = parse_shape(shape) if shape else None
     if from_paths:
         result = cmp.compare_from_results(list(from_paths), a, b, device=None if device == "auto" else device,
@@ -362,8 +427,12 @@ def _fmt_faults(per_iter: float | None, mem_bytes: float | None) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
 def probe(device, threads, budget, out_dir, allocator, as_json) -> None:
     """Measure the device's ceilings for the roofline: peak GEMM FLOP/s and copy bandwidth."""
+    from . import checks
     from .probe import ceilings, run_probe
 
+    checks.finite_positive(budget, "--budget", "4")
+    checks.check_threads(threads)
+    checks.writable_dir(out_dir)
     _preloaded_or_reexec(allocator)
     run_id, path, records = run_probe(device=device, threads=threads, budget_s=budget, out_dir=out_dir,
                                       progress=not as_json, allocator=allocator)
@@ -407,8 +476,10 @@ def probe(device, threads, budget, out_dir, allocator, as_json) -> None:
 @click.option("--runtime", "runtimes", multiple=True, help="Only these runtimes (eager, compile, onnxruntime); repeatable.")
 def report(paths, out_dir, runtimes) -> None:
     """Merge result files (default: every file in results/) into reports/index.html, CSVs and figures."""
+    from . import checks
     from .report import build_report
 
+    checks.writable_dir(out_dir)
     summary = build_report(list(paths) or ["results"], out_dir, runtimes=runtimes or None)
     con = _console()
     if len(summary.claims):
@@ -426,28 +497,96 @@ def report(paths, out_dir, runtimes) -> None:
 
 
 # -- entry point ------------------------------------------------------------------------------------
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """fnbench's own warnings as one ``fnbench: warning:`` line; others without their source line."""
+    from .errors import FnbenchWarning
+
+    text = " ".join(str(message).split())
+    prefix = "fnbench: warning: " if issubclass(category, FnbenchWarning) else f"fnbench: warning: {category.__name__}: "
+    click.echo(prefix + text, err=True)
+
+
+def _resume_hint() -> str:
+    from . import results
+
+    if results.last_run is None:
+        return "finished measurements are saved (see --resume)"
+    run_id, out = results.last_run
+    return f"finished measurements are saved; finish the run with `fnbench run --resume {run_id} --out {out}`"
+
+
+class _Terminated(BaseException):
+    """SIGTERM arrived: handled like Ctrl-C, and like it not an Exception, so no measurement records it as a failure."""
+
+
+def _on_sigterm(main_pid: int):
+    import os
+    import signal
+
+    def handler(signum, frame):
+        if os.getpid() != main_pid:  # a forked worker: die as SIGTERM says
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGTERM)
+            return
+        raise _Terminated()
+
+    return handler
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; user errors become one line on stderr and exit code 2."""
+    """Run the CLI; user errors become one line on stderr and exit code 2.
+
+    With ``--json`` an error is also one JSON document on stdout: ``{"error": ..., "exit_code": N}``.
+    A failure to save results (disk full) is exit 1 with one line saying what is saved.
+    """
+    import os
+    import signal
+    import warnings
+
+    from .errors import SaveError
+
+    args = sys.argv[1:] if argv is None else list(argv)
+    as_json = "--json" in args
+
+    def fail(msg: str, code: int) -> int:
+        click.echo(f"fnbench: error: {msg}", err=True)
+        if as_json:
+            click.echo(json.dumps({"error": msg, "exit_code": code}))
+        return code
+
+    old_show = warnings.showwarning
+    warnings.showwarning = _show_warning
     try:
-        cli.main(args=argv, prog_name="fnbench", standalone_mode=False)
+        old_term = signal.signal(signal.SIGTERM, _on_sigterm(os.getpid()))
+    except ValueError:  # not the main thread (embedded use): keep the default
+        old_term = None
+    try:
+        cli.main(args=args, prog_name="fnbench", standalone_mode=False)
     except UserError as e:
-        click.echo(f"fnbench: error: {e}", err=True)
-        return 2
+        return fail(" ".join(str(e).split()), 2)
+    except SaveError as e:
+        return fail(" ".join(str(e).split()), 1)
     except click.exceptions.NoArgsIsHelpError as e:
         click.echo(e.ctx.get_help())
         return 0
     except click.ClickException as e:
         hint = f"; see `{e.ctx.command_path} --help`" if getattr(e, "ctx", None) else ""
         msg = " ".join(e.format_message().split()).rstrip(".")
-        click.echo(f"fnbench: error: {msg}{hint}", err=True)
-        return 2
+        return fail(f"{msg}{hint}", 2)
     except (click.exceptions.Abort, KeyboardInterrupt):
-        click.echo("fnbench: interrupted; finished measurements are saved (see --resume)", err=True)
+        click.echo(f"fnbench: interrupted; {_resume_hint()}", err=True)
         return 130
+    except _Terminated:
+        click.echo(f"fnbench: terminated; {_resume_hint()}", err=True)
+        return 143
     except SystemExit as e:
         return int(e.code or 0)
     except BrokenPipeError:
         return 0
+    finally:
+        warnings.showwarning = old_show
+        if old_term is not None:
+            signal.signal(signal.SIGTERM, old_term)
     return 0
 
 

@@ -22,7 +22,6 @@ did, the latest failure is kept. Different devices are never merged.
 from __future__ import annotations
 
 import os
-import warnings
 from collections.abc import Iterable
 
 import numpy as np
@@ -30,7 +29,7 @@ import pandas as pd
 
 from . import stats
 from .allocators import DEFAULT_ALLOCATOR
-from .results import LEGACY_ALLOCATOR, iter_result_files, load_results, read_records
+from .results import LEGACY_ALLOCATOR, frame_of, load_records
 
 #: The precision target of records that do not store one (the default of ``fnbench run``).
 DEFAULT_PRECISION = 0.02
@@ -48,13 +47,9 @@ def load_frame(paths: str | os.PathLike | Iterable[str | os.PathLike] = "results
     Returns the :func:`~fnbench.results.load_results` columns plus ``round_ids``, ``n_repeats``,
     ``n_failed_repeats``, ``run_ids`` and ``device_label`` (see :func:`device_labels`).
     """
-    files = list(iter_result_files(paths))
-    df = load_results(files, rows="all")  # the report draws its roofline ceilings from the probe rows
-    with warnings.catch_warnings():  # load_results already warned about any torn last line
-        warnings.simplefilter("ignore", RuntimeWarning)
-        raw = [rec for f in files for rec in read_records(f)]
-    if len(raw) != len(df):  # pragma: no cover — both read the same files in the same order
-        raise RuntimeError("round ids and records are out of step")
+    pairs = load_records(paths)
+    df = frame_of(pairs, rows="all")  # the report draws its roofline ceilings from the probe rows
+    raw = [rec for rec, _ in pairs]
     if df.empty:
         return df
     # A layout or precision other than the paper's (NCHW, FP32) is a different set-up: it joins the

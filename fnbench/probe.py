@@ -173,9 +173,11 @@ def run_probe(*, device: str = "auto", threads: int | None = None, budget_s: flo
     threads = None if dev.kind == "cuda" else (1 if threads is None else threads)
     if threads is not None and threads < 1:
         raise UserError(f"threads {threads} is not positive: use --threads 1 or more")
+    if not 0 < budget_s < float("inf"):
+        raise UserError(f"budget {budget_s} s is not a positive finite number: use e.g. --budget 4")
     run_id = _results.new_run_id()
     path = Path(out_dir) / f"{run_id}.jsonl"
-    writer = _results.ResultWriter(path)
+    writer = _results.ResultWriter(path, hint="free space and run `fnbench probe` again")
     specs = probe_specs(dev.kind)
     prog = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("eta"),
                     TimeRemainingColumn(), console=Console(file=sys.stderr), disable=not progress)

@@ -3,11 +3,20 @@
 One JSON object per line (JSON Lines), one file per run: ``results/<run_id>.jsonl``. Each line is
 written, flushed and ``fsync``-ed as soon as its measurement finishes, so an interrupted run loses
 at most the measurement in progress (and a torn last line, which :func:`read_records` skips with a
-warning); ``fnbench run --resume RUN_ID`` then measures only what is missing.
+warning and :class:`RunFile` sets aside into ``<run_id>.jsonl.torn``); ``fnbench run --resume RUN_ID``
+then measures only what is missing.
+
+A run's file is owned by one process: :class:`RunFile` holds an exclusive ``fcntl`` lock on
+``<run_id>.jsonl.lock`` (which names the holder's pid) while it measures, and writes the run's
+plan to ``<run_id>.plan.json`` so that ``--resume`` finishes the same measurements with the same
+options. Every record carries an ``id`` unique to the measurement (run, identity, pass, status);
+loading drops exact repeats of an id (a file named twice, a copied file) with a warning and refuses
+records that claim one id with different samples. Statistics are recomputed from ``samples_s`` on
+load: the samples are the truth, the stored ``stats`` block only a cache.
 
 Record keys (``SCHEMA_VERSION`` 1)::
 
-    schema, run_id, created (UTC ISO-8601), status ('ok' | 'failed' | 'unsupported' | 'partial'), error?,
+    schema, id? (older files: derived on load), run_id, created (UTC ISO-8601), status ('ok' | 'failed' | 'unsupported' | 'partial'), error?,
     target {name, kind, shape, layers, options, batch}, shape, batch (used), dtype,
     device {kind, name, arch, key}, runtime, threads,
     cost {params, macs, flops, mem_bytes_analytic, mem_bytes_counted, ...},
@@ -21,17 +30,20 @@ Units live in key names: ``*_s`` seconds, ``macs`` multiply-adds, ``flops`` = 2 
 
 from __future__ import annotations
 
+import errno
+import fcntl
+import hashlib
 import json
 import math
 import os
+import re
 import secrets
-import warnings
 from collections.abc import Iterable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from .errors import UserError
+from .errors import SaveError, UserError, warn
 
 __all__ = [
     "ROW_KINDS",
@@ -47,6 +59,15 @@ __all__ = [
     "record_key",
     "identity_key",
     "measured_keys",
+    "record_id",
+    "load_records",
+    "check_run_id",
+    "RunFile",
+    "plan_path",
+    "read_plan",
+    "plan_differences",
+    "dedupe",
+    "frame_of",
 ]
 
 SCHEMA_VERSION = 1
@@ -78,90 +99,282 @@ def _jsonable(v: Any) -> Any:
 class ResultWriter:
     """Append records to a JSON Lines file, one durable line per call.
 
-    Each :meth:`write` serialises the record, appends it with a newline, flushes Python's buffer
-    and ``os.fsync``-s the file: after ``write`` returns the line survives a crash or power loss.
+    Each :meth:`write` serialises the record (adding its ``id``), appends it with a newline and
+    ``os.fsync``-s the file: after ``write`` returns the line survives a crash or power loss. A
+    write that fails (disk full, I/O error) is cut back to the last whole line and raises
+    :class:`~fnbench.errors.SaveError` saying how many records the file holds and how to go on
+    (``hint``).
     """
 
-    def __init__(self, path: str | os.PathLike) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._ensure_newline()
+    #: The raw write call (a seam for tests that simulate a full disk).
+    _write = staticmethod(os.write)
 
-    def _ensure_newline(self) -> None:
-        # A torn last line from an earlier crash must not swallow the next record.
-        if self.path.exists() and self.path.stat().st_size > 0:
-            with open(self.path, "rb") as f:
-                f.seek(-1, os.SEEK_END)
-                last = f.read(1)
-            if last != b"\n":
-                with open(self.path, "ab") as f:
-                    f.write(b"\n")
-                    f.flush()
-                    os.fsync(f.fileno())
+    def __init__(self, path: str | os.PathLike, *, hint: str = "") -> None:
+        self.path = Path(path)
+        self.hint = hint
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise UserError(f"cannot create {self.path.parent}: {e.strerror}; give a writable --out") from None
+        self.written = 0
+
+    def _saved(self) -> int:
+        try:
+            text = self.path.read_bytes()
+        except OSError:
+            return 0
+        return sum(1 for ln in text.split(b"\n") if ln.strip().startswith(b"{") and ln.rstrip().endswith(b"}"))
 
     def write(self, record: dict[str, Any]) -> None:
-        line = json.dumps(_jsonable(record), allow_nan=False, separators=(",", ":")) + "\n"
-        with open(self.path, "a", encoding="utf-8") as f:
-            f.write(line)
-            f.flush()
-            os.fsync(f.fileno())
+        if "id" not in record:
+            record["id"] = record_id(record)
+        data = (json.dumps(_jsonable(record), allow_nan=False, separators=(",", ":")) + "\n").encode("utf-8")
+        size = None
+        try:
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                size = os.fstat(fd).st_size
+                view = memoryview(data)
+                while view:
+                    n = self._write(fd, view)
+                    view = view[n:]
+                os.fsync(fd)
+            except OSError:
+                if size is not None:
+                    with _suppress_oserror():
+                        os.ftruncate(fd, size)  # no torn line left behind where it can be avoided
+                raise
+            finally:
+                os.close(fd)
+        except OSError as e:
+            why = "the disk is full" if e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG) else e.strerror
+            raise SaveError(f"writing {self.path} failed ({why}); {self._saved()} record(s) are saved there"
+                            + (f"; {self.hint}" if self.hint else "")) from None
+        self.written += 1
+
+
+class _suppress_oserror:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, et, ev, tb):
+        return et is not None and issubclass(et, OSError)
+
+
+def _read_text(path: Path) -> str:
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise UserError(f"result file {path} does not exist; see `ls results/` for the runs there") from None
+    except IsADirectoryError:
+        raise UserError(f"{path} is a directory; give a result file or the directory itself") from None
+    except OSError as e:
+        raise UserError(f"cannot read {path}: {e.strerror}") from None
+    try:
+        if b"\x00" in data:
+            raise UnicodeDecodeError("utf-8", data, data.index(b"\x00"), data.index(b"\x00") + 1, "NUL byte")
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise UserError(f"{path} is not a text file (binary data at byte {e.start}); it is not an fnbench "
+                        "result file: give a results/<run_id>.jsonl file or its directory") from None
+
+
+def _split_torn(text: str) -> tuple[list[tuple[int, str]], tuple[int, str] | None]:
+    """Numbered non-empty lines, and the torn last line (no newline and not JSON) if there is one."""
+    lines = [(i + 1, ln) for i, ln in enumerate(text.split("\n")) if ln.strip()]
+    if lines and not text.endswith("\n"):
+        n, last = lines[-1]
+        try:
+            json.loads(last)
+        except ValueError:
+            # a lone line that does not even start like a record is not a torn record
+            if len(lines) > 1 or last.lstrip().startswith("{"):
+                return lines[:-1], (n, last)
+    return lines, None
+
+
+def _bad(path: Path, n: int, problem: str) -> UserError:
+    return UserError(f"{path}, line {n}: {problem}; remove that line (or the file) or measure it again")
+
+
+def _is_num_list(v: Any) -> bool:
+    return isinstance(v, list) and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v)
+
+
+def _check_record(rec: dict[str, Any], path: Path, n: int) -> None:
+    """Refuse a record that readers cannot use: missing keys, wrong types, measured without samples."""
+    for key, typ in (("run_id", str), ("target", dict), ("device", dict)):
+        if not isinstance(rec.get(key), typ):
+            what = "missing" if key not in rec else f"a {type(rec[key]).__name__}, not a {typ.__name__}"
+            raise _bad(path, n, f"not a valid result record: {key!r} is {what}")
+    if not isinstance(rec["target"].get("name"), str):
+        raise _bad(path, n, "not a valid result record: target has no name")
+    status = rec.get("status", "ok")
+    if status not in STATUSES:
+        raise _bad(path, n, f"unknown status {status!r} (known: {', '.join(STATUSES)})")
+    for key, typ in (("stats", dict), ("cost", dict), ("env", dict)):
+        if rec.get(key) is not None and not isinstance(rec[key], typ):
+            raise _bad(path, n, f"not a valid result record: {key!r} is a {type(rec[key]).__name__}, not an object")
+    if "batch" in rec and (not isinstance(rec["batch"], int) or isinstance(rec["batch"], bool)):
+        raise _bad(path, n, f"not a valid result record: batch is {rec['batch']!r}, not an integer")
+    samples = rec.get("samples_s")
+    if samples is not None and not _is_num_list(samples):
+        raise _bad(path, n, "not a valid result record: samples_s is not a list of seconds")
+    if status in ("ok", "partial"):
+        if not samples:
+            raise _bad(path, n, f"a {status!r} record without samples (samples_s is empty): its statistics "
+                                "cannot be checked")
+        if not all(math.isfinite(x) and x > 0 for x in samples):
+            raise _bad(path, n, "samples_s holds a non-positive or non-finite time")
+        for key in ("rounds", "workers", "passes"):
+            v = rec.get(key)
+            if v is not None and (not _is_num_list(v) or len(v) != len(samples)):
+                raise _bad(path, n, f"{key} does not give one integer per sample")
+    if status == "partial" and not isinstance(rec.get("pass"), int):
+        raise _bad(path, n, "a partial record without its pass number")
 
 
 def read_records(path: str | os.PathLike, *, partial: bool = False) -> list[dict[str, Any]]:
     """All records of one result file (without ``status: "partial"`` pass records unless ``partial``).
 
     A pass record holds one pass of a target that is still being measured (what ``--resume``
-    continues from); the target's final record repeats its samples, so readers skip them. A truncated *last* line (an interrupted write) is skipped with a warning. A non-JSON line
-    elsewhere, or a record written by a newer schema, raises :class:`UserError` naming the file.
+    continues from); the target's final record repeats its samples, so readers skip them. A torn
+    *last* line (an interrupted write: no newline and not JSON) is skipped with a warning. A
+    non-JSON line elsewhere, a record that misses keys or samples, a binary file, or a record
+    written by a newer schema raises :class:`UserError` naming the file and line. Exact repeats
+    of a record id are dropped (:func:`dedupe`).
     """
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise UserError(f"result file {path} does not exist; see `ls results/` for the runs there") from None
-    lines = text.split("\n")
-    # index of the last non-empty line
-    last = max((i for i, ln in enumerate(lines) if ln.strip()), default=-1)
+    lines, torn = _split_torn(_read_text(path))
+    if torn is not None:
+        warn(f"{path}: line {torn[0]} is cut short (an interrupted write) and is skipped; "
+             f"`fnbench run --resume {path.stem}` sets it aside and measures it again")
     records = []
-    for i, ln in enumerate(lines):
-        if not ln.strip():
-            continue
+    for i, ln in lines:
         try:
             rec = json.loads(ln)
-            if not isinstance(rec, dict):
-                raise ValueError("not a JSON object")
         except ValueError:
-            if i == last:
-                warnings.warn(f"{path}: skipping truncated last line {i + 1} (an interrupted write)",
-                              RuntimeWarning, stacklevel=2)
-                continue
-            raise UserError(f"{path}, line {i + 1}: not a valid result record (corrupt JSON); "
-                            "repair or remove that line") from None
+            if not records and i == lines[0][0]:
+                raise UserError(f"{path}, line {i} is not JSON: this is not an fnbench result file "
+                                "(those hold one JSON record per line)") from None
+            raise UserError(f"{path}, line {i} is not JSON (a corrupt record); repair or remove that line") from None
+        if not isinstance(rec, dict):
+            raise UserError(f"{path}, line {i} is JSON but not a record (a {type(rec).__name__}): "
+                            "this is not an fnbench result file")
         schema = rec.get("schema")
-        if not isinstance(schema, int):
-            raise UserError(f"{path}, line {i + 1}: no schema version; this is not an fnbench result file")
+        if not isinstance(schema, int) or isinstance(schema, bool):
+            raise UserError(f"{path}, line {i}: no schema version; this is not an fnbench result file")
         if schema > SCHEMA_VERSION:
             raise UserError(f"{path} was written by a newer fnbench (schema {schema}; this one reads "
                             f"{SCHEMA_VERSION}); upgrade fnbench or remove the file")
         if schema < 1:
-            raise UserError(f"{path}, line {i + 1}: unknown schema version {schema}; remove the file")
+            raise UserError(f"{path}, line {i}: unknown schema version {schema}; remove the file")
+        _check_record(rec, path, i)
         if partial or rec.get("status") != "partial":
-            records.append(rec)
-    return records
+            records.append((rec, path, i))
+    return [r for r, _, _ in dedupe(records)]
+
+
+def record_id(rec: dict[str, Any]) -> str:
+    """The record's ``id``, or for a record written before ids existed the one it would have had.
+
+    The id names one measurement of one run: run id, identity (:func:`record_key`), pass (a
+    partial record's pass, or ``final``) and status. The same id twice is the same line read twice.
+    """
+    if isinstance(rec.get("id"), str):
+        return rec["id"]
+    which = rec.get("pass") if rec.get("status") == "partial" else "final"
+    blob = json.dumps([rec.get("run_id"), record_key(rec), which, rec.get("status", "ok")], separators=(",", ":"))
+    return hashlib.sha1(blob.encode("utf-8")).hexdigest()[:16]
+
+
+def dedupe(items: Iterable[tuple[dict[str, Any], Path, int]]) -> list[tuple[dict[str, Any], Path, int]]:
+    """Drop exact repeats of a record id (keeping the last) with one warning; refuse conflicting ones.
+
+    ``items`` are ``(record, file, line)``. Two records with one id and different samples cannot
+    both be true (two processes measured one run): :class:`UserError` names both places.
+    """
+    seen: dict[str, tuple[dict[str, Any], Path, int]] = {}
+    dropped = 0
+    for rec, src, line in items:
+        rid = record_id(rec)
+        if rid in seen:
+            prev, psrc, pline = seen[rid]
+            if (prev.get("samples_s") or []) != (rec.get("samples_s") or []) or \
+                    (prev.get("rounds") or []) != (rec.get("rounds") or []):
+                t = rec.get("target") or {}
+                raise UserError(f"{psrc} line {pline} and {src} line {line} claim the same measurement (id {rid}: "
+                                f"run {rec.get('run_id')}, {t.get('name')}) with different samples; two processes "
+                                "wrote one run: keep one of the two lines, or measure again")
+            dropped += 1
+        seen[rid] = (rec, src, line)
+    if dropped:
+        warn(f"{dropped} duplicate record(s) skipped (the same measurement read twice: a file named twice, "
+             "a copied file or a repeated line); each counts once")
+    return list(seen.values())
+
+
+def _recompute_stats(rec: dict[str, Any]) -> dict[str, Any]:
+    """The record with its statistics recomputed from ``samples_s`` (the stored block is only a cache)."""
+    from .timing import Measurement
+
+    samples = [float(x) for x in rec["samples_s"]]
+    st = dict(rec.get("stats") or {})
+    m = Measurement(samples_s=samples, round_ids=[int(r) for r in rec.get("rounds") or range(len(samples))],
+                    batch=int(rec.get("batch") or 1), worker_ids=rec.get("workers") or None)
+    fresh = {"median_s": m.median_s, "iqr_s": m.iqr_s, "p90_s": m.p90_s, "ci95_low_s": m.ci95_low_s,
+             "ci95_high_s": m.ci95_high_s, "n": m.n, "rounds": m.rounds, "rel_ci_halfwidth": m.rel_ci_halfwidth}
+    old = st.get("median_s")
+    if not (isinstance(old, (int, float)) and math.isclose(old, fresh["median_s"], rel_tol=1e-9)):
+        st["stable"] = False  # a stats block that does not match its samples says nothing about stability
+        st["stats_recomputed"] = True
+    if st.get("precision") and fresh["rel_ci_halfwidth"] > st["precision"]:
+        st["stable"] = False
+    st.update(fresh)
+    return dict(rec, stats=st)
+
+
+def load_records(paths: str | os.PathLike | Iterable[str | os.PathLike] = "results",
+                 ) -> list[tuple[dict[str, Any], Path]]:
+    """Every final record of ``paths`` (files and directories) with its file, de-duplicated across files,
+    statistics recomputed from the samples. Unfinished runs are named with the ``--resume`` that finishes them."""
+    items = []
+    for f in iter_result_files(paths):
+        recs = read_records(f, partial=True)
+        _note_unfinished(f, recs)
+        items += [(r, f, 0) for r in recs if r.get("status") != "partial"]
+    return [(_recompute_stats(r) if r.get("status", "ok") == "ok" else r, f) for r, f, _ in dedupe(items)]
+
+
+def _note_unfinished(path: Path, recs: list[dict[str, Any]]) -> None:
+    final = {record_key(r) for r in recs if r.get("status") != "partial"}
+    open_keys = {record_key(r) for r in recs if r.get("status") == "partial"} - final
+    plan = read_plan(plan_path(path.parent, path.stem))
+    planned = set(plan.get("keys") or []) if plan else set()
+    missing = (open_keys | planned) - final
+    if missing:
+        run_id = recs[0].get("run_id") if recs else path.stem
+        warn(f"run {run_id} is unfinished ({len(missing)} measurement(s) missing from {path.name}); finish it "
+             f"with `fnbench run --resume {run_id} --out {path.parent}`")
 
 
 def iter_result_files(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> Iterator[Path]:
     """Expand files and directories (their ``*.jsonl``, sorted) into result file paths."""
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
+    seen: set[Path] = set()
     for p in paths:
         p = Path(p)
         if p.is_dir():
-            yield from sorted(p.glob("*.jsonl"))
+            found = sorted(p.glob("*.jsonl"))
         elif p.exists():
-            yield p
+            found = [p]
         else:
             raise UserError(f"no result file or directory at {p}")
+        for f in found:  # a file named twice, or a file and its directory, is read once
+            if f.resolve() not in seen:
+                seen.add(f.resolve())
+                yield f
 
 
 #: The allocator of a record written before the allocator was a recorded condition: those runs
@@ -285,17 +498,224 @@ def load_results(paths: str | os.PathLike | Iterable[str | os.PathLike] = "resul
     Columns carry their units: ``median_s``, ``ci95_low_s``, ``macs``, ``gmacs_per_s`` (with
     ``gmacs_per_s_ci95_low``/``_high``), ``throughput_per_s`` (samples/s), ``env_*``; raw
     samples stay in ``samples_s``. Results from several devices merge into one frame; group by
-    ``device_key`` to keep one device's rows together.
+    ``device_key`` to keep one device's rows together. Records are de-duplicated by id and their
+    statistics recomputed from the samples (:func:`load_records`).
     """
+    return frame_of(load_records(paths), rows=rows)
+
+
+def frame_of(pairs: Iterable[tuple[dict[str, Any], Path]], *, rows: str = "measurements"):
+    """One DataFrame row per ``(record, file)`` pair of the ``rows`` kind (:func:`load_results`' columns)."""
     import pandas as pd
 
     if rows not in ROW_KINDS:
         raise ValueError(f"rows={rows!r}: use one of {', '.join(ROW_KINDS)}")
     out = []
-    for f in iter_result_files(paths):
-        for r in read_records(f):
-            probe = is_probe_record(r)
-            if (rows == "measurements" and probe) or (rows == "probes" and not probe):
-                continue
-            out.append(dict(_flatten(r, f), row_kind="probe" if probe else "measurement"))
+    for r, f in pairs:
+        probe = is_probe_record(r)
+        if (rows == "measurements" and probe) or (rows == "probes" and not probe):
+            continue
+        out.append(dict(_flatten(r, f), row_kind="probe" if probe else "measurement"))
     return pd.DataFrame(out)
+
+
+# -- a run's file, owned by one process ----------------------------------------------------------------
+#: ``(run_id, out_dir)`` of the run this process opened last (for the hint after an interruption).
+last_run: tuple[str, Path] | None = None
+
+_RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+def check_run_id(run_id: str) -> str:
+    """``run_id`` if it names a run in the results directory (a bare id, ``.jsonl`` allowed), else UserError."""
+    rid = run_id[: -len(".jsonl")] if run_id.endswith(".jsonl") else run_id
+    if not _RUN_ID_RE.match(rid):
+        raise UserError(f"--resume takes a run id such as 20261128T043000Z-3fa2 (a file name in --out, without "
+                        f"a path), not {run_id!r}; see `ls results/`")
+    return rid
+
+
+def plan_path(out_dir: str | os.PathLike, run_id: str) -> Path:
+    """Where a run's plan (what it measures, with which options) is kept: ``<out_dir>/<run_id>.plan.json``."""
+    return Path(out_dir) / f"{run_id}.plan.json"
+
+
+def read_plan(path: str | os.PathLike) -> dict[str, Any] | None:
+    """A run's stored plan, or None when there is none (runs written before plans existed) or it is unreadable."""
+    try:
+        plan = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return plan if isinstance(plan, dict) else None
+
+
+def _pid_of(fd: int) -> str:
+    try:
+        os.lseek(fd, 0, os.SEEK_SET)
+        return os.read(fd, 32).decode("ascii", "replace").strip() or "?"
+    except OSError:
+        return "?"
+
+
+class RunFile:
+    """A run's result file, owned by this process while it is open (a context manager).
+
+    Entering takes an exclusive ``fcntl.flock`` on ``<run_id>.jsonl.lock`` (holding this pid);
+    if another process holds it, :class:`UserError` names that process. On ``resume`` the file
+    must exist and be a readable result file; a torn last line is moved to
+    ``<run_id>.jsonl.torn`` (appended, never dropped) and the file cut back to its last whole
+    line. ``writer`` then appends records; ``plan`` is the stored plan, if any.
+    """
+
+    def __init__(self, out_dir: str | os.PathLike, run_id: str, *, resume: bool = False) -> None:
+        self.out_dir = Path(out_dir)
+        self.run_id = run_id
+        self.resume = resume
+        self.path = self.out_dir / f"{run_id}.jsonl"
+        self.lock_path = self.out_dir / f"{run_id}.jsonl.lock"
+        self.plan: dict[str, Any] | None = None
+        self.torn_bytes = 0
+        self._fd: int | None = None
+        self.writer = ResultWriter(self.path, hint=f"free space, then finish with `fnbench run --resume {run_id} "
+                                                   f"--out {self.out_dir}`")
+
+    def __enter__(self) -> RunFile:
+        if self.resume and not self.path.exists():
+            raise UserError(f"no run {self.run_id!r} to resume: {self.path} does not exist; see `ls {self.out_dir}/`")
+        self._lock()
+        global last_run
+        last_run = (self.run_id, self.out_dir)
+        try:
+            if self.resume:
+                _read_text(self.path)  # a binary or unreadable file is refused before anything is changed
+                self.torn_bytes = self._heal()
+                self.plan = read_plan(plan_path(self.out_dir, self.run_id))
+        except BaseException:
+            self._unlock()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._unlock()
+
+    def _lock(self) -> None:
+        while True:
+            try:
+                fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            except OSError as e:
+                raise UserError(f"cannot create {self.lock_path}: {e.strerror}; give a writable --out") from None
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                pid = _pid_of(fd)
+                os.close(fd)
+                raise UserError(f"run {self.run_id} is being measured by process {pid}; wait for it to finish "
+                                f"(or stop it: kill {pid}) and --resume it then") from None
+            try:  # the holder before us may have removed the file we opened: lock the current one
+                same = os.stat(self.lock_path).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
+            os.close(fd)
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode("ascii"))
+        self._fd = fd
+
+    def _unlock(self) -> None:
+        if self._fd is None:
+            return
+        with _suppress_oserror():
+            os.unlink(self.lock_path)
+        os.close(self._fd)
+        self._fd = None
+
+    def _heal(self) -> int:
+        data = self.path.read_bytes()
+        if not data or data.endswith(b"\n"):
+            return 0
+        cut = data.rfind(b"\n") + 1
+        tail = data[cut:]
+        try:
+            json.loads(tail)
+            whole = True  # a complete record that only lacks its newline
+        except ValueError:
+            whole = False
+        try:
+            if whole:
+                with open(self.path, "ab") as f:
+                    f.write(b"\n")
+                    os.fsync(f.fileno())
+                return 0
+            torn = self.path.with_name(self.path.name + ".torn")
+            with open(torn, "ab") as f:
+                f.write(tail + b"\n")
+                os.fsync(f.fileno())
+            os.truncate(self.path, cut)
+        except OSError as e:
+            raise SaveError(f"cannot repair the cut-short last line of {self.path}: {e.strerror}") from None
+        warn(f"{self.path}: the cut-short last line ({len(tail)} bytes, an interrupted write) was moved to "
+             f"{torn.name}; its measurement is taken again")
+        return len(tail)
+
+    def open(self, plan: dict[str, Any], *, cli: dict[str, Any] | None = None,
+             ) -> tuple[set[str], dict[str, list[dict[str, Any]]]]:
+        """Start the run under ``plan`` or check a resumed one against its stored plan.
+
+        ``plan`` holds the measurement ``keys`` (:func:`identity_key`) and the fields a resume must
+        repeat (targets, device, runtimes, threads, …). A new run stores it (with ``cli``, the
+        command's options). A resumed run with a stored plan must match it field by field; one
+        without (written before plans existed) must hold only measurements of ``plan``. Returns
+        the keys already measured and the stored pass records by key.
+        """
+        if not self.resume:
+            self.write_plan(dict(plan, run_id=self.run_id, created=utc_now(), cli=cli or {}))
+            return set(), {}
+        keys = set(plan["keys"])
+        records = read_records(self.path, partial=True)
+        if self.plan is not None:
+            stored = {k: v for k, v in self.plan.items() if k not in ("keys", "cli", "run_id", "created")}
+            diffs = plan_differences(stored, {k: v for k, v in plan.items() if k != "keys"})
+            if not diffs and set(self.plan.get("keys") or []) != keys:
+                diffs = ["the measurements (same targets and options, other details)"]
+        else:
+            foreign = sorted({(r.get("target") or {}).get("name", "?") for r in records if record_key(r) not in keys})
+            diffs = [f"targets or options: the run holds {', '.join(foreign)} measured otherwise"] if foreign else []
+        if diffs:
+            raise UserError(f"--resume {self.run_id}: this call differs from the run in " + "; ".join(diffs)
+                            + f"; run `fnbench run --resume {self.run_id}` without those options to finish it as started")
+        done = {record_key(r) for r in records if r.get("status", "ok") in ("ok", "unsupported")}
+        parts: dict[str, list[dict[str, Any]]] = {}
+        for r in records:
+            if r.get("status") == "partial":
+                parts.setdefault(record_key(r), []).append(r)
+        return done, parts
+
+    def write_plan(self, plan: dict[str, Any]) -> None:
+        """Store the run's plan atomically (temporary file, then rename)."""
+        target = plan_path(self.out_dir, self.run_id)
+        tmp = target.with_name(target.name + f".tmp{os.getpid()}")
+        try:
+            tmp.write_text(json.dumps(_jsonable(plan), indent=1), encoding="utf-8")
+            os.replace(tmp, target)
+        except OSError as e:
+            with _suppress_oserror():
+                tmp.unlink()
+            raise SaveError(f"writing {target} failed ({e.strerror}); nothing was measured: free space and run again") \
+                from None
+        self.plan = plan
+
+
+def plan_differences(stored: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """``"name: now X, the run has Y"`` for every plan field that differs (fields missing from either are skipped)."""
+    out = []
+    for k, v in current.items():
+        if k in stored and stored[k] != _jsonable(v):
+            out.append(f"{k} {_show(v)} (the run has {_show(stored[k])})")
+    return out
+
+
+def _show(v: Any) -> str:
+    if isinstance(v, (list, tuple)):
+        return ", ".join(map(str, v)) if v else "none"
+    return str(v)

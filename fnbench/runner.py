@@ -27,7 +27,7 @@ import sys
 import time
 import traceback
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +40,7 @@ from rich.table import Table
 from . import allocators, counting
 from . import results as _results
 from .devices import DEFAULT_CUDA_BATCH, Device, device_key, fingerprint, gpu_state, resolve_device
-from .errors import UserError
+from .errors import UserError, cause_first
 from .runtimes import DTYPES, Unsupported, check_runtime, prepare, runtime_unavailable
 from .targets import Target, TargetSpec, resolve
 from .timing import (
@@ -364,6 +364,7 @@ def run_suite(
     workers: int | None = None,
     passes: int = DEFAULT_PASSES,
     allocator: str | Sequence[str] = allocators.DEFAULT_ALLOCATOR,
+    cli_options: dict[str, Any] | None = None,
 ) -> RunSummary:
     """Measure every spec on ``device``; append one record per target to ``<out_dir>/<run_id>.jsonl``.
 
@@ -394,6 +395,11 @@ def run_suite(
     timed iterations per round (``faults``). In-process measurement can take one allocator only
     (and ``system`` not after ``tuned``), since a process cannot change its allocator back.
     The records come back in suite order (targets, then runtimes, then allocators).
+
+    The run's file is locked while it is measured (a second process gets :class:`UserError`
+    naming the holder) and its plan stored beside it; ``resume`` refuses a call whose targets,
+    device, runtimes or measuring conditions differ from the plan's (:class:`fnbench.results.RunFile`).
+    ``cli_options`` are stored with the plan so that ``fnbench run --resume`` can repeat them.
     """
     dev = resolve_device(device)
     if dev.kind == "cuda":
@@ -404,8 +410,8 @@ def run_suite(
             raise UserError(f"threads {threads} is not positive: use --threads 1 or more")
     if batch_override is not None and batch_override < 1:
         raise UserError(f"batch {batch_override} is not positive: use --batch 1 or more")
-    if budget_s <= 0:
-        raise UserError(f"budget {budget_s} s is not positive: use e.g. --budget 10")
+    if not 0 < budget_s < float("inf"):
+        raise UserError(f"budget {budget_s} s is not a positive finite number: use e.g. --budget 10")
     workers = DEFAULT_WORKERS if workers is None else int(workers)
     if workers < 0:
         raise UserError(f"workers {workers} is negative: use --workers 0 (in-process) or more")
@@ -449,22 +455,19 @@ def run_suite(
     targets = [resolve(replace(s, batch=batch_for(s))) for s in specs]  # UserError here: nothing measured yet
 
     out_dir = Path(out_dir)
-    stored_parts: dict[str, list[dict[str, Any]]] = {}
-    if resume is not None:
-        run_id = resume
-        path = out_dir / f"{run_id}.jsonl"
-        if not path.exists():
-            raise UserError(f"no run {run_id!r} to resume: {path} does not exist; see `ls {out_dir}/`")
-        done = _results.measured_keys(path)
-        for r in _results.read_records(path, partial=True):
-            if r.get("status") == "partial":
-                stored_parts.setdefault(_results.record_key(r), []).append(r)
-    else:
-        run_id = _results.new_run_id()
-        path = out_dir / f"{run_id}.jsonl"
-        done = set()
-    writer = _results.ResultWriter(path)
+    run_id = _results.check_run_id(resume) if resume is not None else _results.new_run_id()
     planned = [_key_for(t, dev, h) for t in targets for h in hows]
+    conditions = {f: list(dict.fromkeys(getattr(h, f) for h in hows)) for f in asdict(hows[0]) if f != "runtime"}
+    plan = {"targets": [t.spec.label for t in targets], "device": dev.kind, "runtimes": list(runtimes),
+            **{f: v[0] if len(v) == 1 else v for f, v in conditions.items()}, "keys": planned}
+    stack = contextlib.ExitStack()  # the run's file stays locked until the run ends, however it ends
+    run_file = stack.enter_context(_results.RunFile(out_dir, run_id, resume=resume is not None))
+    try:
+        done, stored_parts = run_file.open(plan, cli=cli_options)
+    except BaseException:
+        stack.close()
+        raise
+    path, writer = run_file.path, run_file.writer
     todo = [_Open(t, h, _key_for(t, dev, h)) for t in targets for h in hows if _key_for(t, dev, h) not in done]
     for o in todo:
         o.parts = {int(r["pass"]): r for r in stored_parts.get(o.key, [])}
@@ -479,6 +482,11 @@ def run_suite(
     if progress:  # before anything is measured, so an interrupted run can be resumed by its id
         err_console.print(f"run {run_id}: {len(todo)} to measure in {passes} pass{'es' if passes > 1 else ''}, "
                           f"writing {path} (resume with --resume {run_id})", highlight=False)
+        if resume is not None:
+            err_console.print(f"resuming: {skipped} already measured; finishing "
+                              + (", ".join(f"{o.target.spec.label}" + (f" [{o.how.runtime}]" if len(hows) > 1 else "")
+                                           + (f" ({len(o.parts)} pass(es) stored)" if o.parts else "") for o in todo)
+                                 or "nothing"), highlight=False)
     measured = 0
     costs: dict[int, dict[str, Any]] = {}
     pass_budget = budget_s / passes
@@ -505,8 +513,8 @@ def run_suite(
             reason = str(e) if isinstance(e, Unsupported) else f"{type(e).__name__}: {e}".splitlines()[0]
             rec.update(status="unsupported", error=reason)
         else:
-            rec.update(status="failed", error=str(e) if isinstance(e, WorkerError) else
-                       f"{type(e).__name__}: {e}".splitlines()[0],
+            rec.update(status="failed", error=cause_first(str(e) if isinstance(e, WorkerError) else
+                                                      f"{type(e).__name__}: {e}".splitlines()[0]),
                        traceback=getattr(e, "remote_traceback", None) or traceback.format_exc(limit=8))
         rec.update(cost=costs.get(id(o.target)), samples_s=[], rounds=[], stats=None, env=fp)
         finish(o, rec, task)
@@ -537,7 +545,7 @@ def run_suite(
         while pools:
             pools.popitem()[1].close()
 
-    with contextlib.ExitStack() as stack:
+    with stack:
         stack.callback(close_pools)
         stack.enter_context(prog)
         task = prog.add_task(f"{dev.kind} run {run_id}", total=len(todo) * passes)

@@ -43,17 +43,29 @@ DEFAULT_LAYERS = 10
 #: ``tv:NAME``, ``fasternet_t0@dwconv``). Each takes a name and returns an :class:`Entry` or None.
 NETWORK_RESOLVERS: list[Callable[[str], Entry | None]] = [resolve_variant, resolve_zoo]
 
+#: Largest single dimension accepted (torch indexes many kernels with 32-bit integers).
+MAX_DIM = 2**31 - 1
+#: Factory keywords that have a command-line flag (``--n-div``, ``--groups``, ``--kernel``, …).
+CLI_OPTIONS = ("n_div", "groups", "k", "stride", "padding", "forward")
+
 _SHAPE_RE = re.compile(r"^\s*(\d+)\s*[x×,]\s*(\d+)\s*[x×,]\s*(\d+)\s*$")
 
 
 def parse_shape(text: str) -> tuple[int, int, int]:
     """Parse ``"96x56x56"`` (C×H×W, per sample) into a tuple of positive ints."""
+    if len(text) > 100:
+        raise UserError(f"shape {text[:20]}… is {len(text)} characters long: use CxHxW with sizes such as "
+                        "--shape 96x56x56")
     if "-" in text:
         raise UserError(f"shape {text!r} has a negative size: use positive C, H and W, e.g. --shape 96x56x56")
     m = _SHAPE_RE.match(text)
     if not m:
         raise UserError(f"malformed shape {text!r}: use CxHxW with positive integers, e.g. --shape 96x56x56")
+    if any(len(g.lstrip("0")) > len(str(MAX_DIM)) for g in m.groups()):
+        raise UserError(f"shape {text!r} has a size above {MAX_DIM:,}: use sizes such as --shape 96x56x56")
     shape = tuple(int(g) for g in m.groups())
+    if max(shape) > MAX_DIM:
+        raise UserError(f"shape {text!r} has a size above {MAX_DIM:,}: use sizes such as --shape 96x56x56")
     if min(shape) < 1:
         raise UserError(f"shape {text!r} has a zero size: use positive C, H and W, e.g. --shape 96x56x56")
     return shape  # type: ignore[return-value]
@@ -136,11 +148,11 @@ def _flag(key: str) -> str:
 
 
 def _check_options(entry: Entry, options: dict[str, Any]) -> None:
-    accepted = [p for p in inspect.signature(entry.factory).parameters if p != "c"]
+    accepted = [p for p in inspect.signature(entry.factory).parameters if p != "c" and p in CLI_OPTIONS]
     for key in options:
         if key not in accepted:
-            what = ", ".join(_flag(a) for a in accepted) or "no options"
-            raise UserError(f"{entry.name} does not take {_flag(key)}; it accepts {what}")
+            what = f"it accepts {', '.join(_flag(a) for a in accepted)}" if accepted else "it takes none of these options"
+            raise UserError(f"{entry.name} does not take {_flag(key)}; {what}")
 
 
 def resolve(spec: TargetSpec) -> Target:
@@ -157,10 +169,17 @@ def resolve(spec: TargetSpec) -> Target:
         if min(shape) < 1:
             raise UserError(f"shape {'x'.join(map(str, shape))} has a zero or negative size: use positive C, H and W")
         _check_options(entry, options)
+        if options.get("k") is not None and options["k"] % 2 == 0 and options.get("padding") is None:
+            raise UserError(f"--kernel {options['k']} is even: the default padding k // 2 = {options['k'] // 2} makes "
+                            "each layer's map 1 larger ((H + 2·padding − k) // stride + 1); use an odd kernel "
+                            "or give --padding")
         spec = replace(spec, shape=tuple(shape), layers=layers)
         try:
             if entry.validate is not None:
                 entry.validate(*shape, **options)
+            first, _out = entry.cost(*shape, batch=spec.batch, **options)
+            # before the per-layer sums: an absurd --layers is refused at once, not after 10^12 steps
+            _check_memory(spec, 2 * first.params * layers + 3 * _numel(shape) * spec.batch)
             total, cur = Cost(0, 0, 0), tuple(shape)
             for _ in range(layers):
                 cost, cur = entry.cost(*cur, batch=spec.batch, **options)
@@ -169,6 +188,8 @@ def resolve(spec: TargetSpec) -> Target:
                     entry.validate(*cur, **options)
         except ConfigError as e:
             raise UserError(f"{spec.name}: {e}") from None
+        act = max(_numel(shape), _numel(cur)) * spec.batch
+        _check_memory(spec, 2 * total.params + 3 * act)
         return Target(spec, "operator", entry, total, (spec.batch, *cur), options)
 
     entry = NETWORKS.get(spec.name) if spec.name in NETWORKS else None
@@ -189,5 +210,57 @@ def resolve(spec: TargetSpec) -> Target:
         raise UserError(f"{spec.name} is a network; --layers applies to operator stacks only")
     _check_options(entry, options)
     default_shape = entry.meta_dict().get("input_shape", DEFAULT_NET_SHAPE)
+    given = spec.shape is not None
     spec = replace(spec, shape=tuple(spec.shape or default_shape))
+    if given or spec.batch > _TRY_BATCH:
+        params, act = _try_on_meta(entry, options, spec.shape, default_shape)
+        _check_memory(spec, 2 * params + 3 * act * spec.batch)
     return Target(spec, "network", entry, None, None, options)
+
+
+#: Networks are tried on the meta device (shapes only, no memory) when a shape is given or the
+#: batch exceeds this: what they accept and how large their activations are.
+_TRY_BATCH = 64
+
+
+def _numel(shape) -> int:
+    n = 1
+    for d in shape:
+        n *= int(d)
+    return n
+
+
+def _try_on_meta(entry: Entry, options: dict[str, Any], shape: tuple[int, ...], default_shape) -> tuple[int, int]:
+    """Run ``entry`` on a meta tensor of ``shape`` (batch 1): its parameter count and largest activation
+    (elements); a shape it cannot take is a UserError with the network's own reason."""
+    sizes: list[int] = [_numel(shape)]
+
+    def hook(_m, _i, out):
+        if isinstance(out, torch.Tensor):
+            sizes.append(out.numel())
+
+    try:
+        with torch.device("meta"):
+            m = entry.factory(**options).eval()
+    except Exception:  # noqa: BLE001 — a factory that cannot build on meta is built for real later
+        return 0, _numel(shape)
+    handles = [mod.register_forward_hook(hook) for mod in m.modules()]
+    try:
+        with torch.no_grad():
+            m(torch.empty((1, *shape), device="meta"))
+    except NotImplementedError:  # an op without a meta kernel: the shape cannot be checked here
+        pass
+    except Exception as e:  # noqa: BLE001 — the network refused the shape; its message says why
+        why = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise UserError(f"{entry.name} cannot take input {'x'.join(map(str, shape))} ({why}); use its input "
+                        f"shape, e.g. --shape {'x'.join(map(str, default_shape))}") from None
+    finally:
+        for h in handles:
+            h.remove()
+    return sum(p.numel() for p in m.parameters()), max(sizes)
+
+
+def _check_memory(spec: TargetSpec, elements: int) -> None:
+    from .checks import check_memory
+
+    check_memory(4 * elements, f"{spec.label}", "use a smaller --shape, --batch or --layers")

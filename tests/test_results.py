@@ -7,7 +7,7 @@ import re
 import pytest
 
 from fnbench import results
-from fnbench.errors import UserError
+from fnbench.errors import FnbenchWarning, UserError
 
 
 def rec(name="pconv", shape=(96, 56, 56), median=0.005, status="ok", **kw):
@@ -43,10 +43,11 @@ def test_append_one_line_per_record_with_fsync(tmp_path, monkeypatch):
     w = results.ResultWriter(path)
     w.write(rec("pconv"))
     assert len(path.read_text().splitlines()) == 1  # on disk before the next one starts
-    w.write(rec("dwconv", median=float("inf")))  # non-finite becomes null, never invalid JSON
+    w.write(rec("dwconv", stats={"median_s": float("inf")}))  # non-finite becomes null, never invalid JSON
     lines = path.read_text().splitlines()
     assert len(lines) == 2 and len(synced) == 2
     assert json.loads(lines[1])["stats"]["median_s"] is None
+    assert json.loads(lines[1])["id"] == results.record_id(rec("dwconv"))  # every record carries its id
     got = results.read_records(path)
     assert [r["target"]["name"] for r in got] == ["pconv", "dwconv"]
 
@@ -55,13 +56,15 @@ def test_truncated_last_line_warns_and_is_skipped(tmp_path):
     path = tmp_path / "run.jsonl"
     good = json.dumps(rec("pconv"))
     path.write_text(good + "\n" + json.dumps(rec("conv"))[:57])
-    with pytest.warns(RuntimeWarning, match="truncated last line 2"):
+    with pytest.warns(FnbenchWarning, match="line 2 is cut short"):
         got = results.read_records(path)
     assert [r["target"]["name"] for r in got] == ["pconv"]
-    # the next append starts on a fresh line and the torn one stays skipped... only if last
-    results.ResultWriter(path).write(rec("gconv"))
-    with pytest.raises(UserError, match=r"line 2"):
-        results.read_records(path)  # now the torn line is in the middle: corrupt, not silently dropped
+    # resuming sets the torn piece aside (kept, not dropped) and appends after the last whole line
+    with pytest.warns(FnbenchWarning, match="moved to run.jsonl.torn"):
+        with results.RunFile(tmp_path, "run", resume=True) as rf:
+            rf.writer.write(rec("gconv"))
+    assert (tmp_path / "run.jsonl.torn").read_text() == json.dumps(rec("conv"))[:57] + "\n"
+    assert [r["target"]["name"] for r in results.read_records(path)] == ["pconv", "gconv"]
 
 
 def test_unknown_schema_is_a_user_error(tmp_path):
@@ -102,8 +105,9 @@ def test_load_results_flattens_with_units(tmp_path):
     assert row["median_s"] == 0.005 and row["shape"] == "96x56x56"
     assert row["gmacs_per_s"] == pytest.approx(0.162 / 0.005)
     assert row["gflops_per_s"] == pytest.approx(2 * 0.162 / 0.005)
-    assert row["gmacs_per_s_ci95_low"] == pytest.approx(0.162 / (0.005 * 1.02))
-    assert row["gmacs_per_s_ci95_high"] == pytest.approx(0.162 / (0.005 * 0.98))
+    # statistics come from the samples (3 rounds: the CI is their range), not the stored block
+    assert row["gmacs_per_s_ci95_low"] == pytest.approx(0.162 / (0.005 * 1.01))
+    assert row["gmacs_per_s_ci95_high"] == pytest.approx(0.162 / (0.005 * 0.99))
     assert row["throughput_per_s"] == pytest.approx(200.0)
     assert row["env_torch"] == "2.x" and row["device_key"] == "cpu-abc"
     assert len(results.load_results([d / "a.jsonl"])) == 1

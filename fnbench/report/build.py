@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..errors import UserError
+from ..errors import SaveError, UserError
 from ..merge import load_frame
 from ..verdicts import CLAIM_COLUMNS, PAPER_KIND, claim_table
 from . import figures as _fig
@@ -67,6 +67,18 @@ NOTES = [
 ]
 
 
+def _write_whole(path: Path, data: bytes) -> None:
+    """Write ``data`` to a temporary name beside ``path``, then rename: ``path`` is old or new, never half."""
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise SaveError(f"writing {path} failed ({e.strerror}); the report in {path.parent} is incomplete "
+                        "(no index.html): free space and run `fnbench report` again") from None
+
+
 def _png_svg(fig) -> tuple[bytes, bytes]:
     import matplotlib.pyplot as plt
 
@@ -116,6 +128,9 @@ def build_report(paths: str | os.PathLike | Iterable[str | os.PathLike] = ("resu
                         "or point `fnbench report` at a results directory")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    # A report killed half-way must not leave an older index.html looking current beside new files:
+    # the old page goes first, every file is written whole (temporary name, then rename), the page last.
+    (out / "index.html").unlink(missing_ok=True)
 
     results = _tab.results_table(df)
     ceil = _tab.ceilings(df)
@@ -132,7 +147,7 @@ def build_report(paths: str | os.PathLike | Iterable[str | os.PathLike] = ("resu
                         ("ceilings", ceil), ("environment", env), ("runtime_comparison", rt_gmacs),
                         ("allocator_sensitivity", alloc_rows), ("allocator_claims", alloc_claims)):
         p = out / f"{name}.csv"
-        frame.to_csv(p, index=False)
+        _write_whole(p, frame.to_csv(index=False).encode("utf-8"))
         summary.csv[name] = p
 
     figs = []
@@ -143,8 +158,8 @@ def build_report(paths: str | os.PathLike | Iterable[str | os.PathLike] = ("resu
             figs.append((name, ftitle, None, fig))
             continue
         png, svg = _png_svg(fig)
-        (out / f"{name}.png").write_bytes(png)
-        (out / f"{name}.svg").write_bytes(svg)
+        _write_whole(out / f"{name}.png", png)
+        _write_whole(out / f"{name}.svg", svg)
         summary.figures[name] = (out / f"{name}.png", out / f"{name}.svg")
         figs.append((name, ftitle, png, _CAPTIONS.get(name, ftitle)))
 
@@ -156,7 +171,7 @@ def build_report(paths: str | os.PathLike | Iterable[str | os.PathLike] = ("resu
         runtime_verdicts=rt_verdicts, allocator_rows=alloc_rows, allocator_claims=alloc_claims,
         above_roof=_tab.above_roof(df, ceil),
     )
-    summary.index.write_text(_html.render(page), encoding="utf-8")
+    _write_whole(summary.index, _html.render(page).encode("utf-8"))
     summary.devices = list(_devices_table(df).device)
     summary.n_rows = len(df)
     summary.n_failed = int((df.status != "ok").sum())
