@@ -543,6 +543,8 @@ def main(argv: list[str] | None = None) -> int:
     import signal
     import warnings
 
+    from operators.registry import ConfigError
+
     from .errors import SaveError
 
     args = sys.argv[1:] if argv is None else list(argv)
@@ -563,6 +565,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cli.main(args=args, prog_name="fnbench", standalone_mode=False)
     except UserError as e:
+        return fail(" ".join(str(e).split()), 2)
+    except ConfigError as e:  # an operator or network refused its arguments (n_div 0 at build time, …)
         return fail(" ".join(str(e).split()), 2)
     except SaveError as e:
         return fail(" ".join(str(e).split()), 1)
