@@ -500,10 +500,9 @@ def breakdown(targets, suite, shape, batch, layers, device, runtime, threads, bu
         raise UserError("name a target (e.g. `fnbench breakdown fasternet_t0`) or a suite (--suite networks)")
     if top < 0:
         raise UserError(f"--top {top} is negative: use 0 or more layers")
-    if device != "auto" or targets or suite:
-        dev_kind = resolve_device(device).kind
-        if dev_kind == "cuda" and batch == 1 and "--batch" not in sys.argv:
-            batch = 32  # the paper's GPU protocol, as `compare`
+    batch_given = click.get_current_context().get_parameter_source("batch") == click.core.ParameterSource.COMMANDLINE
+    if resolve_device(device).kind == "cuda" and not batch_given:
+        batch = 32  # the paper's GPU protocol
     _preloaded_or_reexec(allocator)
     specs = _target_specs(suite, list(targets), shape, batch, layers, options)
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
@@ -587,6 +586,9 @@ def _print_breakdown(records, preds, probes, top, bd) -> None:
                   f"(95% CI {ms(e2e['ci95_low_s'])}–{ms(e2e['ci95_high_s'])}; before the layers "
                   f"{ms(rec['end_to_end']['before_median_s'])}, after {ms(rec['end_to_end']['after_median_s'])}): "
                   f"gap {pct(rec['gap'])}")
+        if rec.get("gap_mean") is not None:
+            con.print(f"sum of per-layer means {ms(rec['sum_mean_s'])} ms vs end-to-end mean "
+                      f"{ms(rec['end_to_end']['mean_s'])} ms: gap {pct(rec['gap_mean'])}")
     if not preds:
         return
     t = Table(title="predicted vs measured latency (ms; error = predicted / measured - 1)", title_justify="left")

@@ -15,9 +15,11 @@ How a per-layer latency is taken (``method: "standalone-replay"``):
    allocator, rounds over fresh copies of the layer and its inputs, medians and a 95 % CI). On CUDA
    the engine synchronises around every timed block, so a row's time is its kernels' time.
 3. **Check.** The whole network is measured in the same run, before and after the rows (pooled
-   as one measurement), and the sum of the rows' medians is reported beside it. They differ for
-   real reasons: a standalone layer finds its input in cache (the network's previous layer also
-   left it there, but not always), and the harness's per-call cost is paid per row.
+   as one measurement), and the sum of the rows' medians (and of their means) is reported beside
+   its median (and mean). They differ for real reasons: a standalone layer finds its weights and
+   input in cache (in the network the weights were last touched one forward ago), the harness's
+   per-call cost is paid per row, and on a CPU shared with other work a short layer's median
+   leaves out the preemptions that every whole-network iteration suffers (see ``gap_mean``).
 
 Only eager PyTorch is broken down: ``torch.compile`` and ONNX Runtime fuse and reorder layers, so a
 standalone replay of a layer is not what they run (:data:`UNSUPPORTED_RUNTIMES` says why).
@@ -458,6 +460,25 @@ class Breakdown:
         """(sum of per-layer medians) / (end-to-end median) − 1."""
         return self.sum_s / self.end_to_end.median_s - 1
 
+    @property
+    def sum_mean_s(self) -> float:
+        return math.fsum(_mean(r.m) for r in self.rows)
+
+    @property
+    def gap_mean(self) -> float:
+        """(sum of per-layer means) / (end-to-end mean) − 1.
+
+        On a CPU shared with other work, a sample is slowed when the thread is preempted during
+        it; a median of short samples leaves those out, a median of whole-network samples (each
+        long enough to be preempted) cannot. Means keep the preemptions in proportion to time on
+        both sides, so this gap is the fairer check on a loaded machine.
+        """
+        return self.sum_mean_s / _mean(self.end_to_end) - 1
+
+
+def _mean(m: Measurement) -> float:
+    return math.fsum(m.samples_s) / len(m.samples_s) if m.samples_s else float("nan")
+
 
 def _pooled(a: Measurement, b: Measurement) -> Measurement:
     """Two measurements of the same thing as one: samples concatenated, ``b``'s rounds renumbered."""
@@ -547,7 +568,12 @@ RECORD = "breakdown"
 
 
 def layer_dicts(b: Breakdown) -> list[dict[str, Any]]:
-    """The rows of a breakdown as stored: cost, raw samples and derived statistics of each."""
+    """The rows of a breakdown as stored: cost, statistics and per-round medians of each.
+
+    A layer of a few µs gathers thousands of samples in a tenth of a second; its rounds' medians
+    (what its CI is computed from) are stored instead of every sample, which keeps a network's
+    line near 100 kB. The whole network's raw samples are kept (``end_to_end.samples_s``).
+    """
     total = b.sum_s
     out = []
     for r in b.rows:
@@ -555,12 +581,12 @@ def layer_dicts(b: Breakdown) -> list[dict[str, Any]]:
         med = m.median_s
         d = c.as_dict()
         d.update({
-            "intensity_flop_per_byte": c.intensity, "median_s": med, "ci95_low_s": m.ci95_low_s,
+            "intensity_flop_per_byte": c.intensity, "median_s": med, "mean_s": _mean(m), "ci95_low_s": m.ci95_low_s,
             "ci95_high_s": m.ci95_high_s, "n": m.n, "rounds": m.rounds, "stable": m.stable,
             "gmacs_per_s": c.macs / med / 1e9 if med > 0 else None,
             "share_time": med / total if total > 0 else None,
             "minor_faults_per_iter": m.minor_faults_per_iter,
-            "samples_s": m.samples_s, "round_ids": m.round_ids,
+            "round_medians_s": m.round_medians_s(),
         })
         out.append(d)
     return out
@@ -581,8 +607,9 @@ def breakdown_record(b: Breakdown, *, run_id: str, created: str, target: dict[st
         "cost": {"params": params, "macs": b.macs, "flops": 2 * b.macs,
                  "mem_bytes_counted": sum(r.call.bytes for r in b.rows), "macs_network": network_macs},
         "end_to_end": {"samples_s": e2e.samples_s, "rounds": e2e.round_ids, "stats": e2e.to_stats(),
-                       "before_median_s": b.e2e_before_s, "after_median_s": b.e2e_after_s},
-        "sum_s": b.sum_s, "gap": b.gap, "wall_s": b.wall_s,
+                       "before_median_s": b.e2e_before_s, "after_median_s": b.e2e_after_s,
+                       "mean_s": _mean(e2e)},
+        "sum_s": b.sum_s, "gap": b.gap, "sum_mean_s": b.sum_mean_s, "gap_mean": b.gap_mean, "wall_s": b.wall_s,
         "layers": layer_dicts(b), "env": env, "allocator_state": allocator_state,
     }
 

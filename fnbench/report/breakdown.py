@@ -281,7 +281,9 @@ def section(paths, out: Path, png_svg) -> Section:
             parts.append(
                 f"<h4>{html.escape(label(rec))}</h4><p>{len(lt)} layers; sum of per-layer medians "
                 f"{_ms(rec['sum_s'])} ms vs end-to-end {_ms(e2e['median_s'])} ms (95% CI {_ms(e2e.get('ci95_low_s'))}–"
-                f"{_ms(e2e.get('ci95_high_s'))}), gap {_pct(rec['gap'])}; "
+                f"{_ms(e2e.get('ci95_high_s'))}), gap {_pct(rec['gap'])}"
+                + (f"; means: {_ms(rec['sum_mean_s'])} vs {_ms(rec['end_to_end'].get('mean_s'))} ms, gap "
+                   f"{_pct(rec['gap_mean'])}" if rec.get("gap_mean") is not None else "") + "; "
                 f'<a href="{name}.csv">all layers (CSV)</a></p>'
                 + _html_table(kt[["kind", "layers", "macs", "share_macs", "time_s", "share_time", "gmacs_per_s"]],
                               {"share_macs": _pct, "share_time": _pct, "time_s": _ms}))
