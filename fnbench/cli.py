@@ -588,7 +588,8 @@ def _print_breakdown(records, preds, probes, top, bd) -> None:
                   f"gap {pct(rec['gap'])}")
         if rec.get("gap_mean") is not None:
             con.print(f"sum of per-layer means {ms(rec['sum_mean_s'])} ms vs end-to-end mean "
-                      f"{ms(rec['end_to_end']['mean_s'])} ms: gap {pct(rec['gap_mean'])}")
+                      f"{ms(rec['end_to_end']['mean_s'])} ms: gap {pct(rec['gap_mean'])}; minima "
+                      f"{ms(rec['sum_min_s'])} vs {ms(rec['end_to_end']['min_s'])} ms: gap {pct(rec['gap_min'])}")
     if not preds:
         return
     t = Table(title="predicted vs measured latency (ms; error = predicted / measured - 1)", title_justify="left")

@@ -16,10 +16,11 @@ How a per-layer latency is taken (``method: "standalone-replay"``):
    the engine synchronises around every timed block, so a row's time is its kernels' time.
 3. **Check.** The whole network is measured in the same run, before and after the rows (pooled
    as one measurement), and the sum of the rows' medians (and of their means) is reported beside
-   its median (and mean). They differ for real reasons: a standalone layer finds its weights and
+   its median (and mean, and minimum). They differ for real reasons: a standalone layer finds its weights and
    input in cache (in the network the weights were last touched one forward ago), the harness's
    per-call cost is paid per row, and on a CPU shared with other work a short layer's median
-   leaves out the preemptions that every whole-network iteration suffers (see ``gap_mean``).
+   leaves out the preemptions that every whole-network iteration suffers (``gap_mean`` keeps
+   them on both sides, ``gap_min`` leaves them out of both).
 
 Only eager PyTorch is broken down: ``torch.compile`` and ONNX Runtime fuse and reorder layers, so a
 standalone replay of a layer is not what they run (:data:`UNSUPPORTED_RUNTIMES` says why).
@@ -475,6 +476,20 @@ class Breakdown:
         """
         return self.sum_mean_s / _mean(self.end_to_end) - 1
 
+    @property
+    def sum_min_s(self) -> float:
+        return math.fsum(_min(r.m) for r in self.rows)
+
+    @property
+    def gap_min(self) -> float:
+        """(sum of per-layer minima) / (end-to-end minimum) − 1: each side's least-disturbed
+        iteration, the check least moved by other work on the machine."""
+        return self.sum_min_s / _min(self.end_to_end) - 1
+
+
+def _min(m: Measurement) -> float:
+    return min(m.samples_s) if m.samples_s else float("nan")
+
 
 def _mean(m: Measurement) -> float:
     return math.fsum(m.samples_s) / len(m.samples_s) if m.samples_s else float("nan")
@@ -581,7 +596,7 @@ def layer_dicts(b: Breakdown) -> list[dict[str, Any]]:
         med = m.median_s
         d = c.as_dict()
         d.update({
-            "intensity_flop_per_byte": c.intensity, "median_s": med, "mean_s": _mean(m), "ci95_low_s": m.ci95_low_s,
+            "intensity_flop_per_byte": c.intensity, "median_s": med, "mean_s": _mean(m), "min_s": _min(m), "ci95_low_s": m.ci95_low_s,
             "ci95_high_s": m.ci95_high_s, "n": m.n, "rounds": m.rounds, "stable": m.stable,
             "gmacs_per_s": c.macs / med / 1e9 if med > 0 else None,
             "share_time": med / total if total > 0 else None,
@@ -608,8 +623,9 @@ def breakdown_record(b: Breakdown, *, run_id: str, created: str, target: dict[st
                  "mem_bytes_counted": sum(r.call.bytes for r in b.rows), "macs_network": network_macs},
         "end_to_end": {"samples_s": e2e.samples_s, "rounds": e2e.round_ids, "stats": e2e.to_stats(),
                        "before_median_s": b.e2e_before_s, "after_median_s": b.e2e_after_s,
-                       "mean_s": _mean(e2e)},
-        "sum_s": b.sum_s, "gap": b.gap, "sum_mean_s": b.sum_mean_s, "gap_mean": b.gap_mean, "wall_s": b.wall_s,
+                       "mean_s": _mean(e2e), "min_s": _min(e2e)},
+        "sum_s": b.sum_s, "gap": b.gap, "sum_mean_s": b.sum_mean_s, "gap_mean": b.gap_mean,
+        "sum_min_s": b.sum_min_s, "gap_min": b.gap_min, "wall_s": b.wall_s,
         "layers": layer_dicts(b), "env": env, "allocator_state": allocator_state,
     }
 

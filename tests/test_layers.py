@@ -135,6 +135,7 @@ def test_layer_sum_equals_end_to_end_exactly_under_a_cost_model_clock():
     assert b.macs == count(net, x, fvcore=False).macs
     assert b.sum_s == pytest.approx(b.end_to_end.median_s, rel=1e-9)
     assert b.gap == pytest.approx(0.0, abs=1e-9) and b.gap_mean == pytest.approx(0.0, abs=1e-9)
+    assert b.gap_min == pytest.approx(0.0, abs=1e-9)
     # and the arithmetic itself: the network ran N ops and M MACs
     n_ops = sum(sum(r.call.ops.values()) for r in b.rows)
     assert b.end_to_end.median_s == pytest.approx(n_ops * 1e-3 + b.macs * 1e-9, rel=1e-9)

@@ -183,7 +183,10 @@ def kinds_figure(recs: list[dict[str, Any]]):
     ax.set_xticks(ticks, names, fontsize=8)
     ax.set_ylim(0, 1.1)
     ax.set_ylabel("share of the network")
-    ax.legend(fontsize=7, ncol=1, bbox_to_anchor=(1.01, 1), loc="upper left", frameon=False)
+    handles, labels = ax.get_legend_handles_labels()
+    order = sorted(range(len(labels)), key=lambda i: KINDS.index(labels[i]) if labels[i] in KINDS else len(KINDS))
+    ax.legend([handles[i] for i in order], [labels[i] for i in order], fontsize=7, ncol=1,
+              bbox_to_anchor=(1.01, 1), loc="upper left", frameon=False)
     ax.set_title("Share of MACs vs share of time per operator kind", fontsize=10)
     fig.tight_layout()
     return fig
@@ -283,7 +286,9 @@ def section(paths, out: Path, png_svg) -> Section:
                 f"{_ms(rec['sum_s'])} ms vs end-to-end {_ms(e2e['median_s'])} ms (95% CI {_ms(e2e.get('ci95_low_s'))}–"
                 f"{_ms(e2e.get('ci95_high_s'))}), gap {_pct(rec['gap'])}"
                 + (f"; means: {_ms(rec['sum_mean_s'])} vs {_ms(rec['end_to_end'].get('mean_s'))} ms, gap "
-                   f"{_pct(rec['gap_mean'])}" if rec.get("gap_mean") is not None else "") + "; "
+                   f"{_pct(rec['gap_mean'])}; minima: {_ms(rec.get('sum_min_s'))} vs "
+                   f"{_ms(rec['end_to_end'].get('min_s'))} ms, gap {_pct(rec.get('gap_min'))}"
+                   if rec.get("gap_mean") is not None else "") + "; "
                 f'<a href="{name}.csv">all layers (CSV)</a></p>'
                 + _html_table(kt[["kind", "layers", "macs", "share_macs", "time_s", "share_time", "gmacs_per_s"]],
                               {"share_macs": _pct, "share_time": _pct, "time_s": _ms}))
