@@ -179,6 +179,13 @@ def test_replay_of_an_own_op_uses_fresh_copies_with_the_same_layout():
     assert r.in0.stride() == view.stride() and r.in0.data_ptr() != view.data_ptr()
 
 
+def test_replay_of_an_op_with_a_boolean_result():
+    x = torch.randn(4, 4)
+    r = layers._Replay(torch.ops.aten.gt.Scalar, (x, 0.0), {})
+    assert r.use_public_binding(x > 0)  # torch.gt: same booleans
+    assert torch.equal(r(), x > 0)
+
+
 def _record(name, key, layer_specs, e2e_s, created="2026-11-28T00:00:00Z"):
     lys = [{"name": f"l{i}", "kind": k, "macs": m, "bytes": by, "median_s": t, "ci95_low_s": t, "ci95_high_s": t,
             "params": 0, "input_shape": [1, 4], "share_time": None}
