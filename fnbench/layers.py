@@ -170,10 +170,8 @@ def _fresh_copy(t: Tensor) -> Tensor:
     if t.is_contiguous() or t.numel() == 0:
         return t.clone()
     storage = t.untyped_storage().nbytes() // t.element_size()
-    base = torch.empty(storage, dtype=t.dtype, device=t.device)
-    v = base.as_strided(t.size(), t.stride(), t.storage_offset())
-    v.copy_(t)
-    return v
+    base = t.as_strided((storage,), (1,), 0).clone()  # the whole storage: overlapping (expanded) views too
+    return base.as_strided(t.size(), t.stride(), t.storage_offset())
 
 
 def _pack(value: Any, tensors: list[Tensor]) -> Any:

@@ -177,6 +177,9 @@ def test_replay_of_an_own_op_uses_fresh_copies_with_the_same_layout():
     out = r()
     assert torch.equal(out, torch.cat([view, x[:, :2]], 1))
     assert r.in0.stride() == view.stride() and r.in0.data_ptr() != view.data_ptr()
+    wide = torch.randn(8, 1).expand(8, 5)  # stride 0: several elements share a location
+    copy = layers._fresh_copy(wide)
+    assert copy.stride() == wide.stride() and torch.equal(copy, wide) and copy.data_ptr() != wide.data_ptr()
 
 
 def test_replay_of_an_op_with_a_boolean_result():
