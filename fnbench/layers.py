@@ -559,7 +559,9 @@ def measure_layers(
                   allocator=None)
     half = budget_s / 2
     total = len(calls) + 2
-    before = measure(net, x, budget_s=half, **common)
+    # The layers were recorded at this batch: halving it on CUDA out-of-memory would compare
+    # the whole network at one batch with its layers at another, so an OOM fails instead.
+    before = measure(net, x, budget_s=half, halve_on_oom=False, **common)
     if progress:
         progress(1, total)
     dummy = torch.zeros(1)
@@ -569,7 +571,7 @@ def measure_layers(
         rows.append(LayerResult(call, m))
         if progress:
             progress(i + 2, total)
-    after = measure(net, x, budget_s=half, **common)
+    after = measure(net, x, budget_s=half, halve_on_oom=False, **common)
     if progress:
         progress(total, total)
     return Breakdown(rows, _pooled(before, after), before.median_s, after.median_s, n_folded, clock() - t0)
