@@ -500,9 +500,8 @@ def breakdown(targets, suite, shape, batch, layers, device, runtime, threads, bu
         raise UserError("name a target (e.g. `fnbench breakdown fasternet_t0`) or a suite (--suite networks)")
     if top < 0:
         raise UserError(f"--top {top} is negative: use 0 or more layers")
-    batch_given = click.get_current_context().get_parameter_source("batch") == click.core.ParameterSource.COMMANDLINE
-    if resolve_device(device).kind == "cuda" and not batch_given:
-        batch = 32  # the paper's GPU protocol
+    if batch is None:  # the paper's protocol: batch 1 on CPU, 32 on a GPU
+        batch = 32 if resolve_device(device).kind == "cuda" else 1
     _preloaded_or_reexec(allocator)
     specs = _target_specs(suite, list(targets), shape, batch, layers, options)
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
