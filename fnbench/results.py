@@ -25,6 +25,10 @@ Record keys (``SCHEMA_VERSION`` 1)::
     passes? (pass over the suite per sample), pass? (a partial record's pass),
     stats {median_s, iqr_s, p90_s, ci95_low_s, ci95_high_s, n, stable, ci_method, workers, ...}, env {...}
 
+A line with ``record: "breakdown"`` is a per-layer breakdown of one network (:mod:`fnbench.layers`:
+the same identity keys plus ``method``, ``end_to_end``, ``sum_s``, ``gap`` and a ``layers`` list);
+ordinary readers skip it. A line without ``record`` is a measurement.
+
 Units live in key names: ``*_s`` seconds, ``macs`` multiply-adds, ``flops`` = 2 × macs.
 """
 
@@ -68,6 +72,7 @@ __all__ = [
     "plan_differences",
     "dedupe",
     "frame_of",
+    "read_breakdowns",
 ]
 
 SCHEMA_VERSION = 1
@@ -234,8 +239,12 @@ def _check_record(rec: dict[str, Any], path: Path, n: int) -> None:
         raise _bad(path, n, "a partial record without its pass number")
 
 
-def read_records(path: str | os.PathLike, *, partial: bool = False) -> list[dict[str, Any]]:
+def read_records(path: str | os.PathLike, *, partial: bool = False,
+                 records_of: tuple[str, ...] = ()) -> list[dict[str, Any]]:
     """All records of one result file (without ``status: "partial"`` pass records unless ``partial``).
+
+    Lines with a ``record`` key other than ``"measurement"`` (a per-layer ``"breakdown"``) are not
+    measurements of a target and are left out; ``records_of`` returns only the lines of those kinds.
 
     A pass record holds one pass of a target that is still being measured (what ``--resume``
     continues from); the target's final record repeats its samples, so readers skip them. A torn
@@ -269,10 +278,22 @@ def read_records(path: str | os.PathLike, *, partial: bool = False) -> list[dict
                             f"{SCHEMA_VERSION}); upgrade fnbench or remove the file")
         if schema < 1:
             raise UserError(f"{path}, line {i}: unknown schema version {schema}; remove the file")
+        if rec.get("record", "measurement") != "measurement":  # a per-layer breakdown, not a measurement
+            if rec.get("record") in records_of:
+                records.append((rec, path, i))
+            continue
+        if records_of:
+            continue
         _check_record(rec, path, i)
         if partial or rec.get("status") != "partial":
             records.append((rec, path, i))
     return [r for r, _, _ in dedupe(records)]
+
+
+def read_breakdowns(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> list[dict[str, Any]]:
+    """The per-layer breakdown records (``record: "breakdown"``, :mod:`fnbench.layers`) of result
+    files and directories; :func:`read_records` and :func:`load_results` leave them out."""
+    return [r for f in iter_result_files(paths) for r in read_records(f, records_of=("breakdown",))]
 
 
 def record_id(rec: dict[str, Any]) -> str:

@@ -14,6 +14,7 @@ import pandas as pd
 from ..errors import SaveError, UserError
 from ..merge import load_frame
 from ..verdicts import CLAIM_COLUMNS, PAPER_KIND, claim_table
+from . import breakdown as _breakdown
 from . import figures as _fig
 from . import html as _html
 from . import sensitivity as _sens
@@ -163,6 +164,10 @@ def build_report(paths: str | os.PathLike | Iterable[str | os.PathLike] = ("resu
         summary.figures[name] = (out / f"{name}.png", out / f"{name}.svg")
         figs.append((name, ftitle, png, _CAPTIONS.get(name, ftitle)))
 
+    layer_sec = _breakdown.section(paths, out, _png_svg)  # per-layer breakdowns: CSVs, figure, HTML
+    summary.csv.update(layer_sec.csv)
+    summary.figures.update(layer_sec.figures)
+
     page = _html.Page(
         title=title, generated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         inputs=[Path(p).name or str(p) for p in paths], devices=_devices_table(df), claims=claims,
@@ -170,6 +175,7 @@ def build_report(paths: str | os.PathLike | Iterable[str | os.PathLike] = ("resu
         failures=fails, ceilings=ceil, environment=env, notes=NOTES, runtime_gmacs=rt_gmacs,
         runtime_verdicts=rt_verdicts, allocator_rows=alloc_rows, allocator_claims=alloc_claims,
         above_roof=_tab.above_roof(df, ceil),
+        extra_sections=[("breakdown", "Where a network's time goes: per-layer breakdown", layer_sec.html)],
     )
     _write_whole(summary.index, _html.render(page).encode("utf-8"))
     summary.devices = list(_devices_table(df).device)

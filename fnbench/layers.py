@@ -1,0 +1,702 @@
+"""Where a network's time goes: every layer's cost and its latency, measured standalone.
+
+How a per-layer latency is taken (``method: "standalone-replay"``):
+
+1. **Record.** The network (in ``eval()``, BatchNorm folded as :func:`fnbench.timing.measure`
+   folds it) runs once under a dispatch mode with module hooks. Every call of a *leaf* module
+   (one with no children) becomes a row holding a fresh copy of its inputs; every aten op that a
+   non-leaf module runs itself (PConv's ``split``/``cat``, a residual ``add``, ShuffleNet's channel
+   shuffle, an attention block's ``matmul``/``softmax``) becomes a row of its own holding a copy of
+   that op's arguments. Each row's MACs (``torch.utils.flop_counter``'s formulas) and counted bytes
+   (:class:`fnbench.counting.ByteCounter`'s rules) are the sums over the aten ops it executed, so
+   the rows partition the forward: their MACs sum exactly to the network's.
+2. **Replay.** Each row is timed standalone on its recorded inputs with the same engine and
+   conditions as the whole network (:func:`fnbench.timing.measure`: the same device, threads and
+   allocator, rounds over fresh copies of the layer and its inputs, medians and a 95 % CI). On CUDA
+   the engine synchronises around every timed block, so a row's time is its kernels' time.
+3. **Check.** The whole network is measured in the same run, before and after the rows (pooled
+   as one measurement), and the sum of the rows' medians (and of their means) is reported beside
+   its median (and mean, and minimum). They differ for real reasons: a standalone layer finds its weights and
+   input in cache (in the network the weights were last touched one forward ago), the harness's
+   per-call cost is paid per row, and on a CPU shared with other work a short layer's median
+   leaves out the preemptions that every whole-network iteration suffers (``gap_mean`` keeps
+   them on both sides, ``gap_min`` leaves them out of both).
+
+Only eager PyTorch is broken down: ``torch.compile`` and ONNX Runtime fuse and reorder layers, so a
+standalone replay of a layer is not what they run (:data:`UNSUPPORTED_RUNTIMES` says why).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils.flop_counter import flop_registry
+
+from . import allocators
+from .counting import ByteCounter
+from .timing import Measurement, Timer, _outputs_close, fold_bn, measure
+
+__all__ = [
+    "KINDS",
+    "METHOD",
+    "UNSUPPORTED_RUNTIMES",
+    "LayerCall",
+    "LayerResult",
+    "Breakdown",
+    "record_layers",
+    "module_kind",
+    "op_kind",
+    "measure_layers",
+]
+
+#: Operator kinds, in the order tables and figures show them.
+KINDS = ("conv", "pconv", "pwconv", "dwconv", "gconv", "linear", "attention", "norm", "act", "pool",
+         "elementwise", "data", "other")
+METHOD = "standalone-replay"
+UNSUPPORTED_RUNTIMES = {
+    "compile": "torch.compile fuses layers into generated kernels, so a layer replayed on its own is not what runs; "
+               "break down --runtime eager",
+    "onnxruntime": "ONNX Runtime fuses and reorders nodes and offers no honest per-layer timing of the fused graph; "
+                   "break down --runtime eager",
+}
+
+_DATA_OPS = frozenset({
+    "cat", "stack", "split", "split_with_sizes", "chunk", "slice", "select", "narrow", "view", "_unsafe_view",
+    "reshape", "flatten", "unflatten", "permute", "transpose", "t", "contiguous", "clone", "copy_", "_to_copy",
+    "expand", "squeeze", "unsqueeze", "unbind", "channel_shuffle", "native_channel_shuffle", "pixel_shuffle",
+    "pixel_unshuffle", "constant_pad_nd", "index", "index_select", "gather", "roll", "flip", "repeat", "alias",
+    "detach", "as_strided", "empty", "empty_like", "zeros", "zeros_like", "fill_", "zero_", "new_empty",
+    "im2col", "col2im", "unfold", "upsample_nearest2d",
+})
+_ELEMENTWISE_OPS = frozenset({"add", "add_", "mul", "mul_", "sub", "sub_", "div", "div_", "neg", "pow", "sqrt",
+                              "rsqrt", "exp", "where", "addcmul", "lerp", "abs"})
+_ACT_OPS = frozenset({"relu", "relu_", "relu6", "gelu", "gelu_", "silu", "silu_", "sigmoid", "sigmoid_", "tanh",
+                      "hardswish", "hardswish_", "hardsigmoid", "hardsigmoid_", "hardtanh", "hardtanh_", "clamp",
+                      "clamp_", "clamp_min", "clamp_min_", "mish", "elu", "leaky_relu", "leaky_relu_", "softplus"})
+_NORM_OPS = frozenset({"native_batch_norm", "_native_batch_norm_legit_no_training", "native_layer_norm",
+                       "native_group_norm", "batch_norm", "layer_norm", "group_norm", "var_mean", "rms_norm"})
+_POOL_OPS = frozenset({"mean", "avg_pool2d", "max_pool2d", "max_pool2d_with_indices", "adaptive_avg_pool2d",
+                       "_adaptive_avg_pool2d", "adaptive_max_pool2d", "sum", "amax"})
+_ATTENTION_OPS = frozenset({"softmax", "_softmax", "bmm", "baddbmm", "scaled_dot_product_attention",
+                            "_scaled_dot_product_flash_attention_for_cpu", "_scaled_dot_product_flash_attention",
+                            "_scaled_dot_product_efficient_attention", "_scaled_dot_product_cudnn_attention"})
+_LINEAR_OPS = frozenset({"addmm", "mm", "linear", "matmul"})
+_ACT_NAMES = ("relu", "gelu", "silu", "swish", "sigmoid", "hardswish", "hardsigmoid", "mish", "tanh", "elu",
+              "softplus", "quickgelu")
+
+
+def _conv_kind(groups: int, c_in: int, kernel: tuple[int, ...]) -> str:
+    if groups == 1:
+        return "pwconv" if all(k == 1 for k in kernel) else "conv"
+    return "dwconv" if groups == c_in else "gconv"
+
+
+def _is_attention(m: nn.Module | None) -> bool:
+    return m is not None and ("attention" in type(m).__name__.lower() or isinstance(m, nn.MultiheadAttention))
+
+
+def _is_pconv(m: nn.Module | None) -> bool:
+    return m is not None and type(m).__name__ in ("PConv", "Partial_conv3", "PartialConv")
+
+
+def module_kind(module: nn.Module, parent: nn.Module | None = None) -> str | None:
+    """The operator kind of a leaf module, or None when its class does not say (the ops decide then).
+
+    A convolution is ``pconv`` inside a partial convolution (its parent is a ``PConv``), else by
+    its groups and kernel: ``pwconv`` (1×1, dense), ``conv`` (k×k, dense), ``dwconv`` (groups =
+    input channels), ``gconv`` (other groups).
+    """
+    if isinstance(module, nn.modules.conv._ConvNd):
+        if _is_pconv(parent):
+            return "pconv"
+        return _conv_kind(module.groups, module.in_channels, tuple(module.kernel_size))
+    if isinstance(module, nn.Linear):
+        return "linear"
+    if isinstance(module, (nn.MultiheadAttention, nn.Softmax)):
+        return "attention"
+    if isinstance(module, (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm, nn.LocalResponseNorm)):
+        return "norm"
+    if isinstance(module, (nn.modules.pooling._MaxPoolNd, nn.modules.pooling._AvgPoolNd,
+                           nn.modules.pooling._AdaptiveAvgPoolNd, nn.modules.pooling._AdaptiveMaxPoolNd)):
+        return "pool"
+    if isinstance(module, (nn.Flatten, nn.Unflatten, nn.ChannelShuffle, nn.PixelShuffle, nn.PixelUnshuffle)):
+        return "data"
+    if isinstance(module, (nn.Identity, nn.modules.dropout._DropoutNd)):
+        return "other"
+    name = type(module).__name__.lower()
+    if type(module).__module__.startswith("torch.nn.modules.activation") or any(a in name for a in _ACT_NAMES):
+        return "act"
+    if "norm" in name:
+        return "norm"
+    return None
+
+
+def op_kind(op: str, owner: nn.Module | None = None, conv_args: tuple[int, int, tuple[int, ...]] | None = None) -> str:
+    """The operator kind of one aten op (``"aten.cat"`` or ``"cat"``) run by ``owner`` itself."""
+    name = op.split(".")[-1] if op.startswith("aten.") else op
+    if name in ("convolution", "conv2d", "_convolution", "mkldnn_convolution") and conv_args is not None:
+        return "pconv" if _is_pconv(owner) else _conv_kind(*conv_args)
+    if _is_attention(owner) and name not in _DATA_OPS:
+        return "attention"
+    for kinds, kind in ((_DATA_OPS, "data"), (_ELEMENTWISE_OPS, "elementwise"), (_ACT_OPS, "act"),
+                        (_NORM_OPS, "norm"), (_POOL_OPS, "pool"), (_ATTENTION_OPS, "attention"),
+                        (_LINEAR_OPS, "linear")):
+        if name in kinds:
+            return kind
+    return "other"
+
+
+# -- recording ------------------------------------------------------------------------------------
+
+
+class _Slot:
+    """Where a recorded tensor goes back into an argument structure."""
+
+    def __init__(self, i: int):
+        self.i = i
+
+
+def _fresh_copy(t: Tensor) -> Tensor:
+    """A copy of ``t`` in new memory with the same sizes, strides and storage offset (a view stays a view)."""
+    t = t.detach()
+    if t.is_contiguous() or t.numel() == 0:
+        return t.clone()
+    storage = t.untyped_storage().nbytes() // t.element_size()
+    base = t.as_strided((storage,), (1,), 0).clone()  # the whole storage: overlapping (expanded) views too
+    return base.as_strided(t.size(), t.stride(), t.storage_offset())
+
+
+def _pack(value: Any, tensors: list[Tensor]) -> Any:
+    if isinstance(value, Tensor):
+        tensors.append(_fresh_copy(value))
+        return _Slot(len(tensors) - 1)
+    if isinstance(value, (list, tuple)):
+        return type(value)(_pack(v, tensors) for v in value)
+    if isinstance(value, dict):
+        return {k: _pack(v, tensors) for k, v in value.items()}
+    return value
+
+
+def _unpack(value: Any, tensors: list[Tensor]) -> Any:
+    if isinstance(value, _Slot):
+        return tensors[value.i]
+    if isinstance(value, (list, tuple)):
+        return type(value)(_unpack(v, tensors) for v in value)
+    if isinstance(value, dict):
+        return {k: _unpack(v, tensors) for k, v in value.items()}
+    return value
+
+
+class _Op:
+    """An aten op that ``copy.deepcopy`` shares instead of copying (an op has no state)."""
+
+    def __init__(self, func: Callable[..., Any]):
+        self.name = getattr(getattr(func, "overloadpacket", None), "__name__", None)
+        self.func = getattr(func, "_op", func)  # the bound C++ op: an OpOverload's Python call costs µs
+
+    def __deepcopy__(self, memo) -> _Op:
+        return self
+
+    def __call__(self, *args, **kwargs):
+        return self.func(*args, **kwargs)
+
+
+def _same_result(a: Any, b: Any) -> bool:
+    if isinstance(a, Tensor) and isinstance(b, Tensor):
+        if a.shape != b.shape or a.dtype != b.dtype:
+            return False
+        return _outputs_close(a, b) if a.is_floating_point() else bool(torch.equal(a, b))
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_same_result(x, y) for x, y in zip(a, b))
+    return False
+
+
+class _Replay(nn.Module):
+    """One recorded call, replayable: ``forward`` ignores its argument and calls the layer (or aten
+    op) on the recorded inputs. The inputs are buffers, so ``.to(device)`` moves them and
+    ``copy.deepcopy`` (each round of :func:`fnbench.timing.measure`) gives fresh copies."""
+
+    def __init__(self, fn: nn.Module | Callable[..., Any], args: tuple, kwargs: dict[str, Any]):
+        super().__init__()
+        tensors: list[Tensor] = []
+        self._args = _pack(tuple(args), tensors)
+        self._kwargs = _pack(dict(kwargs), tensors)
+        self._slots = [f"in{i}" for i in range(len(tensors))]
+        for name, t in zip(self._slots, tensors):
+            self.register_buffer(name, t, persistent=False)
+        flat = all(not isinstance(v, (list, tuple, dict)) for v in (*self._args, *self._kwargs.values()))
+        self._flat = flat and not self._kwargs
+        if isinstance(fn, nn.Module):
+            self.layer = fn
+            self._fn = None
+        else:
+            self._fn = _Op(fn)
+
+    def use_public_binding(self, expected: Any) -> bool:
+        """Replay an aten op through ``torch.<name>`` where that gives the same result.
+
+        Calling an op through ``torch.ops`` boxes its arguments (several µs a call); the network
+        called it through the public binding, which does not. A binding is used only if, called
+        here with the recorded arguments, it returns what the op returned.
+        """
+        if self._fn is None or self._kwargs:
+            return False
+        candidate = getattr(torch, self._fn.name, None) if self._fn.name else None
+        if candidate is None or not callable(candidate):
+            return False
+        args = _unpack(self._args, [_fresh_copy(getattr(self, n)) for n in self._slots])
+        try:
+            got = candidate(*args)
+        except Exception:  # noqa: BLE001 — a signature that differs from the op's: keep the op
+            return False
+        if not _same_result(got, expected):
+            return False
+        self._fn = _Op(candidate)
+        return True
+
+    def forward(self, _unused: Tensor | None = None) -> Any:
+        bufs = self._buffers
+        tensors = [bufs[n] for n in self._slots]
+        fn = self.layer if self._fn is None else self._fn
+        if self._flat:  # the common case, kept cheap: the harness's cost per call is added to every row
+            return fn(*[tensors[a.i] if type(a) is _Slot else a for a in self._args])
+        return fn(*_unpack(self._args, tensors), **_unpack(self._kwargs, tensors))
+
+
+@dataclass
+class LayerCall:
+    """One row of a breakdown: a leaf module's call, or one aten op run by a non-leaf module itself."""
+
+    name: str  # module path ("stages.0.blocks.1.mlp.0"), or "<owner path>:<op>" for an own op
+    kind: str
+    module_type: str  # the leaf's class, or the owner's class for an own op
+    op: str | None  # the aten op of an own-op row; None for a leaf module
+    input_shape: list[int] | None
+    params: int
+    macs: int = 0
+    bytes: int = 0
+    ops: dict[str, int] = field(default_factory=dict)  # aten op -> calls inside this row
+    replay: _Replay | None = None
+
+    @property
+    def intensity(self) -> float | None:
+        """Arithmetic intensity, FLOP per counted byte."""
+        return 2 * self.macs / self.bytes if self.bytes else None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "kind": self.kind, "module_type": self.module_type, "op": self.op,
+                "input_shape": self.input_shape, "params": self.params, "macs": self.macs, "bytes": self.bytes,
+                "ops": dict(self.ops)}
+
+
+def _first_shape(args: Any) -> list[int] | None:
+    if isinstance(args, Tensor):
+        return list(args.shape)
+    if isinstance(args, (list, tuple)):
+        for a in args:
+            s = _first_shape(a)
+            if s is not None:
+                return s
+    return None
+
+
+class _Recorder(TorchDispatchMode):
+    """Records the rows of one forward: leaf calls with their inputs, own ops with their arguments."""
+
+    def __init__(self, root: nn.Module):
+        super().__init__()
+        self._modules = dict(root.named_modules())
+        self._names = {id(m): n for n, m in self._modules.items()}
+        self._leaves = {id(m) for m in self._modules.values() if not any(True for _ in m.children())}
+        self._stack: list[str] = []
+        self._leaf_row: LayerCall | None = None
+        self._leaf_depth = 0
+        self._quiet = False
+        self.rows: list[LayerCall] = []
+        self._seen: dict[str, int] = {}
+        self._hooks: list[Any] = []
+
+    def _unique(self, name: str) -> str:
+        n = self._seen.get(name, 0) + 1
+        self._seen[name] = n
+        return name if n == 1 else f"{name}#{n}"
+
+    def _parent(self, name: str) -> nn.Module | None:
+        if not name:
+            return None
+        return self._modules.get(name.rsplit(".", 1)[0] if "." in name else "")
+
+    def _pre(self, module, args, kwargs):
+        name = self._names.get(id(module))
+        if name is None:
+            return
+        self._stack.append(name)
+        if self._leaf_row is None and id(module) in self._leaves:
+            self._quiet = True  # copying the inputs is the recorder's work, not the layer's
+            try:
+                replay = _Replay(module, args, kwargs)
+            finally:
+                self._quiet = False
+            kind = module_kind(module, self._parent(name))
+            self._leaf_row = LayerCall(self._unique(name), kind or "", type(module).__name__, None,
+                                       _first_shape(args), sum(p.numel() for p in module.parameters()),
+                                       replay=replay)
+            self._leaf_depth = len(self._stack)
+
+    def _post(self, module, args, kwargs, out):
+        if id(module) not in self._names or not self._stack:
+            return
+        if self._leaf_row is not None and len(self._stack) == self._leaf_depth:
+            row = self._leaf_row
+            if not row.kind:  # the class did not say: the op doing the most work decides
+                row.kind = self._kind_from_ops(row, module)
+            self.rows.append(row)
+            self._leaf_row = None
+        self._stack.pop()
+
+    def _kind_from_ops(self, row: LayerCall, module: nn.Module) -> str:
+        kinds = [op_kind(op, module) for op in row.ops]
+        for k in kinds:
+            if k not in ("data", "other"):
+                return k
+        return kinds[0] if kinds else "other"
+
+    def __enter__(self):
+        self._hooks = []
+        for m in self._modules.values():  # per-module hooks: only they see keyword arguments
+            self._hooks.append(m.register_forward_pre_hook(self._pre, with_kwargs=True))
+            self._hooks.append(m.register_forward_hook(self._post, with_kwargs=True))
+        return super().__enter__()
+
+    def __exit__(self, *exc):
+        for h in self._hooks:
+            h.remove()
+        self._hooks = []
+        return super().__exit__(*exc)
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if self._quiet:
+            return func(*args, **kwargs)
+        op = str(func.overloadpacket)
+        own = None
+        if self._leaf_row is None and self._stack:
+            owner_name = self._stack[-1]
+            owner = self._modules.get(owner_name)
+            conv_args = None
+            if op.split(".")[-1] in ("convolution", "conv2d", "_convolution") and len(args) > 1:
+                w = args[1]
+                groups = int(args[8]) if len(args) > 8 else int(kwargs.get("groups", 1))
+                conv_args = (groups, int(w.shape[1]) * groups, tuple(int(k) for k in w.shape[2:]))
+            own = LayerCall(self._unique(f"{owner_name}:{op.split('.')[-1]}"), op_kind(op, owner, conv_args),
+                            type(owner).__name__, op, _first_shape(args), 0,
+                            replay=_Replay(func, args, kwargs))  # copied before the op can mutate them
+        out = func(*args, **kwargs)
+        if own is not None:
+            own.replay.use_public_binding(out)
+        macs = 0
+        if func.overloadpacket in flop_registry:
+            macs = int(flop_registry[func.overloadpacket](*args, **kwargs, out_val=out)) // 2
+        read, written = (0, 0) if func.is_view else ByteCounter._bytes(func, op, args, kwargs, out)
+        row = own if own is not None else self._leaf_row
+        if row is not None:
+            row.macs += macs
+            row.bytes += read + written
+            row.ops[op] = row.ops.get(op, 0) + 1
+        if own is not None:
+            self.rows.append(own)
+        return out
+
+
+def record_layers(module: nn.Module, x: Tensor) -> list[LayerCall]:
+    """Run ``module(x)`` once and return its rows, in execution order (see the module docstring).
+
+    Rows that executed no aten op at all (an ``nn.Identity``) are kept: calling them still costs
+    the network a module call.
+    """
+    rec = _Recorder(module)
+    with torch.no_grad(), rec:
+        module(x)
+    return rec.rows
+
+
+# -- measuring --------------------------------------------------------------------------------------
+
+
+@dataclass
+class LayerResult:
+    call: LayerCall
+    m: Measurement
+
+
+@dataclass
+class Breakdown:
+    """One network's rows with their measurements, and the network measured whole in the same run."""
+
+    rows: list[LayerResult]
+    end_to_end: Measurement
+    e2e_before_s: float
+    e2e_after_s: float
+    bn_folded: int
+    wall_s: float
+
+    @property
+    def macs(self) -> int:
+        return sum(r.call.macs for r in self.rows)
+
+    @property
+    def sum_s(self) -> float:
+        return math.fsum(r.m.median_s for r in self.rows)
+
+    @property
+    def gap(self) -> float:
+        """(sum of per-layer medians) / (end-to-end median) − 1."""
+        return self.sum_s / self.end_to_end.median_s - 1
+
+    @property
+    def sum_mean_s(self) -> float:
+        return math.fsum(_mean(r.m) for r in self.rows)
+
+    @property
+    def gap_mean(self) -> float:
+        """(sum of per-layer means) / (end-to-end mean) − 1.
+
+        On a CPU shared with other work, a sample is slowed when the thread is preempted during
+        it; a median of short samples leaves those out, a median of whole-network samples (each
+        long enough to be preempted) cannot. Means keep the preemptions in proportion to time on
+        both sides, so this gap is the fairer check on a loaded machine.
+        """
+        return self.sum_mean_s / _mean(self.end_to_end) - 1
+
+    @property
+    def sum_min_s(self) -> float:
+        return math.fsum(_min(r.m) for r in self.rows)
+
+    @property
+    def gap_min(self) -> float:
+        """(sum of per-layer minima) / (end-to-end minimum) − 1: each side's least-disturbed
+        iteration, the check least moved by other work on the machine."""
+        return self.sum_min_s / _min(self.end_to_end) - 1
+
+
+def _min(m: Measurement) -> float:
+    return min(m.samples_s) if m.samples_s else float("nan")
+
+
+def _mean(m: Measurement) -> float:
+    return math.fsum(m.samples_s) / len(m.samples_s) if m.samples_s else float("nan")
+
+
+def _pooled(a: Measurement, b: Measurement) -> Measurement:
+    """Two measurements of the same thing as one: samples concatenated, ``b``'s rounds renumbered."""
+    off = max(a.round_ids, default=-1) + 1
+    return Measurement(
+        samples_s=a.samples_s + b.samples_s, round_ids=a.round_ids + [r + off for r in b.round_ids], batch=a.batch,
+        precision=a.precision, min_rounds=a.min_rounds, iters_per_sample=max(a.iters_per_sample, b.iters_per_sample),
+        warmup_iters=a.warmup_iters + b.warmup_iters, budget_s=(a.budget_s or 0) + (b.budget_s or 0),
+        wall_s=a.wall_s + b.wall_s, budget_exhausted=a.budget_exhausted or b.budget_exhausted, device=a.device,
+        threads=a.threads, bn_folded=a.bn_folded, round_faults_minor=a.round_faults_minor + b.round_faults_minor,
+        round_faults_major=a.round_faults_major + b.round_faults_major, round_iters=a.round_iters + b.round_iters,
+        round_ref_s=a.round_ref_s + b.round_ref_s, allocator=a.allocator)
+
+
+def prepare_network(module: nn.Module, x: Tensor, *, fold: bool = True) -> tuple[nn.Module, int]:
+    """A copy of ``module`` in ``eval()`` with BatchNorm folded as the timing engine folds it (kept
+    unfolded if folding would change the output); returns it and the number of folded pairs."""
+    net = copy.deepcopy(module).eval()
+    if not fold:
+        return net, 0
+    with torch.no_grad():
+        ref = net(x)
+        folded = copy.deepcopy(net)
+        n = fold_bn(folded)
+        if n and not _outputs_close(ref, folded(x)):
+            return net, 0
+    return folded, n
+
+
+def measure_layers(
+    module: nn.Module,
+    x: Tensor,
+    *,
+    device: str | torch.device = "cpu",
+    threads: int | None = None,
+    budget_s: float = 2.0,
+    layer_budget_s: float = 0.1,
+    precision: float = 0.02,
+    layer_min_rounds: int = 3,
+    allocator: str | None = allocators.DEFAULT_ALLOCATOR,
+    fold: bool = True,
+    clock: Callable[[], float] = time.perf_counter,
+    timer: Timer | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    record_device: str | torch.device | None = None,
+) -> Breakdown:
+    """Break ``module(x)`` down into rows and measure each standalone, and the whole network.
+
+    The whole network gets ``budget_s`` seconds, half before the rows and half after (pooled, so
+    drift over the run hits the reference as it hits the rows); every row gets ``layer_budget_s``
+    and at least ``layer_min_rounds`` rounds. ``allocator`` is applied once, before anything is
+    timed. Recording runs on ``record_device`` (default: ``device``), so the ops recorded are the
+    ones the device runs. ``clock``/``timer`` are passed to :func:`fnbench.timing.measure`.
+    """
+    t0 = clock()
+    dev = torch.device(device)
+    rec_dev = torch.device(record_device) if record_device is not None else dev
+    if allocator is not None:
+        allocators.apply(allocator)
+    net, n_folded = prepare_network(module.to(rec_dev), x.to(rec_dev), fold=fold)
+    calls = record_layers(net, x.to(rec_dev))
+    common = dict(device=dev, threads=threads, precision=precision, clock=clock, timer=timer, fold=False,
+                  allocator=None)
+    half = budget_s / 2
+    total = len(calls) + 2
+    # The layers were recorded at this batch: halving it on CUDA out-of-memory would compare
+    # the whole network at one batch with its layers at another, so an OOM fails instead.
+    before = measure(net, x, budget_s=half, halve_on_oom=False, **common)
+    if progress:
+        progress(1, total)
+    dummy = torch.zeros(1)
+    rows = []
+    for i, call in enumerate(calls):
+        m = measure(call.replay, dummy, budget_s=layer_budget_s, min_rounds=layer_min_rounds, **common)
+        rows.append(LayerResult(call, m))
+        if progress:
+            progress(i + 2, total)
+    after = measure(net, x, budget_s=half, halve_on_oom=False, **common)
+    if progress:
+        progress(total, total)
+    return Breakdown(rows, _pooled(before, after), before.median_s, after.median_s, n_folded, clock() - t0)
+
+
+# -- records ----------------------------------------------------------------------------------------
+
+#: ``record`` of a breakdown line in a results file. Readers of ordinary records skip these lines
+#: (:func:`fnbench.results.read_records`); :func:`fnbench.results.read_breakdowns` returns them.
+RECORD = "breakdown"
+
+
+def layer_dicts(b: Breakdown) -> list[dict[str, Any]]:
+    """The rows of a breakdown as stored: cost, statistics and per-round medians of each.
+
+    A layer of a few µs gathers thousands of samples in a tenth of a second; its rounds' medians
+    (what its CI is computed from) are stored instead of every sample, which keeps a network's
+    line near 100 kB. The whole network's raw samples are kept (``end_to_end.samples_s``).
+    """
+    total = b.sum_s
+    out = []
+    for r in b.rows:
+        m, c = r.m, r.call
+        med = m.median_s
+        d = c.as_dict()
+        d.update({
+            "intensity_flop_per_byte": c.intensity, "median_s": med, "mean_s": _mean(m), "min_s": _min(m), "ci95_low_s": m.ci95_low_s,
+            "ci95_high_s": m.ci95_high_s, "n": m.n, "rounds": m.rounds, "stable": m.stable,
+            "gmacs_per_s": c.macs / med / 1e9 if med > 0 else None,
+            "share_time": med / total if total > 0 else None,
+            "minor_faults_per_iter": m.minor_faults_per_iter,
+            "round_medians_s": m.round_medians_s(),
+        })
+        out.append(d)
+    return out
+
+
+def breakdown_record(b: Breakdown, *, run_id: str, created: str, target: dict[str, Any], shape, batch: int,
+                     device: dict[str, Any], threads, allocator: str, env: dict[str, Any],
+                     network_macs: int | None, params: int, allocator_state: dict[str, Any] | None) -> dict[str, Any]:
+    """One results-file line for one broken-down network (``record: "breakdown"``)."""
+    from .results import SCHEMA_VERSION
+
+    e2e = b.end_to_end
+    return {
+        "schema": SCHEMA_VERSION, "record": RECORD, "run_id": run_id, "created": created, "status": "ok",
+        "target": target, "shape": list(shape), "batch": batch, "dtype": "float32", "device": device,
+        "runtime": "eager", "memory_format": "contiguous", "allocator": allocator, "threads": threads,
+        "method": METHOD, "bn_folded": b.bn_folded,
+        "cost": {"params": params, "macs": b.macs, "flops": 2 * b.macs,
+                 "mem_bytes_counted": sum(r.call.bytes for r in b.rows), "macs_network": network_macs},
+        "end_to_end": {"samples_s": e2e.samples_s, "rounds": e2e.round_ids, "stats": e2e.to_stats(),
+                       "before_median_s": b.e2e_before_s, "after_median_s": b.e2e_after_s,
+                       "mean_s": _mean(e2e), "min_s": _min(e2e)},
+        "sum_s": b.sum_s, "gap": b.gap, "sum_mean_s": b.sum_mean_s, "gap_mean": b.gap_mean,
+        "sum_min_s": b.sum_min_s, "gap_min": b.gap_min, "wall_s": b.wall_s,
+        "layers": layer_dicts(b), "env": env, "allocator_state": allocator_state,
+    }
+
+
+def run_breakdown(specs, *, device: str = "auto", threads: int | None = None, budget_s: float = 2.0,
+                  layer_budget_s: float = 0.1, runtime: str = "eager", out_dir="results",
+                  allocator: str = allocators.DEFAULT_ALLOCATOR,
+                  progress: Callable[[str, int, int], None] | None = None) -> tuple[str, Any, list[dict[str, Any]], int]:
+    """Break down each target of ``specs`` on one device; append one record each to ``<out_dir>/<run_id>.jsonl``.
+
+    Returns ``(run_id, path, records, failed)``. Bad input (an unsupported runtime, an unknown
+    target, a device that is not here) raises :class:`~fnbench.errors.UserError` before anything is
+    measured; a target whose measurement fails gets a ``status: "failed"`` record and the rest go on.
+    """
+    from pathlib import Path
+
+    from . import results as _results
+    from .counting import count
+    from .devices import device_key, fingerprint, resolve_device
+    from .errors import UserError
+    from .targets import resolve
+
+    if runtime in UNSUPPORTED_RUNTIMES:
+        raise UserError(f"per-layer timing is unsupported on --runtime {runtime}: {UNSUPPORTED_RUNTIMES[runtime]}")
+    if runtime != "eager":
+        raise UserError(f"unknown runtime {runtime!r}; break down --runtime eager")
+    if budget_s <= 0 or layer_budget_s <= 0:
+        raise UserError("--budget and --layer-budget must be positive seconds, e.g. --budget 2 --layer-budget 0.1")
+    dev = resolve_device(device)
+    allocators.check_allocator(allocator)
+    if dev.kind != "cuda":
+        threads = 1 if threads is None else threads
+        if threads < 1:
+            raise UserError(f"threads {threads} is not positive: use --threads 1 or more")
+    else:
+        threads = None
+    targets = [resolve(s) for s in specs]  # every name checked before the first measurement
+    alloc_state = allocators.apply(allocator)
+    run_id = _results.new_run_id()
+    path = Path(out_dir) / f"{run_id}.jsonl"
+    writer = _results.ResultWriter(path)
+    failed = 0
+    for i, t in enumerate(targets):
+        fp = fingerprint(dev, threads)
+        base = {
+            "target": {"name": t.spec.name, "kind": t.kind, "shape": list(t.spec.shape), "layers": t.spec.layers,
+                       "options": t.spec.options_dict(), "batch": t.spec.batch},
+            "device": {"kind": dev.kind, "name": dev.name, "arch": dev.arch, "key": device_key(fp)},
+        }
+
+        def tick(done: int, total: int, name=t.spec.name, i=i) -> None:
+            if progress:
+                progress(f"{name} ({i + 1}/{len(targets)})", done, total)
+
+        try:
+            module, x = t.build(0), t.example_input()
+            counted = count(module, x, fvcore=False)
+            b = measure_layers(module, x, device=dev.torch_device, threads=threads, budget_s=budget_s,
+                               layer_budget_s=layer_budget_s, allocator=None, progress=tick)
+        except (RuntimeError, ValueError, torch.cuda.OutOfMemoryError) as e:
+            failed += 1
+            writer.write({"schema": _results.SCHEMA_VERSION, "record": RECORD, "run_id": run_id,
+                          "created": _results.utc_now(), "status": "failed",
+                          "error": f"{type(e).__name__}: {e}".splitlines()[0], "shape": list(t.spec.shape),
+                          "batch": t.spec.batch, "dtype": "float32", "runtime": runtime, "allocator": allocator,
+                          "threads": threads, "method": METHOD, "env": fp, **base})
+            continue
+        writer.write(breakdown_record(
+            b, run_id=run_id, created=_results.utc_now(), target=base["target"], shape=t.spec.shape,
+            batch=t.spec.batch, device=base["device"], threads=threads, allocator=allocator, env=fp,
+            network_macs=counted.macs, params=counted.params, allocator_state=alloc_state))
+    return run_id, path, _results.read_breakdowns(path), failed
