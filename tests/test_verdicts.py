@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -41,7 +42,9 @@ def record(target, lat_s, *, kind="operator", shape=None, layers=10, macs=1e9, s
         "cost": {"macs": int(macs), "flops": int(2 * macs), "mem_bytes_counted": int(macs // 4)},
         "samples_s": samples if status == "ok" else [],
         "rounds": [i // per_round for i in range(rounds * per_round)] if status == "ok" else [],
-        "stats": ({"median_s": float(np.median(samples)), "ci95_low_s": float(np.min(samples)),
+        # the median of round medians, as fnbench stores it (loading checks it against the samples)
+        "stats": ({"median_s": float(np.median([np.median(samples[r * per_round:(r + 1) * per_round])
+                                                for r in range(rounds)])), "ci95_low_s": float(np.min(samples)),
                    "ci95_high_s": float(np.max(samples)), "n": len(samples), "stable": stable, "rounds": rounds}
                   if status == "ok" else None),
         "env": {"torch": "x", "cpu_model": dev_name},
@@ -135,12 +138,16 @@ def test_inconclusive_when_ci_straddles_or_unstable(tmp_path):
 def test_far_from_threshold_on_an_unstable_row_is_decided_and_names_the_row(tmp_path):
     # dwconv at 96x56x56 did not settle (noisy, marked unstable); the ratio is ~100x, far above 1
     unstable = ops_records({"pconv": 100.0}) + ops_records({"dwconv": 1.0}, seed=50)
-    bad = next(r for r in unstable if r["target"]["name"] == "dwconv" and r["shape"] == [96, 56, 56])
-    bad["stats"].update(stable=False, rel_ci_halfwidth=0.031, precision=0.02)
+    i = next(k for k, r in enumerate(unstable) if r["target"]["name"] == "dwconv" and r["shape"] == [96, 56, 56])
+    # its samples are 10x noisier: loading recomputes the interval from them (±several %)
+    unstable[i] = record("dwconv", unstable[i]["stats"]["median_s"], shape=[96, 56, 56],
+                         macs=unstable[i]["cost"]["macs"], noise=0.1, seed=77, stable=False)
+    unstable[i]["stats"]["precision"] = 0.02
     t = claim_table(frame(tmp_path, unstable), n_boot=1000)
     dw = claim(t, "pconv_vs_dwconv_flops")
     assert dw.ci95_low > 50 and dw.verdict == "supported"
-    assert dw.unsettled == "1 of 8 rows above their ±2% target: dwconv 96x56x56 ±3.1%"
+    m = re.fullmatch(r"1 of 8 rows above their ±2% target: dwconv 96x56x56 ±([0-9.]+)%", dw.unsettled)
+    assert m and float(m.group(1)) > 2
     assert dw.answer.endswith("): supported; 1 of 8 rows above their ±2% target: dwconv 96x56x56.")
     # the same row under the latency claim: a PConv stack takes far less time here, so that is supported too
     lat = claim(t, "pconv_vs_dwconv_latency")
