@@ -96,7 +96,28 @@ class OpStat:
                 "bytes_written": self.bytes_written, "bytes": self.bytes}
 
 
-class ByteCounter(TorchDispatchMode):
+class HookedDispatchMode(TorchDispatchMode):
+    """A dispatch mode that also installs module forward hooks while it is active.
+
+    Subclasses return their hook handles from :meth:`_install_hooks`; entering the mode installs
+    them and leaving it removes them, so no hook outlives the mode.
+    """
+
+    def _install_hooks(self) -> list:
+        return []
+
+    def __enter__(self):
+        self._hooks = self._install_hooks()
+        return super().__enter__()
+
+    def __exit__(self, *exc):
+        for h in self._hooks:
+            h.remove()
+        self._hooks = []
+        return super().__exit__(*exc)
+
+
+class ByteCounter(HookedDispatchMode):
     """Dispatch mode that accounts every executed aten op to itself and to the enclosing modules."""
 
     def __init__(self, root: nn.Module):
@@ -118,17 +139,10 @@ class ByteCounter(TorchDispatchMode):
         if id(module) in self._names and self._stack:
             self._stack.pop()
 
-    def __enter__(self):
+    def _install_hooks(self) -> list:
         from torch.nn.modules.module import register_module_forward_hook, register_module_forward_pre_hook
 
-        self._hooks = [register_module_forward_pre_hook(self._pre), register_module_forward_hook(self._post)]
-        return super().__enter__()
-
-    def __exit__(self, *exc):
-        for h in self._hooks:
-            h.remove()
-        self._hooks = []
-        return super().__exit__(*exc)
+        return [register_module_forward_pre_hook(self._pre), register_module_forward_hook(self._post)]
 
     # -- accounting -----------------------------------------------------------------------------
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):

@@ -37,11 +37,10 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
-from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import flop_registry
 
 from . import allocators
-from .counting import ByteCounter
+from .counting import ByteCounter, HookedDispatchMode
 from .timing import Measurement, Timer, _outputs_close, fold_bn, measure
 
 __all__ = [
@@ -308,7 +307,7 @@ def _first_shape(args: Any) -> list[int] | None:
     return None
 
 
-class _Recorder(TorchDispatchMode):
+class _Recorder(HookedDispatchMode):
     """Records the rows of one forward: leaf calls with their inputs, own ops with their arguments."""
 
     def __init__(self, root: nn.Module):
@@ -369,18 +368,12 @@ class _Recorder(TorchDispatchMode):
                 return k
         return kinds[0] if kinds else "other"
 
-    def __enter__(self):
-        self._hooks = []
+    def _install_hooks(self) -> list:
+        hooks = []
         for m in self._modules.values():  # per-module hooks: only they see keyword arguments
-            self._hooks.append(m.register_forward_pre_hook(self._pre, with_kwargs=True))
-            self._hooks.append(m.register_forward_hook(self._post, with_kwargs=True))
-        return super().__enter__()
-
-    def __exit__(self, *exc):
-        for h in self._hooks:
-            h.remove()
-        self._hooks = []
-        return super().__exit__(*exc)
+            hooks.append(m.register_forward_pre_hook(self._pre, with_kwargs=True))
+            hooks.append(m.register_forward_hook(self._post, with_kwargs=True))
+        return hooks
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
