@@ -233,7 +233,8 @@ def run(ctx, device, suite, targets, shape, batch, layers, runtimes, memory_form
     """
     from . import checks
     from .allocators import DEFAULT_ALLOCATOR
-    from .runner import DEFAULT_PASSES, format_table, run_suite, table_notes
+    from .console import format_table, table_notes
+    from .runner import DEFAULT_PASSES, run_suite
     from .timing import DEFAULT_BUDGET_S, DEFAULT_PRECISION
 
     if resume is not None:

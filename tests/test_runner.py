@@ -2,7 +2,7 @@
 
 import pytest
 
-from fnbench import runner
+from fnbench import console, runner
 from fnbench.errors import UserError
 from fnbench.results import read_records
 from fnbench.suites import get_suite
@@ -61,7 +61,7 @@ def test_records_written_failures_kept_and_resume(tmp_path, monkeypatch, specs):
     s2 = runner.run_suite(specs, out_dir=tmp_path, progress=False, resume=s.run_id, workers=0)
     assert s2.measured == 1 and s2.skipped == 3  # only the failed one is retried
     assert [r["status"] for r in s2.records] == ["ok", "ok", "failed", "ok", "ok"]
-    table = runner.format_table(s2.records)
+    table = console.format_table(s2.records)
     assert table.row_count == 5
 
 

@@ -1,0 +1,144 @@
+"""What fnbench prints on a terminal: tables of records, their footnotes, SI numbers, progress bars.
+
+The library measures and returns records; this module (and :mod:`fnbench.cli`) turns them into
+rich tables. Rounding happens here and only here: records keep raw seconds.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from . import allocators
+from . import results as _results
+
+__all__ = ["si", "format_table", "table_notes", "progress_bar", "stderr_console"]
+
+
+def stderr_console() -> Console:
+    """The console progress and notes go to (stderr: stdout stays for tables and ``--json``)."""
+    return Console(file=sys.stderr)
+
+
+def progress_bar(console: Console | None = None, *, disable: bool = False) -> Progress:
+    """A progress bar with done/total, elapsed time and ETA."""
+    return Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
+        console=console or stderr_console(), disable=disable, transient=False,
+    )
+
+
+def si(v: float | None, unit: str = "") -> str:
+    if v is None:
+        return "–"
+    for scale, p in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(v) >= scale:
+            return f"{v / scale:.3g}{p}{unit}"
+    return f"{v:.3g}{unit}"
+
+
+def _ms(v: float | None) -> str:
+    return "–" if v is None else f"{v * 1e3:.3f}"
+
+
+def format_table(records: Sequence[dict[str, Any]], *, title: str | None = None) -> Table:
+    """A rich table of records: cost, latency median with 95 % CI, throughput, GMAC/s with CI, page
+    faults per iteration, stability (with the half-width reached when a row did not settle).
+
+    Rounding happens here and only here; the records keep raw seconds.
+    """
+    table = Table(title=title, show_lines=False)
+    show_runtime = any(r.get("runtime", "eager") != "eager" or r.get("memory_format", "contiguous") != "contiguous"
+                       for r in records)
+    allocs = {_results.record_allocator(r) for r in records}
+    show_alloc = len(allocs) > 1 or allocs - {allocators.DEFAULT_ALLOCATOR}
+    table.add_column("target")
+    if show_runtime:
+        table.add_column("runtime")
+    if show_alloc:
+        table.add_column("allocator")
+    table.add_column("shape")
+    table.add_column("batch", justify="right")
+    table.add_column("FLOPs (MACs)", justify="right")
+    table.add_column("latency ms", justify="right")
+    table.add_column("95% CI ms", justify="right")
+    table.add_column("samples/s", justify="right")
+    table.add_column("GMAC/s", justify="right")
+    table.add_column("GMAC/s 95% CI", justify="right")
+    table.add_column("faults/iter", justify="right")
+    table.add_column("stable")
+    for r in records:
+        t = r.get("target") or {}
+        opts = t.get("options") or {}
+        name = t.get("name", "?") + (f"[{','.join(f'{k}={v}' for k, v in sorted(opts.items()))}]" if opts else "")
+        if t.get("layers"):
+            name += f" ×{t['layers']}"
+        shape = "x".join(map(str, r.get("shape") or [])) or "–"
+        st = r.get("stats") or {}
+        status = r.get("status", "ok")
+        rt = [r.get("runtime", "eager") + ("/cl" if r.get("memory_format") == "channels_last" else "")] if show_runtime else []
+        rt += [_results.record_allocator(r)] if show_alloc else []
+        if status != "ok" or not st:
+            table.add_row(name, *rt, shape, str(r.get("batch", "")), "–", status, (r.get("error") or "")[:60],
+                          "–", "–", "–", "–", "[red]no[/red]")
+            continue
+        macs = (r.get("cost") or {}).get("macs")
+        med, lo, hi = st.get("median_s"), st.get("ci95_low_s"), st.get("ci95_high_s")
+        thr = r.get("batch", 1) / med if med else None
+        g = (lambda t_: macs / t_ / 1e9 if (macs is not None and t_) else None)
+        gm, glo, ghi = g(med), g(hi), g(lo)
+        if st.get("stable"):
+            stable = "[green]yes[/green]"
+        else:
+            hw, target = st.get("rel_ci_halfwidth"), st.get("precision")
+            stable = ("[yellow]no[/yellow]" + (f" ±{hw:.1%}>±{target:.0%}" if hw is not None and target and hw > target
+                                               else ""))
+        fpi = st.get("minor_faults_per_iter")
+        faults = "–" if fpi is None else (f"{fpi:,.0f}" if fpi >= 10 else f"{fpi:.2g}")
+        if st.get("faults_flag"):
+            faults = f"[red]{faults} ⚠[/red]"
+        if st.get("launch_bound"):  # the GPU idled between kernels: the row measures launch overhead
+            stable += " [magenta]launch-bound[/magenta]"
+        table.add_row(
+            name, *rt, shape, str(r.get("batch", "")), si(macs), _ms(med),
+            f"{_ms(lo)}–{_ms(hi)}" if (st.get("rounds") or 0) >= 2 else "n/a: 1 round",
+            f"{thr:.1f}" if thr else "–",
+            f"{gm:.2f}" if gm is not None else "–",
+            f"{glo:.2f}–{ghi:.2f}" if glo is not None and ghi is not None and (st.get("rounds") or 0) >= 2 else "–",
+            faults,
+            stable,
+        )
+    return table
+
+
+def table_notes(records: Sequence[dict[str, Any]]) -> list[str]:
+    """Footnotes for :func:`format_table`: the precision rule, the fault rule, and each flagged row."""
+    notes = []
+    oks = [r for r in records if r.get("status", "ok") == "ok" and r.get("stats")]
+    unstable = [r for r in oks if not r["stats"].get("stable")]
+    if unstable:
+        p = unstable[0]["stats"].get("precision")
+        notes.append(f"stable: the 95% CI of the median is within ±{p:.0%} of it (--precision); {len(unstable)} of "
+                     f"{len(oks)} rows did not get there within --budget (the half-width reached is shown).")
+    flagged = [r for r in oks if r["stats"].get("faults_flag")]
+    for r in flagged:
+        notes.append(f"⚠ {r['target']['name']} {'x'.join(map(str, r.get('shape') or []))} "
+                     f"({_results.record_allocator(r)}): {r['stats']['faults_flag']}")
+    if oks and not flagged:
+        notes.append(f"faults/iter: minor page faults per timed iteration; none of these rows faults above "
+                     f"{allocators.FAULT_FRACTION_LIMIT:.0%} of the bytes it moves.")
+    refs = [x for r in oks for x in ((r.get("faults") or {}).get("ref_s") or [])]
+    if len(refs) >= 10:
+        lo, mid, hi = np.percentile(refs, [10, 50, 90])
+        if hi / lo > 1.1:
+            notes.append(f"this machine's own speed moved during the run: a fixed reference kernel timed before every "
+                         f"round took {lo * 1e3:.3f}–{hi * 1e3:.3f} ms (10th–90th percentile, median {mid * 1e3:.3f}), "
+                         "so no row can be steadier than that (another tenant on the core or the host's clock).")
+    return notes
