@@ -130,7 +130,7 @@ def list_cmd(kind: str | None, pattern: str) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout and nothing else.")
 def count(target: str, shape, batch, layers, by, as_json, **options) -> None:
     """Params, MACs, FLOPs, memory bytes (analytic and counted) and arithmetic intensity of TARGET."""
-    from .costs import target_cost
+    from .target_cost import target_cost
 
     spec = make_spec(target, shape, 1 if batch is None else batch, layers, **options)
     report = target_cost(spec, breakdown=by)

@@ -35,11 +35,12 @@ import torch
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from . import allocators, counting
+from . import allocators
 from . import results as _results
 from .devices import DEFAULT_CUDA_BATCH, Device, device_key, fingerprint, gpu_state, resolve_device
 from .errors import UserError, cause_first
 from .runtimes import DTYPES, Unsupported, check_runtime, prepare, runtime_unavailable
+from .target_cost import record_cost, scale_cost
 from .targets import Target, TargetSpec, resolve
 from .timing import (
     _ROUNDS_PER_BUDGET,
@@ -119,36 +120,6 @@ def _base_record(run_id: str, target: Target, device: Device, fp: dict[str, Any]
     }
 
 
-def _cost(target: Target, module: torch.nn.Module, x: torch.Tensor, dtype: str) -> dict[str, Any]:
-    """Analytic and counted cost. Counting runs in FP32 on the CPU; byte counts scale to ``dtype``."""
-    elem = torch.tensor([], dtype=DTYPES[dtype]).element_size()
-    scale_bytes = elem / 4
-    a = target.analytic
-    cost: dict[str, Any] = {
-        "params": a.params if a is not None else None,
-        "macs": a.macs if a is not None else None,
-        "flops": a.flops if a is not None else None,
-        "mem_bytes_analytic": a.mem_bytes(elem) if a is not None else None,
-        "mem_bytes_counted": None,
-        "macs_counted": None,
-    }
-    try:
-        c = counting.count(module, x)
-    except UserError:
-        raise
-    except Exception as e:  # noqa: BLE001 — a counter failure must not cost the latency measurement
-        cost["count_error"] = f"{type(e).__name__}: {e}".splitlines()[0]
-        return cost
-    cost["macs_counted"] = int(c.macs)
-    cost["mem_bytes_counted"] = int(c.mem_bytes_counted * scale_bytes)
-    if cost["params"] is None:
-        cost["params"] = int(c.params)
-    if cost["macs"] is None:  # networks: no analytic model, the counted figure is the figure
-        cost["macs"] = int(c.macs)
-        cost["flops"] = 2 * int(c.macs)
-    return cost
-
-
 def prepare_target(target: Target, device: Device, how: _How, seed: int):
     """Build ``target`` (BN folded), make its input and prepare both for ``how.runtime`` on ``device``.
 
@@ -199,17 +170,6 @@ def prepare_fitting(target: Target, device: Device, how: _How, seed: int):
         free_device_memory(device.torch_device)
 
 
-def _scale_cost(cost: dict[str, Any], measured_batch: int, batch: int) -> dict[str, Any]:
-    cost = dict(cost)
-    if measured_batch != batch and cost.get("macs") is not None:
-        # OOM halved the batch: the cost scales with it (it was counted at `batch`).
-        f = measured_batch / batch
-        for k in ("macs", "flops", "mem_bytes_analytic", "macs_counted", "mem_bytes_counted"):
-            if cost.get(k) is not None:
-                cost[k] = int(round(cost[k] * f))
-    return cost
-
-
 def _measure_one(target: Target, device: Device, how: _How, precision: float, budget_s: float,
                  seed: int, batch: int, cost: dict[str, Any]) -> tuple[Measurement, dict[str, Any]]:
     """Prepare ``target`` for ``how.runtime`` and measure it in this process; raise :class:`Unsupported`."""
@@ -223,7 +183,7 @@ def _measure_one(target: Target, device: Device, how: _How, precision: float, bu
                 halve_on_oom=how.runtime == "eager")
     m.oom_batches = oom_batches + m.oom_batches
     info = dict(prepared.info, tf32=m.tf32)
-    return m, _scale_cost(cost, m.batch, batch), info
+    return m, scale_cost(cost, m.batch, batch), info
 
 
 #: Allocators whose state depends on what the process allocated before (glibc's dynamic mmap and
@@ -491,7 +451,7 @@ def run_suite(
 
     def cost_of(target: Target, how: _How) -> dict[str, Any]:
         if id(target) not in costs:  # counted once per target, whatever the runtime
-            costs[id(target)] = _cost(target, target.build(seed), target.example_input("cpu", seed=seed), how.dtype)
+            costs[id(target)] = record_cost(target, target.build(seed), target.example_input("cpu", seed=seed), how.dtype)
         return costs[id(target)]
 
     def show_progress(task) -> None:
@@ -525,7 +485,7 @@ def run_suite(
         parts = [o.parts[p] for p in sorted(o.parts)]
         m = m if m is not None else combined(o)
         rec = _base_record(run_id, o.target, dev, fp, o.how)
-        cost = _scale_cost(cost_of(o.target, o.how), m.batch, o.target.spec.batch)
+        cost = scale_cost(cost_of(o.target, o.how), m.batch, o.target.spec.batch)
         info = dict(parts[0].get("runtime_info") or {})
         info["workers"] = {"n": max(len(set(r["workers"])) for r in parts), "passes": len(parts),
                            "processes": m.workers, "round_s": parts[0].get("round_s"),

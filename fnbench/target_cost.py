@@ -1,4 +1,7 @@
-"""Analytic and counted cost of a target, side by side (what ``fnbench count`` reports)."""
+"""A target's cost: analytic and counted side by side (``fnbench count``), and the ``cost`` block of a record.
+
+The closed forms come from the operators themselves (:mod:`operators`); the counter is :mod:`fnbench.counting`.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +9,14 @@ from typing import Any
 
 import torch
 
+from . import counting
 from .counting import count
+from .errors import UserError
 from .reference import paper_macs_for
-from .targets import TargetSpec, resolve
+from .runtimes import DTYPES
+from .targets import Target, TargetSpec, resolve
 
-__all__ = ["target_cost"]
+__all__ = ["target_cost", "record_cost", "scale_cost"]
 
 ELEMENT_SIZE = torch.tensor([], dtype=torch.float32).element_size()
 
@@ -59,3 +65,45 @@ def target_cost(spec: TargetSpec, *, breakdown: str | None = None, fvcore: bool 
     elif breakdown == "module":
         out["by_module"] = {k: v.as_dict() for k, v in counted.by_module.items()}
     return out
+
+
+def record_cost(target: Target, module: torch.nn.Module, x: torch.Tensor, dtype: str) -> dict[str, Any]:
+    """A record's ``cost`` block: analytic and counted. Counting runs in FP32 on the CPU; byte counts scale to ``dtype``."""
+    elem = torch.tensor([], dtype=DTYPES[dtype]).element_size()
+    scale_bytes = elem / 4
+    a = target.analytic
+    cost: dict[str, Any] = {
+        "params": a.params if a is not None else None,
+        "macs": a.macs if a is not None else None,
+        "flops": a.flops if a is not None else None,
+        "mem_bytes_analytic": a.mem_bytes(elem) if a is not None else None,
+        "mem_bytes_counted": None,
+        "macs_counted": None,
+    }
+    try:
+        c = counting.count(module, x)
+    except UserError:
+        raise
+    except Exception as e:  # noqa: BLE001 — a counter failure must not cost the latency measurement
+        cost["count_error"] = f"{type(e).__name__}: {e}".splitlines()[0]
+        return cost
+    cost["macs_counted"] = int(c.macs)
+    cost["mem_bytes_counted"] = int(c.mem_bytes_counted * scale_bytes)
+    if cost["params"] is None:
+        cost["params"] = int(c.params)
+    if cost["macs"] is None:  # networks: no analytic model, the counted figure is the figure
+        cost["macs"] = int(c.macs)
+        cost["flops"] = 2 * int(c.macs)
+    return cost
+
+
+def scale_cost(cost: dict[str, Any], measured_batch: int, batch: int) -> dict[str, Any]:
+    """``cost`` as counted at ``batch``, scaled to the ``measured_batch`` that fitted in memory."""
+    cost = dict(cost)
+    if measured_batch != batch and cost.get("macs") is not None:
+        # OOM halved the batch: the cost scales with it (it was counted at `batch`).
+        f = measured_batch / batch
+        for k in ("macs", "flops", "mem_bytes_analytic", "macs_counted", "mem_bytes_counted"):
+            if cost.get(k) is not None:
+                cost[k] = int(round(cost[k] * f))
+    return cost
