@@ -26,7 +26,7 @@ import sys, json
 from fnbench.runner import run_suite
 from fnbench.suites import get_suite
 kw = {"passes": int(sys.argv[3])} if len(sys.argv) > 3 else {}
-s = run_suite(get_suite(sys.argv[1]).specs(), out_dir=sys.argv[2], progress=False, **kw)
+s = run_suite(get_suite(sys.argv[1]).specs(), out_dir=sys.argv[2], **kw)
 print(json.dumps({"path": str(s.path)}))
 """
 

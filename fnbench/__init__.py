@@ -8,6 +8,27 @@ Library entry points (the CLI is a thin layer over these):
   allocations, as a :class:`fnbench.Measurement` with raw samples, median, IQR, p90 and a 95 % CI
 - :func:`fnbench.runner.run_suite` — count, measure and record a list of targets
 - :func:`fnbench.load_results` — result files and directories → one pandas DataFrame
+
+The layers (a module imports only from its own layer or below; ``tests/test_import_layers.py``
+checks it, and that no two modules import each other, directly or around a loop):
+
+3. presentation — ``cli`` (commands, options, exit codes), ``console`` (terminal tables,
+   footnotes, progress bars) and ``report/`` (HTML, CSV and figures from stored records).
+2. engine — what is measured and how:
+
+   - targets and their cost: ``targets``, ``suites`` (every named suite), ``catalog`` (what
+     ``fnbench list`` shows), ``counting`` (the dispatch counter), ``target_cost``;
+   - taking a latency: ``timing`` (one measurement in this process), ``runtimes`` (eager,
+     compile, ONNX Runtime), ``conditions`` (the run policy and a target prepared under it),
+     ``workers`` (fresh processes; they import ``conditions``, never the run loop),
+     ``passes`` (a target measured over passes), ``runner`` (the run loop), ``probe``,
+     ``compare``, ``layers`` (per-layer breakdown);
+   - records and what they say: ``results`` (schema, record builders, crash-safe files),
+     ``merge`` (records into frames), ``verdicts`` (the paper's claims judged).
+1. foundation — ``errors``, ``units`` (quantities and their formatting), ``stats``,
+   ``allocators``, ``devices``, ``reference`` (the paper's numbers), ``checks``.
+0. ``operators`` — the operators and networks themselves (PConv, FasterNet, the zoo of peers)
+   and their closed-form costs; they know nothing of fnbench.
 """
 
 __version__ = "0.1.0"

@@ -233,7 +233,7 @@ def run(ctx, device, suite, targets, shape, batch, layers, runtimes, memory_form
     """
     from . import checks
     from .allocators import DEFAULT_ALLOCATOR
-    from .console import format_table, table_notes
+    from .console import format_table, progress_reporter, table_notes
     from .runner import DEFAULT_PASSES, run_suite
     from .timing import DEFAULT_BUDGET_S, DEFAULT_PRECISION
 
@@ -260,14 +260,17 @@ def run(ctx, device, suite, targets, shape, batch, layers, runtimes, memory_form
     # An explicit --batch (1 included) is honoured on every device; only an absent one lets cuda
     # default to 32.
     specs = _target_specs(suite, targets, shape, 1 if batch is None else batch, layers, options)
-    summary = run_suite(
-        specs, device=device, threads=threads, batch_override=batch,
-        precision=DEFAULT_PRECISION if precision is None else precision,
-        budget_s=DEFAULT_BUDGET_S if budget is None else budget, out_dir=out_dir, resume=resume,
-        progress=not as_json, runtimes=runtimes or ("eager",), memory_format=memory_format, dtype=dtype,
-        workers=workers, passes=DEFAULT_PASSES if passes is None else passes, allocator=allocs,
-        cli_options=cli_options,
-    )
+    err = _console(stderr=True)
+    with progress_reporter(not as_json, err) as progress:
+        summary = run_suite(
+            specs, device=device, threads=threads, batch_override=batch,
+            precision=DEFAULT_PRECISION if precision is None else precision,
+            budget_s=DEFAULT_BUDGET_S if budget is None else budget, out_dir=out_dir, resume=resume,
+            progress=progress, notify=None if as_json else (lambda line: err.print(line, highlight=False)),
+            runtimes=runtimes or ("eager",), memory_format=memory_format, dtype=dtype,
+            workers=workers, passes=DEFAULT_PASSES if passes is None else passes, allocator=allocs,
+            cli_options=cli_options,
+        )
     if as_json:
         click.echo(json.dumps({"run_id": summary.run_id, "path": str(summary.path), "records": summary.records}))
         if summary.failed:
@@ -348,21 +351,11 @@ def compare(a, b, device, shape, layers, batch, threads, runtime, budget, from_p
                                           shape=sh, runtime=runtime, allocator=allocator)
     else:
         _preloaded_or_reexec(allocator)
-        from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+        from .console import progress_reporter
 
-        prog = Progress(TextColumn(f"compare {a} vs {b}"), BarColumn(), TextColumn("eta"), TimeRemainingColumn(),
-                        console=_console(stderr=True), disable=as_json)
-        task = prog.add_task("", total=None)
-
-        def advance(done: int, total: int) -> None:
-            prog.start()  # only once measuring has begun: bad input fails with no bar drawn
-            prog.update(task, completed=done, total=total)
-
-        try:
+        with progress_reporter(not as_json, _console(stderr=True)) as progress:
             result = cmp.compare(a, b, device=device, shape=sh, layers=layers, batch=batch, threads=threads,
-                                 runtime=runtime, budget_s=budget, progress=advance, allocator=allocator)
-        finally:
-            prog.stop()
+                                 runtime=runtime, budget_s=budget, progress=progress, allocator=allocator)
     if as_json:
         click.echo(json.dumps(result.as_dict()))
         return
@@ -429,14 +422,16 @@ def _fmt_faults(per_iter: float | None, mem_bytes: float | None) -> str:
 def probe(device, threads, budget, out_dir, allocator, as_json) -> None:
     """Measure the device's ceilings for the roofline: peak GEMM FLOP/s and copy bandwidth."""
     from . import checks
+    from .console import progress_reporter
     from .probe import ceilings, run_probe
 
     checks.finite_positive(budget, "--budget", "4")
     checks.check_threads(threads)
     checks.writable_dir(out_dir)
     _preloaded_or_reexec(allocator)
-    run_id, path, records = run_probe(device=device, threads=threads, budget_s=budget, out_dir=out_dir,
-                                      progress=not as_json, allocator=allocator)
+    with progress_reporter(not as_json, _console(stderr=True)) as progress:
+        run_id, path, records = run_probe(device=device, threads=threads, budget_s=budget, out_dir=out_dir,
+                                          progress=progress, allocator=allocator)
     best = ceilings(records)
     if as_json:
         click.echo(json.dumps({"run_id": run_id, "path": str(path), "ceilings": best, "records": records}))
@@ -494,33 +489,19 @@ def breakdown(targets, suite, shape, batch, layers, device, runtime, threads, bu
     which is measured in the same run; the sum of the layers is printed beside it, and with
     `fnbench probe` records in OUT the FLOPs-only and roofline predictions of the latency too.
     """
-    from .devices import resolve_device
+    from .console import progress_reporter
     from .layers import run_breakdown
 
     if not targets and not suite:
         raise UserError("name a target (e.g. `fnbench breakdown fasternet_t0`) or a suite (--suite networks)")
     if top < 0:
         raise UserError(f"--top {top} is negative: use 0 or more layers")
-    if batch is None:  # the paper's protocol: batch 1 on CPU, 32 on a GPU
-        batch = 32 if resolve_device(device).kind == "cuda" else 1
     _preloaded_or_reexec(allocator)
-    specs = _target_specs(suite, list(targets), shape, batch, layers, options)
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
-    prog = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    console=_console(stderr=True), disable=as_json)
-    task = prog.add_task("breakdown", total=None)
-
-    def advance(what: str, done: int, total: int) -> None:
-        prog.start()
-        prog.update(task, description=what, completed=done, total=total)
-
-    try:
+    specs = _target_specs(suite, list(targets), shape, 1 if batch is None else batch, layers, options)
+    with progress_reporter(not as_json, _console(stderr=True)) as progress:
         run_id, path, records, failed = run_breakdown(
-            specs, device=device, threads=threads, budget_s=budget, layer_budget_s=layer_budget, runtime=runtime,
-            out_dir=out_dir, allocator=allocator, progress=advance)
-    finally:
-        prog.stop()
+            specs, device=device, threads=threads, batch=batch, budget_s=budget, layer_budget_s=layer_budget,
+            runtime=runtime, out_dir=out_dir, allocator=allocator, progress=progress)
     from .report import breakdown as bd
     from .results import iter_result_files, read_records
 

@@ -20,21 +20,21 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
 
 from . import allocators, stats
 from .allocators import DEFAULT_ALLOCATOR
-from .devices import DEFAULT_CUDA_BATCH, resolve_device
+from .conditions import prepare_target, resolve_policy
 from .errors import UserError
-from .runtimes import Unsupported, prepare
+from .runtimes import Unsupported
 from .suites import TABLE1_SHAPES
 from .targets import Target, TargetSpec, resolve
-from .timing import fold_bn, measure
+from .timing import measure
 
 __all__ = ["Side", "ShapeComparison", "Comparison", "compare", "compare_from_results", "verdict_line", "answer_text",
            "N_BOOT"]
@@ -258,7 +258,7 @@ def compare(
     chunks: int = CHUNKS,
     precision: float = 0.10,
     seed: int = 0,
-    progress=None,
+    progress: Callable[[str, int, int], None] | None = None,
     allocator: str = DEFAULT_ALLOCATOR,
 ) -> Comparison:
     """Measure ``a`` and ``b`` in interleaved chunks at each shape (default: the four Table-1 maps).
@@ -270,50 +270,28 @@ def compare(
     """
     from .counting import count
 
-    dev = resolve_device(device)
-    if batch is not None and batch < 1:
-        raise UserError(f"batch {batch} is not positive: use --batch 1 or more")
-    if dev.kind == "cuda":
-        threads = None
-        batch = DEFAULT_CUDA_BATCH if batch is None else batch
-    else:
-        batch = 1 if batch is None else batch
-        threads = 1 if threads is None else threads
-        if threads < 1:
-            raise UserError(f"threads {threads} is not positive: use --threads 1 or more")
-    if budget_s <= 0:
-        raise UserError(f"budget {budget_s} s is not positive: use e.g. --budget 8")
+    policy = resolve_policy(device, threads=threads, batch=batch, budget_s=budget_s, precision=precision,
+                            allocator=allocator, budget_example="8")
+    dev, threads, batch = policy.device, policy.threads, policy.batch_for(1)
+    conditions = policy.conditions(runtime)
     allocators.apply(allocator)  # before anything is built: the models and inputs live under it
     pairs: list[tuple[Target, Target]] = []
     for sh in _default_shapes(a, b, shape):
         pairs.append(tuple(resolve(TargetSpec.make(n, sh, batch, layers)) for n in (a, b)))  # type: ignore[misc]
 
     rows = []
-    rt_device = "cuda" if dev.kind == "cuda" else "cpu"
     if progress is not None:
-        progress(0, len(pairs) * chunks)
+        progress(f"compare {a} vs {b}", 0, len(pairs) * chunks)
     for i, (ta, tb) in enumerate(pairs):
         sides, modules = [], []
         for t in (ta, tb):
             counted = count(t.build(seed), t.example_input(seed=seed), fvcore=False)
             macs = t.analytic.macs if t.analytic else counted.macs
             sides.append(Side(t.spec, macs, counted.mem_bytes_counted, batch=t.spec.batch))
-            x = t.example_input(seed=seed).to(dev.torch_device)
-
-            def build(t=t):
-                m = t.build(seed)
-                fold_bn(m)
-                return m
-
-            prev = torch.get_num_threads()
-            if threads:
-                torch.set_num_threads(threads)
             try:
-                prepared = prepare(runtime, build, x, device=rt_device, threads=threads or 1)
+                prepared, x = prepare_target(t, dev, conditions, seed)
             except Unsupported as e:
                 raise UserError(f"{t.spec.name} cannot run under {runtime}: {e}") from None
-            finally:
-                torch.set_num_threads(prev)
             modules.append((prepared, x))
         per_chunk = budget_s / chunks
         for k in range(chunks):
@@ -330,7 +308,7 @@ def compare(
                 sides[j].chunk_ids += [k] * m.n
                 sides[j].batch = m.batch
             if progress is not None:
-                progress(i * chunks + k + 1, len(pairs) * chunks)
+                progress("", i * chunks + k + 1, len(pairs) * chunks)
         rows.append(_ratio_row(*sides, paired=True, seed=seed))
     c = Comparison(a, b, dev.kind, runtime, threads, rows, precision, allocator, where=f"On {dev.kind}: {dev.name}",
                    budget_s=budget_s)

@@ -6,8 +6,9 @@ rich tables. Rounding happens here and only here: records keep raw seconds.
 
 from __future__ import annotations
 
+import contextlib
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -18,7 +19,7 @@ from rich.table import Table
 from . import allocators
 from . import results as _results
 
-__all__ = ["si", "format_table", "table_notes", "progress_bar", "stderr_console"]
+__all__ = ["si", "format_table", "table_notes", "progress_bar", "progress_reporter", "stderr_console"]
 
 
 def stderr_console() -> Console:
@@ -33,6 +34,33 @@ def progress_bar(console: Console | None = None, *, disable: bool = False) -> Pr
         TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
         console=console or stderr_console(), disable=disable, transient=False,
     )
+
+
+@contextlib.contextmanager
+def progress_reporter(enabled: bool = True, console: Console | None = None
+                      ) -> Iterator[Callable[[str, int, int], None] | None]:
+    """A ``progress(description, done, total)`` callback for the library, drawing a bar with ETA.
+
+    The bar appears at the first call, so input refused before any measuring leaves no bar behind;
+    an empty description keeps the last one. Yields None when ``enabled`` is false.
+    """
+    if not enabled:
+        yield None
+        return
+    bar = progress_bar(console)
+    task = None
+
+    def update(description: str, done: int, total: int) -> None:
+        nonlocal task
+        if task is None:
+            bar.start()
+            task = bar.add_task(description, total=total, completed=done)
+        bar.update(task, completed=done, total=total, **({"description": description} if description else {}))
+
+    try:
+        yield update
+    finally:
+        bar.stop()
 
 
 def si(v: float | None, unit: str = "") -> str:

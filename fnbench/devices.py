@@ -36,7 +36,7 @@ from .errors import UserError, suggest
 
 __all__ = ["Device", "DEVICE_KINDS", "DEVICE_ALIASES", "resolve_device", "available_devices", "device_kinds_status",
            "fingerprint", "device_key", "host_kind", "arm_core_name", "cpu_model_from", "physical_cores_from",
-           "is_paper_arm_core", "nvidia_smi", "gpu_state", "smi_id", "throttle_reasons", "DEFAULT_CUDA_BATCH"]
+           "is_paper_arm_core", "device_record", "nvidia_smi", "gpu_state", "smi_id", "throttle_reasons", "DEFAULT_CUDA_BATCH"]
 
 DEVICE_KINDS = ("auto", "cpu", "arm", "cuda")
 #: Other names people type for a device kind.
@@ -492,6 +492,11 @@ def fingerprint(device: Device | str, threads: int | None) -> dict[str, Any]:
             fp["gpu_clocks"] = smi  # idle clocks, read in the parent; records also hold clocks under load
         fp["gpu_smi_id"] = "uuid" if ident and ident.startswith(("GPU-", "MIG-")) else ("pci" if ident else None)
     return fp
+
+
+def device_record(device: Device, fp: dict[str, Any]) -> dict[str, Any]:
+    """A record's ``device`` block: kind, name, arch and :func:`device_key` of the fingerprint ``fp``."""
+    return {"kind": device.kind, "name": device.name, "arch": device.arch, "key": device_key(fp)}
 
 
 def device_key(fp: dict[str, Any]) -> str:

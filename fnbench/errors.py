@@ -9,7 +9,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 
-__all__ = ["UserError", "SaveError", "FnbenchWarning", "suggest", "warn", "cause_first"]
+__all__ = ["UserError", "SaveError", "FnbenchWarning", "suggest", "warn", "cause_first", "first_line"]
 
 
 class UserError(Exception):
@@ -39,6 +39,12 @@ class SaveError(Exception):
     The CLI prints it on one line and exits 1: the measurement was fine, storing it failed.
     """
 
+
+
+def first_line(e: BaseException) -> str:
+    """``"TypeName: first line of the message"`` (just the type name when the message is empty)."""
+    text = str(e).strip()
+    return f"{type(e).__name__}: {text.splitlines()[0]}" if text else type(e).__name__
 
 
 def cause_first(text: str) -> str:

@@ -602,62 +602,54 @@ def layer_dicts(b: Breakdown) -> list[dict[str, Any]]:
     return out
 
 
-def breakdown_record(b: Breakdown, *, run_id: str, created: str, target: dict[str, Any], shape, batch: int,
-                     device: dict[str, Any], threads, allocator: str, env: dict[str, Any],
-                     network_macs: int | None, params: int, allocator_state: dict[str, Any] | None) -> dict[str, Any]:
-    """One results-file line for one broken-down network (``record: "breakdown"``)."""
-    from .results import SCHEMA_VERSION
-
+def breakdown_record(b: Breakdown, header: dict[str, Any], *, env: dict[str, Any], network_macs: int | None,
+                     params: int, allocator_state: dict[str, Any] | None) -> dict[str, Any]:
+    """One results-file line for one broken-down network: ``header`` (``record: "breakdown"``) and the rows."""
     e2e = b.end_to_end
-    return {
-        "schema": SCHEMA_VERSION, "record": RECORD, "run_id": run_id, "created": created, "status": "ok",
-        "target": target, "shape": list(shape), "batch": batch, "dtype": "float32", "device": device,
-        "runtime": "eager", "memory_format": "contiguous", "allocator": allocator, "threads": threads,
-        "method": METHOD, "bn_folded": b.bn_folded,
-        "cost": {"params": params, "macs": b.macs, "flops": 2 * b.macs,
-                 "mem_bytes_counted": sum(r.call.bytes for r in b.rows), "macs_network": network_macs},
-        "end_to_end": {"samples_s": e2e.samples_s, "rounds": e2e.round_ids, "stats": e2e.to_stats(),
-                       "before_median_s": b.e2e_before_s, "after_median_s": b.e2e_after_s,
-                       "mean_s": _mean(e2e), "min_s": _min(e2e)},
-        "sum_s": b.sum_s, "gap": b.gap, "sum_mean_s": b.sum_mean_s, "gap_mean": b.gap_mean,
-        "sum_min_s": b.sum_min_s, "gap_min": b.gap_min, "wall_s": b.wall_s,
-        "layers": layer_dicts(b), "env": env, "allocator_state": allocator_state,
-    }
+    return dict(
+        header, method=METHOD, bn_folded=b.bn_folded,
+        cost={"params": params, "macs": b.macs, "flops": 2 * b.macs,
+              "mem_bytes_counted": sum(r.call.bytes for r in b.rows), "macs_network": network_macs},
+        end_to_end={"samples_s": e2e.samples_s, "rounds": e2e.round_ids, "stats": e2e.to_stats(),
+                    "before_median_s": b.e2e_before_s, "after_median_s": b.e2e_after_s,
+                    "mean_s": _mean(e2e), "min_s": _min(e2e)},
+        sum_s=b.sum_s, gap=b.gap, sum_mean_s=b.sum_mean_s, gap_mean=b.gap_mean, sum_min_s=b.sum_min_s,
+        gap_min=b.gap_min, wall_s=b.wall_s, layers=layer_dicts(b), env=env, allocator_state=allocator_state,
+    )
 
 
-def run_breakdown(specs, *, device: str = "auto", threads: int | None = None, budget_s: float = 2.0,
-                  layer_budget_s: float = 0.1, runtime: str = "eager", out_dir="results",
+def run_breakdown(specs, *, device: str = "auto", threads: int | None = None, batch: int | None = None,
+                  budget_s: float = 2.0, layer_budget_s: float = 0.1, runtime: str = "eager", out_dir="results",
                   allocator: str = allocators.DEFAULT_ALLOCATOR,
                   progress: Callable[[str, int, int], None] | None = None) -> tuple[str, Any, list[dict[str, Any]], int]:
     """Break down each target of ``specs`` on one device; append one record each to ``<out_dir>/<run_id>.jsonl``.
 
+    Threads, batch (``None``: 1 on a CPU, 32 on CUDA for a batch-1 target), budget and allocator
+    follow the policy of every measuring command (:func:`fnbench.conditions.resolve_policy`).
     Returns ``(run_id, path, records, failed)``. Bad input (an unsupported runtime, an unknown
     target, a device that is not here) raises :class:`~fnbench.errors.UserError` before anything is
     measured; a target whose measurement fails gets a ``status: "failed"`` record and the rest go on.
     """
+    from dataclasses import replace
     from pathlib import Path
 
     from . import results as _results
+    from .conditions import resolve_policy
     from .counting import count
-    from .devices import device_key, fingerprint, resolve_device
-    from .errors import UserError
+    from .devices import device_record, fingerprint
+    from .errors import UserError, first_line
     from .targets import resolve
 
     if runtime in UNSUPPORTED_RUNTIMES:
         raise UserError(f"per-layer timing is unsupported on --runtime {runtime}: {UNSUPPORTED_RUNTIMES[runtime]}")
     if runtime != "eager":
         raise UserError(f"unknown runtime {runtime!r}; break down --runtime eager")
-    if budget_s <= 0 or layer_budget_s <= 0:
+    if not layer_budget_s > 0:
         raise UserError("--budget and --layer-budget must be positive seconds, e.g. --budget 2 --layer-budget 0.1")
-    dev = resolve_device(device)
-    allocators.check_allocator(allocator)
-    if dev.kind != "cuda":
-        threads = 1 if threads is None else threads
-        if threads < 1:
-            raise UserError(f"threads {threads} is not positive: use --threads 1 or more")
-    else:
-        threads = None
-    targets = [resolve(s) for s in specs]  # every name checked before the first measurement
+    policy = resolve_policy(device, threads=threads, batch=batch, budget_s=budget_s, allocator=allocator,
+                            budget_example="2")
+    dev, threads = policy.device, policy.threads
+    targets = [resolve(replace(s, batch=policy.batch_for(s.batch))) for s in specs]  # every name checked first
     alloc_state = allocators.apply(allocator)
     run_id = _results.new_run_id()
     path = Path(out_dir) / f"{run_id}.jsonl"
@@ -665,11 +657,11 @@ def run_breakdown(specs, *, device: str = "auto", threads: int | None = None, bu
     failed = 0
     for i, t in enumerate(targets):
         fp = fingerprint(dev, threads)
-        base = {
-            "target": {"name": t.spec.name, "kind": t.kind, "shape": list(t.spec.shape), "layers": t.spec.layers,
-                       "options": t.spec.options_dict(), "batch": t.spec.batch},
-            "device": {"kind": dev.kind, "name": dev.name, "arch": dev.arch, "key": device_key(fp)},
-        }
+        target = {"name": t.spec.name, "kind": t.kind, "shape": list(t.spec.shape), "layers": t.spec.layers,
+                  "options": t.spec.options_dict(), "batch": t.spec.batch}
+        head = _results.record_header(run_id=run_id, target=target, batch=t.spec.batch,
+                                      device=device_record(dev, fp), threads=threads, allocator=allocator,
+                                      record=RECORD)
 
         def tick(done: int, total: int, name=t.spec.name, i=i) -> None:
             if progress:
@@ -678,18 +670,12 @@ def run_breakdown(specs, *, device: str = "auto", threads: int | None = None, bu
         try:
             module, x = t.build(0), t.example_input()
             counted = count(module, x, fvcore=False)
-            b = measure_layers(module, x, device=dev.torch_device, threads=threads, budget_s=budget_s,
+            b = measure_layers(module, x, device=dev.torch_device, threads=threads, budget_s=policy.budget_s,
                                layer_budget_s=layer_budget_s, allocator=None, progress=tick)
         except (RuntimeError, ValueError, torch.cuda.OutOfMemoryError) as e:
             failed += 1
-            writer.write({"schema": _results.SCHEMA_VERSION, "record": RECORD, "run_id": run_id,
-                          "created": _results.utc_now(), "status": "failed",
-                          "error": f"{type(e).__name__}: {e}".splitlines()[0], "shape": list(t.spec.shape),
-                          "batch": t.spec.batch, "dtype": "float32", "runtime": runtime, "allocator": allocator,
-                          "threads": threads, "method": METHOD, "env": fp, **base})
+            writer.write(dict(head, status="failed", error=first_line(e), method=METHOD, env=fp))
             continue
-        writer.write(breakdown_record(
-            b, run_id=run_id, created=_results.utc_now(), target=base["target"], shape=t.spec.shape,
-            batch=t.spec.batch, device=base["device"], threads=threads, allocator=allocator, env=fp,
-            network_macs=counted.macs, params=counted.params, allocator_state=alloc_state))
+        writer.write(breakdown_record(b, head, env=fp, network_macs=counted.macs, params=counted.params,
+                                      allocator_state=alloc_state))
     return run_id, path, _results.read_breakdowns(path), failed

@@ -27,21 +27,19 @@ FMA units × 2 FLOP × clock × threads); it is shown beside the measured roof, 
 
 from __future__ import annotations
 
-import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from torch import nn
 
 from . import allocators
 from . import results as _results
-from .devices import device_key, fingerprint, resolve_device
-from .errors import UserError
+from .conditions import resolve_policy
+from .devices import device_record, fingerprint
 from .timing import measure
 
 __all__ = ["ProbeSpec", "probe_specs", "run_probe", "ceilings", "theoretical_peak", "FMA_UNITS"]
@@ -162,69 +160,61 @@ def theoretical_peak(threads: int = 1, cpuinfo: str | None = None, max_mhz: floa
 
 
 def run_probe(*, device: str = "auto", threads: int | None = None, budget_s: float = 4.0, out_dir: str | Path = "results",
-              progress: bool = True, allocator: str = allocators.DEFAULT_ALLOCATOR,
-              ) -> tuple[str, Path, list[dict[str, Any]]]:
+              progress: Callable[[str, int, int], None] | None = None,
+              allocator: str = allocators.DEFAULT_ALLOCATOR) -> tuple[str, Path, list[dict[str, Any]]]:
     """Measure every probe of this device; append one record each to ``<out_dir>/<run_id>.jsonl``.
 
-    The probes run in this process under ``allocator`` (:func:`fnbench.allocators.apply`).
+    The probes run in this process under ``allocator`` (:func:`fnbench.allocators.apply`), with
+    the threads and budget policy of every measuring command (:func:`fnbench.conditions.resolve_policy`).
+    ``progress(description, done, total)`` is called as probes finish.
     """
-    dev = resolve_device(device)
+    policy = resolve_policy(device, threads=threads, budget_s=budget_s, allocator=allocator, budget_example="4")
+    dev, threads, budget_s = policy.device, policy.threads, policy.budget_s
     alloc_state = allocators.apply(allocator)
-    threads = None if dev.kind == "cuda" else (1 if threads is None else threads)
-    if threads is not None and threads < 1:
-        raise UserError(f"threads {threads} is not positive: use --threads 1 or more")
-    if not 0 < budget_s < float("inf"):
-        raise UserError(f"budget {budget_s} s is not a positive finite number: use e.g. --budget 4")
     run_id = _results.new_run_id()
     path = Path(out_dir) / f"{run_id}.jsonl"
     writer = _results.ResultWriter(path, hint="free space and run `fnbench probe` again")
     specs = probe_specs(dev.kind)
-    prog = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("eta"),
-                    TimeRemainingColumn(), console=Console(file=sys.stderr), disable=not progress)
-    with prog:
-        task = prog.add_task("probe", total=len(specs))
-        for i, spec in enumerate(specs):
-            prog.update(task, description=f"{spec.name} {spec.size}")
-            on_device = dev.kind == "cuda"
-            module, x, cost = spec.build(dev.torch_device if on_device else "cpu")
-            smallest = i == 0 or specs[i - 1].name != spec.name
-            need = _budget_for_rounds(module, x.to(dev.torch_device), dev.torch_device)
-            if need > budget_s and not smallest:
-                prog.advance(task)  # too large for this budget to give an interval: the smaller sizes stand
-                continue
-            fp = fingerprint(dev, threads)
-            t0 = time.perf_counter()
-            # the smallest size of each probe always gets enough time for an interval; where a slow
-            # moment left it with a zero-width one (one round), it is measured again with twice the time
-            b = max(budget_s, need)
-            for _ in range(3):
-                m = measure(module, x.to(dev.torch_device), device=dev.torch_device, threads=threads, budget_s=b,
-                            fold=False, allocator=None, tf32=spec.tf32, halve_on_oom=False,
-                            rebuild=(lambda module=module: module) if on_device else None)
-                if m.rounds >= 2 and m.ci95_high_s > m.ci95_low_s:
-                    break
-                b *= 2
-            fp["measure_wall_s"] = time.perf_counter() - t0
-            if dev.kind != "cuda":
-                peak = theoretical_peak(threads or 1)
-                if peak is not None:
-                    fp["theoretical_peak_gflop_per_s"] = peak["gflop_per_s"]
-                    fp["theoretical_peak_basis"] = peak["basis"]
-            writer.write({
-                "schema": _results.SCHEMA_VERSION, "run_id": run_id, "created": _results.utc_now(), "status": "ok",
-                "target": {"name": spec.name, "kind": "probe", "shape": list(x.shape), "layers": None,
-                           "options": {"size": spec.size, **({"hw": spec.hw} if spec.hw else {})}, "batch": 1},
-                "shape": list(x.shape), "batch": 1, "dtype": spec.dtype,
-                "device": {"kind": dev.kind, "name": dev.name, "arch": dev.arch, "key": device_key(fp)},
-                "runtime": "eager", "memory_format": "contiguous", "allocator": allocator, "threads": threads,
-                "cost": cost, "samples_s": m.samples_s, "rounds": m.round_ids, "env": fp,
-                "stats": dict(m.to_stats(), faults_flag=allocators.faults_flag(
-                    m.minor_faults_per_iter, cost.get("mem_bytes_counted"), allocator)),
-                "faults": m.faults(), "allocator_state": alloc_state,
-                "runtime_info": {"tf32": m.tf32, "module_reused": on_device},
-            })
-            del module, x
-            prog.advance(task)
+    on_device = dev.kind == "cuda"
+
+    def show(description: str, done: int) -> None:
+        if progress is not None:
+            progress(description, done, len(specs))
+
+    for i, spec in enumerate(specs):
+        show(f"{spec.name} {spec.size}", i)
+        module, x, cost = spec.build(dev.torch_device if on_device else "cpu")
+        smallest = i == 0 or specs[i - 1].name != spec.name
+        need = _budget_for_rounds(module, x.to(dev.torch_device), dev.torch_device)
+        if need > budget_s and not smallest:
+            continue  # too large for this budget to give an interval: the smaller sizes stand
+        fp = fingerprint(dev, threads)
+        t0 = time.perf_counter()
+        # the smallest size of each probe always gets enough time for an interval; where a slow
+        # moment left it with a zero-width one (one round), it is measured again with twice the time
+        b = max(budget_s, need)
+        for _ in range(3):
+            m = measure(module, x.to(dev.torch_device), device=dev.torch_device, threads=threads, budget_s=b,
+                        fold=False, allocator=None, tf32=spec.tf32, halve_on_oom=False,
+                        rebuild=(lambda module=module: module) if on_device else None)
+            if m.rounds >= 2 and m.ci95_high_s > m.ci95_low_s:
+                break
+            b *= 2
+        fp["measure_wall_s"] = time.perf_counter() - t0
+        if not on_device:
+            peak = theoretical_peak(threads or 1)
+            if peak is not None:
+                fp["theoretical_peak_gflop_per_s"] = peak["gflop_per_s"]
+                fp["theoretical_peak_basis"] = peak["basis"]
+        target = {"name": spec.name, "kind": "probe", "shape": list(x.shape), "layers": None,
+                  "options": {"size": spec.size, **({"hw": spec.hw} if spec.hw else {})}, "batch": 1}
+        head = _results.record_header(run_id=run_id, target=target, batch=1, device=device_record(dev, fp),
+                                      threads=threads, allocator=allocator, dtype=spec.dtype)
+        m.allocator = alloc_state  # the probes ran in this process, under the state it was set to
+        writer.write(_results.measurement_record(head, m, cost=cost, env=fp,
+                                                 runtime_info={"tf32": m.tf32, "module_reused": on_device}))
+        del module, x
+    show("probe", len(specs))
     return run_id, path, _results.read_records(path)
 
 

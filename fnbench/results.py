@@ -45,9 +45,13 @@ import secrets
 from collections.abc import Iterable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from . import allocators
 from .errors import SaveError, UserError, warn
+
+if TYPE_CHECKING:
+    from .timing import Measurement
 
 __all__ = [
     "ROW_KINDS",
@@ -73,6 +77,12 @@ __all__ = [
     "dedupe",
     "frame_of",
     "read_breakdowns",
+    "record_header",
+    "measurement_record",
+    "partial_record",
+    "failure_record",
+    "stats_with_flags",
+    "unstable_reason",
 ]
 
 SCHEMA_VERSION = 1
@@ -87,6 +97,87 @@ def utc_now() -> str:
 def new_run_id() -> str:
     """``20261128T043000Z-3fa2``: sortable UTC timestamp plus a short random suffix."""
     return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(2)
+
+
+# -- building records -----------------------------------------------------------------------------------
+# Every measuring command (run, probe, breakdown) starts its records with the same header; a run's
+# target then gets partial records (one per pass), and one final, failed or unsupported record.
+
+
+def record_header(*, run_id: str, target: dict[str, Any], batch: int, device: dict[str, Any], threads: int | None,
+                  allocator: str, dtype: str = "float32", runtime: str = "eager", memory_format: str = "contiguous",
+                  record: str | None = None) -> dict[str, Any]:
+    """The keys every record starts with: schema, run, creation time, status ``ok``, what was measured and how.
+
+    ``target`` is the ``{name, kind, shape, layers, options, batch}`` block (its shape is also the
+    record's ``shape``); ``device`` the ``{kind, name, arch, key}`` block
+    (:func:`fnbench.devices.device_record`); ``record`` names a line that is not a measurement
+    (``"breakdown"``).
+    """
+    head: dict[str, Any] = {"schema": SCHEMA_VERSION}
+    if record is not None:
+        head["record"] = record
+    head.update({
+        "run_id": run_id, "created": utc_now(), "status": "ok", "target": target,
+        "shape": list(target["shape"]) if target.get("shape") else None, "batch": batch, "dtype": dtype,
+        "device": device, "runtime": runtime, "memory_format": memory_format, "allocator": allocator,
+        "threads": threads,
+    })
+    return head
+
+
+def unstable_reason(st: dict[str, Any]) -> str:
+    """Why a row did not settle, in one phrase: the half-width reached against the target."""
+    hw, target = st.get("rel_ci_halfwidth"), st.get("precision")
+    if hw is None or target is None or hw != hw:
+        return "too few rounds for a 95% interval"
+    if hw <= target:  # within the target but short of rounds or processes
+        return f"±{hw:.1%} reached with too few rounds or processes for the ±{target:.0%} target"
+    return f"95% CI ±{hw:.1%} > ±{target:.0%} target within the budget"
+
+
+def stats_with_flags(m: Measurement, cost: dict[str, Any]) -> dict[str, Any]:
+    """A record's ``stats``: the measurement's, plus why a row is not to be trusted as is.
+
+    ``faults_flag`` says when the timed iterations still page-fault (not a steady state, see
+    :func:`fnbench.allocators.faults_flag`); ``unstable_reason`` when the CI missed the precision
+    target, with the half-width reached.
+    """
+    st = m.to_stats()
+    st["faults_flag"] = allocators.faults_flag(m.minor_faults_per_iter, cost.get("mem_bytes_counted"),
+                                               (m.allocator or {}).get("name"))
+    st["unstable_reason"] = None if st["stable"] else unstable_reason(st)
+    return st
+
+
+def measurement_record(header: dict[str, Any], m: Measurement, *, cost: dict[str, Any], env: dict[str, Any],
+                       runtime_info: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    """A finished measurement: the header, then cost, raw samples with their round ids, stats, faults.
+
+    ``extra`` adds keys (a run's ``workers`` and ``passes`` per sample) and ``stats_extra`` keys of
+    ``stats``.
+    """
+    stats_extra = extra.pop("stats_extra", None) or {}
+    return dict(header, batch=m.batch, cost=cost, samples_s=m.samples_s, rounds=m.round_ids, **extra,
+                stats=dict(stats_with_flags(m, cost), **stats_extra), env=env, runtime_info=runtime_info,
+                faults=m.faults(), allocator_state=m.allocator)
+
+
+def partial_record(header: dict[str, Any], part: dict[str, Any], *, pass_index: int, passes_planned: int,
+                   env: dict[str, Any]) -> dict[str, Any]:
+    """One pass over a target (``status: "partial"``): the pass's raw samples, rounds, workers and faults."""
+    return dict(header, **part, status="partial", **{"pass": pass_index}, passes_planned=passes_planned,
+                pass_wall_s=part["wall_s"], env=env)
+
+
+def failure_record(header: dict[str, Any], *, status: str, error: str, traceback: str | None,
+                   cost: dict[str, Any] | None, env: dict[str, Any]) -> dict[str, Any]:
+    """A target that could not be measured: ``failed`` (with the traceback) or ``unsupported`` (with the reason)."""
+    rec = dict(header, status=status, error=error)
+    if status == "failed":
+        rec["traceback"] = traceback
+    rec.update(cost=cost, samples_s=[], rounds=[], stats=None, env=env)
+    return rec
 
 
 def _jsonable(v: Any) -> Any:

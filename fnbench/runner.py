@@ -1,4 +1,4 @@
-"""Run a list of targets on one device: count, measure, append one record per target, show a table.
+"""Run a list of targets on one device: count, measure, append one record per target.
 
 :func:`run_suite` is what ``fnbench run`` calls. All targets are resolved before anything is
 measured, so bad input fails in a second, not after ten minutes. Each finished measurement is
@@ -7,15 +7,21 @@ file and measures only the targets it does not hold yet. A measurement that rais
 other than :class:`~fnbench.errors.UserError` is recorded with ``status: failed`` and its error,
 and the suite goes on.
 
-Each target is measured in several passes over the suite (:data:`DEFAULT_PASSES`), each pass on
+Each target is measured in several passes over the suite (:mod:`fnbench.passes`), each pass on
 fresh worker processes (:mod:`fnbench.workers`), so its interval covers process-to-process
 differences and the machine's drift over the minutes a run lasts; every pass is stored as it
 finishes. ``workers=0`` measures in the calling process.
 
+The shape of a run: :func:`run_suite` resolves the options into a plan (a :class:`_Run`: the
+policy, the targets under each set of conditions, the open results file), then loops over passes
+and targets; :meth:`_Run.step` takes one target's next measurement from a :class:`Measurer` and
+writes what comes back as a record (:mod:`fnbench.results` builds them). Printing is the caller's:
+``progress`` and ``notify`` are callbacks (:mod:`fnbench.console` draws them).
+
 Example::
 
     >>> from fnbench.suites import get_suite
-    >>> summary = run_suite(get_suite("quick").specs(), budget_s=2.0, progress=False)  # doctest: +SKIP
+    >>> summary = run_suite(get_suite("quick").specs(), budget_s=2.0)  # doctest: +SKIP
     >>> summary.path.name  # doctest: +SKIP
     '20261128T043000Z-3fa2.jsonl'
 """
@@ -23,59 +29,42 @@ Example::
 from __future__ import annotations
 
 import contextlib
-import sys
 import time
 import traceback
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
-
-import torch
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from typing import Any, Protocol
 
 from . import allocators
 from . import results as _results
-from .devices import DEFAULT_CUDA_BATCH, Device, device_key, fingerprint, gpu_state, resolve_device
-from .errors import UserError, cause_first
-from .runtimes import DTYPES, Unsupported, check_runtime, prepare, runtime_unavailable
+from .conditions import Conditions, RunPolicy, prepare_fitting, resolve_policy
+from .devices import Device, device_record, fingerprint, gpu_state
+from .errors import UserError, cause_first, first_line
+from .passes import (
+    DEFAULT_PASSES,
+    FRESH_PROCESS_PER_TARGET,
+    MIN_PASSES,
+    PendingTarget,
+    combine_passes,
+    effective_passes,
+    measure_pass,
+)
+from .runtimes import Unsupported, check_runtime, runtime_unavailable
 from .target_cost import record_cost, scale_cost
 from .targets import Target, TargetSpec, resolve
-from .timing import (
-    _ROUNDS_PER_BUDGET,
-    DEFAULT_BUDGET_S,
-    DEFAULT_MIN_ROUNDS,
-    DEFAULT_PRECISION,
-    Measurement,
-    _drop_frames,
-    fold_bn,
-    free_device_memory,
-    is_out_of_memory,
-    measure,
-)
-from .workers import ChunkRequest, WorkerError, WorkerPool
+from .timing import DEFAULT_BUDGET_S, DEFAULT_PRECISION, Measurement, measure
+from .workers import WorkerError, WorkerPool
 
-__all__ = ["RunSummary", "run_suite", "unstable_reason", "prepare_target",
-           "prepare_fitting", "DEFAULT_CUDA_BATCH",
-           "DEFAULT_WORKERS", "DEFAULT_PASSES", "MIN_PASSES", "combine_passes", "effective_passes"]
+__all__ = ["RunSummary", "run_suite", "RunSettings", "Measurer", "ProcessMeasurer", "measure_in_process",
+           "DEFAULT_WORKERS", "DEFAULT_PASSES", "MIN_PASSES", "IN_PROCESS_RUNTIMES", "combine_passes",
+           "effective_passes"]
 
 #: Worker processes per pass (CPU, ARM and CUDA alike): the passes give the fresh processes.
 DEFAULT_WORKERS = 1
 #: Runtimes measured in the calling process even with workers: compiling once per worker would
 #: cost K compilations per target (minutes), so torch.compile keeps the in-process path.
 IN_PROCESS_RUNTIMES = ("compile",)
-
-
-@dataclass(frozen=True)
-class _How:
-    """How a target is measured, besides the device: runtime, layout, precision, threads, allocator."""
-
-    runtime: str = "eager"
-    memory_format: str = "contiguous"
-    dtype: str = "float32"
-    threads: int | None = 1
-    allocator: str = allocators.DEFAULT_ALLOCATOR
 
 
 @dataclass
@@ -93,214 +82,210 @@ class RunSummary:
         return [r for r in self.records if r.get("status") == "failed"]
 
 
-def _key_for(target: Target, device: Device, how: _How) -> str:
-    s = target.spec
-    return _results.identity_key(name=s.name, shape=s.shape, layers=s.layers, options=s.options_dict(),
-                                 batch=s.batch, device_kind=device.kind, runtime=how.runtime, threads=how.threads,
-                                 dtype=how.dtype, memory_format=how.memory_format, allocator=how.allocator)
+@dataclass(frozen=True)
+class RunSettings:
+    """What every measurement of one run shares: device, precision target, budget, passes, workers, seed."""
+
+    device: Device
+    precision: float
+    budget_s: float
+    passes: int
+    workers: int
+    seed: int = 0
+
+    @property
+    def pass_budget_s(self) -> float:
+        return self.budget_s / self.passes
+
+    def in_process(self, conditions: Conditions) -> bool:
+        """Is a target under ``conditions`` measured whole in this process (in pass 0) rather than in passes?"""
+        return self.workers == 0 or conditions.runtime in IN_PROCESS_RUNTIMES
 
 
-def _base_record(run_id: str, target: Target, device: Device, fp: dict[str, Any], how: _How) -> dict[str, Any]:
-    s = target.spec
-    return {
-        "schema": _results.SCHEMA_VERSION,
-        "run_id": run_id,
-        "created": _results.utc_now(),
-        "status": "ok",
-        "target": {"name": s.name, "kind": target.kind, "shape": list(s.shape) if s.shape else None,
-                   "layers": s.layers, "options": s.options_dict(), "batch": s.batch},
-        "shape": list(s.shape) if s.shape else None,
-        "batch": s.batch,
-        "dtype": how.dtype,
-        "device": {"kind": device.kind, "name": device.name, "arch": device.arch, "key": device_key(fp)},
-        "runtime": how.runtime,
-        "memory_format": how.memory_format,
-        "allocator": how.allocator,
-        "threads": how.threads,
-    }
+# -- taking measurements --------------------------------------------------------------------------------
 
 
-def prepare_target(target: Target, device: Device, how: _How, seed: int):
-    """Build ``target`` (BN folded), make its input and prepare both for ``how.runtime`` on ``device``.
+def measure_in_process(target: Target, device: Device, conditions: Conditions, precision: float, budget_s: float,
+                       seed: int) -> tuple[Measurement, dict[str, Any]]:
+    """Prepare ``target`` for its runtime and measure it in this process; raise :class:`Unsupported`.
 
-    Returns ``(prepared, x)``; raises :class:`Unsupported` if the runtime cannot take the model.
-    BN is folded into the convs before the runtime sees the model (the paper's protocol), so
-    eager, compiled and exported models compute the same folded network. Used in-process and
-    by the worker processes alike.
+    Returns the measurement and the runtime's info. Eager rounds deep-copy the prepared module
+    (fresh allocations, no re-initialisation cost); the other runtimes say how to make a fresh
+    instance. Only eager may slice its input to a smaller batch on out-of-memory: compiled and
+    exported graphs have the batch built in.
     """
-
-    def build() -> torch.nn.Module:
-        m = target.build(seed)
-        fold_bn(m)
-        return m
-
-    x = target.example_input("cpu", torch.float32, seed=seed).to(device.torch_device, DTYPES[how.dtype])
-    if how.memory_format == "channels_last":
-        x = x.contiguous(memory_format=torch.channels_last)
-    prev_threads = torch.get_num_threads()
-    if how.threads:  # compile and export under the thread count they will be timed with
-        torch.set_num_threads(how.threads)
-    try:
-        prepared = prepare(how.runtime, build, x, device=device.kind if device.kind == "cuda" else "cpu",
-                           threads=how.threads or 1, memory_format=how.memory_format, dtype=how.dtype)
-    finally:
-        torch.set_num_threads(prev_threads)
-    return prepared, x
-
-
-def prepare_fitting(target: Target, device: Device, how: _How, seed: int):
-    """:func:`prepare_target`, halving the batch while preparing runs out of device memory.
-
-    Uploading weights, compiling (autotuning) and exporting can each run out of memory before a
-    single timed iteration. Returns ``(prepared, x, batches that did not fit)``.
-    """
-    from dataclasses import replace
-
-    failed: list[int] = []
-    while True:
-        try:
-            prepared, x = prepare_target(target, device, how, seed)
-            return prepared, x, failed
-        except Exception as e:  # noqa: BLE001 — only out-of-memory is handled here
-            if not (is_out_of_memory(e) and target.spec.batch > 1):
-                raise
-            _drop_frames(e)
-        failed.append(target.spec.batch)  # out of the handler: the failed attempt's tensors can be freed
-        target = resolve(replace(target.spec, batch=target.spec.batch // 2))
-        free_device_memory(device.torch_device)
-
-
-def _measure_one(target: Target, device: Device, how: _How, precision: float, budget_s: float,
-                 seed: int, batch: int, cost: dict[str, Any]) -> tuple[Measurement, dict[str, Any]]:
-    """Prepare ``target`` for ``how.runtime`` and measure it in this process; raise :class:`Unsupported`."""
-    prepared, x, oom_batches = prepare_fitting(target, device, how, seed)
-    # Eager rounds deep-copy the prepared module (fresh allocations, no re-initialisation cost);
-    # the other runtimes say how to make a fresh instance. Only eager may slice its input to a
-    # smaller batch on out-of-memory: compiled and exported graphs have the batch built in.
-    rebuild = None if how.runtime == "eager" else prepared.rebuild
-    m = measure(prepared.module, x, device=device.torch_device, threads=how.threads, precision=precision,
-                budget_s=budget_s, seed=seed, rebuild=rebuild, fold=False, allocator=how.allocator,
-                halve_on_oom=how.runtime == "eager")
+    prepared, x, oom_batches = prepare_fitting(target, device, conditions, seed)
+    rebuild = None if conditions.runtime == "eager" else prepared.rebuild
+    m = measure(prepared.module, x, device=device.torch_device, threads=conditions.threads, precision=precision,
+                budget_s=budget_s, seed=seed, rebuild=rebuild, fold=False, allocator=conditions.allocator,
+                halve_on_oom=conditions.runtime == "eager")
     m.oom_batches = oom_batches + m.oom_batches
-    info = dict(prepared.info, tf32=m.tf32)
-    return m, scale_cost(cost, m.batch, batch), info
+    return m, dict(prepared.info, tf32=m.tf32)
 
 
-#: Allocators whose state depends on what the process allocated before (glibc's dynamic mmap and
-#: trim thresholds rise after a large free): under these every target of every pass gets a fresh
-#: worker, so it is measured as a fresh process would run it, not after the targets before it.
-FRESH_PROCESS_PER_TARGET = ("system",)
-#: Passes over a suite for targets measured on worker processes; each pass has fresh processes.
-DEFAULT_PASSES = 5
-#: A target may stop before the last pass once this many passes give a CI within ±precision.
-MIN_PASSES = 3
-#: Fewest seconds a pass gives one target; a smaller ``budget_s`` means fewer passes.
-MIN_PASS_S = 0.3
-#: Rounds a chunk may take: the chunk runs until its share of the pass budget is spent.
-_CHUNK_MAX_ROUNDS = 500
+class Measurer(Protocol):
+    """Takes a run's measurements: a target whole (in this process), or one pass of it (on fresh processes)."""
+
+    def whole(self, pending: PendingTarget, run: RunSettings) -> tuple[Measurement, dict[str, Any]]: ...
+
+    def one_pass(self, pending: PendingTarget, p: int, run: RunSettings) -> dict[str, Any]: ...
+
+    def close(self) -> None: ...
 
 
-def effective_passes(passes: int, budget_s: float) -> int:
-    """``passes``, reduced so that each pass still gives a target at least :data:`MIN_PASS_S` seconds."""
-    return max(1, min(int(passes), int(budget_s / MIN_PASS_S)))
+class ProcessMeasurer:
+    """The measurer :func:`run_suite` uses unless given another.
 
-
-def _measure_pass(pool: WorkerPool, target: Target, device: Device, how: _How, precision: float, budget_s: float,
-                  pass_budget_s: float, seed: int, batch: int | None) -> dict[str, Any]:
-    """One pass over one target: a chunk on each of the pool's (fresh) workers, one after another.
-
-    Each chunk has ``pass_budget_s / workers`` seconds (preparing the target included) and takes
-    rounds of ``budget_s / 25`` seconds until they are spent. ``batch``, once a first pass has
-    settled it (CUDA halves it on out-of-memory), is asked for again. Returns the pass's raw
-    samples with chunk-local round ids and the worker index per sample; raises
-    :class:`Unsupported` or :class:`WorkerError`.
+    Whole targets are measured here (:func:`measure_in_process`); a pass runs on a
+    :class:`~fnbench.workers.WorkerPool` per allocator that lives for that pass only, so every pass
+    has fresh processes, and under the allocators of :data:`~fnbench.passes.FRESH_PROCESS_PER_TARGET`
+    every target of every pass has its own. ``pool_factory`` and ``pass_fn`` (default
+    :class:`~fnbench.workers.WorkerPool` and :func:`~fnbench.passes.measure_pass`) can be replaced.
     """
-    from dataclasses import replace
 
-    spec = target.spec if batch is None else replace(target.spec, batch=batch)
-    round_s = max(budget_s / _ROUNDS_PER_BUDGET, 1e-3)
-    per_worker = pass_budget_s / pool.n
-    out: dict[str, Any] = {"samples_s": [], "rounds": [], "workers": [], "warmup_iters": [], "chunks": [],
-                           "faults": {"minor": [], "major": [], "iters": [], "ref_s": []}}
-    first = None
-    t0 = time.perf_counter()
-    for w in range(pool.n):
-        req = ChunkRequest(spec, how, device.kind, per_worker, seed, _CHUNK_MAX_ROUNDS, _CHUNK_MAX_ROUNDS, round_s,
-                           precision)
-        res = pool.run_chunk(w, req)
-        if res.status == "unsupported":
-            raise Unsupported(res.error)
-        if res.status != "ok":
-            raise WorkerError(f"worker {w}: {res.error}", res.traceback)
-        if first is None:
-            first = res
-        elif res.batch != first.batch:
-            raise WorkerError(f"worker {w} measured batch {res.batch}, worker 0 batch {first.batch} "
-                              "(out of memory in one process only); use --batch to fix the batch")
-        out["samples_s"] += res.samples_s
-        out["rounds"] += res.round_ids
-        out["workers"] += [w] * len(res.samples_s)
-        out["warmup_iters"] += res.warmup_iters
-        out["faults"]["minor"] += res.faults_minor
-        out["faults"]["major"] += res.faults_major
-        out["faults"]["iters"] += res.round_iters
-        out["faults"]["ref_s"] += res.round_ref_s
-        if res.gpu_samples_s:
-            out.setdefault("gpu_samples_s", []).extend(res.gpu_samples_s)
-        chunk = {"worker": w, "pid": res.pid, "rounds": len(set(res.round_ids)), "wall_s": res.wall_s,
-                 "iters_per_sample": res.iters_per_sample, "prepare_s": res.prepare_s}
-        if res.gpu_state:
-            chunk["gpu_state"] = res.gpu_state  # clocks and throttle reasons right after the chunk's timed blocks
-        if res.oom_batches:
-            chunk["oom_batches"] = res.oom_batches
-        out["chunks"].append(chunk)
-    out.update(batch=first.batch, iters_per_sample=first.iters_per_sample, bn_folded=first.bn_folded,
-               threads_used=first.threads, runtime_info=dict(first.runtime_info, tf32=first.tf32),
-               wall_s=time.perf_counter() - t0, round_s=round_s, budget_s=pass_budget_s,
-               allocator_state=first.allocator)
-    return out
+    def __init__(self, pool_factory: Callable[..., Any] | None = None, pass_fn: Callable[..., dict] | None = None):
+        self.pool_factory = pool_factory or WorkerPool
+        self.pass_fn = pass_fn or measure_pass
+        self.pools: dict[str, Any] = {}  # allocator → this pass's workers
+        self.pool_pass = -1
+
+    def whole(self, pending: PendingTarget, run: RunSettings) -> tuple[Measurement, dict[str, Any]]:
+        m, info = measure_in_process(pending.target, run.device, pending.conditions, run.precision, run.budget_s,
+                                     run.seed)
+        if run.device.kind == "cuda":  # right after the timed blocks, as a worker does
+            info["gpu_state"] = gpu_state()
+        return m, info
+
+    def one_pass(self, pending: PendingTarget, p: int, run: RunSettings) -> dict[str, Any]:
+        alloc = pending.conditions.allocator
+        if self.pools and self.pool_pass != p:
+            self.close()  # every pass on fresh processes
+        pool = self.pools.get(alloc)
+        if pool is None:
+            pool = self.pool_factory(run.workers, allocator=alloc, device=run.device.kind)
+            pool.start()  # closes what it started if it fails; the next target retries
+            self.pools[alloc], self.pool_pass = pool, p
+        try:
+            return self.pass_fn(pool, pending.target, run.device, pending.conditions, run.precision, run.budget_s,
+                                run.pass_budget_s, run.seed, pending.stored_batch())
+        finally:
+            if alloc in FRESH_PROCESS_PER_TARGET:
+                self.pools.pop(alloc).close()
+
+    def close(self) -> None:
+        while self.pools:
+            self.pools.popitem()[1].close()
 
 
-def combine_passes(parts: Sequence[dict[str, Any]], *, precision: float, budget_s: float | None,
-                   device: str) -> Measurement:
-    """One :class:`Measurement` from the partial records of a target's passes.
+def _failure(e: BaseException) -> tuple[str, str, str | None]:
+    """``(status, error, traceback)`` of a measurement that raised ``e``: unsupported (a reason) or failed."""
+    if isinstance(e, (Unsupported, NotImplementedError)):
+        return "unsupported", str(e) if isinstance(e, Unsupported) else first_line(e), None
+    message = str(e) if isinstance(e, WorkerError) else first_line(e)
+    return "failed", cause_first(message), getattr(e, "remote_traceback", None) or traceback.format_exc(limit=8)
 
-    Every (pass, worker) is one process: it becomes one cluster id in ``worker_ids`` (0, 1, … in
-    pass order), and every (pass, worker, round) one round id, so the interval is the bootstrap
-    over processes, then rounds.
-    """
-    samples: list[float] = []
-    rids: list[int] = []
-    procs: list[int] = []
-    warm: list[int] = []
-    faults: dict[str, list] = {"minor": [], "major": [], "iters": [], "ref_s": []}
-    gpu: list[float] = []
-    proc_index: dict[tuple[int, int], int] = {}
-    round_index: dict[tuple[int, int, int], int] = {}
-    parts = sorted(parts, key=lambda r: r["pass"])
-    for rec in parts:
-        p = int(rec["pass"])
-        for s_, r_, w_ in zip(rec["samples_s"], rec["rounds"], rec["workers"]):
-            procs.append(proc_index.setdefault((p, int(w_)), len(proc_index)))
-            rids.append(round_index.setdefault((p, int(w_), int(r_)), len(round_index)))
-            samples.append(float(s_))
-        warm += rec.get("warmup_iters") or []
-        f = rec.get("faults") or {}
-        for k in faults:
-            faults[k] += list(f.get(k) or [])
-        gpu += rec.get("gpu_samples_s") or []  # absent in records from before GPU time was taken
-    first = parts[0]
-    m = Measurement(samples_s=samples, round_ids=rids, batch=int(first["batch"]), precision=precision,
-                    min_rounds=DEFAULT_MIN_ROUNDS, iters_per_sample=int(first.get("iters_per_sample") or 1),
-                    warmup_iters=warm, budget_s=budget_s, wall_s=float(sum(r.get("pass_wall_s") or 0.0 for r in parts)),
-                    device=device, threads=first.get("threads_used"), bn_folded=int(first.get("bn_folded") or 0),
-                    worker_ids=procs, allocator=first.get("allocator_state"), gpu_samples_s=gpu or None,
-                    tf32=(first.get("runtime_info") or {}).get("tf32"))
-    if len(faults["iters"]) == len(round_index):  # passes without fault counts (older files) leave them out
-        m.round_faults_minor, m.round_faults_major, m.round_iters = faults["minor"], faults["major"], faults["iters"]
-        m.round_ref_s = faults["ref_s"] if len(faults["ref_s"]) == len(round_index) else []
-    m.budget_exhausted = not m.stable
-    return m
+
+# -- the run --------------------------------------------------------------------------------------------
+
+
+class _Run:
+    """One run in progress: its settings, its open results file, its pending targets and the costs counted."""
+
+    def __init__(self, run_id: str, run_file: _results.RunFile, settings: RunSettings, pending: list[PendingTarget],
+                 measurer: Measurer, progress: Callable[[str, int, int], None] | None, label_runtime: bool,
+                 unavailable: dict[str, str | None]):
+        self.run_id, self.run_file, self.settings, self.pending = run_id, run_file, settings, pending
+        self.unavailable = unavailable  # runtime → why this machine cannot serve it
+        self.measurer, self.progress, self.label_runtime = measurer, progress, label_runtime
+        self.measured = 0
+        self._costs: dict[int, dict[str, Any]] = {}
+
+    def cost_of(self, target: Target, dtype: str) -> dict[str, Any]:
+        """Counted once per target, whatever the runtime."""
+        if id(target) not in self._costs:
+            seed = self.settings.seed
+            self._costs[id(target)] = record_cost(target, target.build(seed), target.example_input("cpu", seed=seed),
+                                                  dtype)
+        return self._costs[id(target)]
+
+    def header(self, t: PendingTarget) -> tuple[dict[str, Any], dict[str, Any]]:
+        """``t``'s record header and this moment's fingerprint of the device (the record's ``env``)."""
+        s, c = t.target.spec, t.conditions
+        fp = fingerprint(self.settings.device, c.threads)  # per record: load average and clocks change during a run
+        target = {"name": s.name, "kind": t.target.kind, "shape": list(s.shape) if s.shape else None,
+                  "layers": s.layers, "options": s.options_dict(), "batch": s.batch}
+        head = _results.record_header(run_id=self.run_id, target=target, batch=s.batch,
+                                      device=device_record(self.settings.device, fp), threads=c.threads,
+                                      allocator=c.allocator, dtype=c.dtype, runtime=c.runtime,
+                                      memory_format=c.memory_format)
+        return head, fp
+
+    def show(self, description: str = "") -> None:
+        if self.progress is not None:
+            n = self.settings.passes
+            self.progress(description, sum(t.units_done(n) for t in self.pending), len(self.pending) * n)
+
+    def write_final(self, t: PendingTarget, rec: dict[str, Any]) -> None:
+        rec["env"]["measure_wall_s"] = t.wall_s
+        self.run_file.writer.write(rec)
+        self.measured += 1
+        t.done = True
+        self.show()
+
+    def step(self, t: PendingTarget, p: int) -> None:
+        """Take ``t``'s measurement for pass ``p`` and write it: final, partial (and final if settled) or failed."""
+        run = self.settings
+        label = t.label + (f" [{t.conditions.runtime}]" if self.label_runtime else "")
+        in_process = run.in_process(t.conditions)
+        self.show((f"pass {p + 1}/{run.passes} " if run.passes > 1 and not in_process else "") + label)
+        head, env = self.header(t)
+        t0 = time.perf_counter()
+        try:
+            if self.unavailable.get(t.conditions.runtime):
+                raise Unsupported(self.unavailable[t.conditions.runtime])
+            cost = self.cost_of(t.target, t.conditions.dtype)
+            if in_process:
+                m, info = self.measurer.whole(t, run)
+            else:
+                part = self.measurer.one_pass(t, p, run)
+        except UserError:
+            raise
+        except Exception as e:  # noqa: BLE001 — record the failure or the reason, go on with the suite
+            t.wall_s += time.perf_counter() - t0
+            status, error, tb = _failure(e)
+            self.write_final(t, _results.failure_record(head, status=status, error=error, traceback=tb,
+                                                        cost=self._costs.get(id(t.target)), env=env))
+            return
+        t.wall_s += time.perf_counter() - t0
+        if in_process:
+            cost = scale_cost(cost, m.batch, t.target.spec.batch)
+            self.write_final(t, _results.measurement_record(head, m, cost=cost, env=env, runtime_info=info))
+            return
+        rec = _results.partial_record(head, part, pass_index=p, passes_planned=run.passes, env=env)
+        self.run_file.writer.write(rec)
+        t.parts[p] = rec
+        self.show()
+        done, m = t.settled_after(p, run.passes, precision=run.precision, budget_s=run.budget_s,
+                                  device=str(run.device.torch_device))
+        if done:
+            self.finalize(t, m, (head, env))
+
+    def finalize(self, t: PendingTarget, m: Measurement | None = None,
+                 header: tuple[dict[str, Any], dict[str, Any]] | None = None) -> None:
+        """Write ``t``'s final record from its stored passes (``m``: their combination, if already made)."""
+        run = self.settings
+        parts = t.ordered_parts()
+        m = m if m is not None else t.combined(precision=run.precision, budget_s=run.budget_s,
+                                               device=str(run.device.torch_device))
+        head, env = header or self.header(t)
+        cost = scale_cost(self.cost_of(t.target, t.conditions.dtype), m.batch, t.target.spec.batch)
+        info = dict(parts[0].get("runtime_info") or {})
+        info["workers"] = {"n": max(len(set(r["workers"])) for r in parts), "passes": len(parts),
+                           "processes": m.workers, "round_s": parts[0].get("round_s"),
+                           "chunks": [dict(c, **{"pass": r["pass"]}) for r in parts for c in r.get("chunks") or []]}
+        self.write_final(t, _results.measurement_record(
+            head, m, cost=cost, env=env, runtime_info=info, workers=m.worker_ids,
+            passes=[int(r["pass"]) for r in parts for _ in r["samples_s"]], stats_extra={"passes": len(parts)}))
 
 
 def run_suite(
@@ -313,8 +298,8 @@ def run_suite(
     budget_s: float = DEFAULT_BUDGET_S,
     out_dir: str | Path = "results",
     resume: str | None = None,
-    progress: bool = True,
-    console: Console | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+    notify: Callable[[str], None] | None = None,
     seed: int = 0,
     runtimes: Sequence[str] = ("eager",),
     memory_format: str = "contiguous",
@@ -323,13 +308,16 @@ def run_suite(
     passes: int = DEFAULT_PASSES,
     allocator: str | Sequence[str] = allocators.DEFAULT_ALLOCATOR,
     cli_options: dict[str, Any] | None = None,
+    measurer: Measurer | None = None,
 ) -> RunSummary:
     """Measure every spec on ``device``; append one record per target to ``<out_dir>/<run_id>.jsonl``.
 
     ``threads`` defaults to 1 on CPU/ARM (the paper's protocol) and is ignored on CUDA. On CUDA a
     batch-1 spec is measured at batch 32 (throughput, as the paper) unless ``batch_override``
     says otherwise. ``budget_s`` is the wall-clock budget per target; ``precision`` the target
-    relative half-width of the 95 % CI. Progress (with ETA) goes to stderr.
+    relative half-width of the 95 % CI (the policy is :func:`fnbench.conditions.resolve_policy`'s).
+    ``progress(description, done, total)`` is called as the run advances (units: target passes)
+    and ``notify(line)`` with what the run will do, before anything is measured.
 
     Each target is measured under every runtime in ``runtimes`` (``eager``, ``compile``,
     ``onnxruntime``); a runtime that cannot take a model records it as ``unsupported`` with the
@@ -358,28 +346,66 @@ def run_suite(
     naming the holder) and its plan stored beside it; ``resume`` refuses a call whose targets,
     device, runtimes or measuring conditions differ from the plan's (:class:`fnbench.results.RunFile`).
     ``cli_options`` are stored with the plan so that ``fnbench run --resume`` can repeat them.
+
+    ``measurer`` takes the measurements (default :class:`ProcessMeasurer`: worker processes, or
+    this process for ``workers=0``); tests give one that returns made-up samples.
     """
-    dev = resolve_device(device)
-    if dev.kind == "cuda":
-        threads = None
-    else:
-        threads = 1 if threads is None else int(threads)
-        if threads < 1:
-            raise UserError(f"threads {threads} is not positive: use --threads 1 or more")
-    if batch_override is not None and batch_override < 1:
-        raise UserError(f"batch {batch_override} is not positive: use --batch 1 or more")
-    if not 0 < budget_s < float("inf"):
-        raise UserError(f"budget {budget_s} s is not a positive finite number: use e.g. --budget 10")
+    policy = resolve_policy(device, threads=threads, batch=batch_override, budget_s=budget_s, precision=precision,
+                            allocator=allocator)
     workers = DEFAULT_WORKERS if workers is None else int(workers)
     if workers < 0:
         raise UserError(f"workers {workers} is negative: use --workers 0 (in-process) or more")
     if int(passes) < 1:
         raise UserError(f"passes {passes} is not positive: use --passes 1 or more")
-    passes = effective_passes(passes, budget_s) if workers > 0 else 1
-    if not 0 < precision < 1:
-        raise UserError(f"precision {precision} is not a fraction in (0, 1): use e.g. --precision 0.02 for ±2%")
+    settings = RunSettings(policy.device, policy.precision, policy.budget_s,
+                           effective_passes(passes, policy.budget_s) if workers > 0 else 1, workers, seed)
     runtimes = list(dict.fromkeys(runtimes)) or ["eager"]
-    rt_device = dev.kind if dev.kind == "cuda" else "cpu"
+    conditions, unavailable = _conditions(policy, runtimes, memory_format, dtype, workers)
+    targets = [resolve(replace(s, batch=policy.batch_for(s.batch))) for s in specs]  # UserError: nothing measured
+
+    dev = policy.device
+    run_id = _results.check_run_id(resume) if resume is not None else _results.new_run_id()
+    planned = [_identity(t, dev, c) for t in targets for c in conditions]
+    shared = {f: list(dict.fromkeys(getattr(c, f) for c in conditions)) for f in asdict(conditions[0])
+              if f != "runtime"}
+    plan = {"targets": [t.spec.label for t in targets], "device": dev.kind, "runtimes": list(runtimes),
+            **{f: v[0] if len(v) == 1 else v for f, v in shared.items()}, "keys": planned}
+    with contextlib.ExitStack() as stack:  # the run's file stays locked until the run ends, however it ends
+        run_file = stack.enter_context(_results.RunFile(out_dir, run_id, resume=resume is not None))
+        done, stored_parts = run_file.open(plan, cli=cli_options)
+        pending = [PendingTarget(t, c, _identity(t, dev, c)) for t in targets for c in conditions
+                   if _identity(t, dev, c) not in done]
+        for t in pending:
+            t.parts = {int(r["pass"]): r for r in stored_parts.get(t.key, [])}
+        skipped = len(targets) * len(conditions) - len(pending)
+        if notify is not None:  # before anything is measured, so an interrupted run can be resumed by its id
+            notify(_announcement(run_id, run_file.path, pending, settings.passes, skipped, resume,
+                                 label_runtime=len(conditions) > 1))
+        measurer = measurer or ProcessMeasurer()
+        stack.callback(measurer.close)
+        run = _Run(run_id, run_file, settings, pending, measurer, progress, label_runtime=len(conditions) > 1,
+                   unavailable=unavailable)
+        run.show(f"{dev.kind} run {run_id}")
+        for p in range(settings.passes):
+            for t in pending:
+                if t.needs_pass(p) and not (settings.in_process(t.conditions) and p > 0):
+                    run.step(t, p)
+        for t in pending:  # resumed with fewer passes than were stored: nothing left to measure
+            if not t.done and t.parts:
+                run.finalize(t)
+    order = {k: i for i, k in enumerate(planned)}
+    records = sorted(_results.read_records(run_file.path),
+                     key=lambda r: order.get(_results.record_key(r), len(order)))
+    return RunSummary(run_id=run_id, path=run_file.path, records=records, measured=run.measured, skipped=skipped)
+
+
+def _conditions(policy: RunPolicy, runtimes: list[str], memory_format: str, dtype: str,
+                workers: int) -> tuple[list[Conditions], dict[str, str | None]]:
+    """Every set of conditions the run measures each target under (runtimes × allocators), checked.
+
+    Also returns, per runtime, why this machine cannot serve it (None where it can).
+    """
+    rt_device = "cuda" if policy.device.kind == "cuda" else "cpu"
     for rt in runtimes:
         check_runtime(rt, rt_device, memory_format=memory_format, dtype=dtype)
     # A runtime this machine cannot serve (ONNX Runtime without its CUDA provider) costs only its own
@@ -387,232 +413,33 @@ def run_suite(
     unavailable = {rt: runtime_unavailable(rt, rt_device, dtype=dtype) for rt in runtimes}
     if all(unavailable.values()):
         raise UserError(unavailable[runtimes[0]])
-    alloc_names = [allocator] if isinstance(allocator, str) else list(dict.fromkeys(allocator))
-    alloc_names = [allocators.check_allocator(a) for a in alloc_names] or [allocators.DEFAULT_ALLOCATOR]
-    for a in alloc_names:
-        if a in allocators.LIBRARIES:
-            allocators.require_library(a)
-    in_process_only = workers == 0 or all(rt in IN_PROCESS_RUNTIMES for rt in runtimes)
-    if len(alloc_names) > 1 and (workers == 0 or any(rt in IN_PROCESS_RUNTIMES for rt in runtimes)):
+    names = policy.allocators
+    in_process_any = workers == 0 or any(rt in IN_PROCESS_RUNTIMES for rt in runtimes)
+    if len(names) > 1 and in_process_any:
         raise UserError("several allocators need worker processes (a process cannot change its allocator back): "
                         "drop --workers 0 / the compile runtime, or give one --allocator")
-    if in_process_only:
-        for a in alloc_names:
+    if workers == 0 or all(rt in IN_PROCESS_RUNTIMES for rt in runtimes):
+        for a in names:
             if a in allocators.LIBRARIES and a not in allocators.loaded_libraries():
                 raise UserError(f"--allocator {a} in this process needs {allocators.LIBRARIES[a][0]} preloaded "
                                 f"(LD_PRELOAD); measure on worker processes (--workers 1) instead")
-    hows = [_How(rt, memory_format, dtype, threads, a) for rt in runtimes for a in alloc_names]
-
-    def batch_for(spec: TargetSpec) -> int:
-        if batch_override is not None:
-            return batch_override
-        return DEFAULT_CUDA_BATCH if (dev.kind == "cuda" and spec.batch == 1) else spec.batch
-
-    from dataclasses import replace
-
-    targets = [resolve(replace(s, batch=batch_for(s))) for s in specs]  # UserError here: nothing measured yet
-
-    out_dir = Path(out_dir)
-    run_id = _results.check_run_id(resume) if resume is not None else _results.new_run_id()
-    planned = [_key_for(t, dev, h) for t in targets for h in hows]
-    conditions = {f: list(dict.fromkeys(getattr(h, f) for h in hows)) for f in asdict(hows[0]) if f != "runtime"}
-    plan = {"targets": [t.spec.label for t in targets], "device": dev.kind, "runtimes": list(runtimes),
-            **{f: v[0] if len(v) == 1 else v for f, v in conditions.items()}, "keys": planned}
-    stack = contextlib.ExitStack()  # the run's file stays locked until the run ends, however it ends
-    run_file = stack.enter_context(_results.RunFile(out_dir, run_id, resume=resume is not None))
-    try:
-        done, stored_parts = run_file.open(plan, cli=cli_options)
-    except BaseException:
-        stack.close()
-        raise
-    path, writer = run_file.path, run_file.writer
-    todo = [_Open(t, h, _key_for(t, dev, h)) for t in targets for h in hows if _key_for(t, dev, h) not in done]
-    for o in todo:
-        o.parts = {int(r["pass"]): r for r in stored_parts.get(o.key, [])}
-    skipped = len(targets) * len(hows) - len(todo)
-
-    err_console = console or Console(file=sys.stderr)
-    prog = Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
-        console=err_console, disable=not progress, transient=False,
-    )
-    if progress:  # before anything is measured, so an interrupted run can be resumed by its id
-        err_console.print(f"run {run_id}: {len(todo)} to measure in {passes} pass{'es' if passes > 1 else ''}, "
-                          f"writing {path} (resume with --resume {run_id})", highlight=False)
-        if resume is not None:
-            err_console.print(f"resuming: {skipped} already measured; finishing "
-                              + (", ".join(f"{o.target.spec.label}" + (f" [{o.how.runtime}]" if len(hows) > 1 else "")
-                                           + (f" ({len(o.parts)} pass(es) stored)" if o.parts else "") for o in todo)
-                                 or "nothing"), highlight=False)
-    measured = 0
-    costs: dict[int, dict[str, Any]] = {}
-    pass_budget = budget_s / passes
-
-    def cost_of(target: Target, how: _How) -> dict[str, Any]:
-        if id(target) not in costs:  # counted once per target, whatever the runtime
-            costs[id(target)] = record_cost(target, target.build(seed), target.example_input("cpu", seed=seed), how.dtype)
-        return costs[id(target)]
-
-    def show_progress(task) -> None:
-        prog.update(task, completed=sum(x.units_done(passes) for x in todo))
-
-    def finish(o: _Open, rec: dict[str, Any], task) -> None:
-        nonlocal measured
-        rec["env"]["measure_wall_s"] = o.wall_s
-        writer.write(rec)
-        measured += 1
-        o.final = True
-        show_progress(task)
-
-    def fail(o: _Open, e: BaseException, fp: dict[str, Any], task) -> None:
-        rec = _base_record(run_id, o.target, dev, fp, o.how)
-        if isinstance(e, (Unsupported, NotImplementedError)):
-            reason = str(e) if isinstance(e, Unsupported) else f"{type(e).__name__}: {e}".splitlines()[0]
-            rec.update(status="unsupported", error=reason)
-        else:
-            rec.update(status="failed", error=cause_first(str(e) if isinstance(e, WorkerError) else
-                                                      f"{type(e).__name__}: {e}".splitlines()[0]),
-                       traceback=getattr(e, "remote_traceback", None) or traceback.format_exc(limit=8))
-        rec.update(cost=costs.get(id(o.target)), samples_s=[], rounds=[], stats=None, env=fp)
-        finish(o, rec, task)
-
-    def combined(o: _Open) -> Measurement:
-        return combine_passes([o.parts[p] for p in sorted(o.parts)], precision=precision, budget_s=budget_s,
-                              device=str(dev.torch_device))
-
-    def finalize(o: _Open, fp: dict[str, Any], task, m: Measurement | None = None) -> None:
-        parts = [o.parts[p] for p in sorted(o.parts)]
-        m = m if m is not None else combined(o)
-        rec = _base_record(run_id, o.target, dev, fp, o.how)
-        cost = scale_cost(cost_of(o.target, o.how), m.batch, o.target.spec.batch)
-        info = dict(parts[0].get("runtime_info") or {})
-        info["workers"] = {"n": max(len(set(r["workers"])) for r in parts), "passes": len(parts),
-                           "processes": m.workers, "round_s": parts[0].get("round_s"),
-                           "chunks": [dict(c, **{"pass": r["pass"]}) for r in parts for c in r.get("chunks") or []]}
-        st = _stats_with_flags(m, cost)
-        st["passes"] = len(parts)
-        rec.update(batch=m.batch, cost=cost, samples_s=m.samples_s, rounds=m.round_ids, workers=m.worker_ids,
-                   passes=[int(r["pass"]) for r in parts for _ in r["samples_s"]], stats=st, env=fp,
-                   runtime_info=info, faults=m.faults(), allocator_state=m.allocator)
-        finish(o, rec, task)
-
-    pools: dict[str, WorkerPool] = {}  # allocator → this pass's workers
-
-    def close_pools() -> None:
-        while pools:
-            pools.popitem()[1].close()
-
-    with stack:
-        stack.callback(close_pools)
-        stack.enter_context(prog)
-        task = prog.add_task(f"{dev.kind} run {run_id}", total=len(todo) * passes)
-        show_progress(task)
-        pool_pass = -1
-        for p in range(passes):
-            for o in todo:
-                if o.final or p in o.parts:
-                    continue
-                in_process = workers == 0 or o.how.runtime in IN_PROCESS_RUNTIMES
-                if in_process and p > 0:
-                    continue  # measured whole in pass 0
-                label = o.target.spec.label + ("" if len(hows) == 1 else f" [{o.how.runtime}]")
-                prog.update(task, description=(f"pass {p + 1}/{passes} " if passes > 1 and not in_process else "")
-                            + label)
-                fp = fingerprint(dev, o.how.threads)  # per record: load average and clocks change during a run
-                t0 = time.perf_counter()
-                if unavailable[o.how.runtime]:
-                    fail(o, Unsupported(unavailable[o.how.runtime]), fp, task)
-                    continue
-                try:
-                    cost = cost_of(o.target, o.how)
-                    if in_process:
-                        m, cost, info = _measure_one(o.target, dev, o.how, precision, budget_s, seed,
-                                                     o.target.spec.batch, cost)
-                        if dev.kind == "cuda":  # right after the timed blocks, as a worker does
-                            info["gpu_state"] = gpu_state()
-                    else:
-                        if pools and pool_pass != p:
-                            close_pools()  # every pass on fresh processes
-                        pool = pools.get(o.how.allocator)
-                        if pool is None:
-                            fresh = WorkerPool(workers, allocator=o.how.allocator, device=dev.kind)
-                            fresh.start()  # closes what it started if it fails; the next target retries
-                            pools[o.how.allocator], pool_pass = fresh, p
-                            pool = fresh
-                        batch = int(o.parts[min(o.parts)]["batch"]) if o.parts else None
-                        try:
-                            part = _measure_pass(pool, o.target, dev, o.how, precision, budget_s, pass_budget, seed,
-                                                 batch)
-                        finally:
-                            if o.how.allocator in FRESH_PROCESS_PER_TARGET:
-                                pools.pop(o.how.allocator).close()
-                except UserError:
-                    raise
-                except Exception as e:  # noqa: BLE001 — record the failure or the reason, go on with the suite
-                    o.wall_s += time.perf_counter() - t0
-                    fail(o, e, fp, task)
-                    continue
-                o.wall_s += time.perf_counter() - t0
-                if in_process:
-                    rec = _base_record(run_id, o.target, dev, fp, o.how)
-                    rec.update(batch=m.batch, cost=cost, samples_s=m.samples_s, rounds=m.round_ids,
-                               stats=_stats_with_flags(m, cost), env=fp, runtime_info=info, faults=m.faults(),
-                               allocator_state=m.allocator)
-                    finish(o, rec, task)
-                    continue
-                rec = _base_record(run_id, o.target, dev, fp, o.how)
-                rec.update(part)
-                rec.update({"status": "partial", "pass": p, "passes_planned": passes, "pass_wall_s": part["wall_s"],
-                            "env": fp})
-                writer.write(rec)
-                o.parts[p] = rec
-                show_progress(task)
-                m = combined(o) if len(o.parts) >= MIN_PASSES else None
-                if p == passes - 1 or (m is not None and m.stable):
-                    finalize(o, fp, task, m)
-        for o in todo:  # resumed with fewer passes than were stored: nothing left to measure
-            if not o.final and o.parts:
-                finalize(o, fingerprint(dev, o.how.threads), task)
-    order = {k: i for i, k in enumerate(planned)}
-    records = sorted(_results.read_records(path), key=lambda r: order.get(_results.record_key(r), len(order)))
-    return RunSummary(run_id=run_id, path=path, records=records, measured=measured, skipped=skipped)
+    return [policy.conditions(rt, memory_format, dtype, a) for rt in runtimes for a in names], unavailable
 
 
-def _stats_with_flags(m: Measurement, cost: dict[str, Any]) -> dict[str, Any]:
-    """The record's ``stats``: the measurement's, plus why a row is not to be trusted as is.
-
-    ``faults_flag`` says when the timed iterations still page-fault (not a steady state, see
-    :func:`fnbench.allocators.faults_flag`); ``unstable_reason`` when the CI missed the precision
-    target, with the half-width reached.
-    """
-    st = m.to_stats()
-    st["faults_flag"] = allocators.faults_flag(m.minor_faults_per_iter, cost.get("mem_bytes_counted"),
-                                               (m.allocator or {}).get("name"))
-    st["unstable_reason"] = None if st["stable"] else unstable_reason(st)
-    return st
+def _identity(target: Target, device: Device, c: Conditions) -> str:
+    s = target.spec
+    return _results.identity_key(name=s.name, shape=s.shape, layers=s.layers, options=s.options_dict(),
+                                 batch=s.batch, device_kind=device.kind, runtime=c.runtime, threads=c.threads,
+                                 dtype=c.dtype, memory_format=c.memory_format, allocator=c.allocator)
 
 
-def unstable_reason(st: dict[str, Any]) -> str:
-    """Why a row did not settle, in one phrase: the half-width reached against the target."""
-    hw, target = st.get("rel_ci_halfwidth"), st.get("precision")
-    if hw is None or target is None or hw != hw:
-        return "too few rounds for a 95% interval"
-    if hw <= target:  # within the target but short of rounds or processes
-        return f"±{hw:.1%} reached with too few rounds or processes for the ±{target:.0%} target"
-    return f"95% CI ±{hw:.1%} > ±{target:.0%} target within the budget"
-
-
-@dataclass
-class _Open:
-    """A target (under one runtime) still being measured: its stored passes and whether it is done."""
-
-    target: Target
-    how: _How
-    key: str
-    parts: dict[int, dict[str, Any]] = field(default_factory=dict)
-    final: bool = False
-    wall_s: float = 0.0
-
-    def units_done(self, passes: int) -> int:
-        return passes if self.final else min(len(self.parts), passes)
+def _announcement(run_id: str, path: Path, pending: list[PendingTarget], passes: int, skipped: int,
+                  resume: str | None, *, label_runtime: bool) -> str:
+    """What the run will do, in a line or two: how much, where, how to resume it."""
+    text = (f"run {run_id}: {len(pending)} to measure in {passes} pass{'es' if passes > 1 else ''}, "
+            f"writing {path} (resume with --resume {run_id})")
+    if resume is not None:
+        text += f"\nresuming: {skipped} already measured; finishing " + (", ".join(
+            t.label + (f" [{t.conditions.runtime}]" if label_runtime else "")
+            + (f" ({len(t.parts)} pass(es) stored)" if t.parts else "") for t in pending) or "nothing")
+    return text

@@ -47,6 +47,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import allocators
+from .conditions import Conditions
+from .errors import first_line
 from .targets import TargetSpec
 
 __all__ = ["ChunkRequest", "ChunkResult", "WorkerPool", "WorkerError"]
@@ -56,7 +58,7 @@ _START_TIMEOUT_S = 180.0
 #: How often a worker checks that its parent is still there while it is busy measuring.
 _PARENT_POLL_S = 0.5
 #: What the fork server imports once, so every worker forked from it starts with torch loaded.
-_PRELOAD = ["torch", "fnbench.runner"]
+_PRELOAD = ["torch", "fnbench.workers"]
 
 
 def _context():
@@ -117,12 +119,12 @@ def _started_under(allocator: str):
 class ChunkRequest:
     """One chunk of one target's measurement: what to build, how to run it, how many rounds.
 
-    ``how`` is the runner's ``_How`` (runtime, memory_format, dtype, threads); None is eager FP32
-    contiguous on one thread.
+    ``conditions``: runtime, memory format, dtype, threads and allocator (default: eager FP32
+    contiguous on one thread).
     """
 
     spec: TargetSpec
-    how: Any = None
+    conditions: Conditions = Conditions()
     device: str = "cpu"
     budget_s: float = 1.0
     seed: int = 0
@@ -174,11 +176,6 @@ class WorkerError(RuntimeError):
 # -- inside the worker ------------------------------------------------------------------------------
 
 
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip()
-    return f"{type(e).__name__}: {text.splitlines()[0]}" if text else type(e).__name__
-
-
 def _watch_parent(parent_pid: int, first_ppid: int) -> None:
     """Exit when the run that started this worker is gone.
 
@@ -228,22 +225,21 @@ def _warm_device(device: str) -> None:
 
 
 def _prepare(req: ChunkRequest):
+    from .conditions import prepare_fitting
     from .devices import resolve_device
-    from .runner import _How, prepare_fitting
     from .targets import resolve
 
-    how = req.how if req.how is not None else _How()
     target = resolve(req.spec)
     dev = resolve_device(req.device)
-    prepared, x, oom_batches = prepare_fitting(target, dev, how, req.seed)
-    return prepared, x, dev, how, oom_batches
+    prepared, x, oom_batches = prepare_fitting(target, dev, req.conditions, req.seed)
+    return prepared, x, dev, req.conditions, oom_batches
 
 
 def _handle(worker: int, req: ChunkRequest, cache: dict) -> ChunkResult:
     from .runtimes import Unsupported
     from .timing import measure
 
-    key = (req.spec, req.how, req.device, req.seed)
+    key = (req.spec, req.conditions, req.device, req.seed)
     fresh = key not in cache
     if fresh:
         cache.clear()  # one target at a time: the previous one's model and input are freed
@@ -252,26 +248,26 @@ def _handle(worker: int, req: ChunkRequest, cache: dict) -> ChunkResult:
         try:
             cache[key] = ("ok", _prepare(req), time.perf_counter() - t0)
         except (Unsupported, NotImplementedError) as e:
-            cache[key] = ("unsupported", str(e) if isinstance(e, Unsupported) else _first_line(e), None)
+            cache[key] = ("unsupported", str(e) if isinstance(e, Unsupported) else first_line(e), None)
         except Exception as e:  # noqa: BLE001 — a model error is an outcome, not a worker crash
-            cache[key] = ("failed", _first_line(e), traceback.format_exc(limit=8))
+            cache[key] = ("failed", first_line(e), traceback.format_exc(limit=8))
     status, payload, extra = cache[key]
     if status == "unsupported":
         return ChunkResult("unsupported", worker, os.getpid(), error=payload)
     if status == "failed":
         return ChunkResult("failed", worker, os.getpid(), error=payload, traceback=extra)
-    prepared, x, dev, how, prepare_ooms = payload
-    rebuild = None if how.runtime == "eager" else prepared.rebuild
+    prepared, x, dev, cond, prepare_ooms = payload
+    rebuild = None if cond.runtime == "eager" else prepared.rebuild
     # The chunk's budget covers preparing the target (an export can take seconds), so a pass over
     # a suite takes the time it was given; at least a quarter of it is left for sampling.
     budget_s = max(req.budget_s - extra, 0.25 * req.budget_s) if fresh else req.budget_s
     try:
-        m = measure(prepared.module, x, device=dev.torch_device, threads=how.threads, precision=req.precision,
+        m = measure(prepared.module, x, device=dev.torch_device, threads=cond.threads, precision=req.precision,
                     budget_s=budget_s, min_rounds=req.min_rounds, max_rounds=req.max_rounds,
                     round_s=req.round_s, seed=req.seed, rebuild=rebuild, fold=False, allocator=None,
-                    halve_on_oom=how.runtime == "eager")
+                    halve_on_oom=cond.runtime == "eager")
     except Exception as e:  # noqa: BLE001
-        return ChunkResult("failed", worker, os.getpid(), error=_first_line(e), traceback=traceback.format_exc(limit=8))
+        return ChunkResult("failed", worker, os.getpid(), error=first_line(e), traceback=traceback.format_exc(limit=8))
     state = None
     if dev.kind == "cuda":  # right after the last timed block, while the GPU is still at its working clocks
         from .devices import gpu_state
@@ -300,18 +296,18 @@ def _serve(conn, worker: int, parent_pid: int, allocator: str = allocators.DEFAU
     try:
         alloc = allocators.apply(allocator)
     except Exception as e:  # noqa: BLE001 — reported to the pool, which refuses to measure with it
-        conn.send(("error", os.getpid(), _first_line(e)))
+        conn.send(("error", os.getpid(), first_line(e)))
         return
     import torch  # noqa: F401 — paid once, before the first request
 
-    from . import runner  # noqa: F401
+    from . import conditions  # noqa: F401 — what preparing a target needs (runtimes, timing, operators)
 
     cache: dict = {}
     try:
         try:
             _warm_device(device)
         except Exception as e:  # noqa: BLE001 — reported to the pool instead of dying silently
-            conn.send(("device-error", os.getpid(), f"{device} start-up failed: {_first_line(e)}"))
+            conn.send(("device-error", os.getpid(), f"{device} start-up failed: {first_line(e)}"))
             return
         conn.send(("ready", os.getpid(), alloc))
         while True:
@@ -327,7 +323,7 @@ def _serve(conn, worker: int, parent_pid: int, allocator: str = allocators.DEFAU
             try:
                 res = _handle(worker, req, cache)
             except BaseException as e:  # noqa: BLE001 — last resort: say so and keep serving
-                res = ChunkResult("failed", worker, os.getpid(), error=_first_line(e),
+                res = ChunkResult("failed", worker, os.getpid(), error=first_line(e),
                                   traceback=traceback.format_exc(limit=8))
             try:
                 conn.send(res)
@@ -411,7 +407,7 @@ class WorkerPool:
         try:
             tag, pid, info = conn.recv()
         except (EOFError, OSError) as e:
-            raise WorkerError(f"worker {i} exited while starting: {_first_line(e)}") from None
+            raise WorkerError(f"worker {i} exited while starting: {first_line(e)}") from None
         if tag == "device-error":
             raise WorkerError(f"worker {i}: {info}")
         self.pids[i] = pid
@@ -443,7 +439,7 @@ class WorkerPool:
             code = p.exitcode
             self._restart(i)
             return ChunkResult("failed", i, self.pids[i] or -1,
-                               error=f"worker process died (exit code {code}) while measuring: {_first_line(e)}")
+                               error=f"worker process died (exit code {code}) while measuring: {first_line(e)}")
 
     def query_allocator(self, i: int) -> dict[str, Any]:
         """Worker ``i``'s own view of its allocator: ``{"state": …, "maps": {library: path}}``."""

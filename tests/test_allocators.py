@@ -163,7 +163,7 @@ def test_records_and_reports_keep_allocators_apart(tmp_path):
     from fnbench.report.build import build_report
 
     specs = [TargetSpec.make(op, (32, 28, 28), 1, 2) for op in ("pconv", "dwconv")]
-    s = run_suite(specs, out_dir=tmp_path, progress=False, budget_s=0.6, passes=1, allocator=["tuned", "system"])
+    s = run_suite(specs, out_dir=tmp_path, budget_s=0.6, passes=1, allocator=["tuned", "system"])
     recs = read_records(s.path)
     assert [(r["target"]["name"], r["allocator"]) for r in s.records] == [
         ("pconv", "tuned"), ("pconv", "system"), ("dwconv", "tuned"), ("dwconv", "system")]  # suite order

@@ -283,7 +283,7 @@ def test_failed_measurement_is_exit_1_with_or_without_json(capsys, tmp_path, mon
         raise RuntimeError("[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't allocate "
                            "memory: you tried to allocate 409600000000 bytes. Error code 12 (Cannot allocate memory)")
 
-    monkeypatch.setattr(runner, "_measure_one", boom)
+    monkeypatch.setattr(runner, "measure_in_process", boom)
     out, _ = check(capsys, ["run", "--target", "pconv", *TINY, "--out", tmp_path, "--json"], 1)
     (rec,) = json.loads(out)["records"]
     assert rec["status"] == "failed" and rec["error"].startswith("can't allocate 410 GB (out of memory)")

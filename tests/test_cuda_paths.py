@@ -8,7 +8,9 @@ import torch
 from torch import nn
 
 import fnbench.compare as cmp
+import fnbench.conditions as conditions
 import fnbench.devices as devices
+import fnbench.passes as passes
 import fnbench.probe as probe
 import fnbench.runner as runner
 import fnbench.runtimes as runtimes
@@ -35,14 +37,11 @@ def _cpu_prepare(runtime, build, example, *, device="cpu", threads=1, memory_for
 @pytest.fixture
 def fake_cuda(monkeypatch):
     """Resolve every device to a cuda kind whose torch device is the CPU."""
-    monkeypatch.setattr(runner, "resolve_device", lambda name: FAKE_GPU)
-    monkeypatch.setattr(cmp, "resolve_device", lambda name: FAKE_GPU)
-    monkeypatch.setattr(probe, "resolve_device", lambda name: FAKE_GPU)
+    monkeypatch.setattr(conditions, "resolve_device", lambda name: FAKE_GPU)
     fp = lambda dev, threads: {"device_kind": "cuda", "gpu": "Fake GPU", "arch": "x86_64", "host_hash": "0"}  # noqa: E731
     monkeypatch.setattr(runner, "fingerprint", fp)
     monkeypatch.setattr(probe, "fingerprint", fp)
-    monkeypatch.setattr(runner, "prepare", _cpu_prepare)
-    monkeypatch.setattr(cmp, "prepare", _cpu_prepare)
+    monkeypatch.setattr(conditions, "prepare", _cpu_prepare)
 
 
 # -- --batch on cuda ----------------------------------------------------------------------------------
@@ -69,7 +68,7 @@ def test_unavailable_onnxruntime_costs_only_its_rows(fake_cuda, tmp_path, monkey
 
     monkeypatch.setattr(ort, "get_available_providers", lambda: ["CPUExecutionProvider"])
     s = runner.run_suite([TargetSpec.make("dwconv", (16, 8, 8), 1, 1)], device="cuda", runtimes=("eager", "onnxruntime"),
-                         budget_s=0.3, workers=0, out_dir=tmp_path, progress=False)
+                         budget_s=0.3, workers=0, out_dir=tmp_path)
     by_rt = {r["runtime"]: r for r in s.records}
     assert by_rt["eager"]["status"] == "ok" and by_rt["eager"]["stats"]["n"] > 0
     assert by_rt["onnxruntime"]["status"] == "unsupported"
@@ -77,7 +76,7 @@ def test_unavailable_onnxruntime_costs_only_its_rows(fake_cuda, tmp_path, monkey
     # only onnxruntime asked for, and it cannot run: refused before anything is written
     with pytest.raises(runner.UserError, match="onnxruntime-gpu"):
         runner.run_suite([TargetSpec.make("dwconv", (16, 8, 8), 1, 1)], device="cuda", runtimes=("onnxruntime",),
-                         budget_s=0.3, workers=0, out_dir=tmp_path / "none", progress=False)
+                         budget_s=0.3, workers=0, out_dir=tmp_path / "none")
     assert not (tmp_path / "none").exists()
 
 
@@ -187,13 +186,13 @@ def test_oom_while_preparing_halves_the_batch(monkeypatch):
             raise RuntimeError("CUDA error: out of memory")  # as cuDNN's workspace allocation reports it
         return "prepared", torch.zeros(target.spec.batch, 1)
 
-    monkeypatch.setattr(runner, "prepare_target", prepare_target)
+    monkeypatch.setattr(conditions, "prepare_target", prepare_target)
     t = resolve(TargetSpec.make("dwconv", (16, 8, 8), 32, 1))
-    prepared, x, failed = runner.prepare_fitting(t, FAKE_GPU, runner._How(), 0)
+    prepared, x, failed = conditions.prepare_fitting(t, FAKE_GPU, conditions.Conditions(), 0)
     assert seen == [32, 16, 8] and failed == [32, 16] and x.shape[0] == 8
-    monkeypatch.setattr(runner, "prepare_target", lambda *a: (_ for _ in ()).throw(RuntimeError("bad model")))
+    monkeypatch.setattr(conditions, "prepare_target", lambda *a: (_ for _ in ()).throw(RuntimeError("bad model")))
     with pytest.raises(RuntimeError, match="bad model"):
-        runner.prepare_fitting(t, FAKE_GPU, runner._How(), 0)
+        conditions.prepare_fitting(t, FAKE_GPU, conditions.Conditions(), 0)
 
 
 # -- the worker on cuda --------------------------------------------------------------------------------------------
@@ -209,10 +208,10 @@ def test_worker_samples_gpu_state_after_measuring_and_keeps_gpu_time(monkeypatch
 
     monkeypatch.setattr(timing, "measure", fake_measure)
     monkeypatch.setattr(devices, "gpu_state", lambda: order.append("state") or {"clocks_sm": "1980"})
-    how = runner._How(threads=None)
+    how = conditions.Conditions(threads=None)
     req = workers.ChunkRequest(TargetSpec.make("dwconv", (16, 8, 8), 32, 1), how, "cuda")
     prepared = Prepared("eager", nn.Identity(), nn.Identity, {"runtime": "eager"})
-    cache = {(req.spec, req.how, req.device, req.seed): ("ok", (prepared, torch.zeros(32, 1), FAKE_GPU, how, [128]),
+    cache = {(req.spec, req.conditions, req.device, req.seed): ("ok", (prepared, torch.zeros(32, 1), FAKE_GPU, how, [128]),
                                                          0.1)}
     res = workers._handle(0, req, cache)
     assert res.status == "ok" and order == [("measure", True), "state"]  # sampled after the timed blocks
@@ -236,14 +235,14 @@ def test_pass_records_carry_gpu_time_tf32_and_gpu_state():
                                        gpu_samples_s=[5e-4, 5e-4], tf32=False, gpu_state={"pstate": "P0"})
 
     t = resolve(TargetSpec.make("dwconv", (16, 8, 8), 32, 1))
-    part = runner._measure_pass(Pool(), t, FAKE_GPU, runner._How(threads=None), 0.02, 1.0, 1.0, 0, None)
+    part = passes.measure_pass(Pool(), t, FAKE_GPU, conditions.Conditions(threads=None), 0.02, 1.0, 1.0, 0, None)
     assert part["gpu_samples_s"] == [5e-4, 5e-4] and part["runtime_info"]["tf32"] is False
     assert part["chunks"][0]["gpu_state"] == {"pstate": "P0"}
     part.update({"pass": 0, "pass_wall_s": 1.0})
-    m = runner.combine_passes([part], precision=0.02, budget_s=1.0, device="cuda")
+    m = passes.combine_passes([part], precision=0.02, budget_s=1.0, device="cuda")
     assert m.gpu_median_s == pytest.approx(5e-4) and m.launch_bound is True and m.tf32 is False
     old = {k: v for k, v in part.items() if k != "gpu_samples_s"}  # a record from before GPU time was kept
-    assert runner.combine_passes([old], precision=0.02, budget_s=1.0, device="cpu").launch_bound is None
+    assert passes.combine_passes([old], precision=0.02, budget_s=1.0, device="cpu").launch_bound is None
 
 
 # -- probe on cuda -----------------------------------------------------------------------------------------------------
@@ -263,7 +262,7 @@ def test_cuda_probes_tf32_and_modules_built_once(fake_cuda, tmp_path, monkeypatc
         return Measurement([1e-3 * (1 + 1e-3 * (i - 2.5)) for i in range(6)], list(range(6)), 1, tf32=kw["tf32"])
 
     monkeypatch.setattr(probe, "measure", fake_measure)
-    _, _, recs = probe.run_probe(device="cuda", out_dir=tmp_path, progress=False, budget_s=0.1)
+    _, _, recs = probe.run_probe(device="cuda", out_dir=tmp_path, budget_s=0.1)
     assert seen == [(True, False, True, True), (False, False, True, True)]  # the same module every round
     assert [r["runtime_info"]["tf32"] for r in recs] == [True, False]
     assert probe.ceilings(recs)["gemm_tf32_flop_per_s"] == pytest.approx(2 * 8**3 / 1e-3)
@@ -289,7 +288,7 @@ def test_cuda_worker_pool_and_run_with_batch_one(tmp_path, fnbench_cmd, cli_env)
 
     with workers.WorkerPool(1, device="cuda") as pool:
         r = pool.run_chunk(0, workers.ChunkRequest(TargetSpec.make("dwconv", (32, 14, 14), 32, 2),
-                                                   runner._How(threads=None), "cuda", budget_s=1.0, round_s=0.05))
+                                                   conditions.Conditions(threads=None), "cuda", budget_s=1.0, round_s=0.05))
     assert r.status == "ok", r.error
     assert len(set(r.round_ids)) >= 2 and r.gpu_samples_s and r.tf32 is False
     res = subprocess.run(fnbench_cmd + ["run", "--device", "cuda", "--target", "dwconv", "--shape", "32x14x14",

@@ -1,7 +1,8 @@
 """Passes over a suite: fresh processes each pass, partial records, early stop, resume from stored passes.
 
-The worker pool and the per-pass measurement are replaced by fakes that return seeded samples,
-so the bookkeeping is checked exactly and fast; the real pool is exercised in test_workers.py.
+The run is given a measurer whose worker pool and per-pass measurement are fakes that return
+seeded samples, so the bookkeeping is checked exactly and fast; the real pool is exercised in
+test_workers.py.
 """
 
 import json
@@ -66,9 +67,12 @@ def fakes(monkeypatch):
     import fnbench.counting
 
     monkeypatch.setattr(fnbench.counting, "count", lambda module, x, **kw: FakeCount())
-    monkeypatch.setattr(runner, "WorkerPool", FakePool)
     FakePool.instances.clear()
     return monkeypatch
+
+
+def fake_measurer(calls, noise, crash_at=None):
+    return runner.ProcessMeasurer(pool_factory=FakePool, pass_fn=make_fake_pass(calls, noise, crash_at))
 
 
 SPECS = get_suite("quick").specs()  # conv, gconv, dwconv, pconv
@@ -77,8 +81,8 @@ STEADY = {"conv": 0.0, "gconv": 0.0, "dwconv": 0.10, "pconv": 0.10}
 
 def test_steady_targets_stop_after_min_passes_noisy_ones_use_every_pass(tmp_path, fakes):
     calls = []
-    fakes.setattr(runner, "_measure_pass", make_fake_pass(calls, STEADY))
-    s = runner.run_suite(SPECS, out_dir=tmp_path, progress=False, budget_s=5.0, passes=5)
+    measurer = fake_measurer(calls, STEADY)
+    s = runner.run_suite(SPECS, out_dir=tmp_path, budget_s=5.0, passes=5, measurer=measurer)
     per_target = {n: sum(c[0] == n for c in calls) for n in STEADY}
     assert per_target == {"conv": runner.MIN_PASSES, "gconv": runner.MIN_PASSES, "dwconv": 5, "pconv": 5}
     pools = FakePool.instances
@@ -105,9 +109,9 @@ def test_steady_targets_stop_after_min_passes_noisy_ones_use_every_pass(tmp_path
 
 def test_resume_reuses_stored_passes_and_measures_only_the_rest(tmp_path, fakes):
     calls = []
-    fakes.setattr(runner, "_measure_pass", make_fake_pass(calls, STEADY, crash_at=7))
+    measurer = fake_measurer(calls, STEADY, crash_at=7)
     with pytest.raises(Crash):
-        runner.run_suite(SPECS, out_dir=tmp_path, progress=False, budget_s=5.0, passes=5)
+        runner.run_suite(SPECS, out_dir=tmp_path, budget_s=5.0, passes=5, measurer=measurer)
     (path,) = tmp_path.glob("*.jsonl")
     before = path.read_text()
     stored = read_records(path, partial=True)
@@ -116,8 +120,8 @@ def test_resume_reuses_stored_passes_and_measures_only_the_rest(tmp_path, fakes)
     assert read_records(path) == []  # no target finished yet
 
     calls2 = []
-    fakes.setattr(runner, "_measure_pass", make_fake_pass(calls2, STEADY))
-    s = runner.run_suite(SPECS, out_dir=tmp_path, progress=False, budget_s=5.0, passes=5, resume=path.stem)
+    measurer = fake_measurer(calls2, STEADY)
+    s = runner.run_suite(SPECS, out_dir=tmp_path, budget_s=5.0, passes=5, resume=path.stem, measurer=measurer)
     assert path.read_text().startswith(before)  # nothing stored was rewritten
     done = {(r["target"]["name"], r["pass"]) for r in stored}
     again = read_records(path, partial=True)[len(stored):]
@@ -136,17 +140,17 @@ def test_pass_count_follows_the_budget_and_is_validated(tmp_path, fakes):
     assert runner.effective_passes(5, 1.0) == 3  # each pass keeps >= MIN_PASS_S
     assert runner.effective_passes(5, 0.1) == 1
     calls = []
-    fakes.setattr(runner, "_measure_pass", make_fake_pass(calls, {k: 0.1 for k in STEADY}))
-    s = runner.run_suite(SPECS[:1], out_dir=tmp_path, progress=False, budget_s=0.9, passes=5)
+    measurer = fake_measurer(calls, {k: 0.1 for k in STEADY})
+    s = runner.run_suite(SPECS[:1], out_dir=tmp_path, budget_s=0.9, passes=5, measurer=measurer)
     assert len(calls) == 3 and s.records[0]["stats"]["passes"] == 3
     with pytest.raises(UserError, match="passes 0"):
-        runner.run_suite(SPECS, out_dir=tmp_path, progress=False, passes=0)
+        runner.run_suite(SPECS, out_dir=tmp_path, passes=0)
 
 
 def test_partial_records_are_invisible_to_readers(tmp_path, fakes):
     calls = []
-    fakes.setattr(runner, "_measure_pass", make_fake_pass(calls, STEADY))
-    s = runner.run_suite(SPECS[:2], out_dir=tmp_path, progress=False, budget_s=5.0, passes=5)
+    measurer = fake_measurer(calls, STEADY)
+    s = runner.run_suite(SPECS[:2], out_dir=tmp_path, budget_s=5.0, passes=5, measurer=measurer)
     from fnbench.results import load_results, measured_keys
 
     df = load_results(tmp_path)

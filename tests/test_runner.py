@@ -17,6 +17,24 @@ def fake_measure(module, x, **kw):
     return Measurement(samples_s=[base] * 12, round_ids=[i // 2 for i in range(12)], batch=int(x.shape[0]))
 
 
+class FakeMeasurer:
+    """A measurer for run_suite: builds each target and times it with ``fn`` instead of the clock."""
+
+    def __init__(self, fn):
+        self.fn = fn
+        self.closed = False
+
+    def whole(self, pending, run):
+        t = pending.target
+        return self.fn(t.build(run.seed), t.example_input(seed=run.seed)), {"runtime": pending.conditions.runtime}
+
+    def one_pass(self, pending, p, run):
+        raise AssertionError("workers=0 measures whole targets only")
+
+    def close(self):
+        self.closed = True
+
+
 class FakeCount:
     params, macs, mem_bytes_counted = 1, 7, 99
 
@@ -43,8 +61,9 @@ def test_records_written_failures_kept_and_resume(tmp_path, monkeypatch, specs):
             raise RuntimeError("boom on the third target")
         return fake_measure(module, x)
 
-    monkeypatch.setattr(runner, "measure", measure)
-    s = runner.run_suite(specs, out_dir=tmp_path, progress=False, workers=0)
+    measurer = FakeMeasurer(measure)
+    s = runner.run_suite(specs, out_dir=tmp_path, workers=0, measurer=measurer)
+    assert measurer.closed
     recs = read_records(s.path)
     assert s.path == tmp_path / f"{s.run_id}.jsonl"
     assert [r["status"] for r in recs] == ["ok", "ok", "failed", "ok"]
@@ -57,8 +76,7 @@ def test_records_written_failures_kept_and_resume(tmp_path, monkeypatch, specs):
     assert len(ok["rounds"]) == len(ok["samples_s"]) == 12
 
     calls.clear()
-    monkeypatch.setattr(runner, "measure", fake_measure)
-    s2 = runner.run_suite(specs, out_dir=tmp_path, progress=False, resume=s.run_id, workers=0)
+    s2 = runner.run_suite(specs, out_dir=tmp_path, resume=s.run_id, workers=0, measurer=FakeMeasurer(fake_measure))
     assert s2.measured == 1 and s2.skipped == 3  # only the failed one is retried
     assert [r["status"] for r in s2.records] == ["ok", "ok", "failed", "ok", "ok"]
     table = console.format_table(s2.records)
@@ -66,11 +84,11 @@ def test_records_written_failures_kept_and_resume(tmp_path, monkeypatch, specs):
 
 
 def test_bad_input_fails_before_measuring(tmp_path, monkeypatch, specs):
-    monkeypatch.setattr(runner, "measure", lambda *a, **k: pytest.fail("measured despite bad input"))
+    never = FakeMeasurer(lambda *a, **k: pytest.fail("measured despite bad input"))
     from fnbench.targets import TargetSpec
 
     with pytest.raises(UserError, match="unknown target"):
-        runner.run_suite([*specs, TargetSpec.make("no_such_op")], out_dir=tmp_path, progress=False)
+        runner.run_suite([*specs, TargetSpec.make("no_such_op")], out_dir=tmp_path, measurer=never)
     with pytest.raises(UserError, match="no run"):
-        runner.run_suite(specs, out_dir=tmp_path, progress=False, resume="20000101T000000Z-0000")
+        runner.run_suite(specs, out_dir=tmp_path, resume="20000101T000000Z-0000", measurer=never)
     assert list(tmp_path.iterdir()) == []

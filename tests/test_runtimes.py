@@ -121,7 +121,7 @@ def test_runner_records_an_export_failure_as_unsupported_and_goes_on(tmp_path, m
 
     monkeypatch.setattr(targets, "NETWORK_RESOLVERS", [resolve_bad, *targets.NETWORK_RESOLVERS])
     specs = [TargetSpec.make("test_not_exportable"), TargetSpec.make("pconv", (16, 8, 8), 1, 1)]
-    summary = runner.run_suite(specs, runtimes=["onnxruntime"], budget_s=0.5, out_dir=tmp_path, progress=False,
+    summary = runner.run_suite(specs, runtimes=["onnxruntime"], budget_s=0.5, out_dir=tmp_path,
                                workers=0)
     recs = read_records(summary.path)
     assert [(r["target"]["name"], r["status"]) for r in recs] == [("test_not_exportable", "unsupported"),

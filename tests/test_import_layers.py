@@ -1,0 +1,151 @@
+"""The import layers hold: operators below fnbench's engine, the engine below report and cli, no cycles.
+
+Every ``import`` and ``from … import`` in the packages is read from the source (function-level ones
+too: a lazy import is still a dependency), so the test needs no torch and fails on the line that
+breaks a rule. The layers are the map in ``fnbench/__init__.py``'s docstring.
+"""
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+#: Layer of each fnbench module (operators is layer 0); a module may import its own layer or below.
+FOUNDATION = {"errors", "units", "stats", "allocators", "devices", "reference", "checks"}
+PRESENTATION = {"console", "cli", "__main__"}
+
+
+def layer_of(module: str) -> int:
+    parts = module.split(".")
+    if parts[0] == "operators":
+        return 0
+    if parts[1:2] == ["report"] or (len(parts) > 1 and parts[1] in PRESENTATION):
+        return 3
+    if len(parts) == 1 or parts[1] in FOUNDATION:  # the package's own __init__ imports lazily only
+        return 1
+    return 2
+
+
+def module_name(path: Path) -> str:
+    rel = path.relative_to(ROOT).with_suffix("")
+    parts = list(rel.parts)
+    if parts[-1] == "__init__":
+        parts = parts[:-1]
+    return ".".join(parts)
+
+
+def imports_of(path: Path) -> list[tuple[str, int]]:
+    """``(imported module, line)`` for every import of fnbench or operators in ``path``."""
+    name = module_name(path)
+    package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
+    out = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            out += [(a.name, node.lineno) for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[: len(base) - (node.level - 1)]
+                mod = ".".join(base + ([node.module] if node.module else []))
+            else:
+                mod = node.module or ""
+            for a in node.names:  # `from . import x` and `from .pkg import mod` name modules
+                candidate = f"{mod}.{a.name}"
+                out.append((candidate if _is_module(candidate) else mod, node.lineno))
+    return [(m, line) for m, line in out if m.split(".")[0] in ("fnbench", "operators")]
+
+
+def _is_module(dotted: str) -> bool:
+    p = ROOT.joinpath(*dotted.split("."))
+    return p.with_suffix(".py").is_file() or (p / "__init__.py").is_file()
+
+
+def _resolve(dotted: str) -> str:
+    """The module a dotted import names (a name inside a module resolves to that module)."""
+    while dotted and not _is_module(dotted):
+        dotted = dotted.rsplit(".", 1)[0] if "." in dotted else ""
+    return dotted
+
+
+def graph() -> dict[str, dict[str, int]]:
+    edges: dict[str, dict[str, int]] = {}
+    for pkg in ("fnbench", "operators"):
+        for path in sorted((ROOT / pkg).rglob("*.py")):
+            src = module_name(path)
+            for dst, line in imports_of(path):
+                dst = _resolve(dst)
+                if dst and dst != src:
+                    edges.setdefault(src, {}).setdefault(dst, line)
+            edges.setdefault(src, {})
+    return edges
+
+
+def test_every_import_goes_down_or_sideways():
+    bad = []
+    for src, dsts in graph().items():
+        for dst, line in dsts.items():
+            if src in ("fnbench", "operators") or dst == "fnbench" or (dst == "operators" and src.startswith("operators")):
+                continue  # a package's __init__ is its facade: it re-exports (lazily) what lies below it
+            if layer_of(dst) > layer_of(src):
+                bad.append(f"{src}:{line} imports {dst} (layer {layer_of(dst)} above {layer_of(src)})")
+    assert not bad, "\n".join(bad)
+
+
+def test_operators_never_import_fnbench():
+    bad = [f"{s} imports {d}" for s, ds in graph().items() if s.startswith("operators")
+           for d in ds if d.startswith("fnbench")]
+    assert not bad
+
+
+def find_cycle(edges: dict[str, dict[str, int]]) -> list[str] | None:
+    """A cycle in ``edges`` as a list of modules (first repeated at the end), or None."""
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(n: str) -> list[str] | None:
+        state[n] = 1
+        stack.append(n)
+        for m in edges.get(n, {}):
+            if m in ("fnbench", "operators"):
+                continue  # package __init__ files: re-exports, not layers
+            if state.get(m) == 1:
+                return stack[stack.index(m):] + [m]
+            if m not in state:
+                found = visit(m)
+                if found:
+                    return found
+        stack.pop()
+        state[n] = 2
+        return None
+
+    for n in sorted(edges):
+        if n not in state:
+            found = visit(n)
+            if found:
+                return found
+    return None
+
+
+def test_no_import_cycles():
+    cycle = find_cycle(graph())
+    assert cycle is None, " -> ".join(cycle)
+
+
+def test_the_cycle_finder_finds_a_planted_cycle():
+    assert find_cycle({"a": {"b": 1}, "b": {"c": 1}, "c": {"a": 1}}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b": 1}, "b": {}, "c": {"a": 1}}) is None
+
+
+def test_the_reader_sees_lazy_and_relative_imports():
+    edges = graph()
+    assert "fnbench.timing" in edges["fnbench.runner"]  # module level, relative
+    assert "fnbench.conditions" in edges["fnbench.workers"]
+    assert "fnbench.report" in edges["fnbench.cli"]  # function level
+
+
+@pytest.mark.parametrize("module, layer", [("operators.zoo", 0), ("fnbench.errors", 1), ("fnbench.timing", 2),
+                                           ("fnbench.report.html", 3), ("fnbench.cli", 3)])
+def test_layer_map(module, layer):
+    assert layer_of(module) == layer
