@@ -211,7 +211,7 @@ def run_probe(*, device: str = "auto", threads: int | None = None, budget_s: flo
         head = _results.record_header(run_id=run_id, target=target, batch=1, device=device_record(dev, fp),
                                       threads=threads, allocator=allocator, dtype=spec.dtype)
         m.allocator = alloc_state  # the probes ran in this process, under the state it was set to
-        writer.write(_results.measurement_record(head, m, cost=cost, env=fp,
+        writer.write(_results.measurement_record(head, m, cost=cost, env=fp, batch=1,
                                                  runtime_info={"tf32": m.tf32, "module_reused": on_device}))
         del module, x
     show("probe", len(specs))

@@ -151,14 +151,15 @@ def stats_with_flags(m: Measurement, cost: dict[str, Any]) -> dict[str, Any]:
 
 
 def measurement_record(header: dict[str, Any], m: Measurement, *, cost: dict[str, Any], env: dict[str, Any],
-                       runtime_info: dict[str, Any], **extra: Any) -> dict[str, Any]:
+                       runtime_info: dict[str, Any], batch: int | None = None, **extra: Any) -> dict[str, Any]:
     """A finished measurement: the header, then cost, raw samples with their round ids, stats, faults.
 
+    ``batch`` is the batch measured (default: the measurement's; a probe's input is not a batch).
     ``extra`` adds keys (a run's ``workers`` and ``passes`` per sample) and ``stats_extra`` keys of
     ``stats``.
     """
     stats_extra = extra.pop("stats_extra", None) or {}
-    return dict(header, batch=m.batch, cost=cost, samples_s=m.samples_s, rounds=m.round_ids, **extra,
+    return dict(header, batch=m.batch if batch is None else batch, cost=cost, samples_s=m.samples_s, rounds=m.round_ids, **extra,
                 stats=dict(stats_with_flags(m, cost), **stats_extra), env=env, runtime_info=runtime_info,
                 faults=m.faults(), allocator_state=m.allocator)
 

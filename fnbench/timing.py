@@ -650,28 +650,79 @@ def free_device_memory(dev: torch.device | str) -> None:
         torch.cuda.empty_cache()
 
 
+@dataclass
+class _Rounds:
+    """What the rounds of one measurement have gathered so far, per sample and per round."""
+
+    samples: list[float] = field(default_factory=list)
+    rids: list[int] = field(default_factory=list)
+    warm_counts: list[int] = field(default_factory=list)
+    faults_minor: list[int] = field(default_factory=list)
+    faults_major: list[int] = field(default_factory=list)
+    iters: list[int] = field(default_factory=list)
+    ref_s: list[float] = field(default_factory=list)
+    gpu_samples: list[float] = field(default_factory=list)
+
+
+def _fold_checked(m: nn.Module, x: torch.Tensor, fresh_module: Callable[[], nn.Module]) -> tuple[nn.Module, int]:
+    """Fold ``m``'s BatchNorms, keeping them only if the output stays the same; ``(module, BNs folded)``.
+
+    If folding changed the output, a fresh unfolded module comes back with 0, and a warning says so.
+    """
+    with torch.inference_mode():
+        ref = m(x) if _has_bn(m) else None
+    n_fold = fold_bn(m)
+    if n_fold and ref is not None:
+        with torch.inference_mode():
+            ok = _outputs_close(ref, m(x))
+        if not ok:
+            warnings.warn("folding BatchNorm changed the module's output; measuring it unfolded",
+                          RuntimeWarning, stacklevel=4)
+            return fresh_module(), 0
+    return m, n_fold
+
+
+def _sample_round(acc: _Rounds, r: int, timer: Timer, step: Callable[[], Any], block: int, n_samples: int, *,
+                  dev: torch.device, clock: Callable[[], float], deadline: float) -> int:
+    """Take round ``r``'s timed blocks (garbage collection off), with the page faults they paid; return how many."""
+    gc_was = gc.isenabled()
+    if dev.type == "cpu":
+        acc.ref_s.append(reference_s())
+    gc.disable()  # a collection inside a timed block is noise from the harness, not the model
+    taken = 0
+    ru0 = resource.getrusage(resource.RUSAGE_SELF)
+    try:
+        for _ in range(n_samples):
+            acc.samples.append(timer(step, block) / block)
+            acc.rids.append(r)
+            taken += 1
+            if clock() >= deadline:
+                break
+    finally:
+        ru1 = resource.getrusage(resource.RUSAGE_SELF)
+        if gc_was:
+            gc.enable()
+    # The whole process's faults over the round's timed blocks (the clock reads between
+    # blocks allocate nothing that could fault): what the timed iterations paid.
+    acc.faults_minor.append(ru1.ru_minflt - ru0.ru_minflt)
+    acc.faults_major.append(ru1.ru_majflt - ru0.ru_majflt)
+    acc.iters.append(taken * block)
+    return taken
+
+
 def _measure_at(module, example_input, batch, *, dev, threads, precision, budget_s, min_rounds, max_rounds,
                 round_s, seed, clock, timer, rebuild, fold, gpu_timer=None) -> Measurement:
     torch.manual_seed(seed)
-    sync = _sync_for(dev)
-    timer = timer or _make_timer(clock, sync)
+    timer = timer or _make_timer(clock, _sync_for(dev))
     round_s = round_s if round_s is not None else max(budget_s / _ROUNDS_PER_BUDGET, 1e-3)
     min_block_s = _MIN_BLOCK_S["cuda" if dev.type == "cuda" else "cpu"]
     t_start = clock()
     deadline = t_start + budget_s
-    samples: list[float] = []
-    rids: list[int] = []
-    warm_counts: list[int] = []
-    faults_minor: list[int] = []
-    faults_major: list[int] = []
-    round_iters: list[int] = []
-    ref_s: list[float] = []
-    gpu_samples: list[float] = []
+    acc = _Rounds()
     block = 1
-    per_sample = None  # seconds per block, estimated in round 0
+    per_sample = 0.0  # seconds per block, estimated in round 0
     folded = 0
     exhausted = False
-    last_round_s = 0.0
 
     def fresh_module() -> nn.Module:
         m = rebuild() if rebuild is not None else copy.deepcopy(module)
@@ -681,24 +732,11 @@ def _measure_at(module, example_input, batch, *, dev, threads, precision, budget
         t_round = clock()
         m = fresh_module()
         x = example_input[:batch].detach().clone().to(dev)
-        if fold:
-            if r == 0:
-                with torch.inference_mode():
-                    ref = m(x) if _has_bn(m) else None
-                n_fold = fold_bn(m)
-                if n_fold and ref is not None:
-                    with torch.inference_mode():
-                        ok = _outputs_close(ref, m(x))
-                    if not ok:
-                        warnings.warn("folding BatchNorm changed the module's output; measuring it unfolded",
-                                      RuntimeWarning, stacklevel=3)
-                        fold = False
-                        m = fresh_module()
-                        n_fold = 0
-                folded = n_fold
-                del ref
-            else:
-                fold_bn(m)
+        if fold and r == 0:
+            m, folded = _fold_checked(m, x, fresh_module)
+            fold = folded > 0 or not _has_bn(m)  # unfolded from here on if folding changed the output
+        elif fold:
+            fold_bn(m)
         with torch.inference_mode():
             step = (lambda m=m, x=x: m(x))
             if r == 0:
@@ -709,67 +747,33 @@ def _measure_at(module, example_input, batch, *, dev, threads, precision, budget
             else:
                 warm = _warm_briefly(timer, step, steady_s=per_sample / block, max_iters=10,
                                      max_s=max(0.5 * round_s, 1e-3))
-            warm_counts.append(len(warm))
+            acc.warm_counts.append(len(warm))
             n_samples = int(min(max(round(round_s / per_sample), _MIN_SAMPLES_PER_ROUND), _MAX_SAMPLES_PER_ROUND))
             t_sampling = clock()
-            gc_was = gc.isenabled()
-            if dev.type == "cpu":
-                ref_s.append(reference_s())
-            gc.disable()  # a collection inside a timed block is noise from the harness, not the model
-            taken = 0
-            ru0 = resource.getrusage(resource.RUSAGE_SELF)
-            try:
-                for _ in range(n_samples):
-                    samples.append(timer(step, block) / block)
-                    rids.append(r)
-                    taken += 1
-                    if clock() >= deadline:
-                        break
-            finally:
-                ru1 = resource.getrusage(resource.RUSAGE_SELF)
-                if gc_was:
-                    gc.enable()
-            if gpu_timer is not None:  # after the fault count: these iterations are not in round_iters
+            _sample_round(acc, r, timer, step, block, n_samples, dev=dev, clock=clock, deadline=deadline)
+            if gpu_timer is not None:  # after the fault count: these iterations are not in the round's iters
                 hold_s = 2.0 * per_sample / block + 1e-3  # longer than the CPU takes to queue one iteration
-                gpu_samples += [gpu_timer(step, 1, hold_s) for _ in range(_GPU_SAMPLES_PER_ROUND)]
-            # The whole process's faults over the round's timed blocks (the clock reads between
-            # blocks allocate nothing that could fault): what the timed iterations paid.
-            faults_minor.append(ru1.ru_minflt - ru0.ru_minflt)
-            faults_major.append(ru1.ru_majflt - ru0.ru_majflt)
-            round_iters.append(taken * block)
+                acc.gpu_samples += [gpu_timer(step, 1, hold_s) for _ in range(_GPU_SAMPLES_PER_ROUND)]
         del m, x, step
         now = clock()
         # The next round is predicted from this one; round 0's first-time costs (CUDA context,
         # cuDNN autotuning, lazy initialisation, the long warm-up) do not recur, so only its
         # sampling counts. Otherwise one slow start makes every chunk stop after a single round.
         last_round_s = now - (t_sampling if r == 0 else t_round)
-        if r + 1 >= min_rounds and _settled(samples, rids, precision, min_rounds):
+        if r + 1 >= min_rounds and _settled(acc.samples, acc.rids, precision, min_rounds):
             break
         if now >= deadline or now + last_round_s > deadline + 0.25 * last_round_s:
-            exhausted = not _settled(samples, rids, precision, min_rounds)
+            exhausted = not _settled(acc.samples, acc.rids, precision, min_rounds)
             break
     else:
-        exhausted = not _settled(samples, rids, precision, min_rounds)
+        exhausted = not _settled(acc.samples, acc.rids, precision, min_rounds)
 
     return Measurement(
-        samples_s=[float(s) for s in samples],
-        round_ids=rids,
-        batch=batch,
-        precision=precision,
-        min_rounds=min_rounds,
-        iters_per_sample=block,
-        warmup_iters=warm_counts,
-        budget_s=budget_s,
-        wall_s=clock() - t_start,
-        budget_exhausted=exhausted,
-        device=str(dev),
-        threads=threads,
-        bn_folded=folded,
-        round_faults_minor=faults_minor,
-        round_faults_major=faults_major,
-        round_iters=round_iters,
-        round_ref_s=ref_s,
-        gpu_samples_s=gpu_samples or None,
+        samples_s=[float(v) for v in acc.samples], round_ids=acc.rids, batch=batch, precision=precision,
+        min_rounds=min_rounds, iters_per_sample=block, warmup_iters=acc.warm_counts, budget_s=budget_s,
+        wall_s=clock() - t_start, budget_exhausted=exhausted, device=str(dev), threads=threads, bn_folded=folded,
+        round_faults_minor=acc.faults_minor, round_faults_major=acc.faults_major, round_iters=acc.iters,
+        round_ref_s=acc.ref_s, gpu_samples_s=acc.gpu_samples or None,
     )
 
 
