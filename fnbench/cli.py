@@ -245,10 +245,8 @@ def run(ctx, device, suite, targets, shape, batch, layers, runtimes, memory_form
         precision, budget, workers, passes = (given[k] for k in ("precision", "budget", "workers", "passes"))
         allocators_ = given["allocators_"]
         options = {k: given[k] for k in options}
-    checks.finite_positive(budget, "--budget", "10")
     checks.writable_dir(out_dir)
     checks.check_workers(workers)
-    checks.check_threads(threads)
     cli_options = {k: v for k, v in ctx.params.items() if k not in _NOT_STORED}
     cli_options.update(device=device, suite=suite, targets=list(targets), shape=shape, batch=batch, layers=layers,
                        runtimes=list(runtimes), memory_format=memory_format, dtype=dtype, threads=threads,
@@ -338,13 +336,11 @@ def _show_opt(v: Any) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
 def compare(a, b, device, shape, layers, batch, threads, runtime, budget, from_paths, allocator, as_json) -> None:
     """Measure A and B in interleaved rounds; ratios B/A of MACs, latency and FLOPS with bootstrap CIs."""
-    from . import allocators, checks
+    from . import allocators
     from . import compare as cmp
     from .targets import parse_shape
 
     allocators.check_allocator(allocator)
-    checks.finite_positive(budget, "--budget", "8")
-    checks.check_threads(threads)
     sh = parse_shape(shape) if shape else None
     if from_paths:
         result = cmp.compare_from_results(list(from_paths), a, b, device=None if device == "auto" else device,
@@ -425,8 +421,6 @@ def probe(device, threads, budget, out_dir, allocator, as_json) -> None:
     from .console import progress_reporter
     from .probe import ceilings, run_probe
 
-    checks.finite_positive(budget, "--budget", "4")
-    checks.check_threads(threads)
     checks.writable_dir(out_dir)
     _preloaded_or_reexec(allocator)
     with progress_reporter(not as_json, _console(stderr=True)) as progress:

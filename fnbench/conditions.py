@@ -25,7 +25,7 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from . import allocators
+from . import allocators, checks
 from .devices import DEFAULT_CUDA_BATCH, Device, resolve_device
 from .errors import UserError
 from .runtimes import DTYPES, Prepared, prepare
@@ -87,6 +87,7 @@ def resolve_policy(device: str = "auto", *, threads: int | None = None, batch: i
         threads = 1 if threads is None else int(threads)
         if threads < 1:
             raise UserError(f"threads {threads} is not positive: use --threads 1 or more")
+        checks.check_threads(threads)  # more threads than cores: a warning, the timings measure contention
     if batch is not None and batch < 1:
         raise UserError(f"batch {batch} is not positive: use --batch 1 or more")
     if not (isinstance(budget_s, (int, float)) and 0 < budget_s and math.isfinite(budget_s)):

@@ -208,17 +208,16 @@ class _Run:
                                                   dtype)
         return self._costs[id(target)]
 
-    def header(self, t: PendingTarget) -> tuple[dict[str, Any], dict[str, Any]]:
-        """``t``'s record header and this moment's fingerprint of the device (the record's ``env``)."""
+    def header(self, t: PendingTarget, fp: dict[str, Any]) -> dict[str, Any]:
+        """``t``'s record header (created now) for a measurement taken under the device fingerprint ``fp``."""
         s, c = t.target.spec, t.conditions
-        fp = fingerprint(self.settings.device, c.threads)  # per record: load average and clocks change during a run
         target = {"name": s.name, "kind": t.target.kind, "shape": list(s.shape) if s.shape else None,
                   "layers": s.layers, "options": s.options_dict(), "batch": s.batch}
         head = _results.record_header(run_id=self.run_id, target=target, batch=s.batch,
                                       device=device_record(self.settings.device, fp), threads=c.threads,
                                       allocator=c.allocator, dtype=c.dtype, runtime=c.runtime,
                                       memory_format=c.memory_format)
-        return head, fp
+        return head
 
     def show(self, description: str = "") -> None:
         if self.progress is not None:
@@ -238,7 +237,7 @@ class _Run:
         label = t.label + (f" [{t.conditions.runtime}]" if self.label_runtime else "")
         in_process = run.in_process(t.conditions)
         self.show((f"pass {p + 1}/{run.passes} " if run.passes > 1 and not in_process else "") + label)
-        head, env = self.header(t)
+        env = fingerprint(run.device, t.conditions.threads)  # per record: load and clocks change during a run
         t0 = time.perf_counter()
         try:
             if self.unavailable.get(t.conditions.runtime):
@@ -253,31 +252,32 @@ class _Run:
         except Exception as e:  # noqa: BLE001 — record the failure or the reason, go on with the suite
             t.wall_s += time.perf_counter() - t0
             status, error, tb = _failure(e)
-            self.write_final(t, _results.failure_record(head, status=status, error=error, traceback=tb,
+            self.write_final(t, _results.failure_record(self.header(t, env), status=status, error=error, traceback=tb,
                                                         cost=self._costs.get(id(t.target)), env=env))
             return
         t.wall_s += time.perf_counter() - t0
         if in_process:
             cost = scale_cost(cost, m.batch, t.target.spec.batch)
-            self.write_final(t, _results.measurement_record(head, m, cost=cost, env=env, runtime_info=info))
+            self.write_final(t, _results.measurement_record(self.header(t, env), m, cost=cost, env=env,
+                                                            runtime_info=info))
             return
-        rec = _results.partial_record(head, part, pass_index=p, passes_planned=run.passes, env=env)
+        rec = _results.partial_record(self.header(t, env), part, pass_index=p, passes_planned=run.passes, env=env)
         self.run_file.writer.write(rec)
         t.parts[p] = rec
         self.show()
         done, m = t.settled_after(p, run.passes, precision=run.precision, budget_s=run.budget_s,
                                   device=str(run.device.torch_device))
         if done:
-            self.finalize(t, m, (head, env))
+            self.finalize(t, m, env)
 
-    def finalize(self, t: PendingTarget, m: Measurement | None = None,
-                 header: tuple[dict[str, Any], dict[str, Any]] | None = None) -> None:
+    def finalize(self, t: PendingTarget, m: Measurement | None = None, env: dict[str, Any] | None = None) -> None:
         """Write ``t``'s final record from its stored passes (``m``: their combination, if already made)."""
         run = self.settings
         parts = t.ordered_parts()
         m = m if m is not None else t.combined(precision=run.precision, budget_s=run.budget_s,
                                                device=str(run.device.torch_device))
-        head, env = header or self.header(t)
+        env = env if env is not None else fingerprint(run.device, t.conditions.threads)
+        head = self.header(t, env)
         cost = scale_cost(self.cost_of(t.target, t.conditions.dtype), m.batch, t.target.spec.batch)
         info = dict(parts[0].get("runtime_info") or {})
         info["workers"] = {"n": max(len(set(r["workers"])) for r in parts), "passes": len(parts),
