@@ -15,12 +15,14 @@ How a per-layer latency is taken (``method: "standalone-replay"``):
    allocator, rounds over fresh copies of the layer and its inputs, medians and a 95 % CI). On CUDA
    the engine synchronises around every timed block, so a row's time is its kernels' time.
 3. **Check.** The whole network is measured in the same run, before and after the rows (pooled
-   as one measurement), and the sum of the rows' medians (and of their means) is reported beside
-   its median (and mean, and minimum). They differ for real reasons: a standalone layer finds its weights and
-   input in cache (in the network the weights were last touched one forward ago), the harness's
-   per-call cost is paid per row, and on a CPU shared with other work a short layer's median
-   leaves out the preemptions that every whole-network iteration suffers (``gap_mean`` keeps
-   them on both sides, ``gap_min`` leaves them out of both).
+   as one measurement), and the sum of the rows' medians (and of their means and minima) is
+   reported beside its median (and mean, and minimum). The sum is a hot-cache figure: a layer
+   timed alone finds its weights and input in cache, which inside the network the layers before
+   it have evicted. Over the 33 networks of the ``networks`` suite on an idle x86 core the sum
+   of medians came out between −32 % and +6 % of the network's median (median −9 %), short most
+   for small memory-bound networks; replaying every row in network order instead (each row after
+   the others: ``benchmarks/breakdown_gap.py``) takes 17–29 % longer than the rows alone, which
+   is that eviction. The harness's per-call cost works the other way (it adds to every row).
 
 Only eager PyTorch is broken down: ``torch.compile`` and ONNX Runtime fuse and reorder layers, so a
 standalone replay of a layer is not what they run (:data:`UNSUPPORTED_RUNTIMES` says why).

@@ -139,9 +139,11 @@ def test_layer_sum_equals_end_to_end_exactly_under_a_cost_model_clock():
     # and the arithmetic itself: the network ran N ops and M MACs
     n_ops = sum(sum(r.call.ops.values()) for r in b.rows)
     assert b.end_to_end.median_s == pytest.approx(n_ops * 1e-3 + b.macs * 1e-9, rel=1e-9)
-    rec = layers.breakdown_record(b, run_id="r", created="t", target={"name": "mixed"}, shape=(32, 12, 12), batch=1,
-                                  device={"kind": "cpu", "key": "cpu-x"}, threads=1, allocator="tuned", env={},
-                                  network_macs=b.macs, params=1, allocator_state=None)
+    head = results.record_header(run_id="r", target={"name": "mixed", "shape": [32, 12, 12]}, batch=1,
+                                 device={"kind": "cpu", "key": "cpu-x"}, threads=1, allocator="tuned",
+                                 record=layers.RECORD)
+    rec = layers.breakdown_record(b, head, env={}, network_macs=b.macs, params=1, allocator_state=None)
+    assert rec["record"] == "breakdown" and rec["shape"] == [32, 12, 12] and rec["method"] == layers.METHOD
     shares = [ly["share_time"] for ly in rec["layers"]]
     assert math.fsum(shares) == pytest.approx(1.0)
     assert rec["layers"][0]["round_medians_s"] and rec["cost"]["flops"] == 2 * b.macs
