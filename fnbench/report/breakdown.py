@@ -155,39 +155,52 @@ def _figure_order(recs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return sorted(recs, key=key)
 
 
+#: Networks per row of the by-kind figure: a whole suite wraps onto several rows instead of one
+#: unreadably wide one.
+FIGURE_PER_ROW = 8
+
+
 def kinds_figure(recs: list[dict[str, Any]]):
-    """Stacked bars, two per network (share of MACs, share of time), coloured by operator kind."""
+    """Stacked bars, two per network (share of MACs, share of time), coloured by operator kind.
+
+    The paper's four headline networks come first; more than :data:`FIGURE_PER_ROW` networks wrap
+    onto further rows with a shared legend.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     recs = _figure_order(recs)
-    fig, ax = plt.subplots(figsize=(max(5.0, 1.5 * len(recs) + 2.5), 4.6))
-    seen: set[str] = set()
-    ticks, names = [], []
-    for i, rec in enumerate(recs):
-        kt = kind_table(rec).set_index("kind")
-        for j, col in enumerate(("share_macs", "share_time")):
-            x = 3 * i + j
-            bottom = 0.0
-            for kind in kt.index:
-                v = float(kt.loc[kind, col]) if kt.loc[kind, col] == kt.loc[kind, col] else 0.0
-                ax.bar(x, v, bottom=bottom, color=_KIND_COLORS.get(kind, "#000000"), width=0.9,
-                       label=kind if kind not in seen else None, edgecolor="white", linewidth=0.4)
-                seen.add(kind)
-                bottom += v
-            ticks.append(x)
-            names.append("MACs" if j == 0 else "time")
-        ax.text(3 * i + 0.5, 1.03, rec["target"]["name"], ha="center", fontsize=8)
-    ax.set_xticks(ticks, names, fontsize=8)
-    ax.set_ylim(0, 1.1)
-    ax.set_ylabel("share of the network")
-    handles, labels = ax.get_legend_handles_labels()
-    order = sorted(range(len(labels)), key=lambda i: KINDS.index(labels[i]) if labels[i] in KINDS else len(KINDS))
-    ax.legend([handles[i] for i in order], [labels[i] for i in order], fontsize=7, ncol=1,
-              bbox_to_anchor=(1.01, 1), loc="upper left", frameon=False)
-    ax.set_title("Share of MACs vs share of time per operator kind", fontsize=10)
+    per_row = min(len(recs), FIGURE_PER_ROW) or 1
+    rows = -(-len(recs) // per_row)
+    fig, axes = plt.subplots(rows, 1, figsize=(max(5.0, 1.5 * per_row + 2.5), 4.0 * rows), squeeze=False)
+    seen: dict[str, Any] = {}
+    for r, ax in enumerate(axes[:, 0]):
+        chunk = recs[r * per_row:(r + 1) * per_row]
+        ticks, names = [], []
+        for i, rec in enumerate(chunk):
+            kt = kind_table(rec).set_index("kind")
+            for j, col in enumerate(("share_macs", "share_time")):
+                x = 3 * i + j
+                bottom = 0.0
+                for kind in kt.index:
+                    v = float(kt.loc[kind, col]) if kt.loc[kind, col] == kt.loc[kind, col] else 0.0
+                    bars = ax.bar(x, v, bottom=bottom, color=_KIND_COLORS.get(kind, "#000000"), width=0.9,
+                                  edgecolor="white", linewidth=0.4)
+                    seen.setdefault(kind, bars)
+                    bottom += v
+                ticks.append(x)
+                names.append("MACs" if j == 0 else "time")
+            ax.text(3 * i + 0.5, 1.03, rec["target"]["name"], ha="center", fontsize=8)
+        ax.set_xticks(ticks, names, fontsize=8)
+        ax.set_xlim(-1, 3 * per_row - 1)
+        ax.set_ylim(0, 1.1)
+        ax.set_ylabel("share of the network")
+    kinds = sorted(seen, key=lambda k: KINDS.index(k) if k in KINDS else len(KINDS))
+    axes[0, 0].legend([seen[k] for k in kinds], kinds, fontsize=7, ncol=1, bbox_to_anchor=(1.01, 1),
+                      loc="upper left", frameon=False)
+    axes[0, 0].set_title("Share of MACs vs share of time per operator kind", fontsize=10)
     fig.tight_layout()
     return fig
 
