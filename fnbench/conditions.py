@@ -96,9 +96,9 @@ def resolve_policy(device: str = "auto", *, threads: int | None = None, batch: i
         raise UserError(f"precision {precision} is not a fraction in (0, 1): use e.g. --precision 0.02 for ±2%")
     names = [allocator] if isinstance(allocator, str) else list(dict.fromkeys(allocator))
     names = [allocators.check_allocator(a) for a in names] or [allocators.DEFAULT_ALLOCATOR]
-    for a in names:
-        if a in allocators.LIBRARIES:
-            allocators.require_library(a)
+    for name in names:
+        if name in allocators.LIBRARIES:
+            allocators.require_library(name)
     return RunPolicy(dev, threads, batch, float(budget_s), float(precision), tuple(names))
 
 
@@ -112,9 +112,9 @@ def prepare_target(target: Target, device: Device, conditions: Conditions, seed:
     """
 
     def build() -> torch.nn.Module:
-        m = target.build(seed)
-        fold_bn(m)
-        return m
+        module = target.build(seed)
+        fold_bn(module)
+        return module
 
     x = target.example_input("cpu", torch.float32, seed=seed).to(device.torch_device, DTYPES[conditions.dtype])
     if conditions.memory_format == "channels_last":

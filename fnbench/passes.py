@@ -118,15 +118,15 @@ def combine_passes(parts: Sequence[dict[str, Any]], *, precision: float, budget_
     round_index: dict[tuple[int, int, int], int] = {}
     parts = sorted(parts, key=lambda r: r["pass"])
     for rec in parts:
-        p = int(rec["pass"])
-        for s_, r_, w_ in zip(rec["samples_s"], rec["rounds"], rec["workers"]):
-            procs.append(proc_index.setdefault((p, int(w_)), len(proc_index)))
-            rids.append(round_index.setdefault((p, int(w_), int(r_)), len(round_index)))
-            samples.append(float(s_))
+        pass_no = int(rec["pass"])
+        for sample, round_id, worker in zip(rec["samples_s"], rec["rounds"], rec["workers"]):
+            procs.append(proc_index.setdefault((pass_no, int(worker)), len(proc_index)))
+            rids.append(round_index.setdefault((pass_no, int(worker), int(round_id)), len(round_index)))
+            samples.append(float(sample))
         warm += rec.get("warmup_iters") or []
-        f = rec.get("faults") or {}
-        for k in faults:
-            faults[k] += list(f.get(k) or [])
+        stored = rec.get("faults") or {}
+        for key in faults:
+            faults[key] += list(stored.get(key) or [])
         gpu += rec.get("gpu_samples_s") or []  # absent in records from before GPU time was taken
     first = parts[0]
     m = Measurement(samples_s=samples, round_ids=rids, batch=int(first["batch"]), precision=precision,
@@ -161,8 +161,8 @@ class PendingTarget:
         """Progress units: one per pass, all of them once the target is done."""
         return passes if self.done else min(len(self.parts), passes)
 
-    def needs_pass(self, p: int) -> bool:
-        return not self.done and p not in self.parts
+    def needs_pass(self, pass_no: int) -> bool:
+        return not self.done and pass_no not in self.parts
 
     def stored_batch(self) -> int | None:
         """The batch the first stored pass settled on (CUDA halves it on out-of-memory), or None."""
@@ -174,9 +174,9 @@ class PendingTarget:
     def combined(self, *, precision: float, budget_s: float, device: str) -> Measurement:
         return combine_passes(self.ordered_parts(), precision=precision, budget_s=budget_s, device=device)
 
-    def settled_after(self, p: int, passes: int, *, precision: float, budget_s: float,
+    def settled_after(self, pass_no: int, passes: int, *, precision: float, budget_s: float,
                       device: str) -> tuple[bool, Measurement | None]:
-        """After pass ``p`` is stored: is the target done, and its combined measurement if it was needed."""
-        m = self.combined(precision=precision, budget_s=budget_s, device=device) if len(self.parts) >= MIN_PASSES \
-            else None
-        return p == passes - 1 or (m is not None and m.stable), m
+        """After pass ``pass_no`` is stored: is the target done, and its combined measurement if it was needed."""
+        enough = len(self.parts) >= MIN_PASSES
+        combined = self.combined(precision=precision, budget_s=budget_s, device=device) if enough else None
+        return pass_no == passes - 1 or (combined is not None and combined.stable), combined

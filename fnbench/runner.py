@@ -128,7 +128,7 @@ class Measurer(Protocol):
 
     def whole(self, pending: PendingTarget, run: RunSettings) -> tuple[Measurement, dict[str, Any]]: ...
 
-    def one_pass(self, pending: PendingTarget, p: int, run: RunSettings) -> dict[str, Any]: ...
+    def one_pass(self, pending: PendingTarget, pass_no: int, run: RunSettings) -> dict[str, Any]: ...
 
     def close(self) -> None: ...
 
@@ -156,15 +156,15 @@ class ProcessMeasurer:
             info["gpu_state"] = gpu_state()
         return m, info
 
-    def one_pass(self, pending: PendingTarget, p: int, run: RunSettings) -> dict[str, Any]:
+    def one_pass(self, pending: PendingTarget, pass_no: int, run: RunSettings) -> dict[str, Any]:
         alloc = pending.conditions.allocator
-        if self.pools and self.pool_pass != p:
+        if self.pools and self.pool_pass != pass_no:
             self.close()  # every pass on fresh processes
         pool = self.pools.get(alloc)
         if pool is None:
             pool = self.pool_factory(run.workers, allocator=alloc, device=run.device.kind)
             pool.start()  # closes what it started if it fails; the next target retries
-            self.pools[alloc], self.pool_pass = pool, p
+            self.pools[alloc], self.pool_pass = pool, pass_no
         try:
             return self.pass_fn(pool, pending.target, run.device, pending.conditions, run.precision, run.budget_s,
                                 run.pass_budget_s, run.seed, pending.stored_batch())
@@ -208,82 +208,84 @@ class _Run:
                                                   dtype)
         return self._costs[id(target)]
 
-    def header(self, t: PendingTarget, fp: dict[str, Any]) -> dict[str, Any]:
+    def header(self, task: PendingTarget, fp: dict[str, Any]) -> dict[str, Any]:
         """``t``'s record header (created now) for a measurement taken under the device fingerprint ``fp``."""
-        s, c = t.target.spec, t.conditions
-        target = {"name": s.name, "kind": t.target.kind, "shape": list(s.shape) if s.shape else None,
-                  "layers": s.layers, "options": s.options_dict(), "batch": s.batch}
-        head = _results.record_header(run_id=self.run_id, target=target, batch=s.batch,
-                                      device=device_record(self.settings.device, fp), threads=c.threads,
-                                      allocator=c.allocator, dtype=c.dtype, runtime=c.runtime,
-                                      memory_format=c.memory_format)
+        spec, cond = task.target.spec, task.conditions
+        target = {"name": spec.name, "kind": task.target.kind, "shape": list(spec.shape) if spec.shape else None,
+                  "layers": spec.layers, "options": spec.options_dict(), "batch": spec.batch}
+        head = _results.record_header(run_id=self.run_id, target=target, batch=spec.batch,
+                                      device=device_record(self.settings.device, fp), threads=cond.threads,
+                                      allocator=cond.allocator, dtype=cond.dtype, runtime=cond.runtime,
+                                      memory_format=cond.memory_format)
         return head
 
     def show(self, description: str = "") -> None:
         if self.progress is not None:
-            n = self.settings.passes
-            self.progress(description, sum(t.units_done(n) for t in self.pending), len(self.pending) * n)
+            passes = self.settings.passes
+            self.progress(description, sum(t.units_done(passes) for t in self.pending), len(self.pending) * passes)
 
-    def write_final(self, t: PendingTarget, rec: dict[str, Any]) -> None:
-        rec["env"]["measure_wall_s"] = t.wall_s
+    def write_final(self, task: PendingTarget, rec: dict[str, Any]) -> None:
+        rec["env"]["measure_wall_s"] = task.wall_s
         self.run_file.writer.write(rec)
         self.measured += 1
-        t.done = True
+        task.done = True
         self.show()
 
-    def step(self, t: PendingTarget, p: int) -> None:
-        """Take ``t``'s measurement for pass ``p`` and write it: final, partial (and final if settled) or failed."""
+    def step(self, task: PendingTarget, pass_no: int) -> None:
+        """Take ``task``'s measurement for pass ``pass_no``; write it: final, partial (final too if settled), failed."""
         run = self.settings
-        label = t.label + (f" [{t.conditions.runtime}]" if self.label_runtime else "")
-        in_process = run.in_process(t.conditions)
-        self.show((f"pass {p + 1}/{run.passes} " if run.passes > 1 and not in_process else "") + label)
-        env = fingerprint(run.device, t.conditions.threads)  # per record: load and clocks change during a run
+        label = task.label + (f" [{task.conditions.runtime}]" if self.label_runtime else "")
+        in_process = run.in_process(task.conditions)
+        self.show((f"pass {pass_no + 1}/{run.passes} " if run.passes > 1 and not in_process else "") + label)
+        env = fingerprint(run.device, task.conditions.threads)  # per record: load and clocks change during a run
         t0 = time.perf_counter()
         try:
-            if self.unavailable.get(t.conditions.runtime):
-                raise Unsupported(self.unavailable[t.conditions.runtime])
-            cost = self.cost_of(t.target, t.conditions.dtype)
+            if self.unavailable.get(task.conditions.runtime):
+                raise Unsupported(self.unavailable[task.conditions.runtime])
+            cost = self.cost_of(task.target, task.conditions.dtype)
             if in_process:
-                m, info = self.measurer.whole(t, run)
+                m, info = self.measurer.whole(task, run)
             else:
-                part = self.measurer.one_pass(t, p, run)
+                part = self.measurer.one_pass(task, pass_no, run)
         except UserError:
             raise
         except Exception as e:  # noqa: BLE001 — record the failure or the reason, go on with the suite
-            t.wall_s += time.perf_counter() - t0
+            task.wall_s += time.perf_counter() - t0
             status, error, tb = _failure(e)
-            self.write_final(t, _results.failure_record(self.header(t, env), status=status, error=error, traceback=tb,
-                                                        cost=self._costs.get(id(t.target)), env=env))
+            self.write_final(task, _results.failure_record(self.header(task, env), status=status, error=error,
+                                                           traceback=tb, cost=self._costs.get(id(task.target)),
+                                                           env=env))
             return
-        t.wall_s += time.perf_counter() - t0
+        task.wall_s += time.perf_counter() - t0
         if in_process:
-            cost = scale_cost(cost, m.batch, t.target.spec.batch)
-            self.write_final(t, _results.measurement_record(self.header(t, env), m, cost=cost, env=env,
+            cost = scale_cost(cost, m.batch, task.target.spec.batch)
+            self.write_final(task, _results.measurement_record(self.header(task, env), m, cost=cost, env=env,
                                                             runtime_info=info))
             return
-        rec = _results.partial_record(self.header(t, env), part, pass_index=p, passes_planned=run.passes, env=env)
+        rec = _results.partial_record(self.header(task, env), part, pass_index=pass_no, passes_planned=run.passes,
+                                      env=env)
         self.run_file.writer.write(rec)
-        t.parts[p] = rec
+        task.parts[pass_no] = rec
         self.show()
-        done, m = t.settled_after(p, run.passes, precision=run.precision, budget_s=run.budget_s,
+        done, m = task.settled_after(pass_no, run.passes, precision=run.precision, budget_s=run.budget_s,
                                   device=str(run.device.torch_device))
         if done:
-            self.finalize(t, m, env)
+            self.finalize(task, m, env)
 
-    def finalize(self, t: PendingTarget, m: Measurement | None = None, env: dict[str, Any] | None = None) -> None:
+    def finalize(self, task: PendingTarget, m: Measurement | None = None, env: dict[str, Any] | None = None) -> None:
         """Write ``t``'s final record from its stored passes (``m``: their combination, if already made)."""
         run = self.settings
-        parts = t.ordered_parts()
-        m = m if m is not None else t.combined(precision=run.precision, budget_s=run.budget_s,
+        parts = task.ordered_parts()
+        m = m if m is not None else task.combined(precision=run.precision, budget_s=run.budget_s,
                                                device=str(run.device.torch_device))
-        env = env if env is not None else fingerprint(run.device, t.conditions.threads)
-        head = self.header(t, env)
-        cost = scale_cost(self.cost_of(t.target, t.conditions.dtype), m.batch, t.target.spec.batch)
+        env = env if env is not None else fingerprint(run.device, task.conditions.threads)
+        head = self.header(task, env)
+        cost = scale_cost(self.cost_of(task.target, task.conditions.dtype), m.batch, task.target.spec.batch)
         info = dict(parts[0].get("runtime_info") or {})
         info["workers"] = {"n": max(len(set(r["workers"])) for r in parts), "passes": len(parts),
                            "processes": m.workers, "round_s": parts[0].get("round_s"),
                            "chunks": [dict(c, **{"pass": r["pass"]}) for r in parts for c in r.get("chunks") or []]}
-        self.write_final(t, _results.measurement_record(
+        self.write_final(task, _results.measurement_record(
             head, m, cost=cost, env=env, runtime_info=info, workers=m.worker_ids,
             passes=[int(r["pass"]) for r in parts for _ in r["samples_s"]], stats_extra={"passes": len(parts)}))
 
@@ -375,8 +377,8 @@ def run_suite(
         done, stored_parts = run_file.open(plan, cli=cli_options)
         pending = [PendingTarget(t, c, _identity(t, dev, c)) for t in targets for c in conditions
                    if _identity(t, dev, c) not in done]
-        for t in pending:
-            t.parts = {int(r["pass"]): r for r in stored_parts.get(t.key, [])}
+        for task in pending:
+            task.parts = {int(r["pass"]): r for r in stored_parts.get(task.key, [])}
         skipped = len(targets) * len(conditions) - len(pending)
         if notify is not None:  # before anything is measured, so an interrupted run can be resumed by its id
             notify(_announcement(run_id, run_file.path, pending, settings.passes, skipped, resume,
@@ -386,13 +388,13 @@ def run_suite(
         run = _Run(run_id, run_file, settings, pending, measurer, progress, label_runtime=len(conditions) > 1,
                    unavailable=unavailable)
         run.show(f"{dev.kind} run {run_id}")
-        for p in range(settings.passes):
-            for t in pending:
-                if t.needs_pass(p) and not (settings.in_process(t.conditions) and p > 0):
-                    run.step(t, p)
-        for t in pending:  # resumed with fewer passes than were stored: nothing left to measure
-            if not t.done and t.parts:
-                run.finalize(t)
+        for pass_no in range(settings.passes):
+            for task in pending:
+                if task.needs_pass(pass_no) and not (settings.in_process(task.conditions) and pass_no > 0):
+                    run.step(task, pass_no)
+        for task in pending:  # resumed with fewer passes than were stored: nothing left to measure
+            if not task.done and task.parts:
+                run.finalize(task)
     order = {k: i for i, k in enumerate(planned)}
     records = sorted(_results.read_records(run_file.path),
                      key=lambda r: order.get(_results.record_key(r), len(order)))
@@ -419,18 +421,19 @@ def _conditions(policy: RunPolicy, runtimes: list[str], memory_format: str, dtyp
         raise UserError("several allocators need worker processes (a process cannot change its allocator back): "
                         "drop --workers 0 / the compile runtime, or give one --allocator")
     if workers == 0 or all(rt in IN_PROCESS_RUNTIMES for rt in runtimes):
-        for a in names:
-            if a in allocators.LIBRARIES and a not in allocators.loaded_libraries():
-                raise UserError(f"--allocator {a} in this process needs {allocators.LIBRARIES[a][0]} preloaded "
+        for name in names:
+            if name in allocators.LIBRARIES and name not in allocators.loaded_libraries():
+                raise UserError(f"--allocator {name} in this process needs {allocators.LIBRARIES[name][0]} preloaded "
                                 f"(LD_PRELOAD); measure on worker processes (--workers 1) instead")
     return [policy.conditions(rt, memory_format, dtype, a) for rt in runtimes for a in names], unavailable
 
 
-def _identity(target: Target, device: Device, c: Conditions) -> str:
-    s = target.spec
-    return _results.identity_key(name=s.name, shape=s.shape, layers=s.layers, options=s.options_dict(),
-                                 batch=s.batch, device_kind=device.kind, runtime=c.runtime, threads=c.threads,
-                                 dtype=c.dtype, memory_format=c.memory_format, allocator=c.allocator)
+def _identity(target: Target, device: Device, cond: Conditions) -> str:
+    spec = target.spec
+    return _results.identity_key(name=spec.name, shape=spec.shape, layers=spec.layers, options=spec.options_dict(),
+                                 batch=spec.batch, device_kind=device.kind, runtime=cond.runtime,
+                                 threads=cond.threads, dtype=cond.dtype, memory_format=cond.memory_format,
+                                 allocator=cond.allocator)
 
 
 def _announcement(run_id: str, path: Path, pending: list[PendingTarget], passes: int, skipped: int,
@@ -440,6 +443,6 @@ def _announcement(run_id: str, path: Path, pending: list[PendingTarget], passes:
             f"writing {path} (resume with --resume {run_id})")
     if resume is not None:
         text += f"\nresuming: {skipped} already measured; finishing " + (", ".join(
-            t.label + (f" [{t.conditions.runtime}]" if label_runtime else "")
-            + (f" ({len(t.parts)} pass(es) stored)" if t.parts else "") for t in pending) or "nothing")
+            task.label + (f" [{task.conditions.runtime}]" if label_runtime else "")
+            + (f" ({len(task.parts)} pass(es) stored)" if task.parts else "") for task in pending) or "nothing")
     return text

@@ -28,7 +28,7 @@ class FakeMeasurer:
         t = pending.target
         return self.fn(t.build(run.seed), t.example_input(seed=run.seed)), {"runtime": pending.conditions.runtime}
 
-    def one_pass(self, pending, p, run):
+    def one_pass(self, pending, pass_no, run):
         raise AssertionError("workers=0 measures whole targets only")
 
     def close(self):
