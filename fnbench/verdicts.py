@@ -60,7 +60,8 @@ import pandas as pd
 
 from . import stats
 from .merge import device_labels, merge_repeats
-from .reference import paper_networks, paper_table1
+from .reference import FASTERNET_T0 as T0
+from .reference import HEADLINE_PEERS, paper_networks, paper_table1
 
 __all__ = ["Claim", "Evidence", "CLAIMS", "NOT_MEASURED", "VERDICT_WORDS", "CLAIM_COLUMNS", "PAPER_KIND",
            "GROUP_KEYS", "claim_table", "evaluate", "flops_claim", "latency_claim", "verdict", "answer_sentence",
@@ -72,9 +73,6 @@ VERDICT_WORDS = (*stats.VERDICTS, NOT_MEASURED)
 PAPER_KIND = {"cpu": "cpu", "cuda": "gpu", "arm": "arm"}
 #: The measurement conditions a claim is evaluated within; a new condition is one more column here.
 GROUP_KEYS = ("device_key", "runtime", "threads", "batch_group")
-TABLE1_OPS = ("conv", "gconv", "dwconv", "pconv")
-T0 = "fasternet_t0"
-PEERS = ("mobilevit_xxs", "mobilenetv2", "shufflenetv2_x1_5")
 N_BOOT = 4000
 CLAIM_COLUMNS = ["device", "device_key", "device_kind", "runtime", "threads", "batch", "claim_id", "claim",
                  "statistic", "ratio", "ci95_low", "ci95_high", "threshold", "threshold_meaning", "direction",
@@ -366,7 +364,7 @@ CLAIMS: tuple[Claim, ...] = (
           "Σ MACs(conv) / Σ MACs(pconv)", "× (latency speed-up)", ("conv", "pconv"), _latency_vs_flops,
           lambda r: f"PConv stacks run {_x(r)} faster than Conv stacks",
           threshold_meaning="the FLOP reduction Σ MACs(conv) / Σ MACs(pconv)"),
-    *(_network_claim(p) for p in PEERS),
+    *(_network_claim(p) for p in HEADLINE_PEERS),
 )
 
 

@@ -21,7 +21,6 @@ from conftest import needs_fvcore
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-import fnbench.netsuites  # noqa: F401  (registers resolvers and suites)
 from fnbench.errors import UserError
 from fnbench.reference import paper_networks, paper_ratio, paper_table1
 from fnbench.suites import get_suite

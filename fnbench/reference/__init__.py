@@ -14,6 +14,10 @@ Units follow the column names. The paper's "FLOPs" are multiply-adds, so its FLO
     ``arm_ms`` (empty where ``arm_oom``), ``arm_oom``, ``top1`` (FasterNet rows only), ``note``.
 ``paper_ratio()``
     The partial-ratio ablation on FasterNet-T0 (width adjusted by the authors).
+
+And the paper's lists, each defined here only: :data:`TABLE1_SHAPES` and :data:`TABLE1_OPS` (Table 1's
+feature maps and operators), :data:`HEADLINE_PEERS` (the networks its headline CPU claim compares
+FasterNet-T0 with; :data:`HEADLINE_NETWORKS` is T0 and them).
 """
 
 from __future__ import annotations
@@ -22,7 +26,17 @@ from importlib import resources
 
 import pandas as pd
 
-__all__ = ["paper_table1", "paper_networks", "paper_ratio", "paper_macs_for"]
+__all__ = ["paper_table1", "paper_networks", "paper_ratio", "paper_macs_for", "TABLE1_SHAPES", "TABLE1_OPS",
+           "FASTERNET_T0", "HEADLINE_PEERS", "HEADLINE_NETWORKS"]
+
+#: The paper's four Table-1 feature maps (C, H, W).
+TABLE1_SHAPES: tuple[tuple[int, int, int], ...] = ((96, 56, 56), (192, 28, 28), (384, 14, 14), (768, 7, 7))
+#: The paper's four Table-1 operators.
+TABLE1_OPS = ("conv", "gconv", "dwconv", "pconv")
+FASTERNET_T0 = "fasternet_t0"
+#: The networks the paper's headline CPU claim compares FasterNet-T0 with (its closest peers).
+HEADLINE_PEERS = ("mobilevit_xxs", "mobilenetv2", "shufflenetv2_x1_5")
+HEADLINE_NETWORKS = (FASTERNET_T0, *HEADLINE_PEERS)
 
 
 def _read(name: str, **kwargs) -> pd.DataFrame:

@@ -27,6 +27,7 @@ from typing import Any
 import pandas as pd
 
 from ..layers import KINDS
+from ..reference import HEADLINE_NETWORKS
 
 __all__ = ["kind_table", "layer_table", "predictions", "predictor_summary", "roofline_misses", "device_ceilings",
            "kinds_figure", "Section", "section"]
@@ -34,7 +35,7 @@ __all__ = ["kind_table", "layer_table", "predictions", "predictor_summary", "roo
 PREDICTORS = ("flops_only", "roofline", "layer_sum")
 PREDICTOR_LABELS = {"flops_only": "FLOPs-only", "roofline": "roofline", "layer_sum": "per-layer sum"}
 #: Networks drawn first, in this order, in the by-kind figure (the paper's headline comparison).
-FIGURE_ORDER = ("fasternet_t0", "mobilenetv2", "shufflenetv2_x1_5", "mobilevit_xxs")
+FIGURE_ORDER = HEADLINE_NETWORKS
 
 _KIND_COLORS = {
     "conv": "#1f77b4", "pconv": "#17becf", "pwconv": "#aec7e8", "dwconv": "#d62728", "gconv": "#ff9896",
