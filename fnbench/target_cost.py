@@ -1,6 +1,7 @@
 """A target's cost: analytic and counted side by side (``fnbench count``), and the ``cost`` block of a record.
 
-The closed forms come from the operators themselves (:mod:`operators`); the counter is :mod:`fnbench.counting`.
+The analytic figures (operators only) are each operator's registered cost function (closed forms from
+:mod:`operators.analytic`); the counted ones are :mod:`fnbench.counting`'s.
 """
 
 from __future__ import annotations

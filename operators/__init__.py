@@ -5,7 +5,7 @@ Importing this package registers every built-in operator (and network, where pre
 """
 
 from . import conv, fasternet, pconv, zoo  # noqa: F401  (registration side effects)
-from .cost import Cost
+from .analytic import Cost
 from .pconv import PConv, TConv
 from .registry import NETWORKS, OPERATORS, ConfigError, Entry, Registry
 

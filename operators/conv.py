@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from .cost import Cost, conv_cost, conv_out_hw
+from .analytic import Cost, conv_cost, conv_out_hw
 from .registry import OPERATORS, ConfigError
 
 __all__ = ["make_conv", "conv_layer_cost", "check_common"]

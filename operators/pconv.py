@@ -21,7 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from .conv import _check_groups, _pad, check_common, conv_layer_cost
-from .cost import Cost, conv_cost, partial_channels
+from .analytic import Cost, conv_cost, partial_channels
 from .registry import OPERATORS, ConfigError
 
 __all__ = ["PConv", "TConv", "FORWARDS"]

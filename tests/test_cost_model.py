@@ -12,7 +12,7 @@ from conftest import has_fvcore
 from fnbench.counting import FVCORE_MISSING, count
 from fnbench.targets import TargetSpec, resolve
 from operators import OPERATORS
-from operators.cost import conv_cost
+from operators.analytic import conv_cost
 
 SETTINGS = settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -1,4 +1,4 @@
-"""Analytic cost model: pure functions of shape, no torch.
+"""The analytic cost model: closed-form params, MACs and memory of a layer from its shape alone, no torch.
 
 Units: ``macs`` are multiply-adds (the paper's "FLOPs"); ``flops`` = 2 × macs; memory is counted
 in *elements* here and turned into bytes by the caller's element size. The memory figures follow
