@@ -47,7 +47,7 @@ def child(suite: str, budget_s: float, passes: int, index: int) -> None:
 
     from fnbench.suites import get_suite
     from fnbench.targets import resolve
-    from fnbench.timing import _MIN_BLOCK_S, _make_timer, fold_bn, measure
+    from fnbench.timing import MIN_BLOCK_S, fold_bn, make_timer, measure
 
     torch.set_num_threads(1)
     per_tool = budget_s / passes
@@ -77,14 +77,14 @@ def child(suite: str, budget_s: float, passes: int, index: int) -> None:
         def same_allocation():
             """fnbench's timer and torch.utils.benchmark alternating on one module and input."""
             module, xx = build(), x.clone()
-            timer = _make_timer(time.perf_counter, lambda: None)
+            timer = make_timer(time.perf_counter, lambda: None)
             out = []
             with torch.inference_mode():
                 step = (lambda: module(xx))
                 for _ in range(3):
                     step()
                 t_iter = timer(step, 1)
-                block = max(1, math.ceil(_MIN_BLOCK_S["cpu"] / t_iter))  # as measure() picks it
+                block = max(1, math.ceil(MIN_BLOCK_S["cpu"] / t_iter))  # as measure() picks it
                 n = max(3, round(_PAIR_S / (t_iter * block)))
                 t = tb.Timer("m(x)", globals={"m": module, "x": xx}, num_threads=1)
                 for j in range(_PAIRS):

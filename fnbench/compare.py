@@ -357,7 +357,7 @@ def compare_from_results(paths, a: str, b: str, *, device: str | None = None, sh
     """
     from .merge import load_frame
     from .results import LEGACY_ALLOCATOR
-    from .verdicts import GROUP_KEYS, _op_pairs
+    from .verdicts import GROUP_KEYS, op_pairs
 
     df = load_frame(list(paths))
     if not df.empty:
@@ -396,7 +396,7 @@ def compare_from_results(paths, a: str, b: str, *, device: str | None = None, sh
         p = g["precision"].dropna() if "precision" in g else []
         precision = float(max(p)) if len(p) else 0.02
     rows = []
-    for pair in _op_pairs(recs, a, b)[0]:
+    for pair in op_pairs(recs, a, b)[0]:
         sides = []
         for r in pair:
             sh = r["shape"]

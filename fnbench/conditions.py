@@ -30,8 +30,7 @@ from .devices import DEFAULT_CUDA_BATCH, Device, resolve_device
 from .errors import UserError
 from .runtimes import DTYPES, Prepared, prepare
 from .targets import Target, resolve
-from .timing import DEFAULT_BUDGET_S, DEFAULT_PRECISION, fold_bn, free_device_memory, is_out_of_memory
-from .timing import _drop_frames as drop_frames
+from .timing import DEFAULT_BUDGET_S, DEFAULT_PRECISION, drop_frames, fold_bn, free_device_memory, is_out_of_memory
 
 __all__ = ["Conditions", "RunPolicy", "resolve_policy", "prepare_target", "prepare_fitting", "DEFAULT_CUDA_BATCH"]
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -156,7 +156,7 @@ class ByteCounter(HookedDispatchMode):
             self.views.add(op)
             read, written = 0, 0
         else:
-            read, written = self._bytes(func, op, args, kwargs, out)
+            read, written = self.op_bytes(func, op, args, kwargs, out)
         macs = flops // 2
         self.by_operator[op].add(macs, read, written)
         for name in dict.fromkeys(self._stack):  # each enclosing module once
@@ -164,7 +164,7 @@ class ByteCounter(HookedDispatchMode):
         return out
 
     @staticmethod
-    def _bytes(func, op: str, args, kwargs, out) -> tuple[int, int]:
+    def op_bytes(func, op: str, args, kwargs, out) -> tuple[int, int]:
         read = written = 0
         schema = func._schema
         for i, arg in enumerate(schema.arguments):

@@ -43,7 +43,7 @@ from torch.utils.flop_counter import flop_registry
 
 from . import allocators
 from .counting import ByteCounter, HookedDispatchMode
-from .timing import Measurement, Timer, _outputs_close, fold_bn, measure
+from .timing import Measurement, Timer, fold_bn, measure, outputs_close
 
 __all__ = [
     "KINDS",
@@ -214,7 +214,7 @@ def _same_result(a: Any, b: Any) -> bool:
     if isinstance(a, Tensor) and isinstance(b, Tensor):
         if a.shape != b.shape or a.dtype != b.dtype:
             return False
-        return _outputs_close(a, b) if a.is_floating_point() else bool(torch.equal(a, b))
+        return outputs_close(a, b) if a.is_floating_point() else bool(torch.equal(a, b))
     if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
         return len(a) == len(b) and all(_same_result(x, y) for x, y in zip(a, b))
     return False
@@ -400,7 +400,7 @@ class _Recorder(HookedDispatchMode):
         macs = 0
         if func.overloadpacket in flop_registry:
             macs = int(flop_registry[func.overloadpacket](*args, **kwargs, out_val=out)) // 2
-        read, written = (0, 0) if func.is_view else ByteCounter._bytes(func, op, args, kwargs, out)
+        read, written = (0, 0) if func.is_view else ByteCounter.op_bytes(func, op, args, kwargs, out)
         row = own if own is not None else self._leaf_row
         if row is not None:
             row.macs += macs
@@ -513,7 +513,7 @@ def prepare_network(module: nn.Module, x: Tensor, *, fold: bool = True) -> tuple
         ref = net(x)
         folded = copy.deepcopy(net)
         n = fold_bn(folded)
-        if n and not _outputs_close(ref, folded(x)):
+        if n and not outputs_close(ref, folded(x)):
             return net, 0
     return folded, n
 

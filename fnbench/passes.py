@@ -20,8 +20,7 @@ from .conditions import Conditions
 from .devices import Device
 from .runtimes import Unsupported
 from .targets import Target
-from .timing import DEFAULT_MIN_ROUNDS, Measurement
-from .timing import _ROUNDS_PER_BUDGET as ROUNDS_PER_BUDGET
+from .timing import DEFAULT_MIN_ROUNDS, ROUNDS_PER_BUDGET, Measurement
 from .workers import ChunkRequest, WorkerError, WorkerPool
 
 __all__ = ["DEFAULT_PASSES", "MIN_PASSES", "MIN_PASS_S", "FRESH_PROCESS_PER_TARGET", "effective_passes",

@@ -96,6 +96,11 @@ __all__ = [
     "LAUNCH_BOUND_RATIO",
     "is_out_of_memory",
     "free_device_memory",
+    "drop_frames",
+    "outputs_close",
+    "make_timer",
+    "ROUNDS_PER_BUDGET",
+    "MIN_BLOCK_S",
 ]
 
 #: Target relative half-width of the 95 % CI of the median.
@@ -105,11 +110,11 @@ DEFAULT_BUDGET_S = 9.0
 #: The fewest rounds whose order-statistic interval reaches 95 % ([min, max] of 6 is 96.9 %).
 DEFAULT_MIN_ROUNDS = 6
 #: Target number of rounds a budget is split into (rounds are the unit of the CI).
-_ROUNDS_PER_BUDGET = 25
+ROUNDS_PER_BUDGET = 25
 _MIN_SAMPLES_PER_ROUND = 3
 _MAX_SAMPLES_PER_ROUND = 2000
 #: Shortest timed block: on CUDA long enough to amortise the synchronisation, on CPU the timer.
-_MIN_BLOCK_S = {"cuda": 2e-3, "cpu": 2e-5}
+MIN_BLOCK_S = {"cuda": 2e-3, "cpu": 2e-5}
 _CONFIDENCE = 0.95
 
 #: ``timer(step, iters) -> seconds`` runs ``step`` ``iters`` times and returns the elapsed time.
@@ -444,7 +449,7 @@ def _sync_for(dev: torch.device) -> Callable[[], None]:
     return lambda: None
 
 
-def _make_timer(clock: Callable[[], float], sync: Callable[[], None]) -> Timer:
+def make_timer(clock: Callable[[], float], sync: Callable[[], None]) -> Timer:
     def timer(step: Callable[[], Any], iters: int) -> float:
         sync()
         t0 = clock()
@@ -519,16 +524,16 @@ def _warm_briefly(timer: Timer, step, *, steady_s: float, max_iters: int, max_s:
     return times
 
 
-def _outputs_close(a: Any, b: Any) -> bool:
+def outputs_close(a: Any, b: Any) -> bool:
     if isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor):
         if a.shape != b.shape:
             return False
         scale = float(a.detach().abs().max()) if a.numel() else 0.0
         return bool(torch.allclose(a.float(), b.float(), rtol=1e-3, atol=1e-4 * max(scale, 1.0)))
     if isinstance(a, (tuple, list)) and isinstance(b, (tuple, list)) and len(a) == len(b):
-        return all(_outputs_close(x, y) for x, y in zip(a, b))
+        return all(outputs_close(x, y) for x, y in zip(a, b))
     if isinstance(a, dict) and isinstance(b, dict) and a.keys() == b.keys():
-        return all(_outputs_close(a[k], b[k]) for k in a)
+        return all(outputs_close(a[k], b[k]) for k in a)
     return True  # nothing comparable: trust the structural folding rule
 
 
@@ -618,7 +623,7 @@ def measure(
             except Exception as e:  # noqa: BLE001 — only out-of-memory is handled; the rest is re-raised
                 if not (is_out_of_memory(e) and can_halve and batch > 1):
                     raise
-                _drop_frames(e)
+                drop_frames(e)
             # Out of the handler, the exception and its traceback are gone, and with them the
             # frames that held the failed attempt's module, input and outputs: now they can be freed.
             failed_batches.append(batch)
@@ -631,7 +636,7 @@ def measure(
             torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = prev_tf32
 
 
-def _drop_frames(e: BaseException) -> None:
+def drop_frames(e: BaseException) -> None:
     """Clear the locals of the frames ``e``'s traceback holds (module, input, partial outputs).
 
     Whoever still holds the exception (a caller's log, a test) would otherwise keep the failed
@@ -678,7 +683,7 @@ def _fold_checked(m: nn.Module, x: torch.Tensor, fresh_module: Callable[[], nn.M
     n_fold = fold_bn(m)
     if n_fold and ref is not None:
         with torch.inference_mode():
-            ok = _outputs_close(ref, m(x))
+            ok = outputs_close(ref, m(x))
         if not ok:
             warnings.warn("folding BatchNorm changed the module's output; measuring it unfolded",
                           RuntimeWarning, stacklevel=4)
@@ -717,9 +722,9 @@ def _sample_round(acc: _Rounds, r: int, timer: Timer, step: Callable[[], Any], b
 def _measure_at(module, example_input, batch, *, dev, threads, precision, budget_s, min_rounds, max_rounds,
                 round_s, seed, clock, timer, rebuild, fold, gpu_timer=None) -> Measurement:
     torch.manual_seed(seed)
-    timer = timer or _make_timer(clock, _sync_for(dev))
-    round_s = round_s if round_s is not None else max(budget_s / _ROUNDS_PER_BUDGET, 1e-3)
-    min_block_s = _MIN_BLOCK_S["cuda" if dev.type == "cuda" else "cpu"]
+    timer = timer or make_timer(clock, _sync_for(dev))
+    round_s = round_s if round_s is not None else max(budget_s / ROUNDS_PER_BUDGET, 1e-3)
+    min_block_s = MIN_BLOCK_S["cuda" if dev.type == "cuda" else "cpu"]
     t_start = clock()
     deadline = t_start + budget_s
     acc = _Rounds()

@@ -65,7 +65,7 @@ from .reference import HEADLINE_PEERS, paper_networks, paper_table1
 
 __all__ = ["Claim", "Evidence", "CLAIMS", "NOT_MEASURED", "VERDICT_WORDS", "CLAIM_COLUMNS", "PAPER_KIND",
            "GROUP_KEYS", "claim_table", "evaluate", "flops_claim", "latency_claim", "verdict", "answer_sentence",
-           "unsettled_text", "claim_seed", "pretty", "paper_latency_ms"]
+           "unsettled_text", "claim_seed", "pretty", "paper_latency_ms", "op_pairs"]
 
 NOT_MEASURED = "not measured"
 VERDICT_WORDS = (*stats.VERDICTS, NOT_MEASURED)
@@ -185,7 +185,7 @@ def _options(v) -> dict:
     return json.loads(v) if isinstance(v, str) else dict(v or {})
 
 
-def _op_pairs(rows: list[dict], a: str, b: str) -> tuple[list[tuple[dict, dict]], bool, str]:
+def op_pairs(rows: list[dict], a: str, b: str) -> tuple[list[tuple[dict, dict]], bool, str]:
     """Matched (a, b) rows per shape: Table-1 settings first, else any shared shape/layers/options.
 
     Returns the pairs, whether they are Table-1 cells, and a note on what was missing.
@@ -257,7 +257,7 @@ def flops_claim(a: str, b: str, claim_id: str | None = None) -> Claim:
     """"A's FLOPS > B's FLOPS": ratio of mean GMAC/s over the shapes measured for both (paper's statistic)."""
 
     def run(rows, kind, rng, n_boot, paired=False):
-        pairs, is_t1, note = _op_pairs(rows, a, b)
+        pairs, is_t1, note = op_pairs(rows, a, b)
         if not pairs:
             return note
         ga = np.array([p["macs"] / 1e9 / p["median_s"] for p, _ in pairs])
@@ -286,7 +286,7 @@ def latency_claim(a: str, b: str, claim_id: str | None = None) -> Claim:
     """"An A stack is faster than a B stack": geometric mean over maps of latency(A) / latency(B) < 1."""
 
     def run(rows, kind, rng, n_boot, paired=False):
-        pairs, is_t1, note = _op_pairs(rows, a, b)
+        pairs, is_t1, note = op_pairs(rows, a, b)
         if not pairs:
             return note
         per = np.array([_latency(p) / _latency(o) for p, o in pairs])
@@ -306,7 +306,7 @@ def latency_claim(a: str, b: str, claim_id: str | None = None) -> Claim:
 
 
 def _latency_vs_flops(rows, kind, rng, n_boot, paired=False):
-    pairs, is_t1, note = _op_pairs(rows, "conv", "pconv")
+    pairs, is_t1, note = op_pairs(rows, "conv", "pconv")
     if not pairs:
         return note
     lc = sum(_latency(c) for c, _ in pairs)

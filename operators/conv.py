@@ -12,7 +12,7 @@ from torch import nn
 from .analytic import Cost, conv_cost, conv_out_hw
 from .registry import OPERATORS, ConfigError
 
-__all__ = ["make_conv", "conv_layer_cost", "check_common"]
+__all__ = ["make_conv", "conv_layer_cost", "check_common", "check_groups", "resolve_padding"]
 
 Shape = tuple[int, int, int]
 
@@ -32,29 +32,30 @@ def check_common(c: int, h: int, w: int, k: int, stride: int, padding: int) -> N
         raise ConfigError(f"a {k}x{k} kernel does not fit a {h}x{w} map with padding {padding}; use a larger map")
 
 
-def _pad(k: int, padding: int | None) -> int:
+def resolve_padding(k: int, padding: int | None) -> int:
+    """The padding of a k×k convolution: the one given, else k // 2 ('same' for odd k at stride 1)."""
     return k // 2 if padding is None else padding
 
 
 def make_conv(c: int, *, k: int = 3, stride: int = 1, padding: int | None = None, groups: int = 1) -> nn.Conv2d:
-    return nn.Conv2d(c, c, k, stride=stride, padding=_pad(k, padding), groups=groups, bias=False)
+    return nn.Conv2d(c, c, k, stride=stride, padding=resolve_padding(k, padding), groups=groups, bias=False)
 
 
 def conv_layer_cost(
     c: int, h: int, w: int, *, batch: int = 1, k: int = 3, stride: int = 1, padding: int | None = None, groups: int = 1
 ) -> tuple[Cost, Shape]:
-    p = _pad(k, padding)
+    p = resolve_padding(k, padding)
     ho, wo = conv_out_hw(h, w, k, stride, p)
     return conv_cost(c, c, h, w, k=k, stride=stride, padding=p, groups=groups, batch=batch), (c, ho, wo)
 
 
-def _check_groups(c: int, groups: int) -> None:
+def check_groups(c: int, groups: int) -> None:
     if groups < 1 or c % groups:
         raise ConfigError(f"groups={groups} does not divide {c} channels; use a divisor of {c} (e.g. --groups 16 with C=96)")
 
 
 def _check(c, h, w, *, k=3, stride=1, padding=None, **_):
-    check_common(c, h, w, k, stride, _pad(k, padding))
+    check_common(c, h, w, k, stride, resolve_padding(k, padding))
 
 
 @OPERATORS.register("conv", summary="dense k×k convolution, c→c", cost=conv_layer_cost, validate=_check)
@@ -68,7 +69,7 @@ def _gconv_cost(c, h, w, *, batch=1, k=3, stride=1, padding=None, groups=16):
 
 def _check_g(c, h, w, *, k=3, stride=1, padding=None, groups=16, **_):
     _check(c, h, w, k=k, stride=stride, padding=padding)
-    _check_groups(c, groups)
+    check_groups(c, groups)
 
 
 @OPERATORS.register("gconv", summary="group k×k convolution (groups=16 by default)", cost=_gconv_cost, validate=_check_g)

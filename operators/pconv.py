@@ -20,8 +20,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from .conv import _check_groups, _pad, check_common, conv_layer_cost
 from .analytic import Cost, conv_cost, partial_channels
+from .conv import check_common, check_groups, conv_layer_cost, resolve_padding
 from .registry import OPERATORS, ConfigError
 
 __all__ = ["PConv", "TConv", "FORWARDS"]
@@ -42,7 +42,7 @@ class PConv(nn.Module):
         self.dim_untouched = c - self.dim_conv3
         self.forward_mode = forward
         # Attribute name matches the official code and timm, so their weights load as they are.
-        self.partial_conv3 = nn.Conv2d(self.dim_conv3, self.dim_conv3, k, 1, _pad(k, padding), bias=False)
+        self.partial_conv3 = nn.Conv2d(self.dim_conv3, self.dim_conv3, k, 1, resolve_padding(k, padding), bias=False)
 
     def forward(self, x: Tensor) -> Tensor:
         if self.forward_mode == "slicing":
@@ -73,7 +73,7 @@ class TConv(nn.Module):
         self.c_p = partial_channels(c, n_div)
         if self.c_p < 1:
             raise ConfigError(f"n_div={n_div} leaves no channel to convolve (c_p = {c} // {n_div} = 0); use n_div <= {c}")
-        self.spatial = nn.Conv2d(self.c_p, c, k, 1, _pad(k, padding), bias=False)
+        self.spatial = nn.Conv2d(self.c_p, c, k, 1, resolve_padding(k, padding), bias=False)
         self.point = nn.Conv2d(c - self.c_p, c, 1, bias=False) if c > self.c_p else None
 
     def forward(self, x: Tensor) -> Tensor:
@@ -84,7 +84,7 @@ class TConv(nn.Module):
 
 
 def _check_partial(c, h, w, *, k=3, stride=1, padding=None, n_div=4, forward="split_cat", **_):
-    check_common(c, h, w, k, stride, _pad(k, padding))
+    check_common(c, h, w, k, stride, resolve_padding(k, padding))
     if stride != 1:
         raise ConfigError("PConv passes c - c_p channels through unchanged, so it needs stride 1; drop --stride")
     if n_div < 1:
@@ -98,7 +98,7 @@ def _check_partial(c, h, w, *, k=3, stride=1, padding=None, n_div=4, forward="sp
 def _pconv_cost(c, h, w, *, batch=1, k=3, stride=1, padding=None, n_div=4, forward="split_cat"):
     """The paper's PConv: h·w·k²·c_p² MACs, h·w·2c_p + k²·c_p² elements (untouched channels not counted)."""
     c_p = partial_channels(c, n_div)
-    cost = conv_cost(c_p, c_p, h, w, k=k, padding=_pad(k, padding), batch=batch)
+    cost = conv_cost(c_p, c_p, h, w, k=k, padding=resolve_padding(k, padding), batch=batch)
     return cost, (c, h, w)
 
 
@@ -129,13 +129,13 @@ def _dw_pw_cost(c, h, w, *, batch=1, k=3, stride=1, padding=None):
 
 
 def _check_plain(c, h, w, *, k=3, stride=1, padding=None, **_):
-    check_common(c, h, w, k, stride, _pad(k, padding))
+    check_common(c, h, w, k, stride, resolve_padding(k, padding))
 
 
 @OPERATORS.register("dwconv_pwconv", summary="depthwise k×k then 1×1 (depthwise-separable)", cost=_dw_pw_cost,
                     validate=_check_plain)
 def dwconv_pwconv(c: int, *, k: int = 3, stride: int = 1, padding: int | None = None) -> nn.Module:
-    return nn.Sequential(nn.Conv2d(c, c, k, stride, _pad(k, padding), groups=c, bias=False),
+    return nn.Sequential(nn.Conv2d(c, c, k, stride, resolve_padding(k, padding), groups=c, bias=False),
                          nn.Conv2d(c, c, 1, bias=False))
 
 
@@ -146,13 +146,13 @@ def _g_pw_cost(c, h, w, *, batch=1, k=3, stride=1, padding=None, groups=16):
 
 
 def _check_g_pw(c, h, w, *, k=3, stride=1, padding=None, groups=16, **_):
-    check_common(c, h, w, k, stride, _pad(k, padding))
-    _check_groups(c, groups)
+    check_common(c, h, w, k, stride, resolve_padding(k, padding))
+    check_groups(c, groups)
 
 
 @OPERATORS.register("gconv_pwconv", summary="group k×k (groups=16) then 1×1", cost=_g_pw_cost, validate=_check_g_pw)
 def gconv_pwconv(c: int, *, k: int = 3, stride: int = 1, padding: int | None = None, groups: int = 16) -> nn.Module:
-    return nn.Sequential(nn.Conv2d(c, c, k, stride, _pad(k, padding), groups=groups, bias=False),
+    return nn.Sequential(nn.Conv2d(c, c, k, stride, resolve_padding(k, padding), groups=groups, bias=False),
                          nn.Conv2d(c, c, 1, bias=False))
 
 
