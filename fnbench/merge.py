@@ -8,13 +8,15 @@ correlation of iterations inside one fresh allocation need the per-sample ids, s
 Merging (:func:`merge_repeats`). Records are repeats of one measurement when they share the
 device (``device_key``) and the measurement identity: target, shape, layers, options, batch,
 dtype, runtime, threads. Repeats are **pooled**: their raw samples are concatenated, round ids
-are renumbered so that every (run, round) stays its own round, and the median and its 95 % CI
-are recomputed over the pooled per-round medians (:func:`fnbench.stats.rounds_median_ci`).
-Pooling rather than "latest wins" because every run adds fresh allocations, which is exactly
-the between-allocation variation the interval must cover. Each repeat's processes stay clusters
-of the pooled interval (:func:`fnbench.stats.hierarchical_median_ci`), so repeats that disagree
-widen it. A pooled row is stable by the one rule, :func:`fnbench.stats.settled`: its interval lies
-within the loosest precision target of its repeats. Failed or unsupported repeats
+are renumbered so that every (run, round) stays its own round, and worker ids so that every
+worker process of every repeat is its own cluster (a repeat sampled in one process is one
+cluster). The median of the pooled round medians and its 95 % CI are then recomputed by
+:func:`fnbench.stats.hierarchical_median_ci`, which resamples those clusters and the rounds
+inside them, so repeats that disagree widen the interval. Pooling rather than "latest wins"
+because every run adds fresh allocations and processes, which is exactly the variation the
+interval must cover. The pooled row keeps the latest successful repeat's other columns, with
+throughput and GMAC/s taken from the pooled median. It is stable by the one rule,
+:func:`fnbench.stats.settled`: its interval lies within the loosest precision target of its repeats. Failed or unsupported repeats
 are dropped when at least one repeat succeeded (and counted in ``n_failed_repeats``); if none
 did, the latest failure is kept. Different devices are never merged.
 """

@@ -9,8 +9,8 @@ claim a precision it does not have.
 Two levels of sampling matter. Within one allocation of a model and its input, iterations are
 strongly correlated; across fresh allocations the level itself moves (cache colouring, page
 placement, thread placement). A confidence interval that treats every iteration as independent
-is therefore far too narrow. :func:`rounds_median_ci` summarises each round (one fresh
-allocation) by its median and builds the interval over those.
+is therefore far too narrow. :func:`round_medians` summarises each round (one fresh
+allocation) by its median; the interval is built over those (:func:`median_ci` of them).
 
 A third level sits above rounds: the process. What is fixed for a process's life (heap layout,
 core placement) moved a DWConv stack by 30 % between two runs whose round intervals were ±2 %
@@ -43,7 +43,6 @@ __all__ = [
     "median_ci",
     "median_ci_level",
     "round_medians",
-    "rounds_median_ci",
     "hierarchical_median_ci",
     "hierarchical_median_draws",
     "HIERARCHICAL_CI_METHOD",
@@ -135,19 +134,6 @@ def round_medians(samples: Sequence[float] | np.ndarray, round_ids: Sequence[int
     _, first = np.unique(r, return_index=True)
     order = r[np.sort(first)]
     return np.array([np.median(s[r == rid]) for rid in order])
-
-
-def rounds_median_ci(
-    samples: Sequence[float] | np.ndarray, round_ids: Sequence[int] | np.ndarray, confidence: float = 0.95
-) -> tuple[float, CI]:
-    """Point estimate and CI over rounds: the median of per-round medians and its order-statistic CI.
-
-    Each round is one fresh allocation, so per-round medians are (close to) independent while
-    the iterations inside a round are not. Treating rounds as the unit makes the interval honest
-    about allocation-to-allocation swings, which an in-process loop never sees.
-    """
-    meds = round_medians(samples, round_ids)
-    return float(np.median(meds)), median_ci(meds, confidence)
 
 
 #: How :func:`hierarchical_median_ci` builds its interval (stored in result records as ``ci_method``).

@@ -22,7 +22,7 @@ The rules, and why:
   allocation; what still moves them is time (below).
 - **Medians, and intervals over rounds.** The latency is the median of the per-round medians and
   its 95 % interval is the distribution-free order-statistic interval over those round medians
-  (:func:`fnbench.stats.rounds_median_ci`), so it accounts for allocation-to-allocation swings,
+  (:func:`fnbench.stats.median_ci` of :func:`fnbench.stats.round_medians`), so it accounts for allocation-to-allocation swings,
   which an interval over correlated iterations does not. What stays fixed for a process's life
   is sampled one level up: :mod:`fnbench.workers` runs chunks of rounds in several processes and
   a :class:`Measurement` with ``worker_ids`` uses the bootstrap over workers and rounds.

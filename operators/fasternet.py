@@ -41,12 +41,10 @@ convolution and linear multiply-adds alone (= torch's ``FlopCounterMode`` total 
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from torch import Tensor, nn
-from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from .pconv import FORWARDS, PConv
 from .registry import NETWORKS, ConfigError, Entry
@@ -62,7 +60,6 @@ __all__ = [
     "MIXERS",
     "VariantSpec",
     "build_fasternet",
-    "fold_bn",
     "gconv_groups",
     "stage_dims",
     "analytic_macs",
@@ -209,7 +206,7 @@ class FasterNet(nn.Module):
 
     ``dims`` are the four stage widths (the paper uses ``dim·(1, 2, 4, 8)``). Attributes record
     what was built: ``variant``, ``width`` (stage-0 width), ``stage_dims``, ``mixer``, ``n_div``,
-    ``groups`` (per-stage group count for ``gconv``, else ``None``), ``bn_folded``.
+    ``groups`` (per-stage group count for ``gconv``, else ``None``).
 
     >>> m = FasterNet((40, 80, 160, 320), (1, 2, 8, 2), act="gelu").eval()
     >>> m(torch.randn(1, 3, 64, 64)).shape
@@ -230,7 +227,6 @@ class FasterNet(nn.Module):
         self.mixer = mixer
         self.n_div = n_div if mixer == "pconv" else None
         self.groups = tuple(gconv_groups(c, max_groups) for c in dims) if mixer == "gconv" else None
-        self.bn_folded = False
         self.flop_matched = False
 
         self.patch_embed = PatchEmbed(in_chans, dims[0])
@@ -309,32 +305,6 @@ def build_fasternet(base: str, *, n_div: int = 4, forward: str = "split_cat", mi
         dims = tuple(int(d) for d in width)
     return FasterNet(dims, v.depths, act=v.act, mixer=mixer, n_div=n_div, max_groups=max_groups, forward=forward,
                      num_classes=num_classes, drop_path_rate=v.drop_path_rate, variant=f"fasternet_{base}")
-
-
-# --------------------------------------------------------------------------- BN folding
-
-
-def _fold(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
-    return fuse_conv_bn_eval(conv.eval(), bn.eval())
-
-
-def fold_bn(model: nn.Module) -> nn.Module:
-    """A copy of ``model`` in eval mode with every conv + BN pair merged into one biased conv.
-
-    The paper measures with BN merged. Covers the embedding, the merging layers and each
-    block's first 1×1 conv; the merged BN becomes ``nn.Identity``. The input is not modified.
-    """
-    fused = copy.deepcopy(model).eval()
-    for m in fused.modules():
-        if isinstance(m, PatchEmbed) and isinstance(m.norm, nn.BatchNorm2d):
-            m.proj, m.norm = _fold(m.proj, m.norm), nn.Identity()
-        elif isinstance(m, PatchMerging) and isinstance(m.norm, nn.BatchNorm2d):
-            m.reduction, m.norm = _fold(m.reduction, m.norm), nn.Identity()
-        elif isinstance(m, FasterNetBlock) and isinstance(m.mlp[1], nn.BatchNorm2d):
-            m.mlp[0], m.mlp[1] = _fold(m.mlp[0], m.mlp[1]), nn.Identity()
-    if isinstance(fused, FasterNet):
-        fused.bn_folded = True
-    return fused
 
 
 # --------------------------------------------------------------------------- analytic cost

@@ -47,12 +47,13 @@ def test_median_ci_coverage_near_95_percent():
     assert abs(hits / trials - level) < 4 * se
 
 
-def test_rounds_median_ci_uses_round_medians():
+def test_round_interval_uses_round_medians():
     samples = [1.0, 1.1, 0.9, 2.0, 2.1, 1.9, 3.0, 3.0, 3.0]
     rids = [0, 0, 0, 1, 1, 1, 2, 2, 2]
-    assert list(stats.round_medians(samples, rids)) == [1.0, 2.0, 3.0]
-    est, ci = stats.rounds_median_ci(samples, rids)
-    assert est == 2.0
+    meds = stats.round_medians(samples, rids)
+    assert list(meds) == [1.0, 2.0, 3.0]
+    assert stats.median(meds) == 2.0
+    ci = stats.median_ci(meds)
     assert (ci.low, ci.high) == (1.0, 3.0)
 
 

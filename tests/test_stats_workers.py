@@ -37,7 +37,7 @@ def coverage(n_runs, **kw):
         s, r, w = fake_run(rng, **kw)
         _, ci = stats.hierarchical_median_ci(s, r, w, n_boot=1000, seed=i)
         hier += ci.low <= TRUE_MEDIAN <= ci.high
-        _, cr = stats.rounds_median_ci(s, r)
+        cr = stats.median_ci(stats.round_medians(s, r))
         rounds_only += cr.low <= TRUE_MEDIAN <= cr.high
     return hier / n_runs, rounds_only / n_runs
 
