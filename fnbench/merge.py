@@ -119,19 +119,20 @@ def _pool(group: pd.DataFrame) -> dict:
         return row
     samples, rids, clusters = [], [], []
     offset = cluster_offset = 0
-    for _, r in ok.iterrows():
-        s = np.asarray(r["samples_s"], dtype=float)
-        ids = _round_ids(r)
-        _, inv = np.unique(ids, return_inverse=True)
-        samples.append(s)
-        rids.append(inv + offset)
-        offset += int(inv.max()) + 1 if inv.size else 0
+    for _, repeat in ok.iterrows():
+        rep_samples = np.asarray(repeat["samples_s"], dtype=float)
+        _, rounds = np.unique(_round_ids(repeat), return_inverse=True)
+        samples.append(rep_samples)
+        rids.append(rounds + offset)
+        offset += int(rounds.max()) + 1 if rounds.size else 0
         # Process level: each worker of each repeat is a cluster; a repeat without worker ids
         # (in-process sampling) is one process, so one cluster.
-        w = r.get("worker_ids")
-        w = np.unique(np.asarray(w), return_inverse=True)[1] if _has_workers(r) else np.zeros(s.size, dtype=int)
-        clusters.append(w + cluster_offset)
-        cluster_offset += int(w.max()) + 1 if w.size else 0
+        if _has_workers(repeat):
+            workers = np.unique(np.asarray(repeat.get("worker_ids")), return_inverse=True)[1]
+        else:
+            workers = np.zeros(rep_samples.size, dtype=int)
+        clusters.append(workers + cluster_offset)
+        cluster_offset += int(workers.max()) + 1 if workers.size else 0
     s_all = np.concatenate(samples)
     r_all = np.concatenate(rids)
     c_all = np.concatenate(clusters)

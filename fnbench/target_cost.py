@@ -72,29 +72,29 @@ def record_cost(target: Target, module: torch.nn.Module, x: torch.Tensor, dtype:
     """A record's ``cost`` block: analytic and counted. Counting runs in FP32 on the CPU; byte counts scale to ``dtype``."""
     elem = torch.tensor([], dtype=DTYPES[dtype]).element_size()
     scale_bytes = elem / 4
-    a = target.analytic
+    analytic = target.analytic
     cost: dict[str, Any] = {
-        "params": a.params if a is not None else None,
-        "macs": a.macs if a is not None else None,
-        "flops": a.flops if a is not None else None,
-        "mem_bytes_analytic": a.mem_bytes(elem) if a is not None else None,
+        "params": analytic.params if analytic is not None else None,
+        "macs": analytic.macs if analytic is not None else None,
+        "flops": analytic.flops if analytic is not None else None,
+        "mem_bytes_analytic": analytic.mem_bytes(elem) if analytic is not None else None,
         "mem_bytes_counted": None,
         "macs_counted": None,
     }
     try:
-        c = counting.count(module, x)
+        counted = counting.count(module, x)
     except UserError:
         raise
     except Exception as e:  # noqa: BLE001 — a counter failure must not cost the latency measurement
         cost["count_error"] = f"{type(e).__name__}: {e}".splitlines()[0]
         return cost
-    cost["macs_counted"] = int(c.macs)
-    cost["mem_bytes_counted"] = int(c.mem_bytes_counted * scale_bytes)
+    cost["macs_counted"] = int(counted.macs)
+    cost["mem_bytes_counted"] = int(counted.mem_bytes_counted * scale_bytes)
     if cost["params"] is None:
-        cost["params"] = int(c.params)
+        cost["params"] = int(counted.params)
     if cost["macs"] is None:  # networks: no analytic model, the counted figure is the figure
-        cost["macs"] = int(c.macs)
-        cost["flops"] = 2 * int(c.macs)
+        cost["macs"] = int(counted.macs)
+        cost["flops"] = 2 * int(counted.macs)
     return cost
 
 
