@@ -26,9 +26,10 @@ checks it, and that no two modules import each other, directly or around a loop)
    - records and what they say: ``results`` (schema, record builders, crash-safe files),
      ``merge`` (records into frames), ``verdicts`` (the paper's claims judged).
 1. foundation — ``errors``, ``units`` (quantities and their formatting), ``stats``,
-   ``allocators``, ``devices``, ``reference`` (the paper's numbers), ``checks``.
+   ``allocators``, ``devices``, ``reference`` (the paper's numbers, Table 1's maps and operators and
+   its headline peers), ``checks``.
 0. ``operators`` — the operators and networks themselves (PConv, FasterNet, the zoo of peers)
-   and their closed-form costs; they know nothing of fnbench.
+   and their closed-form costs (``operators.analytic``); they know nothing of fnbench.
 """
 
 __version__ = "0.1.0"
