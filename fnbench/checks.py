@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path
 
 from .errors import UserError, warn
+from .units import si
 
 __all__ = ["finite_positive", "writable_dir", "max_workers", "check_workers", "check_threads",
            "available_memory_bytes", "check_memory", "fmt_bytes"]
@@ -96,11 +97,9 @@ def available_memory_bytes() -> int | None:
 
 
 def fmt_bytes(n: float) -> str:
-    for scale, unit in ((1e15, "PB"), (1e12, "TB"), (1e9, "GB"), (1e6, "MB"), (1e3, "kB")):
-        if n >= scale:
-            v = n / scale
-            return f"{v:.3g} {unit}" if v < 1e4 else f"{v:.3e} {unit}"
-    return f"{int(n)} B"
+    if n >= 1e19:  # past 10⁴ PB: an exponent rather than 1e+04
+        return f"{n / 1e15:.3e} PB"
+    return si(n, "B", sep=" ", largest="P") if n >= 1e3 else f"{int(n)} B"
 
 
 def check_memory(needed: int, what: str, advice: str) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 
 import click
 
+from . import units
 from .errors import UserError
 
 __all__ = ["cli", "main"]
@@ -24,12 +25,7 @@ def _fmt_int(n: int | None) -> str:
 
 
 def _fmt_si(n: float | None, unit: str = "") -> str:
-    if n is None:
-        return "—"
-    for scale, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if abs(n) >= scale:
-            return f"{n / scale:.5g} {prefix}{unit}"
-    return f"{n:.5g} {unit}".rstrip()
+    return units.si(n, unit, digits=5, sep=" ", largest="T", none="—")
 
 
 def _console(stderr: bool = False):
@@ -374,8 +370,8 @@ def _print_compare(c) -> None:
             ci = side.ci95
             t.add_row("x".join(map(str, side.spec.shape)), side.spec.name, _fmt_si(side.macs),
                       _fmt_si(side.mem_bytes_counted, "B"), f"{side.intensity:.2f}" if side.intensity else "—",
-                      f"{side.median_s * 1e3:.3f}", f"{ci.low * 1e3:.3f}–{ci.high * 1e3:.3f}",
-                      f"{side.gmacs_per_s:.2f}", f"{side.macs / ci.high / 1e9:.2f}–{side.macs / ci.low / 1e9:.2f}",
+                      units.fmt_ms(side.median_s), f"{units.fmt_ms(ci.low)}–{units.fmt_ms(ci.high)}",
+                      f"{side.gmacs_per_s:.2f}", "{:.2f}–{:.2f}".format(*side.gmacs_per_s_ci),
                       _fmt_faults(side.minor_faults_per_iter, side.mem_bytes_counted))
         flo, fhi = r.flops_ci
         t.add_row("", "[bold]ratio[/bold]", f"{r.macs_ratio:.3f}x", "", "",
@@ -442,9 +438,9 @@ def probe(device, threads, budget, out_dir, allocator, as_json) -> None:
                 if cost["flops"] else f"{cost['mem_bytes_counted'] / st['median_s'] / 1e9:.2f} GB/s")
         opts = r["target"]["options"]
         size = f"{opts['size']}x{opts['hw']}x{opts['hw']}" if "hw" in opts else str(opts["size"])
-        ci = (f"{st['ci95_low_s'] * 1e3:.3f}–{st['ci95_high_s'] * 1e3:.3f}" if st.get("rounds", 0) >= 2
+        ci = (f"{units.fmt_ms(st['ci95_low_s'])}–{units.fmt_ms(st['ci95_high_s'])}" if st.get("rounds", 0) >= 2
               and st["ci95_high_s"] > st["ci95_low_s"] else f"— ({st.get('rounds', 0)} round: raise --budget)")
-        t.add_row(r["target"]["name"], size, f"{st['median_s'] * 1e3:.3f}", ci, rate,
+        t.add_row(r["target"]["name"], size, units.fmt_ms(st["median_s"]), ci, rate,
                   _fmt_faults(st.get("minor_faults_per_iter"), cost.get("mem_bytes_counted")),
                   "yes" if st["stable"] else "no")
     con = _console()
@@ -525,10 +521,10 @@ def _print_breakdown(records, preds, probes, top, bd) -> None:
     con = _console()
 
     def ms(v):
-        return "—" if v is None else f"{v * 1e3:.3f}"
+        return units.fmt_ms(v, none="—")
 
     def pct(v):
-        return "—" if v is None or v != v else f"{100 * v:.1f}%"
+        return units.fmt_pct(v, none="—")
 
     for rec in records:
         if rec.get("status") != "ok":

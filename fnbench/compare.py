@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import allocators, stats
+from . import allocators, stats, units
 from .allocators import DEFAULT_ALLOCATOR
 from .conditions import prepare_target, resolve_policy
 from .errors import UserError
@@ -74,7 +74,13 @@ class Side:
 
     @property
     def gmacs_per_s(self) -> float:
-        return self.macs / self.median_s / 1e9
+        return units.gmacs_per_s(self.macs, self.median_s)
+
+    @property
+    def gmacs_per_s_ci(self) -> tuple[float, float]:
+        """The 95 % interval of GMAC/s: the latency interval inverted."""
+        ci = self.ci95
+        return units.gmacs_per_s_ci(self.macs, ci.low, ci.high)
 
     def stable(self, precision: float) -> bool:
         """At least 5 chunks, and :func:`fnbench.stats.settled` on the CI of their median."""
@@ -95,7 +101,7 @@ class Side:
 
     @property
     def intensity(self) -> float | None:
-        return 2 * self.macs / self.mem_bytes_counted if self.mem_bytes_counted else None
+        return units.intensity(self.macs, self.mem_bytes_counted)
 
 
 @dataclass
@@ -178,7 +184,7 @@ class Comparison:
                     "macs": s.macs, "mem_bytes_counted": s.mem_bytes_counted,
                     "arithmetic_intensity": s.intensity, "median_s": s.median_s, "ci95_low_s": ci.low,
                     "ci95_high_s": ci.high, "gmacs_per_s": s.gmacs_per_s,
-                    "gmacs_per_s_ci95": [s.macs / ci.high / 1e9, s.macs / ci.low / 1e9],
+                    "gmacs_per_s_ci95": list(s.gmacs_per_s_ci),
                     "samples_s": s.samples_s, "chunk_ids": s.chunk_ids,
                     "minor_faults_per_iter": s.minor_faults_per_iter}
 

@@ -18,6 +18,7 @@ from rich.table import Table
 
 from . import allocators
 from . import results as _results
+from .units import fmt_ms, gmacs_per_s, gmacs_per_s_ci, per_second, si
 
 __all__ = ["si", "format_table", "table_notes", "progress_bar", "progress_reporter", "stderr_console"]
 
@@ -63,19 +64,6 @@ def progress_reporter(enabled: bool = True, console: Console | None = None
         bar.stop()
 
 
-def si(v: float | None, unit: str = "") -> str:
-    if v is None:
-        return "–"
-    for scale, p in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if abs(v) >= scale:
-            return f"{v / scale:.3g}{p}{unit}"
-    return f"{v:.3g}{unit}"
-
-
-def _ms(v: float | None) -> str:
-    return "–" if v is None else f"{v * 1e3:.3f}"
-
-
 def format_table(records: Sequence[dict[str, Any]], *, title: str | None = None) -> Table:
     """A rich table of records: cost, latency median with 95 % CI, throughput, GMAC/s with CI, page
     faults per iteration, stability (with the half-width reached when a row did not settle).
@@ -119,9 +107,8 @@ def format_table(records: Sequence[dict[str, Any]], *, title: str | None = None)
             continue
         macs = (r.get("cost") or {}).get("macs")
         med, lo, hi = st.get("median_s"), st.get("ci95_low_s"), st.get("ci95_high_s")
-        thr = r.get("batch", 1) / med if med else None
-        g = (lambda t_: macs / t_ / 1e9 if (macs is not None and t_) else None)
-        gm, glo, ghi = g(med), g(hi), g(lo)
+        thr = per_second(r.get("batch", 1), med)
+        gm, (glo, ghi) = gmacs_per_s(macs, med), gmacs_per_s_ci(macs, lo, hi)
         if st.get("stable"):
             stable = "[green]yes[/green]"
         else:
@@ -135,8 +122,8 @@ def format_table(records: Sequence[dict[str, Any]], *, title: str | None = None)
         if st.get("launch_bound"):  # the GPU idled between kernels: the row measures launch overhead
             stable += " [magenta]launch-bound[/magenta]"
         table.add_row(
-            name, *rt, shape, str(r.get("batch", "")), si(macs), _ms(med),
-            f"{_ms(lo)}–{_ms(hi)}" if (st.get("rounds") or 0) >= 2 else "n/a: 1 round",
+            name, *rt, shape, str(r.get("batch", "")), si(macs), fmt_ms(med),
+            f"{fmt_ms(lo)}–{fmt_ms(hi)}" if (st.get("rounds") or 0) >= 2 else "n/a: 1 round",
             f"{thr:.1f}" if thr else "–",
             f"{gm:.2f}" if gm is not None else "–",
             f"{glo:.2f}–{ghi:.2f}" if glo is not None and ghi is not None and (st.get("rounds") or 0) >= 2 else "–",

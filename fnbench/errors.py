@@ -9,6 +9,8 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 
+from .units import si
+
 __all__ = ["UserError", "SaveError", "FnbenchWarning", "suggest", "warn", "cause_first", "first_line"]
 
 
@@ -61,11 +63,7 @@ def cause_first(text: str) -> str:
     if m:
         amount = m.group(1) + " " + m.group(2)
         if m.group(2) == "bytes":
-            n, amount = float(m.group(1)), ""
-            for scale, unit in ((1e12, "TB"), (1e9, "GB"), (1e6, "MB"), (1e3, "kB")):
-                if n >= scale:
-                    amount = f"{n / scale:.3g} {unit}"
-                    break
-            amount = amount or f"{int(n)} bytes"
+            n = float(m.group(1))
+            amount = si(n, "B", sep=" ", largest="T") if n >= 1e3 else f"{int(n)} bytes"
         return f"can't allocate {amount} (out of memory); {text}"
     return text

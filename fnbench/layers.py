@@ -41,7 +41,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.flop_counter import flop_registry
 
-from . import allocators
+from . import allocators, units
 from .counting import ByteCounter, HookedDispatchMode
 from .timing import Measurement, Timer, fold_bn, measure, outputs_close
 
@@ -290,7 +290,7 @@ class LayerCall:
     @property
     def intensity(self) -> float | None:
         """Arithmetic intensity, FLOP per counted byte."""
-        return 2 * self.macs / self.bytes if self.bytes else None
+        return units.intensity(self.macs, self.bytes)
 
     def as_dict(self) -> dict[str, Any]:
         return {"name": self.name, "kind": self.kind, "module_type": self.module_type, "op": self.op,
@@ -595,7 +595,7 @@ def layer_dicts(b: Breakdown) -> list[dict[str, Any]]:
         d.update({
             "intensity_flop_per_byte": c.intensity, "median_s": med, "mean_s": _mean(m), "min_s": _min(m), "ci95_low_s": m.ci95_low_s,
             "ci95_high_s": m.ci95_high_s, "n": m.n, "rounds": m.rounds, "stable": m.stable,
-            "gmacs_per_s": c.macs / med / 1e9 if med > 0 else None,
+            "gmacs_per_s": units.gmacs_per_s(c.macs, med) if med > 0 else None,
             "share_time": med / total if total > 0 else None,
             "minor_faults_per_iter": m.minor_faults_per_iter,
             "round_medians_s": m.round_medians_s(),

@@ -29,7 +29,7 @@ from collections.abc import Iterable
 import numpy as np
 import pandas as pd
 
-from . import stats
+from . import stats, units
 from .allocators import DEFAULT_ALLOCATOR
 from .results import LEGACY_ALLOCATOR, frame_of, load_records
 
@@ -147,12 +147,12 @@ def _pool(group: pd.DataFrame) -> dict:
     )
     if not all(_has_ids(r) for _, r in ok.iterrows()):
         row["round_ids"] = None  # no real round ids to pass on: consumers must know the CI is per iteration
-    row["throughput_per_s"] = batch / med if batch else None
+    row["throughput_per_s"] = units.per_second(batch, med) if batch else None
     if macs is not None and not pd.isna(macs):
-        g = macs / 1e9
-        row.update(gmacs_per_s=g / med, gmacs_per_s_ci95_low=g / ci.high, gmacs_per_s_ci95_high=g / ci.low,
-                   gflops_per_s=2 * g / med)
-        row["intensity_flop_per_byte"] = 2 * macs / mb if mb else None
+        glo, ghi = units.gmacs_per_s_ci(macs, ci.low, ci.high)
+        row.update(gmacs_per_s=units.gmacs_per_s(macs, med), gmacs_per_s_ci95_low=glo, gmacs_per_s_ci95_high=ghi,
+                   gflops_per_s=units.gflops_per_s(macs, med))
+        row["intensity_flop_per_byte"] = units.intensity(macs, mb)
     return row
 
 

@@ -47,7 +47,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import allocators
+from . import allocators, units
 from .errors import SaveError, UserError, warn
 
 if TYPE_CHECKING:
@@ -570,19 +570,13 @@ def _flatten(rec: dict[str, Any], source: Path) -> dict[str, Any]:
     for k in ("median_s", "iqr_s", "p90_s", "ci95_low_s", "ci95_high_s", "n", "stable", "rounds", "rel_ci_halfwidth",
               "precision", "minor_faults_per_iter", "major_faults_per_iter", "faults_flag", "unstable_reason"):
         row[k] = st.get(k)
-    med, lo, hi = st.get("median_s"), st.get("ci95_low_s"), st.get("ci95_high_s")
-
-    def per_s(num, t):
-        return num / t if (num is not None and t) else None
-
-    row["throughput_per_s"] = per_s(batch, med)
-    g = macs / 1e9 if macs is not None else None
-    row["gmacs_per_s"] = per_s(g, med)
-    row["gmacs_per_s_ci95_low"] = per_s(g, hi)  # slower end of latency = lower throughput
-    row["gmacs_per_s_ci95_high"] = per_s(g, lo)
-    row["gflops_per_s"] = 2 * row["gmacs_per_s"] if row["gmacs_per_s"] is not None else None
-    mb = cost.get("mem_bytes_counted")
-    row["intensity_flop_per_byte"] = (2 * macs / mb) if (macs is not None and mb) else None
+    med = st.get("median_s")
+    row["throughput_per_s"] = units.per_second(batch, med)
+    row["gmacs_per_s"] = units.gmacs_per_s(macs, med)
+    row["gmacs_per_s_ci95_low"], row["gmacs_per_s_ci95_high"] = units.gmacs_per_s_ci(
+        macs, st.get("ci95_low_s"), st.get("ci95_high_s"))
+    row["gflops_per_s"] = units.gflops_per_s(macs, med)
+    row["intensity_flop_per_byte"] = units.intensity(macs, cost.get("mem_bytes_counted"))
     row["samples_s"] = rec.get("samples_s") or []
     row["schema"] = rec.get("schema")
     for k, v in env.items():

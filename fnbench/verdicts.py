@@ -62,6 +62,7 @@ from . import stats
 from .merge import device_labels, merge_repeats
 from .reference import FASTERNET_T0 as T0
 from .reference import HEADLINE_PEERS, paper_networks, paper_table1
+from .units import gmacs_per_s
 
 __all__ = ["Claim", "Evidence", "CLAIMS", "NOT_MEASURED", "VERDICT_WORDS", "CLAIM_COLUMNS", "PAPER_KIND",
            "GROUP_KEYS", "claim_table", "evaluate", "flops_claim", "latency_claim", "verdict", "answer_sentence",
@@ -260,11 +261,11 @@ def flops_claim(a: str, b: str, claim_id: str | None = None) -> Claim:
         pairs, is_t1, note = op_pairs(rows, a, b)
         if not pairs:
             return note
-        ga = np.array([p["macs"] / 1e9 / p["median_s"] for p, _ in pairs])
-        gb = np.array([o["macs"] / 1e9 / o["median_s"] for _, o in pairs])
+        ga = np.array([gmacs_per_s(p["macs"], p["median_s"]) for p, _ in pairs])
+        gb = np.array([gmacs_per_s(o["macs"], o["median_s"]) for _, o in pairs])
         draws = [_pair_draws(p, o, rng, n_boot, paired) for p, o in pairs]
-        ba = np.stack([p["macs"] / p["batch"] / 1e9 / da for (p, _), (da, _) in zip(pairs, draws)])
-        bb = np.stack([o["macs"] / o["batch"] / 1e9 / db for (_, o), (_, db) in zip(pairs, draws)])
+        ba = np.stack([gmacs_per_s(p["macs"] / p["batch"], da) for (p, _), (da, _) in zip(pairs, draws)])
+        bb = np.stack([gmacs_per_s(o["macs"] / o["batch"], db) for (_, o), (_, db) in zip(pairs, draws)])
         paper = float("nan")
         if is_t1 and kind is not None:
             pa = [_paper_cell(a, p["shape"], kind, "gmacs_per_s") for p, _ in pairs]

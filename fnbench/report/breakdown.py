@@ -28,6 +28,9 @@ import pandas as pd
 
 from ..layers import KINDS
 from ..reference import HEADLINE_NETWORKS
+from ..units import fmt_ms as _ms
+from ..units import fmt_pct as _pct
+from ..units import gmacs_per_s
 
 __all__ = ["kind_table", "layer_table", "predictions", "predictor_summary", "roofline_misses", "device_ceilings",
            "kinds_figure", "Section", "section"]
@@ -77,7 +80,7 @@ def kind_table(rec: dict[str, Any]) -> pd.DataFrame:
     tm, tt = g.macs.sum(), g.time_s.sum()
     g["share_macs"] = g.macs / tm if tm else float("nan")
     g["share_time"] = g.time_s / tt if tt else float("nan")
-    g["gmacs_per_s"] = [m / t / 1e9 if t > 0 else float("nan") for m, t in zip(g.macs, g.time_s)]
+    g["gmacs_per_s"] = [gmacs_per_s(m, t) if t > 0 else float("nan") for m, t in zip(g.macs, g.time_s)]
     return g.reset_index()
 
 
@@ -236,14 +239,6 @@ def _html_table(df: pd.DataFrame, fmt: dict[str, Any] | None = None) -> str:
     body = "".join("<tr>" + "".join(f"<td>{fmt.get(c, _fmt)(v)}</td>" for c, v in row.items()) + "</tr>"
                    for row in df.to_dict("records"))
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
-def _pct(v) -> str:
-    return "–" if v is None or v != v else f"{100 * v:.1f}%"
-
-
-def _ms(v) -> str:
-    return "–" if v is None or v != v else f"{v * 1e3:.3f}"
 
 
 def section(paths, out: Path, png_svg) -> Section:

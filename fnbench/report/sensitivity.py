@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from ..allocators import DEFAULT_ALLOCATOR, faults_flag
+from ..units import ms as _ms
 from .tables import unstable_reason
 
 __all__ = ["SENSITIVITY_COLUMNS", "allocator_table", "allocator_claims"]
@@ -25,10 +26,6 @@ SENSITIVITY_COLUMNS = ["device", "runtime", "target", "shape", "layers", "alloca
 #: What makes two rows the same measurement apart from the allocator.
 _SAME = ["device_label", "runtime_name", "memory_format", "dtype", "threads", "target", "shape", "layers", "options",
          "batch"]
-
-
-def _ms(v):
-    return float(v) * 1e3 if v is not None and not pd.isna(v) else np.nan
 
 
 def allocator_table(df: pd.DataFrame) -> pd.DataFrame:

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from ..reference import paper_networks, paper_table1
+from ..units import ms as _ms
 from ..verdicts import PAPER_KIND
 
 __all__ = ["RESULT_COLUMNS", "results_table", "ceilings", "paper_vs_device", "failures", "environment",
@@ -30,10 +31,6 @@ RESULT_COLUMNS = [
 
 def is_probe(df: pd.DataFrame) -> pd.Series:
     return df.target_kind.eq("probe") | df.target.astype(str).str.startswith("probe:")
-
-
-def _ms(v):
-    return v * 1e3 if v is not None and not pd.isna(v) else np.nan
 
 
 def results_table(df: pd.DataFrame) -> pd.DataFrame:
