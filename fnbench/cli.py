@@ -415,7 +415,8 @@ def probe(device, threads, budget, out_dir, allocator, as_json) -> None:
     """Measure the device's ceilings for the roofline: peak GEMM FLOP/s and copy bandwidth."""
     from . import checks
     from .console import progress_reporter
-    from .probe import ceilings, run_probe
+    from .probe import run_probe
+    from .results import ceilings, probe_rate
 
     checks.writable_dir(out_dir)
     _preloaded_or_reexec(allocator)
@@ -434,8 +435,9 @@ def probe(device, threads, budget, out_dir, allocator, as_json) -> None:
         t.add_column(col, justify="left" if col == "probe" else "right")
     for r in records:
         st, cost = r["stats"], r["cost"]
-        rate = (f"{cost['flops'] / st['median_s'] / 1e9:.2f} GFLOP/s (= {cost['macs'] / st['median_s'] / 1e9:.2f} GMAC/s)"
-                if cost["flops"] else f"{cost['mem_bytes_counted'] / st['median_s'] / 1e9:.2f} GB/s")
+        kind, per_s = probe_rate(r["target"]["name"], cost["flops"], cost["mem_bytes_counted"], st["median_s"])
+        rate = (f"{per_s / 1e9:.2f} GB/s" if kind == "copy_bytes_per_s" else
+                f"{per_s / 1e9:.2f} GFLOP/s (= {units.gmacs_per_s(cost['macs'], st['median_s']):.2f} GMAC/s)")
         opts = r["target"]["options"]
         size = f"{opts['size']}x{opts['hw']}x{opts['hw']}" if "hw" in opts else str(opts["size"])
         ci = (f"{units.fmt_ms(st['ci95_low_s'])}–{units.fmt_ms(st['ci95_high_s'])}" if st.get("rounds", 0) >= 2

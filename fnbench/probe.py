@@ -40,6 +40,7 @@ from . import allocators
 from . import results as _results
 from .conditions import resolve_policy
 from .devices import device_record, fingerprint
+from .results import ceilings  # the ceilings these probes measure, computed from their records
 from .timing import measure
 
 __all__ = ["ProbeSpec", "probe_specs", "run_probe", "ceilings", "theoretical_peak", "FMA_UNITS"]
@@ -235,24 +236,3 @@ def _budget_for_rounds(module: nn.Module, x: torch.Tensor, device: str) -> float
             torch.cuda.synchronize()
         dt = time.perf_counter() - t0
     return 3 * MIN_PROBE_ROUNDS * dt / 0.7
-
-
-def ceilings(records: list[dict[str, Any]]) -> dict[str, float]:
-    """Best measured ceilings from probe records: ``{"gemm_float32_flop_per_s": …, "copy_bytes_per_s": …}``.
-
-    ``compute_float32_flop_per_s`` is the compute roof: the best of every FP32 GEMM and conv probe.
-    """
-    best: dict[str, float] = {}
-    for r in records:
-        name = (r.get("target") or {}).get("name", "")
-        st, cost = r.get("stats") or {}, r.get("cost") or {}
-        if r.get("status", "ok") != "ok" or not name.startswith("probe:") or not st.get("median_s"):
-            continue
-        if name == "probe:copy":
-            key, value = "copy_bytes_per_s", cost["mem_bytes_counted"] / st["median_s"]
-        else:
-            key, value = name.split(":", 1)[1] + "_flop_per_s", cost["flops"] / st["median_s"]
-        best[key] = max(best.get(key, 0.0), value)
-        if key.endswith("float32_flop_per_s"):
-            best["compute_float32_flop_per_s"] = max(best.get("compute_float32_flop_per_s", 0.0), value)
-    return best

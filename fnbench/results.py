@@ -83,6 +83,8 @@ __all__ = [
     "failure_record",
     "stats_with_flags",
     "unstable_reason",
+    "probe_rate",
+    "ceilings",
 ]
 
 SCHEMA_VERSION = 1
@@ -594,6 +596,36 @@ def is_probe_record(rec: dict[str, Any]) -> bool:
     """A ``fnbench probe`` record (a device ceiling), not a measurement of an operator or network."""
     t = rec.get("target") or {}
     return t.get("kind") == "probe" or str(t.get("name", "")).startswith("probe:")
+
+
+def probe_rate(name: str, flops: float | None, mem_bytes_counted: float | None,
+               median_s: float | None) -> tuple[str, float | None]:
+    """What one probe measures, and how fast: ``("copy_bytes_per_s", bytes/s)`` for ``probe:copy``,
+    ``("<gemm_float32…>_flop_per_s", FLOP/s)`` for a compute probe; the rate is None without a count or a time.
+    """
+    if name == "probe:copy":
+        return "copy_bytes_per_s", units.per_second(mem_bytes_counted, median_s)
+    return name.split(":", 1)[-1] + "_flop_per_s", units.per_second(flops, median_s)
+
+
+def ceilings(records: list[dict[str, Any]]) -> dict[str, float]:
+    """Best measured ceilings from probe records: ``{"gemm_float32_flop_per_s": …, "copy_bytes_per_s": …}``.
+
+    ``compute_float32_flop_per_s`` is the compute roof: the best of every FP32 GEMM and conv probe.
+    """
+    best: dict[str, float] = {}
+    for r in records:
+        name = (r.get("target") or {}).get("name", "")
+        st, cost = r.get("stats") or {}, r.get("cost") or {}
+        if r.get("status", "ok") != "ok" or not name.startswith("probe:") or not st.get("median_s"):
+            continue
+        key, value = probe_rate(name, cost.get("flops"), cost.get("mem_bytes_counted"), st["median_s"])
+        if value is None:
+            continue
+        best[key] = max(best.get(key, 0.0), value)
+        if key.endswith("float32_flop_per_s"):
+            best["compute_float32_flop_per_s"] = max(best.get("compute_float32_flop_per_s", 0.0), value)
+    return best
 
 
 def load_results(paths: str | os.PathLike | Iterable[str | os.PathLike] = "results", *, rows: str = "measurements"):

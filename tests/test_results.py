@@ -127,3 +127,18 @@ def test_load_results_keeps_probe_rows_apart(tmp_path):
     assert dict(zip(both.target, both.row_kind)) == {"pconv": "measurement", "probe:gemm_float32": "probe"}
     with pytest.raises(ValueError, match="use one of measurements, probes, all"):
         results.load_results(d, rows="operators")
+
+
+def test_probe_rate_and_ceilings():
+    assert results.probe_rate("probe:copy", 0, 8e9, 2.0) == ("copy_bytes_per_s", 4e9)
+    assert results.probe_rate("probe:gemm_float32", 2e9, 1e6, 0.5) == ("gemm_float32_flop_per_s", 4e9)
+    assert results.probe_rate("probe:gemm_float32", None, 1e6, 0.5) == ("gemm_float32_flop_per_s", None)
+
+    def rec(name, flops, mem, med):
+        return {"target": {"name": name}, "cost": {"flops": flops, "mem_bytes_counted": mem},
+                "stats": {"median_s": med}}
+
+    best = results.ceilings([rec("probe:gemm_float32", 2e9, 1, 0.5), rec("probe:gemm_float32", 2e9, 1, 1.0),
+                             rec("probe:conv_float32", 6e9, 1, 1.0), rec("probe:copy", 0, 8e9, 2.0)])
+    assert best == {"gemm_float32_flop_per_s": 4e9, "conv_float32_flop_per_s": 6e9,
+                    "compute_float32_flop_per_s": 6e9, "copy_bytes_per_s": 4e9}

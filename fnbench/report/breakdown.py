@@ -86,7 +86,7 @@ def kind_table(rec: dict[str, Any]) -> pd.DataFrame:
 
 def device_ceilings(probe_records: list[dict[str, Any]], device_key: str | None) -> dict[str, float]:
     """Peak GEMM FLOP/s and copy bandwidth from the probe records of one device (best measured)."""
-    from ..probe import ceilings
+    from ..results import ceilings
 
     return ceilings([r for r in probe_records if (r.get("device") or {}).get("key") == device_key])
 

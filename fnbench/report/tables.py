@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from ..reference import paper_networks, paper_table1
+from ..results import probe_rate
 from ..units import ms as _ms
 from ..verdicts import PAPER_KIND
 
@@ -80,8 +81,9 @@ def ceilings(df: pd.DataFrame) -> pd.DataFrame:
     """Measured device ceilings from probe records: one row per device × probe name.
 
     ``probe:gemm_*``: ``peak_gflop_per_s`` = cost.flops / median_s / 1e9; ``probe:copy``:
-    ``bandwidth_gb_per_s`` = cost.mem_bytes_counted / median_s / 1e9. With several records per
-    name (probe sizes) the maximum is the ceiling.
+    ``bandwidth_gb_per_s`` = cost.mem_bytes_counted / median_s / 1e9 (each record's rate from
+    :func:`fnbench.results.probe_rate`). With several records per name (probe sizes) the maximum
+    is the ceiling.
     """
     cols = ["device", "device_key", "probe", "peak_gflop_per_s", "bandwidth_gb_per_s", "n_records", "stable"]
     if df.empty:
@@ -89,12 +91,9 @@ def ceilings(df: pd.DataFrame) -> pd.DataFrame:
     p = df[is_probe(df) & df.status.eq("ok")]
     rows = []
     for (label, key, name), g in p.groupby(["device_label", "device_key", "target"], sort=True):
-        peak = (g.flops / g.median_s / 1e9).max() if g.flops.notna().any() else np.nan
-        bw = (g.mem_bytes_counted / g.median_s / 1e9).max() if g.mem_bytes_counted.notna().any() else np.nan
-        if name == "probe:copy":
-            peak = np.nan
-        else:
-            bw = np.nan
+        rates = [probe_rate(name, f, b, t)[1] for f, b, t in zip(g.flops, g.mem_bytes_counted, g.median_s)]
+        best = pd.Series(rates, dtype=float).max() / 1e9
+        peak, bw = (np.nan, best) if name == "probe:copy" else (best, np.nan)
         rows.append(dict(device=label, device_key=key, probe=name, peak_gflop_per_s=peak, bandwidth_gb_per_s=bw,
                          n_records=len(g), stable=bool(g.stable.fillna(False).astype(bool).all())))
     return pd.DataFrame(rows, columns=cols)
