@@ -37,6 +37,8 @@ from torch import Tensor, nn
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode, flop_registry
 
+from .errors import first_line
+
 __all__ = ["OpStat", "CountResult", "count", "touched_bytes", "ByteCounter"]
 
 #: fvcore operator names whose counts are multiply-adds (comparable with FlopCounterMode / 2).
@@ -277,7 +279,7 @@ def count(module: nn.Module, x: Tensor, *, fvcore: bool = True) -> CountResult:
         except ImportError:
             result.fvcore_error = FVCORE_MISSING
         except Exception as e:  # noqa: BLE001 — fvcore's tracer fails on some models; say so, keep the rest
-            result.fvcore_error = f"{type(e).__name__}: {e}".splitlines()[0]
+            result.fvcore_error = first_line(e)
         else:
             result.macs_fvcore, result.macs_fvcore_mac_ops = total, mac_ops
             result.fvcore_by_operator, result.fvcore_unsupported = by_op, unsupported

@@ -44,8 +44,13 @@ class SaveError(Exception):
 
 
 def first_line(e: BaseException) -> str:
-    """``"TypeName: first line of the message"`` (just the type name when the message is empty)."""
-    text = str(e).strip()
+    """``"TypeName: first line of the message"`` (colour codes removed), just the type name when it is empty.
+
+    What a table cell or a record's ``error`` shows of an exception; the traceback is kept elsewhere.
+    """
+    import re
+
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(e)).strip()
     return f"{type(e).__name__}: {text.splitlines()[0]}" if text else type(e).__name__
 
 

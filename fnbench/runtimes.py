@@ -23,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
-import re
 import time
 import warnings
 from collections.abc import Callable
@@ -33,7 +32,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from .errors import UserError
+from .errors import UserError, first_line
 from .timing import is_out_of_memory
 
 __all__ = [
@@ -58,11 +57,6 @@ MEMORY_FORMATS = ("contiguous", "channels_last")
 #: Half precision is applied by converting weights and inputs (``module.to(dtype)``), not autocast.
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 ONNX_OPSET = 17
-
-
-def _first_line(e: BaseException) -> str:
-    text = re.sub(r"\x1b\[[0-9;]*m", "", str(e)).strip()
-    return f"{type(e).__name__}: {text.splitlines()[0]}" if text else type(e).__name__
 
 
 class Unsupported(Exception):
@@ -100,7 +94,7 @@ def runtime_unavailable(runtime: str, device: str, *, dtype: str = "float32") ->
     try:
         import onnxruntime as ort
     except ImportError as e:
-        return f"onnxruntime cannot be imported ({_first_line(e)}); install onnxruntime or use --runtime eager"
+        return f"onnxruntime cannot be imported ({first_line(e)}); install onnxruntime or use --runtime eager"
     if device == "cuda":
         if "CUDAExecutionProvider" not in ort.get_available_providers():
             return (f"onnxruntime {ort.__version__} here has no CUDA execution provider; install the "
@@ -164,7 +158,7 @@ def export_onnx(module: nn.Module, example: Tensor) -> tuple[bytes, dict[str, An
             model = onnx.load_from_string(data)
             onnx.checker.check_model(model)
         except Exception as e:  # noqa: BLE001 — exporters raise many types; the reason is recorded
-            errors.append(f"{'dynamo' if dynamo else 'torchscript'} exporter: {_first_line(e)}")
+            errors.append(f"{'dynamo' if dynamo else 'torchscript'} exporter: {first_line(e)}")
             continue
         info = {
             "exporter": "dynamo" if dynamo else "torchscript",
@@ -297,7 +291,7 @@ def prepare(
         except Exception as e:  # noqa: BLE001 — inductor raises many types; the reason is recorded
             if is_out_of_memory(e):
                 raise  # the device ran out of memory: a smaller batch may fit, the model is not at fault
-            raise Unsupported(f"torch.compile failed: {_first_line(e)}") from None
+            raise Unsupported(f"torch.compile failed: {first_line(e)}") from None
         info.update(backend="inductor", compile_s=time.perf_counter() - t0, dynamo_reset=True)
         # Rounds reuse the compiled module (compiling a fresh instance costs seconds); inputs are
         # still fresh per round.
@@ -319,7 +313,7 @@ def prepare(
     except Unsupported:
         raise
     except Exception as e:  # noqa: BLE001 — ORT raises its own exception types
-        raise Unsupported(f"ONNX Runtime could not load the exported model: {_first_line(e)}") from None
+        raise Unsupported(f"ONNX Runtime could not load the exported model: {first_line(e)}") from None
     # An exporter can bake a value it could not trace into a constant and still write a valid
     # graph that reproduces the export input exactly. One forward on a *different* input,
     # against eager, catches such a wrong graph before it is ever timed.

@@ -12,7 +12,7 @@ import torch
 
 from . import counting
 from .counting import count
-from .errors import UserError
+from .errors import UserError, first_line
 from .reference import paper_macs_for
 from .runtimes import DTYPES
 from .targets import Target, TargetSpec, resolve
@@ -86,7 +86,7 @@ def record_cost(target: Target, module: torch.nn.Module, x: torch.Tensor, dtype:
     except UserError:
         raise
     except Exception as e:  # noqa: BLE001 — a counter failure must not cost the latency measurement
-        cost["count_error"] = f"{type(e).__name__}: {e}".splitlines()[0]
+        cost["count_error"] = first_line(e)
         return cost
     cost["macs_counted"] = int(counted.macs)
     cost["mem_bytes_counted"] = int(counted.mem_bytes_counted * scale_bytes)
