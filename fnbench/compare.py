@@ -32,6 +32,7 @@ from .allocators import DEFAULT_ALLOCATOR
 from .conditions import prepare_target, resolve_policy
 from .errors import UserError
 from .runtimes import Unsupported
+from .stats import N_BOOT
 from .suites import TABLE1_SHAPES
 from .targets import Target, TargetSpec, resolve
 from .timing import measure
@@ -39,7 +40,6 @@ from .timing import measure
 __all__ = ["Side", "ShapeComparison", "Comparison", "compare", "compare_from_results", "verdict_line", "answer_text",
            "N_BOOT"]
 
-N_BOOT = 4000
 CHUNKS = 6
 
 
@@ -154,8 +154,7 @@ class Comparison:
     @property
     def latency_ci(self) -> tuple[float, float]:
         reps = np.exp(np.mean(np.log(np.stack([r.replicates for r in self.rows])), axis=0))
-        lo, hi = np.quantile(reps, [0.025, 0.975])
-        return float(lo), float(hi)
+        return stats.percentile_ci(reps)[:2]
 
     @property
     def flops_ratio(self) -> float:
@@ -337,16 +336,8 @@ def _ratio_row(sa: Side, sb: Side, *, paired: bool, seed: int) -> ShapeCompariso
     Paired: chunk k of A and of B were taken side by side and are resampled together.
     """
     a, b = sa.chunk_medians() / sa.batch, sb.chunk_medians() / sb.batch
-    rng = np.random.default_rng(seed)
-    if paired and a.size == b.size:
-        idx = rng.integers(0, a.size, size=(N_BOOT, a.size))
-        reps = np.median(b[idx], axis=1) / np.median(a[idx], axis=1)
-    else:
-        reps = (np.median(b[rng.integers(0, b.size, size=(N_BOOT, b.size))], axis=1)
-                / np.median(a[rng.integers(0, a.size, size=(N_BOOT, a.size))], axis=1))
-    lo, hi = np.quantile(reps, [0.025, 0.975])
-    ratio = float(np.median(b) / np.median(a))
-    return ShapeComparison(sa, sb, ratio, stats.CI(float(lo), float(hi), 0.95), reps)
+    ratio, ci, reps = stats.bootstrap_ratio_ci(b, a, paired=paired and a.size == b.size, seed=seed, return_draws=True)
+    return ShapeComparison(sa, sb, ratio, ci, reps)
 
 
 def compare_from_results(paths, a: str, b: str, *, device: str | None = None, shape=None,

@@ -48,12 +48,16 @@ __all__ = [
     "HIERARCHICAL_CI_METHOD",
     "rel_halfwidth",
     "bootstrap_ratio_ci",
+    "percentile_ci",
+    "N_BOOT",
     "verdict",
     "VERDICTS",
     "settled",
 ]
 
 VERDICTS = ("supported", "contradicted", "inconclusive")
+#: Bootstrap replicates behind every ratio's interval (``compare``, the claim engine).
+N_BOOT = 4000
 
 
 class CI(NamedTuple):
@@ -248,6 +252,16 @@ def _cluster_medians(x: np.ndarray, rounds: Sequence[int] | np.ndarray | None) -
     return x if rounds is None else round_medians(x, rounds)
 
 
+def percentile_ci(draws: Sequence[float] | np.ndarray, confidence: float = 0.95) -> CI:
+    """The percentile interval of bootstrap ``draws``: their (1 ± confidence) / 2 quantiles.
+
+    The quantile levels are written as percentages (2.5 and 97.5 at 95 %), which are exact in
+    binary; ``1 - confidence`` is not, and would move the low end by an ulp.
+    """
+    lo, hi = np.percentile(draws, [50.0 - 50.0 * confidence, 50.0 + 50.0 * confidence])
+    return CI(float(lo), float(hi), confidence)
+
+
 def bootstrap_ratio_ci(
     a: Sequence[float] | np.ndarray,
     b: Sequence[float] | np.ndarray,
@@ -256,16 +270,19 @@ def bootstrap_ratio_ci(
     a_rounds: Sequence[int] | np.ndarray | None = None,
     b_rounds: Sequence[int] | np.ndarray | None = None,
     confidence: float = 0.95,
-    n_boot: int = 4000,
+    n_boot: int = N_BOOT,
     seed: int = 0,
-) -> tuple[float, CI]:
+    return_draws: bool = False,
+) -> tuple[float, CI] | tuple[float, CI, np.ndarray]:
     """Percentile-bootstrap CI of ``median(a) / median(b)`` with a seeded RNG.
 
     With ``a_rounds``/``b_rounds`` the resampling unit is the round (per-round medians are
     resampled), which respects the correlation of iterations inside one allocation. ``paired``
     resamples the same indices on both sides — use it when element *i* of ``a`` and of ``b`` were
-    taken together (interleaved rounds), so shared drift cancels in the ratio.
-    Returns the point ratio and the interval.
+    taken together (interleaved rounds), so shared drift cancels in the ratio. Unpaired, ``a`` is
+    resampled first, then ``b``.
+    Returns the point ratio and the interval, and with ``return_draws`` the ``n_boot`` replicate
+    ratios too (to combine several ratios' replicates).
     """
     xa = _cluster_medians(_arr(a), a_rounds)
     xb = _cluster_medians(_arr(b), b_rounds)
@@ -281,9 +298,8 @@ def bootstrap_ratio_ci(
         ra = np.median(xa[rng.integers(0, xa.size, size=(n_boot, xa.size))], axis=1)
         rb = np.median(xb[rng.integers(0, xb.size, size=(n_boot, xb.size))], axis=1)
     ratios = ra / rb
-    alpha = 1.0 - confidence
-    lo, hi = np.quantile(ratios, [alpha / 2.0, 1.0 - alpha / 2.0])
-    return point, CI(float(lo), float(hi), confidence)
+    ci = percentile_ci(ratios, confidence)
+    return (point, ci, ratios) if return_draws else (point, ci)
 
 
 def verdict(ratio_ci: CI | tuple[float, float], threshold: float = 1.0, *, stable: bool = True) -> str:

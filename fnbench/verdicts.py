@@ -62,6 +62,7 @@ from . import stats
 from .merge import device_labels, merge_repeats
 from .reference import FASTERNET_T0 as T0
 from .reference import HEADLINE_PEERS, paper_networks, paper_table1
+from .stats import N_BOOT
 from .units import gmacs_per_s
 
 __all__ = ["Claim", "Evidence", "CLAIMS", "NOT_MEASURED", "VERDICT_WORDS", "CLAIM_COLUMNS", "PAPER_KIND",
@@ -74,7 +75,6 @@ VERDICT_WORDS = (*stats.VERDICTS, NOT_MEASURED)
 PAPER_KIND = {"cpu": "cpu", "cuda": "gpu", "arm": "arm"}
 #: The measurement conditions a claim is evaluated within; a new condition is one more column here.
 GROUP_KEYS = ("device_key", "runtime", "threads", "batch_group")
-N_BOOT = 4000
 CLAIM_COLUMNS = ["device", "device_key", "device_kind", "runtime", "threads", "batch", "claim_id", "claim",
                  "statistic", "ratio", "ci95_low", "ci95_high", "threshold", "threshold_meaning", "direction",
                  "verdict", "paper_ratio",
@@ -464,10 +464,10 @@ def evaluate(claim: Claim, rows: list[dict], *, kind: str | None, seed: int, n_b
                    paper_ratio=np.nan, per_map_ratio=np.nan, per_map_ci95_low=np.nan, per_map_ci95_high=np.nan,
                    per_map="", unsettled="", unsettled_short="", n_rows=0, unit="", note=res)
         return out
-    lo, hi = (float(v) for v in np.quantile(res.reps, [0.025, 0.975]))
+    lo, hi = stats.percentile_ci(res.reps)[:2]
     plo = phi = np.nan
     if res.per_map_reps is not None:
-        plo, phi = (float(v) for v in np.quantile(res.per_map_reps, [0.025, 0.975]))
+        plo, phi = stats.percentile_ci(res.per_map_reps)[:2]
     notes = [n for n in (res.note.strip("; "),) if n]
     if not _has_round_ids(res.rows):
         notes.append("no round ids: bootstrap over iterations (CI too narrow)")

@@ -75,6 +75,21 @@ def test_bootstrap_ratio_ci_is_seeded_and_covers_true_ratio():
     assert stats.verdict(ci1, 1.0) == "supported"
 
 
+def test_percentile_ci_takes_the_2_5_and_97_5_percent_quantiles_exactly():
+    draws = np.random.default_rng(1).lognormal(0, 0.3, stats.N_BOOT)
+    ci = stats.percentile_ci(draws)
+    assert (ci.low, ci.high) == tuple(np.quantile(draws, [0.025, 0.975])) and ci.level == 0.95
+
+
+def test_bootstrap_ratio_ci_returns_its_draws_on_request():
+    rng = np.random.default_rng(2)
+    a, b = rng.lognormal(0, 0.1, 8), rng.lognormal(0, 0.1, 8)
+    r, ci = stats.bootstrap_ratio_ci(a, b, paired=True, seed=4)
+    r2, ci2, draws = stats.bootstrap_ratio_ci(a, b, paired=True, seed=4, return_draws=True)
+    assert (r, ci) == (r2, ci2) and draws.shape == (stats.N_BOOT,)
+    assert ci == stats.percentile_ci(draws)
+
+
 def test_paired_bootstrap_cancels_shared_drift():
     rng = np.random.default_rng(5)
     drift = rng.lognormal(0, 0.3, 60)  # shared per-round level, large
