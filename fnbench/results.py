@@ -129,9 +129,13 @@ def record_header(*, run_id: str, target: dict[str, Any], batch: int, device: di
 
 
 def unstable_reason(st: dict[str, Any]) -> str:
-    """Why a row did not settle, in one phrase: the half-width reached against the target."""
+    """Why a row did not settle, in one phrase: the half-width reached against the target.
+
+    Takes a record's ``stats`` or a loaded row (the report's tables; a pooled row is unstable only
+    when its interval misses the target, :mod:`fnbench.merge`).
+    """
     hw, target = st.get("rel_ci_halfwidth"), st.get("precision")
-    if hw is None or target is None or hw != hw:
+    if units.is_missing(hw) or units.is_missing(target):
         return "too few rounds for a 95% interval"
     if hw <= target:  # within the target but short of rounds or processes
         return f"±{hw:.1%} reached with too few rounds or processes for the ±{target:.0%} target"

@@ -129,6 +129,15 @@ def test_load_results_keeps_probe_rows_apart(tmp_path):
         results.load_results(d, rows="operators")
 
 
+def test_unstable_reason_says_how_far_the_ci_got():
+    assert results.unstable_reason({"rel_ci_halfwidth": 0.05, "precision": 0.02}) == \
+        "95% CI ±5.0% > ±2% target within the budget"
+    assert "reached with too few rounds" in results.unstable_reason({"rel_ci_halfwidth": 0.01, "precision": 0.02})
+    for st in ({}, {"rel_ci_halfwidth": float("nan"), "precision": 0.02}, {"rel_ci_halfwidth": 0.05, "precision": None},
+               {"rel_ci_halfwidth": 0.05, "precision": float("nan")}):  # a loaded row without a target
+        assert results.unstable_reason(st) == "too few rounds for a 95% interval"
+
+
 def test_probe_rate_and_ceilings():
     assert results.probe_rate("probe:copy", 0, 8e9, 2.0) == ("copy_bytes_per_s", 4e9)
     assert results.probe_rate("probe:gemm_float32", 2e9, 1e6, 0.5) == ("gemm_float32_flop_per_s", 4e9)

@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 
 from ..allocators import DEFAULT_ALLOCATOR, faults_flag
+from ..results import unstable_reason
 from ..units import ms as _ms
-from .tables import unstable_reason
 
 __all__ = ["SENSITIVITY_COLUMNS", "allocator_table", "allocator_claims"]
 

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from ..reference import paper_networks, paper_table1
-from ..results import probe_rate
+from ..results import probe_rate, unstable_reason
 from ..units import ms as _ms
 from ..verdicts import PAPER_KIND
 
@@ -65,16 +65,6 @@ def results_table(df: pd.DataFrame) -> pd.DataFrame:
     for c in ("layers", "threads", "batch", "batch_requested", "n_rounds"):
         out[c] = out[c].astype("Int64")
     return out
-
-
-def unstable_reason(r: dict) -> str:
-    """Why a row did not settle: the half-width its CI reached against the precision target."""
-    hw, target = r.get("rel_ci_halfwidth"), r.get("precision")
-    if hw is None or pd.isna(hw) or target is None or pd.isna(target):
-        return "did not settle within its budget"
-    if hw > target:
-        return f"95% CI ±{hw:.1%} > ±{target:.0%} target"
-    return f"±{hw:.1%} within the ±{target:.0%} target, but too few rounds, processes or agreeing repeats"
 
 
 def ceilings(df: pd.DataFrame) -> pd.DataFrame:
