@@ -154,6 +154,6 @@ def table_notes(records: Sequence[dict[str, Any]]) -> list[str]:
         lo, mid, hi = np.percentile(refs, [10, 50, 90])
         if hi / lo > 1.1:
             notes.append(f"this machine's own speed moved during the run: a fixed reference kernel timed before every "
-                         f"round took {lo * 1e3:.3f}–{hi * 1e3:.3f} ms (10th–90th percentile, median {mid * 1e3:.3f}), "
+                         f"round took {fmt_ms(lo)}–{fmt_ms(hi)} ms (10th–90th percentile, median {fmt_ms(mid)}), "
                          "so no row can be steadier than that (another tenant on the core or the host's clock).")
     return notes

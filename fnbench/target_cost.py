@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from . import counting
+from . import counting, units
 from .counting import count
 from .errors import UserError, first_line
 from .reference import paper_macs_for
@@ -53,7 +53,7 @@ def target_cost(spec: TargetSpec, *, breakdown: str | None = None, fvcore: bool 
         "fvcore_error": counted.fvcore_error,
         "mem_bytes_analytic": mem_a,
         "mem_bytes_counted": counted.mem_bytes_counted,
-        "arithmetic_intensity_analytic": (2 * analytic.macs / mem_a) if analytic and mem_a else None,
+        "arithmetic_intensity_analytic": units.intensity(analytic.macs, mem_a) if analytic else None,
         "arithmetic_intensity_counted": flops / counted.mem_bytes_counted if counted.mem_bytes_counted else None,
         "units": {"macs": "multiply-adds", "flops": "2 x macs", "mem_bytes": "bytes read + written",
                   "arithmetic_intensity": "FLOP per byte"},
