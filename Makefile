@@ -53,7 +53,10 @@ run: install
 	$(BIN)/fnbench run --device cpu --suite allocator-sensitivity --allocator system --budget $(RUN_BUDGET) --precision $(RUN_PRECISION) --out results
 	$(BIN)/fnbench report results --out reports
 
+# Lint and format are checked first (ruff; configuration in pyproject.toml), then the tests.
 test: install browser allocators
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest -q tests
 
 clean:

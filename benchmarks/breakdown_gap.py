@@ -68,31 +68,47 @@ def one(name: str, *, rounds: int = 3, net_budget_s: float = 1.0, layer_budget_s
     for _ in range(rounds):  # interleaved: network, chain, rows; drift hits all three alike
         nets.append(measure(net, x, budget_s=net_budget_s, **common).median_s)
         chains.append(measure(chain, dummy, budget_s=net_budget_s, **common).median_s)
-        sums.append(sum(measure(c.replay, dummy, budget_s=layer_budget_s, min_rounds=3, **common).median_s
-                        for c in calls))
+        sums.append(
+            sum(measure(c.replay, dummy, budget_s=layer_budget_s, min_rounds=3, **common).median_s for c in calls)
+        )
     n, c, s = (float(np.median(v)) for v in (nets, chains, sums))
-    return {"name": name, "rows": len(calls), "network_ms": n * 1e3, "chain_ms": c * 1e3, "sum_ms": s * 1e3,
-            "sum_vs_network": s / n - 1, "sum_vs_chain": s / c - 1, "chain_vs_network": c / n - 1,
-            "spread": (max(nets) / min(nets) - 1)}
+    return {
+        "name": name,
+        "rows": len(calls),
+        "network_ms": n * 1e3,
+        "chain_ms": c * 1e3,
+        "sum_ms": s * 1e3,
+        "sum_vs_network": s / n - 1,
+        "sum_vs_chain": s / c - 1,
+        "chain_vs_network": c / n - 1,
+        "spread": (max(nets) / min(nets) - 1),
+    }
 
 
 def main(names: list[str]) -> None:
     allocators.apply("tuned")
     torch.set_num_threads(1)
-    print(f"{'network':<20} {'rows':>4} {'network ms':>10} {'chain ms':>9} {'sum ms':>8} "
-          f"{'sum/net-1':>9} {'sum/chain-1':>11} {'chain/net-1':>11} {'net spread':>10}")
+    print(
+        f"{'network':<20} {'rows':>4} {'network ms':>10} {'chain ms':>9} {'sum ms':>8} "
+        f"{'sum/net-1':>9} {'sum/chain-1':>11} {'chain/net-1':>11} {'net spread':>10}"
+    )
     out = []
     for name in names:
         t0 = time.perf_counter()
         r = one(name)
         out.append(r)
-        print(f"{r['name']:<20} {r['rows']:>4} {r['network_ms']:>10.3f} {r['chain_ms']:>9.3f} {r['sum_ms']:>8.3f} "
-              f"{r['sum_vs_network']:>+9.1%} {r['sum_vs_chain']:>+11.1%} {r['chain_vs_network']:>+11.1%} "
-              f"{r['spread']:>10.1%}  ({time.perf_counter() - t0:.0f} s)", flush=True)
+        print(
+            f"{r['name']:<20} {r['rows']:>4} {r['network_ms']:>10.3f} {r['chain_ms']:>9.3f} {r['sum_ms']:>8.3f} "
+            f"{r['sum_vs_network']:>+9.1%} {r['sum_vs_chain']:>+11.1%} {r['chain_vs_network']:>+11.1%} "
+            f"{r['spread']:>10.1%}  ({time.perf_counter() - t0:.0f} s)",
+            flush=True,
+        )
     share = [r["sum_vs_chain"] / r["sum_vs_network"] for r in out if abs(r["sum_vs_network"]) > 0.03]
     if share:
-        print(f"share of the gap that the chain closes (cache warmth), median over networks with a gap > 3%: "
-              f"{np.median(share):.0%}")
+        print(
+            f"share of the gap that the chain closes (cache warmth), median over networks with a gap > 3%: "
+            f"{np.median(share):.0%}"
+        )
 
 
 if __name__ == "__main__":

@@ -23,14 +23,19 @@ from scipy import stats as sps
 
 from fnbench.stats import hierarchical_median_ci
 
-
 #: Levels are log-symmetric about 0 and an iteration is exp(|N(0, 1 %)|) of its round's level, whose
 #: median is exp(0.6745 %): the population median the estimate aims at.
 TRUE_MEDIAN = float(np.exp(0.01 * sps.norm.ppf(0.75)))
 
 
-def one_run(rng: np.random.Generator, processes: int, process_sd: float, rounds: int = 4, per_round: int = 10,
-            round_sd: float = 0.02):
+def one_run(
+    rng: np.random.Generator,
+    processes: int,
+    process_sd: float,
+    rounds: int = 4,
+    per_round: int = 10,
+    round_sd: float = 0.02,
+):
     s, r, w = [], [], []
     rid = 0
     for p in range(processes):
@@ -50,8 +55,10 @@ def main() -> None:
     ap.add_argument("--processes", type=int, default=5)
     args = ap.parse_args()
     rng = np.random.default_rng(0)
-    print(f"exact 95% intervals, equal spread: each median inside the other's interval "
-          f"{2 * sps.norm.cdf(1.96 / np.sqrt(2)) - 1:.1%}")
+    print(
+        f"exact 95% intervals, equal spread: each median inside the other's interval "
+        f"{2 * sps.norm.cdf(1.96 / np.sqrt(2)) - 1:.1%}"
+    )
     for process_sd in (0.05, 0.2):
         both = covers = 0
         for _ in range(args.pairs):
@@ -59,9 +66,11 @@ def main() -> None:
             m2, c2 = one_run(rng, args.processes, process_sd)
             both += (c1.low <= m2 <= c1.high) and (c2.low <= m1 <= c2.high)
             covers += c1.low <= TRUE_MEDIAN <= c1.high
-        print(f"process-level sd {process_sd:.0%}, {args.processes} processes: interval covers the true median "
-              f"{covers / args.pairs:.0%}; each median inside the other's interval {both / args.pairs:.0%} "
-              f"({args.pairs} pairs)")
+        print(
+            f"process-level sd {process_sd:.0%}, {args.processes} processes: interval covers the true median "
+            f"{covers / args.pairs:.0%}; each median inside the other's interval {both / args.pairs:.0%} "
+            f"({args.pairs} pairs)"
+        )
 
 
 if __name__ == "__main__":

@@ -61,8 +61,20 @@ def loop(allocator: str) -> tuple[float, float, float]:
 
 def run_dwconv(out: Path, allocator: str) -> tuple[dict, float]:
     t0 = time.perf_counter()
-    p = fnbench("run", "--device", "cpu", "--target", "dwconv", "--shape", "96x56x56", "--allocator", allocator,
-                "--out", str(out), "--json")
+    p = fnbench(
+        "run",
+        "--device",
+        "cpu",
+        "--target",
+        "dwconv",
+        "--shape",
+        "96x56x56",
+        "--allocator",
+        allocator,
+        "--out",
+        str(out),
+        "--json",
+    )
     if p.returncode != 0:
         raise SystemExit(f"fnbench run failed: {p.stderr.strip()}")
     return json.loads(p.stdout)["records"][0], time.perf_counter() - t0
@@ -78,15 +90,21 @@ def single_target(out: Path, allocator: str) -> None:
     print(f"\n[{allocator}] fnbench run --target dwconv --shape 96x56x56, two fresh invocations:")
     for i, (rec, wall) in enumerate(runs, 1):
         st = rec["stats"]
-        print(f"  run {i}: median {st['median_s'] * 1e3:.3f} ms, 95% CI {st['ci95_low_s'] * 1e3:.3f}-"
-              f"{st['ci95_high_s'] * 1e3:.3f} (±{st['rel_ci_halfwidth']:.1%}), stable {st['stable']}, "
-              f"faults/iter {st['minor_faults_per_iter']:.2f}, reference kernel {st['reference_median_s'] * 1e3:.3f} ms, "
-              f"{wall:.1f} s")
-    print("  in-process loops (before, between, after): " + ", ".join(
-        f"{m * 1e3:.3f} ms ({f:.0f} faults/iter, reference {r * 1e3:.3f} ms)" for m, f, r in loops))
+        print(
+            f"  run {i}: median {st['median_s'] * 1e3:.3f} ms, 95% CI {st['ci95_low_s'] * 1e3:.3f}-"
+            f"{st['ci95_high_s'] * 1e3:.3f} (±{st['rel_ci_halfwidth']:.1%}), stable {st['stable']}, "
+            f"faults/iter {st['minor_faults_per_iter']:.2f}, reference kernel {st['reference_median_s'] * 1e3:.3f} ms, "
+            f"{wall:.1f} s"
+        )
+    print(
+        "  in-process loops (before, between, after): "
+        + ", ".join(f"{m * 1e3:.3f} ms ({f:.0f} faults/iter, reference {r * 1e3:.3f} ms)" for m, f, r in loops)
+    )
     a, b = (r["stats"]["median_s"] for r, _ in runs)
-    print(f"  runs differ by {abs(b / a - 1):.1%}; run medians vs the loops' median {ref * 1e3:.3f} ms: "
-          f"{a / ref - 1:+.1%}, {b / ref - 1:+.1%}")
+    print(
+        f"  runs differ by {abs(b / a - 1):.1%}; run medians vs the loops' median {ref * 1e3:.3f} ms: "
+        f"{a / ref - 1:+.1%}, {b / ref - 1:+.1%}"
+    )
     ra, rb = (r["stats"]["reference_median_s"] for r, _ in runs)
     print(f"  the machine itself (reference kernel, run 2 / run 1): {rb / ra:.3f}; latency run 2 / run 1: {b / a:.3f}")
 
@@ -105,9 +123,11 @@ def compares() -> None:
         dw = [r["b"]["median_s"] * 1e3 for r in d["rows"]]
         per_run.append(ratios)
         s = d["summary"]
-        print(f"  compare {i + 1} ({wall:.0f} s): PConv/DWConv FLOPS per map "
-              + ", ".join(f"{x:.2f}x" for x in ratios)
-              + f"; dwconv ms {', '.join(f'{x:.2f}' for x in dw)}; verdict: {s['claim_verdict']}")
+        print(
+            f"  compare {i + 1} ({wall:.0f} s): PConv/DWConv FLOPS per map "
+            + ", ".join(f"{x:.2f}x" for x in ratios)
+            + f"; dwconv ms {', '.join(f'{x:.2f}' for x in dw)}; verdict: {s['claim_verdict']}"
+        )
     spread = [max(col) / min(col) - 1 for col in zip(*per_run)]
     print("  largest spread of a map's FLOPS ratio over the three: " + ", ".join(f"{x:.1%}" for x in spread))
 

@@ -29,8 +29,14 @@ import numpy as np
 from fnbench.targets import TargetSpec
 from fnbench.workers import ChunkRequest, WorkerPool
 
-DEFAULT_TARGETS = ["dwconv:96x56x56", "dwconv:768x7x7", "pconv:96x56x56", "pconv:384x14x14",
-                   "gconv:96x56x56", "conv:384x14x14"]
+DEFAULT_TARGETS = [
+    "dwconv:96x56x56",
+    "dwconv:768x7x7",
+    "pconv:96x56x56",
+    "pconv:384x14x14",
+    "gconv:96x56x56",
+    "conv:384x14x14",
+]
 
 
 def parse(t: str) -> TargetSpec:
@@ -45,9 +51,12 @@ def main() -> None:
     ap.add_argument("--processes", type=int, default=6)
     ap.add_argument("--chunk", type=float, default=1.2, help="seconds per target per process")
     ap.add_argument("--round", type=float, default=0.1, help="seconds per round")
-    ap.add_argument("--same-process", action="store_true",
-                    help="one long-lived worker per allocator for every pass instead of a fresh one per pass: "
-                         "separates a process level from a time level")
+    ap.add_argument(
+        "--same-process",
+        action="store_true",
+        help="one long-lived worker per allocator for every pass instead of a fresh one per pass: "
+        "separates a process level from a time level",
+    )
     args = ap.parse_args()
     allocs = args.allocator or ["tuned"]
     specs = [parse(t) for t in (args.target or DEFAULT_TARGETS)]
@@ -58,10 +67,11 @@ def main() -> None:
     kept = {a: WorkerPool(1, allocator=a).__enter__() for a in allocs} if args.same_process else {}
     for p in range(args.processes):
         for a in allocs:
-            with (contextlib.nullcontext(kept[a]) if kept else WorkerPool(1, allocator=a)) as pool:
+            with contextlib.nullcontext(kept[a]) if kept else WorkerPool(1, allocator=a) as pool:
                 for spec in specs:
-                    req = ChunkRequest(spec, budget_s=args.chunk, min_rounds=500, max_rounds=500,
-                                       round_s=args.round, precision=1e-9)
+                    req = ChunkRequest(
+                        spec, budget_s=args.chunk, min_rounds=500, max_rounds=500, round_s=args.round, precision=1e-9
+                    )
                     r = pool.run_chunk(0, req)
                     if r.status != "ok":
                         raise SystemExit(f"{spec.label} under {a}: {r.status}: {r.error}")
@@ -75,8 +85,10 @@ def main() -> None:
         pool.close()
     level = "chunk (same process)" if kept else "process"
     print(f"\nper-{level} spread below is between {args.processes} {'chunks' if kept else 'processes'}")
-    print(f"\n{'allocator':9s} {'target':22s} {'median ms':>9s} {'round cv':>8s} {'rounds':>6s} {'process cv':>10s} "
-          f"{'expected':>8s} {'ratio':>6s} {'drift':>6s} {'faults/iter':>11s}")
+    print(
+        f"\n{'allocator':9s} {'target':22s} {'median ms':>9s} {'round cv':>8s} {'rounds':>6s} {'process cv':>10s} "
+        f"{'expected':>8s} {'ratio':>6s} {'drift':>6s} {'faults/iter':>11s}"
+    )
     for (a, label), per_proc in data.items():
         proc_meds = np.array([np.median(m) for m in per_proc])
         round_cv = float(np.median([np.std(m, ddof=1) / np.median(m) for m in per_proc if m.size > 1]))
@@ -85,8 +97,10 @@ def main() -> None:
         # the median of n rounds has sd ≈ 1.25 σ / √n for normal round medians
         expected = 1.2533 * round_cv / np.sqrt(n_rounds)
         drift = proc_meds[-1] / proc_meds[0]
-        print(f"{a:9s} {label:22s} {np.median(proc_meds) * 1e3:9.3f} {round_cv:8.2%} {n_rounds:6.0f} {proc_cv:10.2%} "
-              f"{expected:8.2%} {proc_cv / expected:6.1f} {drift:6.3f} {np.mean(faults[(a, label)]):11.2f}")
+        print(
+            f"{a:9s} {label:22s} {np.median(proc_meds) * 1e3:9.3f} {round_cv:8.2%} {n_rounds:6.0f} {proc_cv:10.2%} "
+            f"{expected:8.2%} {proc_cv / expected:6.1f} {drift:6.3f} {np.mean(faults[(a, label)]):11.2f}"
+        )
 
 
 if __name__ == "__main__":

@@ -80,7 +80,7 @@ def child(suite: str, budget_s: float, passes: int, index: int) -> None:
             timer = make_timer(time.perf_counter, lambda: None)
             out = []
             with torch.inference_mode():
-                step = (lambda: module(xx))
+                step = lambda: module(xx)
                 for _ in range(3):
                     step()
                 t_iter = timer(step, 1)
@@ -124,15 +124,32 @@ def main() -> None:
     rows: dict[str, list[dict]] = {}
     t_start = time.perf_counter()
     for p in range(args.passes):
-        out = subprocess.run([sys.executable, __file__, "--suite", args.suite, "--budget", str(args.budget),
-                              "--passes", str(args.passes), _CHILD, str(p)], capture_output=True, text=True, check=True)
+        out = subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                "--suite",
+                args.suite,
+                "--budget",
+                str(args.budget),
+                "--passes",
+                str(args.passes),
+                _CHILD,
+                str(p),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         for line in out.stdout.splitlines():
             rec = json.loads(line)
             rows.setdefault(rec["label"], []).append(rec)
         print(f"pass {p + 1}/{args.passes} done at {time.perf_counter() - t_start:.0f} s", file=sys.stderr, flush=True)
 
-    print(f"{'target':26s} {'fnbench ms':>10s} {'torch ms':>9s} {'ratio':>6s} {'paired ratio [95% CI]':>22s} "
-          f"{'fn stable':>9s} {'tb stable':>9s} {'fn s':>6s} {'tb s':>6s}  same-allocation ratio [95% CI]")
+    print(
+        f"{'target':26s} {'fnbench ms':>10s} {'torch ms':>9s} {'ratio':>6s} {'paired ratio [95% CI]':>22s} "
+        f"{'fn stable':>9s} {'tb stable':>9s} {'fn s':>6s} {'tb s':>6s}  same-allocation ratio [95% CI]"
+    )
     results = []
     rng = np.random.default_rng(0)
     fn_total = tb_total = 0.0
@@ -147,8 +164,10 @@ def main() -> None:
         tb_meds = np.array([rec["tb"]["median_s"] for rec in recs])
         tb_med = float(np.median(tb_meds))
         tb_stable = not any(rec["tb"]["warning"] for rec in recs)
-        per_pass = np.array([float(np.median(round_medians(rec["fn"]["samples_s"], rec["fn"]["rounds"])))
-                             for rec in recs]) / tb_meds
+        per_pass = (
+            np.array([float(np.median(round_medians(rec["fn"]["samples_s"], rec["fn"]["rounds"]))) for rec in recs])
+            / tb_meds
+        )
         boot = np.median(per_pass[rng.integers(0, per_pass.size, (4000, per_pass.size))], axis=1)
         lo, hi = np.quantile(boot, [0.025, 0.975])
         pr = np.array([a / b for rec in recs for a, b in rec["pairs"]])
@@ -160,22 +179,30 @@ def main() -> None:
         tb_total += tb_s
         ratio = fn_med / tb_med
         results.append((label, ratio, fn_stable, tb_stable, float(np.median(per_pass)), lo, hi, *same))
-        print(f"{label:26s} {fn_med * 1e3:10.3f} {tb_med * 1e3:9.3f} {ratio:6.3f} "
-              f"{np.median(per_pass):8.3f} [{lo:.3f}, {hi:.3f}] {str(fn_stable):>9s} {str(tb_stable):>9s} "
-              f"{fn_s:6.1f} {tb_s:6.1f}  {same[0]:.3f} [{same[1]:.3f}, {same[2]:.3f}]")
+        print(
+            f"{label:26s} {fn_med * 1e3:10.3f} {tb_med * 1e3:9.3f} {ratio:6.3f} "
+            f"{np.median(per_pass):8.3f} [{lo:.3f}, {hi:.3f}] {str(fn_stable):>9s} {str(tb_stable):>9s} "
+            f"{fn_s:6.1f} {tb_s:6.1f}  {same[0]:.3f} [{same[1]:.3f}, {same[2]:.3f}]"
+        )
     n = len(results)
     both = [x for x in results if x[2] and x[3]]
     print(f"\nrows: {n}; passes: {args.passes} fresh processes; fnbench CI: {HIERARCHICAL_CI_METHOD}")
     print(f"both stable: {len(both)}; of those within 3%: {sum(abs(x[1] - 1) <= 0.03 for x in both)}")
     print(f"fnbench stable rows: {sum(x[2] for x in results)}/{n}; torch stable rows: {sum(x[3] for x in results)}/{n}")
-    print(f"all rows within 3%: {sum(abs(x[1] - 1) <= 0.03 for x in results)}/{n}; "
-          f"|ratio-1| median {np.median([abs(x[1] - 1) for x in results]) * 100:.1f}%")
-    print(f"paired ratio CI inside [0.97, 1.03]: {sum(x[5] >= 0.97 and x[6] <= 1.03 for x in results)}/{n}; "
-          f"CI contains 1: {sum(x[5] <= 1 <= x[6] for x in results)}/{n}")
-    print(f"same allocation, alternating timers ({_PAIRS} turns x {args.passes} passes): ratio within 3%: "
-          f"{sum(abs(x[7] - 1) <= 0.03 for x in results)}/{n}; CI inside [0.97, 1.03]: "
-          f"{sum(x[8] >= 0.97 and x[9] <= 1.03 for x in results)}/{n}; "
-          f"|ratio-1| median {np.median([abs(x[7] - 1) for x in results]) * 100:.1f}%")
+    print(
+        f"all rows within 3%: {sum(abs(x[1] - 1) <= 0.03 for x in results)}/{n}; "
+        f"|ratio-1| median {np.median([abs(x[1] - 1) for x in results]) * 100:.1f}%"
+    )
+    print(
+        f"paired ratio CI inside [0.97, 1.03]: {sum(x[5] >= 0.97 and x[6] <= 1.03 for x in results)}/{n}; "
+        f"CI contains 1: {sum(x[5] <= 1 <= x[6] for x in results)}/{n}"
+    )
+    print(
+        f"same allocation, alternating timers ({_PAIRS} turns x {args.passes} passes): ratio within 3%: "
+        f"{sum(abs(x[7] - 1) <= 0.03 for x in results)}/{n}; CI inside [0.97, 1.03]: "
+        f"{sum(x[8] >= 0.97 and x[9] <= 1.03 for x in results)}/{n}; "
+        f"|ratio-1| median {np.median([abs(x[7] - 1) for x in results]) * 100:.1f}%"
+    )
     print(f"time: fnbench {fn_total:.1f} s, torch.utils.benchmark {tb_total:.1f} s")
 
 

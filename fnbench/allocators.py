@@ -79,8 +79,14 @@ LIBRARIES = {
 }
 
 #: Environment variables through which glibc's malloc is tuned from outside; recorded when set.
-_GLIBC_ENV = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_", "MALLOC_MMAP_MAX_",
-              "MALLOC_ARENA_MAX", "GLIBC_TUNABLES")
+_GLIBC_ENV = (
+    "MALLOC_MMAP_THRESHOLD_",
+    "MALLOC_TRIM_THRESHOLD_",
+    "MALLOC_TOP_PAD_",
+    "MALLOC_MMAP_MAX_",
+    "MALLOC_ARENA_MAX",
+    "GLIBC_TUNABLES",
+)
 
 #: What this process did to its allocator (``apply``), so a contradictory request is refused.
 _applied: str | None = None
@@ -96,9 +102,20 @@ def check_allocator(name: str) -> str:
 def _search_dirs() -> list[Path]:
     machine = platform.machine()
     multiarch = {"x86_64": "x86_64-linux-gnu", "aarch64": "aarch64-linux-gnu", "arm64": "aarch64-linux-gnu"}.get(
-        machine, f"{machine}-linux-gnu")
-    return [Path(p) for p in (f"/usr/lib/{multiarch}", f"/lib/{multiarch}", "/usr/lib64", "/usr/lib", "/usr/local/lib",
-                              "/lib64", "/lib")]
+        machine, f"{machine}-linux-gnu"
+    )
+    return [
+        Path(p)
+        for p in (
+            f"/usr/lib/{multiarch}",
+            f"/lib/{multiarch}",
+            "/usr/lib64",
+            "/usr/lib",
+            "/usr/local/lib",
+            "/lib64",
+            "/lib",
+        )
+    ]
 
 
 def find_library(name: str) -> str | None:
@@ -123,8 +140,10 @@ def require_library(name: str) -> str:
     path = find_library(name)
     if path is None:
         soname, package = LIBRARIES[name]
-        raise UserError(f"--allocator {name} needs {soname}, which is not installed: install it "
-                        f"(Debian/Ubuntu: apt-get install {package}) or choose --allocator tuned")
+        raise UserError(
+            f"--allocator {name} needs {soname}, which is not installed: install it "
+            f"(Debian/Ubuntu: apt-get install {package}) or choose --allocator tuned"
+        )
     return path
 
 
@@ -193,24 +212,33 @@ def apply(name: str) -> dict[str, Any]:
     if name in LIBRARIES:
         if name not in loaded:
             require_library(name)  # absent: say which package to install
-            raise UserError(f"--allocator {name}: {LIBRARIES[name][0]} is not preloaded in this process; measure in "
-                            "worker processes (fnbench run) or start the process with LD_PRELOAD set")
+            raise UserError(
+                f"--allocator {name}: {LIBRARIES[name][0]} is not preloaded in this process; measure in "
+                "worker processes (fnbench run) or start the process with LD_PRELOAD set"
+            )
     elif loaded:
         other = next(iter(loaded))
-        raise UserError(f"--allocator {name} asked for, but {other} is preloaded in this process ({loaded[other]}); "
-                        f"unset LD_PRELOAD or choose --allocator {other}")
+        raise UserError(
+            f"--allocator {name} asked for, but {other} is preloaded in this process ({loaded[other]}); "
+            f"unset LD_PRELOAD or choose --allocator {other}"
+        )
     elif name == "tuned":
         lib = _libc()
         if lib is None:
-            raise UserError("--allocator tuned needs glibc's mallopt, which this platform lacks; "
-                            "choose --allocator system")
-        ok = [lib.mallopt(_M_MMAP_THRESHOLD, TUNED_SETTINGS["M_MMAP_THRESHOLD"]),
-              lib.mallopt(_M_TRIM_THRESHOLD, TUNED_SETTINGS["M_TRIM_THRESHOLD"])]
+            raise UserError(
+                "--allocator tuned needs glibc's mallopt, which this platform lacks; choose --allocator system"
+            )
+        ok = [
+            lib.mallopt(_M_MMAP_THRESHOLD, TUNED_SETTINGS["M_MMAP_THRESHOLD"]),
+            lib.mallopt(_M_TRIM_THRESHOLD, TUNED_SETTINGS["M_TRIM_THRESHOLD"]),
+        ]
         if not all(ok):
             raise UserError("glibc refused the tuned malloc settings (mallopt returned 0); choose --allocator system")
     elif name == "system" and _applied == "tuned":
-        raise UserError("--allocator system cannot be measured in a process whose allocator was already tuned "
-                        "(glibc cannot undo it); measure it in fresh worker processes (fnbench run)")
+        raise UserError(
+            "--allocator system cannot be measured in a process whose allocator was already tuned "
+            "(glibc cannot undo it); measure it in fresh worker processes (fnbench run)"
+        )
     _applied = name
     return state(name)
 
@@ -242,8 +270,9 @@ FAULT_PAGE_BYTES = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 409
 FAULT_FRACTION_LIMIT = 0.01
 
 
-def faults_flag(minor_faults_per_iter: float | None, mem_bytes_counted: float | None,
-                allocator: str | None = None) -> str | None:
+def faults_flag(
+    minor_faults_per_iter: float | None, mem_bytes_counted: float | None, allocator: str | None = None
+) -> str | None:
     """A one-line reason when a measurement page-faults in its timed iterations, else None.
 
     The rule: at least one fault per iteration, and faulted bytes (faults × page size) above
@@ -262,6 +291,8 @@ def faults_flag(minor_faults_per_iter: float | None, mem_bytes_counted: float | 
         frac = minor_faults_per_iter * FAULT_PAGE_BYTES / mem_bytes_counted
         if frac <= FAULT_FRACTION_LIMIT:
             return None
-        return (f"{minor_faults_per_iter:,.0f} page faults per iteration ({frac:.0%} of the bytes it moves): "
-                f"not a steady state; {advice}")
+        return (
+            f"{minor_faults_per_iter:,.0f} page faults per iteration ({frac:.0%} of the bytes it moves): "
+            f"not a steady state; {advice}"
+        )
     return f"{minor_faults_per_iter:,.0f} page faults per iteration: not a steady state; {advice}"

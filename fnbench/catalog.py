@@ -32,8 +32,13 @@ def listing(kind: str, pattern: str = "*") -> list[tuple[str, str]]:
                 d = resolve_device(n)
                 out.append((n, f"here: {d.name} ({d.arch}){also}"))
             elif n == "arm":
-                out.append((n, f"not here: {why}; run fnbench on the ARM machine and merge its results "
-                               f"with `fnbench report`{also}"))
+                out.append(
+                    (
+                        n,
+                        f"not here: {why}; run fnbench on the ARM machine and merge its results "
+                        f"with `fnbench report`{also}",
+                    )
+                )
             else:
                 out.append((n, f"not here: {why}{also}"))
         return out
@@ -42,4 +47,3 @@ def listing(kind: str, pattern: str = "*") -> list[tuple[str, str]]:
 
         return [(n, s) for n, s in RUNTIMES.items() if fnmatch.fnmatchcase(n, pattern)]
     raise ValueError(kind)
-

@@ -17,8 +17,16 @@ from pathlib import Path
 from .errors import UserError, warn
 from .units import si
 
-__all__ = ["finite_positive", "writable_dir", "max_workers", "check_workers", "check_threads",
-           "available_memory_bytes", "check_memory", "fmt_bytes"]
+__all__ = [
+    "finite_positive",
+    "writable_dir",
+    "max_workers",
+    "check_workers",
+    "check_threads",
+    "available_memory_bytes",
+    "check_memory",
+    "fmt_bytes",
+]
 
 #: Worker processes allowed per CPU core (workers run their chunks one after another, but all
 #: start at once and each holds a copy of the model).
@@ -70,15 +78,19 @@ def check_workers(n: int | None) -> None:
         return
     limit, why = max_workers()
     if n > limit:
-        raise UserError(f"--workers {n} is more than this machine allows ({why}): use --workers {max(limit, 1)} or fewer")
+        raise UserError(
+            f"--workers {n} is more than this machine allows ({why}): use --workers {max(limit, 1)} or fewer"
+        )
 
 
 def check_threads(n: int | None) -> None:
     """Warn (not refuse) when ``--threads`` exceeds the cores: the timings then measure oversubscription."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     if n is not None and n > cores:
-        warn(f"--threads {n} is more than the {cores} core(s) this process may use; the threads will share "
-             "cores and the timings measure that contention")
+        warn(
+            f"--threads {n} is more than the {cores} core(s) this process may use; the threads will share "
+            "cores and the timings measure that contention"
+        )
 
 
 def available_memory_bytes() -> int | None:
@@ -106,5 +118,6 @@ def check_memory(needed: int, what: str, advice: str) -> None:
     """Refuse ``what`` when its estimated ``needed`` bytes exceed the memory available now."""
     avail = available_memory_bytes()
     if avail is not None and needed > avail:
-        raise UserError(f"{what} needs about {fmt_bytes(needed)} of memory and {fmt_bytes(avail)} is available: "
-                        f"{advice}")
+        raise UserError(
+            f"{what} needs about {fmt_bytes(needed)} of memory and {fmt_bytes(avail)} is available: {advice}"
+        )

@@ -36,8 +36,10 @@ def _console(stderr: bool = False):
     return Console(stderr=stderr, highlight=False, width=None if stream.isatty() else 160)
 
 
-_ALLOCATOR_HELP = ("Memory allocator: tuned (default: glibc with fixed mmap/trim thresholds, freed activations reused), "
-                   "system (malloc as the process got it), jemalloc or tcmalloc (preloaded).")
+_ALLOCATOR_HELP = (
+    "Memory allocator: tuned (default: glibc with fixed mmap/trim thresholds, freed activations reused), "
+    "system (malloc as the process got it), jemalloc or tcmalloc (preloaded)."
+)
 #: Set in the environment of a CLI re-executed with an allocator preloaded, so it is done once.
 _PRELOAD_MARK = "FNBENCH_PRELOADED_ALLOCATOR"
 
@@ -56,8 +58,10 @@ def _preloaded_or_reexec(allocator: str) -> None:
     if allocator not in allocators.LIBRARIES or allocator in allocators.loaded_libraries():
         return
     if os.environ.get(_PRELOAD_MARK) == allocator:
-        raise UserError(f"--allocator {allocator}: {allocators.LIBRARIES[allocator][0]} was preloaded but is not "
-                        "mapped in the process (LD_PRELOAD ignored?); choose --allocator tuned")
+        raise UserError(
+            f"--allocator {allocator}: {allocators.LIBRARIES[allocator][0]} was preloaded but is not "
+            "mapped in the process (LD_PRELOAD ignored?); choose --allocator tuned"
+        )
     env = allocators.preload_env(allocator)
     env[_PRELOAD_MARK] = allocator
     sys.stdout.flush()
@@ -68,17 +72,30 @@ def _preloaded_or_reexec(allocator: str) -> None:
 # -- target options shared by count / run / compare ------------------------------------------------
 def target_options(fn):
     opts = [
-        click.option("--shape", metavar="CxHxW", help="Input shape per sample (operators: 96x56x56; networks: 3x224x224)."),
-        click.option("--batch", type=int, default=None,
-                     help="Batch size (default 1; `run` on cuda: 32, the paper's throughput set-up)."),
+        click.option(
+            "--shape", metavar="CxHxW", help="Input shape per sample (operators: 96x56x56; networks: 3x224x224)."
+        ),
+        click.option(
+            "--batch",
+            type=int,
+            default=None,
+            help="Batch size (default 1; `run` on cuda: 32, the paper's throughput set-up).",
+        ),
         click.option("--layers", type=int, help="Layers in an operator stack (default 10, as in the paper's Table 1)."),
         click.option("--n-div", "n_div", type=int, help="PConv partial ratio: c_p = C // n_div (default 4)."),
         click.option("--groups", type=int, help="Groups for gconv / gconv_pwconv (default 16)."),
-        click.option("--kernel", "k", type=int, help="Kernel size k (default 3; odd unless --padding is given: the "
-                                                       "output map is (H + 2·padding − k) // stride + 1)."),
+        click.option(
+            "--kernel",
+            "k",
+            type=int,
+            help="Kernel size k (default 3; odd unless --padding is given: the "
+            "output map is (H + 2·padding − k) // stride + 1).",
+        ),
         click.option("--stride", type=int, help="Stride (default 1)."),
         click.option("--padding", type=int, help="Padding (default k // 2, 'same' at stride 1)."),
-        click.option("--forward", type=click.Choice(["split_cat", "slicing"]), help="PConv forward (default split_cat)."),
+        click.option(
+            "--forward", type=click.Choice(["split_cat", "slicing"]), help="PConv forward (default split_cat)."
+        ),
     ]
     for opt in reversed(opts):
         fn = opt(fn)
@@ -122,7 +139,9 @@ def list_cmd(kind: str | None, pattern: str) -> None:
 @cli.command()
 @click.argument("target")
 @target_options
-@click.option("--by", type=click.Choice(["module", "operator"]), help="Also break the counts down per module or per aten op.")
+@click.option(
+    "--by", type=click.Choice(["module", "operator"]), help="Also break the counts down per module or per aten op."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout and nothing else.")
 def count(target: str, shape, batch, layers, by, as_json, **options) -> None:
     """Params, MACs, FLOPs, memory bytes (analytic and counted) and arithmetic intensity of TARGET."""
@@ -161,29 +180,48 @@ def _print_count(r: dict[str, Any], by: str | None) -> None:
     if r["macs_analytic"] is not None:
         macs_note.append(f"analytic {_fmt_si(r['macs_analytic'])}")
     t.add_row("FLOPs (MACs)", _fmt_si(r["macs"]), "; ".join(macs_note))
-    t.add_row("  fvcore", _fmt_si(r["macs_fvcore_mac_ops"]),
-              r["fvcore_error"] or f"MAC ops; all ops incl. norm/pool: {_fmt_si(r['macs_fvcore'])}")
-    t.add_row("  FlopCounterMode / 2", _fmt_si(r["macs_flopcounter"]),
-              "agrees with fvcore" if r["macs_agree"] else "DIFFERS from fvcore" if r["macs_agree"] is False else "")
+    t.add_row(
+        "  fvcore",
+        _fmt_si(r["macs_fvcore_mac_ops"]),
+        r["fvcore_error"] or f"MAC ops; all ops incl. norm/pool: {_fmt_si(r['macs_fvcore'])}",
+    )
+    t.add_row(
+        "  FlopCounterMode / 2",
+        _fmt_si(r["macs_flopcounter"]),
+        "agrees with fvcore" if r["macs_agree"] else "DIFFERS from fvcore" if r["macs_agree"] is False else "",
+    )
     t.add_row("flops (2 x MACs)", _fmt_si(r["flops"]), "")
-    t.add_row("mem_bytes_analytic", _fmt_si(r["mem_bytes_analytic"], "B"),
-              "paper's formula x element size" if r["mem_bytes_analytic"] is not None else "no analytic model for networks")
+    t.add_row(
+        "mem_bytes_analytic",
+        _fmt_si(r["mem_bytes_analytic"], "B"),
+        "paper's formula x element size" if r["mem_bytes_analytic"] is not None else "no analytic model for networks",
+    )
     t.add_row("mem_bytes_counted", _fmt_si(r["mem_bytes_counted"], "B"), "every executed aten op, read + written")
     ai_a, ai_c = r["arithmetic_intensity_analytic"], r["arithmetic_intensity_counted"]
     t.add_row("arithmetic intensity", f"{ai_c:.2f}", "FLOP/byte (counted)" + (f"; analytic {ai_a:.2f}" if ai_a else ""))
     con.print(t)
     if r["uncounted_ops"]:
-        con.print("executed but not counted (arithmetic, no FLOP formula): " +
-                  ", ".join(f"{k} x{v}" for k, v in r["uncounted_ops"].items()))
+        con.print(
+            "executed but not counted (arithmetic, no FLOP formula): "
+            + ", ".join(f"{k} x{v}" for k, v in r["uncounted_ops"].items())
+        )
     if r["zero_flop_ops"]:
-        con.print("zero-FLOP data movement (bytes counted): " + ", ".join(f"{k} x{v}" for k, v in r["zero_flop_ops"].items()))
+        con.print(
+            "zero-FLOP data movement (bytes counted): " + ", ".join(f"{k} x{v}" for k, v in r["zero_flop_ops"].items())
+        )
     if by:
         rows = r["by_" + by]
         bt = Table(title=f"by {by}", title_justify="left")
         for col in (by, "aten calls", "MACs", "bytes read", "bytes written"):
             bt.add_column(col, justify="left" if col == by else "right")
         for name, s in rows.items():
-            bt.add_row(name or "(whole)", str(s["calls"]), _fmt_int(s["macs"]), _fmt_int(s["bytes_read"]), _fmt_int(s["bytes_written"]))
+            bt.add_row(
+                name or "(whole)",
+                str(s["calls"]),
+                _fmt_int(s["macs"]),
+                _fmt_int(s["bytes_read"]),
+                _fmt_int(s["bytes_written"]),
+            )
         con.print(bt)
 
 
@@ -207,21 +245,51 @@ def _target_specs(suite, targets, shape, batch, layers, options):
 @target_options
 @click.option("--runtime", "runtimes", multiple=True, help="eager (default), compile or onnxruntime; repeatable.")
 @click.option("--memory-format", default="contiguous", show_default=True, help="contiguous or channels_last.")
-@click.option("--dtype", default="float32", show_default=True, help="float32; float16 or bfloat16 on cuda (converted weights).")
+@click.option(
+    "--dtype", default="float32", show_default=True, help="float32; float16 or bfloat16 on cuda (converted weights)."
+)
 @click.option("--threads", type=int, help="CPU threads (default 1, the paper's protocol).")
 @click.option("--precision", type=float, default=None, help="Target relative half-width of the 95% CI (default 0.02).")
 @click.option("--budget", type=float, default=None, help="Seconds of measurement per target (default 9).")
 @click.option("--out", "out_dir", default="results", show_default=True, help="Directory for the results file.")
 @click.option("--resume", help="RUN_ID of an interrupted run: measure only what it lacks.")
-@click.option("--workers", type=int, default=None,
-              help="Fresh worker processes per pass (default 1; 0 = measure in this process, one pass).")
-@click.option("--passes", type=int, default=None,
-              help="Passes over the suite, each on fresh processes with budget/passes per target (default 5).")
+@click.option(
+    "--workers",
+    type=int,
+    default=None,
+    help="Fresh worker processes per pass (default 1; 0 = measure in this process, one pass).",
+)
+@click.option(
+    "--passes",
+    type=int,
+    default=None,
+    help="Passes over the suite, each on fresh processes with budget/passes per target (default 5).",
+)
 @click.option("--allocator", "allocators_", multiple=True, help=_ALLOCATOR_HELP + " Repeatable.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document (run id, path, records) on stdout.")
 @click.pass_context
-def run(ctx, device, suite, targets, shape, batch, layers, runtimes, memory_format, dtype, threads, precision, budget,
-        out_dir, resume, workers, passes, allocators_, as_json, **options) -> None:
+def run(
+    ctx,
+    device,
+    suite,
+    targets,
+    shape,
+    batch,
+    layers,
+    runtimes,
+    memory_format,
+    dtype,
+    threads,
+    precision,
+    budget,
+    out_dir,
+    resume,
+    workers,
+    passes,
+    allocators_,
+    as_json,
+    **options,
+) -> None:
     """Measure a suite or targets on one device; records are appended to OUT/<run_id>.jsonl as they finish.
 
     --resume RUN_ID finishes an interrupted run with the options it was started with; options
@@ -235,8 +303,9 @@ def run(ctx, device, suite, targets, shape, batch, layers, runtimes, memory_form
 
     if resume is not None:
         given = _resumed_options(ctx, resume, out_dir)
-        device, suite, targets, shape, batch, layers = (given[k] for k in ("device", "suite", "targets", "shape",
-                                                                           "batch", "layers"))
+        device, suite, targets, shape, batch, layers = (
+            given[k] for k in ("device", "suite", "targets", "shape", "batch", "layers")
+        )
         runtimes, memory_format, dtype, threads = (given[k] for k in ("runtimes", "memory_format", "dtype", "threads"))
         precision, budget, workers, passes = (given[k] for k in ("precision", "budget", "workers", "passes"))
         allocators_ = given["allocators_"]
@@ -244,10 +313,24 @@ def run(ctx, device, suite, targets, shape, batch, layers, runtimes, memory_form
     checks.writable_dir(out_dir)
     checks.check_workers(workers)
     cli_options = {k: v for k, v in ctx.params.items() if k not in _NOT_STORED}
-    cli_options.update(device=device, suite=suite, targets=list(targets), shape=shape, batch=batch, layers=layers,
-                       runtimes=list(runtimes), memory_format=memory_format, dtype=dtype, threads=threads,
-                       precision=precision, budget=budget, workers=workers, passes=passes,
-                       allocators_=list(allocators_), **options)
+    cli_options.update(
+        device=device,
+        suite=suite,
+        targets=list(targets),
+        shape=shape,
+        batch=batch,
+        layers=layers,
+        runtimes=list(runtimes),
+        memory_format=memory_format,
+        dtype=dtype,
+        threads=threads,
+        precision=precision,
+        budget=budget,
+        workers=workers,
+        passes=passes,
+        allocators_=list(allocators_),
+        **options,
+    )
     allocs = list(allocators_) or [DEFAULT_ALLOCATOR]
     if workers == 0 and len(allocs) == 1:  # measured in this process: it must start under the allocator
         _preloaded_or_reexec(allocs[0])
@@ -257,12 +340,22 @@ def run(ctx, device, suite, targets, shape, batch, layers, runtimes, memory_form
     err = _console(stderr=True)
     with progress_reporter(not as_json, err) as progress:
         summary = run_suite(
-            specs, device=device, threads=threads, batch_override=batch,
+            specs,
+            device=device,
+            threads=threads,
+            batch_override=batch,
             precision=DEFAULT_PRECISION if precision is None else precision,
-            budget_s=DEFAULT_BUDGET_S if budget is None else budget, out_dir=out_dir, resume=resume,
-            progress=progress, notify=None if as_json else (lambda line: err.print(line, highlight=False)),
-            runtimes=runtimes or ("eager",), memory_format=memory_format, dtype=dtype,
-            workers=workers, passes=DEFAULT_PASSES if passes is None else passes, allocator=allocs,
+            budget_s=DEFAULT_BUDGET_S if budget is None else budget,
+            out_dir=out_dir,
+            resume=resume,
+            progress=progress,
+            notify=None if as_json else (lambda line: err.print(line, highlight=False)),
+            runtimes=runtimes or ("eager",),
+            memory_format=memory_format,
+            dtype=dtype,
+            workers=workers,
+            passes=DEFAULT_PASSES if passes is None else passes,
+            allocator=allocs,
             cli_options=cli_options,
         )
     if as_json:
@@ -299,13 +392,21 @@ def _resumed_options(ctx: click.Context, resume: str, out_dir: str) -> dict[str,
         if ctx.get_parameter_source(name) == ParameterSource.COMMANDLINE:
             now = list(value) if isinstance(value, tuple) else value
             if now != stored[name]:
-                flag = "--" + {"targets": "target", "runtimes": "runtime", "k": "kernel", "allocators_": "allocator"}.get(name, name).replace("_", "-")
+                flag = "--" + {
+                    "targets": "target",
+                    "runtimes": "runtime",
+                    "k": "kernel",
+                    "allocators_": "allocator",
+                }.get(name, name).replace("_", "-")
                 differ.append(f"{flag} {_show_opt(now)} (the run has {_show_opt(stored[name])})")
         else:
             values[name] = stored[name]
     if differ:
-        raise UserError(f"--resume {resume}: options differ from the run's: " + "; ".join(differ)
-                        + f"; drop them to finish the run as started (`fnbench run --resume {resume}`)")
+        raise UserError(
+            f"--resume {resume}: options differ from the run's: "
+            + "; ".join(differ)
+            + f"; drop them to finish the run as started (`fnbench run --resume {resume}`)"
+        )
     return values
 
 
@@ -325,9 +426,16 @@ def _show_opt(v: Any) -> str:
 @click.option("--batch", type=int, default=None, help="Batch size (default 1; cuda: 32 unless given, 1 included).")
 @click.option("--threads", type=int, help="CPU threads (default 1).")
 @click.option("--runtime", default="eager", show_default=True, help="eager, compile or onnxruntime.")
-@click.option("--budget", type=float, default=8.0, show_default=True,
-              help="Upper bound on seconds per target per shape; each chunk stops early once its rounds are done.")
-@click.option("--from", "from_paths", multiple=True, help="Read A and B from these result files/directories instead of measuring.")
+@click.option(
+    "--budget",
+    type=float,
+    default=8.0,
+    show_default=True,
+    help="Upper bound on seconds per target per shape; each chunk stops early once its rounds are done.",
+)
+@click.option(
+    "--from", "from_paths", multiple=True, help="Read A and B from these result files/directories instead of measuring."
+)
 @click.option("--allocator", default="tuned", show_default=True, help=_ALLOCATOR_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
 def compare(a, b, device, shape, layers, batch, threads, runtime, budget, from_paths, allocator, as_json) -> None:
@@ -339,15 +447,33 @@ def compare(a, b, device, shape, layers, batch, threads, runtime, budget, from_p
     allocators.check_allocator(allocator)
     sh = parse_shape(shape) if shape else None
     if from_paths:
-        result = cmp.compare_from_results(list(from_paths), a, b, device=None if device == "auto" else device,
-                                          shape=sh, runtime=runtime, allocator=allocator)
+        result = cmp.compare_from_results(
+            list(from_paths),
+            a,
+            b,
+            device=None if device == "auto" else device,
+            shape=sh,
+            runtime=runtime,
+            allocator=allocator,
+        )
     else:
         _preloaded_or_reexec(allocator)
         from .console import progress_reporter
 
         with progress_reporter(not as_json, _console(stderr=True)) as progress:
-            result = cmp.compare(a, b, device=device, shape=sh, layers=layers, batch=batch, threads=threads,
-                                 runtime=runtime, budget_s=budget, progress=progress, allocator=allocator)
+            result = cmp.compare(
+                a,
+                b,
+                device=device,
+                shape=sh,
+                layers=layers,
+                batch=batch,
+                threads=threads,
+                runtime=runtime,
+                budget_s=budget,
+                progress=progress,
+                allocator=allocator,
+            )
     if as_json:
         click.echo(json.dumps(result.as_dict()))
         return
@@ -360,37 +486,73 @@ def _print_compare(c) -> None:
     from .compare import answer_text, verdict_line
 
     con = _console()
-    t = Table(title=f"{c.a_name} vs {c.b_name} on {c.device} ({c.runtime}, threads {c.threads}, allocator "
-                    f"{c.allocator}); ratios are {c.b_name} / {c.a_name}", title_justify="left")
-    for col in ("shape", "target", "FLOPs (MACs)", "bytes (counted)", "FLOP/byte", "latency ms", "95% CI ms",
-                "GMAC/s", "GMAC/s 95% CI", "faults/iter"):
+    t = Table(
+        title=f"{c.a_name} vs {c.b_name} on {c.device} ({c.runtime}, threads {c.threads}, allocator "
+        f"{c.allocator}); ratios are {c.b_name} / {c.a_name}",
+        title_justify="left",
+    )
+    for col in (
+        "shape",
+        "target",
+        "FLOPs (MACs)",
+        "bytes (counted)",
+        "FLOP/byte",
+        "latency ms",
+        "95% CI ms",
+        "GMAC/s",
+        "GMAC/s 95% CI",
+        "faults/iter",
+    ):
         t.add_column(col, justify="left" if col in ("shape", "target") else "right")
     for r in c.rows:
         for side in (r.a, r.b):
             ci = side.ci95
-            t.add_row("x".join(map(str, side.spec.shape)), side.spec.name, _fmt_si(side.macs),
-                      _fmt_si(side.mem_bytes_counted, "B"), f"{side.intensity:.2f}" if side.intensity else "—",
-                      units.fmt_ms(side.median_s), f"{units.fmt_ms(ci.low)}–{units.fmt_ms(ci.high)}",
-                      f"{side.gmacs_per_s:.2f}", "{:.2f}–{:.2f}".format(*side.gmacs_per_s_ci),
-                      _fmt_faults(side.minor_faults_per_iter, side.mem_bytes_counted))
+            t.add_row(
+                "x".join(map(str, side.spec.shape)),
+                side.spec.name,
+                _fmt_si(side.macs),
+                _fmt_si(side.mem_bytes_counted, "B"),
+                f"{side.intensity:.2f}" if side.intensity else "—",
+                units.fmt_ms(side.median_s),
+                f"{units.fmt_ms(ci.low)}–{units.fmt_ms(ci.high)}",
+                f"{side.gmacs_per_s:.2f}",
+                "{:.2f}–{:.2f}".format(*side.gmacs_per_s_ci),
+                _fmt_faults(side.minor_faults_per_iter, side.mem_bytes_counted),
+            )
         flo, fhi = r.flops_ci
-        t.add_row("", "[bold]ratio[/bold]", f"{r.macs_ratio:.3f}x", "", "",
-                  f"{r.latency_ratio:.3f}x", f"{r.latency_ci.low:.3f}–{r.latency_ci.high:.3f}x",
-                  f"{r.flops_ratio:.3f}x", f"{flo:.3f}–{fhi:.3f}x", "", end_section=True)
+        t.add_row(
+            "",
+            "[bold]ratio[/bold]",
+            f"{r.macs_ratio:.3f}x",
+            "",
+            "",
+            f"{r.latency_ratio:.3f}x",
+            f"{r.latency_ci.low:.3f}–{r.latency_ci.high:.3f}x",
+            f"{r.flops_ratio:.3f}x",
+            f"{flo:.3f}–{fhi:.3f}x",
+            "",
+            end_section=True,
+        )
     con.print(t)
     if len(c.rows) > 1:
         (llo, lhi), (flo, fhi) = c.latency_ci, c.flops_ci
-        con.print(f"geometric mean over {len(c.rows)} shapes: MACs {c.macs_ratio:.3f}x, latency {c.latency_ratio:.3f}x "
-                  f"(CI {llo:.3f}–{lhi:.3f}), FLOPS {c.flops_ratio:.3f}x (CI {flo:.3f}–{fhi:.3f})")
+        con.print(
+            f"geometric mean over {len(c.rows)} shapes: MACs {c.macs_ratio:.3f}x, latency {c.latency_ratio:.3f}x "
+            f"(CI {llo:.3f}–{lhi:.3f}), FLOPS {c.flops_ratio:.3f}x (CI {flo:.3f}–{fhi:.3f})"
+        )
     con.print(f"{verdict_line(c)}.")
     cl = c.claim
     if cl["verdict"] != "not measured":
         per = ""
         if cl["per_map_ratio"] == cl["per_map_ratio"]:
-            per = (f"; geometric mean of per-map ratios {cl['per_map_ratio']:.3g}x "
-                   f"(CI {cl['per_map_ci95_low']:.3g}–{cl['per_map_ci95_high']:.3g})")
-        con.print(f"claim \"{cl['claim']}\": {cl['statistic']} = {cl['ratio']:.3g}x "
-                  f"(CI {cl['ci95_low']:.3g}–{cl['ci95_high']:.3g}){per}")
+            per = (
+                f"; geometric mean of per-map ratios {cl['per_map_ratio']:.3g}x "
+                f"(CI {cl['per_map_ci95_low']:.3g}–{cl['per_map_ci95_high']:.3g})"
+            )
+        con.print(
+            f'claim "{cl["claim"]}": {cl["statistic"]} = {cl["ratio"]:.3g}x '
+            f"(CI {cl['ci95_low']:.3g}–{cl['ci95_high']:.3g}){per}"
+        )
     con.print(f"[bold]{answer_text(c)}[/bold]")
 
 
@@ -421,39 +583,61 @@ def probe(device, threads, budget, out_dir, allocator, as_json) -> None:
     checks.writable_dir(out_dir)
     _preloaded_or_reexec(allocator)
     with progress_reporter(not as_json, _console(stderr=True)) as progress:
-        run_id, path, records = run_probe(device=device, threads=threads, budget_s=budget, out_dir=out_dir,
-                                          progress=progress, allocator=allocator)
+        run_id, path, records = run_probe(
+            device=device, threads=threads, budget_s=budget, out_dir=out_dir, progress=progress, allocator=allocator
+        )
     best = ceilings(records)
     if as_json:
         click.echo(json.dumps({"run_id": run_id, "path": str(path), "ceilings": best, "records": records}))
         return
     from rich.table import Table
 
-    t = Table(title=f"probe {run_id} ({records[0]['device']['kind']}, threads {records[0]['threads']})",
-              title_justify="left")
+    t = Table(
+        title=f"probe {run_id} ({records[0]['device']['kind']}, threads {records[0]['threads']})", title_justify="left"
+    )
     for col in ("probe", "size", "latency ms", "95% CI ms", "achieved", "faults/iter", "stable"):
         t.add_column(col, justify="left" if col == "probe" else "right")
     for r in records:
         st, cost = r["stats"], r["cost"]
         kind, per_s = probe_rate(r["target"]["name"], cost["flops"], cost["mem_bytes_counted"], st["median_s"])
-        rate = (f"{per_s / 1e9:.2f} GB/s" if kind == "copy_bytes_per_s" else
-                f"{per_s / 1e9:.2f} GFLOP/s (= {units.gmacs_per_s(cost['macs'], st['median_s']):.2f} GMAC/s)")
+        rate = (
+            f"{per_s / 1e9:.2f} GB/s"
+            if kind == "copy_bytes_per_s"
+            else f"{per_s / 1e9:.2f} GFLOP/s (= {units.gmacs_per_s(cost['macs'], st['median_s']):.2f} GMAC/s)"
+        )
         opts = r["target"]["options"]
         size = f"{opts['size']}x{opts['hw']}x{opts['hw']}" if "hw" in opts else str(opts["size"])
-        ci = (f"{units.fmt_ms(st['ci95_low_s'])}–{units.fmt_ms(st['ci95_high_s'])}" if st.get("rounds", 0) >= 2
-              and st["ci95_high_s"] > st["ci95_low_s"] else f"— ({st.get('rounds', 0)} round: raise --budget)")
-        t.add_row(r["target"]["name"], size, units.fmt_ms(st["median_s"]), ci, rate,
-                  _fmt_faults(st.get("minor_faults_per_iter"), cost.get("mem_bytes_counted")),
-                  "yes" if st["stable"] else "no")
+        ci = (
+            f"{units.fmt_ms(st['ci95_low_s'])}–{units.fmt_ms(st['ci95_high_s'])}"
+            if st.get("rounds", 0) >= 2 and st["ci95_high_s"] > st["ci95_low_s"]
+            else f"— ({st.get('rounds', 0)} round: raise --budget)"
+        )
+        t.add_row(
+            r["target"]["name"],
+            size,
+            units.fmt_ms(st["median_s"]),
+            ci,
+            rate,
+            _fmt_faults(st.get("minor_faults_per_iter"), cost.get("mem_bytes_counted")),
+            "yes" if st["stable"] else "no",
+        )
     con = _console()
     con.print(t)
-    con.print("ceilings (best of each kind): " + ", ".join(
-        f"{k.replace('_flop_per_s', '')} {v / 1e9:.2f} GFLOP/s" if k.endswith("flop_per_s") else f"copy {v / 1e9:.2f} GB/s"
-        for k, v in best.items()))
+    con.print(
+        "ceilings (best of each kind): "
+        + ", ".join(
+            f"{k.replace('_flop_per_s', '')} {v / 1e9:.2f} GFLOP/s"
+            if k.endswith("flop_per_s")
+            else f"copy {v / 1e9:.2f} GB/s"
+            for k, v in best.items()
+        )
+    )
     env = records[0].get("env") or {}
     if env.get("theoretical_peak_gflop_per_s"):
-        con.print(f"theoretical FP32 peak: {env['theoretical_peak_gflop_per_s']:.1f} GFLOP/s "
-                  f"({env['theoretical_peak_basis']})")
+        con.print(
+            f"theoretical FP32 peak: {env['theoretical_peak_gflop_per_s']:.1f} GFLOP/s "
+            f"({env['theoretical_peak_basis']})"
+        )
     con.print(f"results: {path}")
 
 
@@ -463,18 +647,42 @@ def probe(device, threads, budget, out_dir, allocator, as_json) -> None:
 @click.option("--suite", help="Break down every target of a suite (e.g. networks) instead of TARGETS.")
 @target_options
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, arm or cuda.")
-@click.option("--runtime", default="eager", show_default=True,
-              help="eager; compile and onnxruntime fuse layers and are refused (no honest per-layer time).")
+@click.option(
+    "--runtime",
+    default="eager",
+    show_default=True,
+    help="eager; compile and onnxruntime fuse layers and are refused (no honest per-layer time).",
+)
 @click.option("--threads", type=int, help="CPU threads (default 1, the paper's protocol).")
-@click.option("--budget", type=float, default=2.0, show_default=True,
-              help="Seconds for the whole network (half before the layers, half after).")
+@click.option(
+    "--budget",
+    type=float,
+    default=2.0,
+    show_default=True,
+    help="Seconds for the whole network (half before the layers, half after).",
+)
 @click.option("--layer-budget", type=float, default=0.1, show_default=True, help="Seconds per layer.")
 @click.option("--top", type=int, default=12, show_default=True, help="Layers to print, slowest first (all are stored).")
 @click.option("--out", "out_dir", default="results", show_default=True, help="Directory for the results file.")
 @click.option("--allocator", default="tuned", show_default=True, help=_ALLOCATOR_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document (run id, path, records) on stdout.")
-def breakdown(targets, suite, shape, batch, layers, device, runtime, threads, budget, layer_budget, top, out_dir,
-              allocator, as_json, **options) -> None:
+def breakdown(
+    targets,
+    suite,
+    shape,
+    batch,
+    layers,
+    device,
+    runtime,
+    threads,
+    budget,
+    layer_budget,
+    top,
+    out_dir,
+    allocator,
+    as_json,
+    **options,
+) -> None:
     """Where TARGET's time goes: every layer's kind, cost and standalone latency, grouped by operator kind.
 
     Each layer is timed on its recorded input with the engine and conditions of the whole network,
@@ -492,18 +700,37 @@ def breakdown(targets, suite, shape, batch, layers, device, runtime, threads, bu
     specs = _target_specs(suite, list(targets), shape, 1 if batch is None else batch, layers, options)
     with progress_reporter(not as_json, _console(stderr=True)) as progress:
         run_id, path, records, failed = run_breakdown(
-            specs, device=device, threads=threads, batch=batch, budget_s=budget, layer_budget_s=layer_budget,
-            runtime=runtime, out_dir=out_dir, allocator=allocator, progress=progress)
+            specs,
+            device=device,
+            threads=threads,
+            batch=batch,
+            budget_s=budget,
+            layer_budget_s=layer_budget,
+            runtime=runtime,
+            out_dir=out_dir,
+            allocator=allocator,
+            progress=progress,
+        )
     from .report import breakdown as bd
     from .results import iter_result_files, read_records
 
-    probes = [r for f in iter_result_files(out_dir) for r in read_records(f)
-              if (r.get("target") or {}).get("kind") == "probe"]
+    probes = [
+        r for f in iter_result_files(out_dir) for r in read_records(f) if (r.get("target") or {}).get("kind") == "probe"
+    ]
     ok = [r for r in records if r.get("status") == "ok"]
     preds = [bd.predictions(r, bd.device_ceilings(probes, r["device"]["key"])) for r in ok]
     if as_json:
-        click.echo(json.dumps({"run_id": run_id, "path": str(path), "records": records, "predictions": preds,
-                               "predictors": bd.predictor_summary(pd_frame(preds)).to_dict("records")}))
+        click.echo(
+            json.dumps(
+                {
+                    "run_id": run_id,
+                    "path": str(path),
+                    "records": records,
+                    "predictions": preds,
+                    "predictors": bd.predictor_summary(pd_frame(preds)).to_dict("records"),
+                }
+            )
+        )
     else:
         _print_breakdown(records, preds, probes, top, bd)
         _console().print(f"run id: {run_id}\nresults: {path}")
@@ -534,72 +761,124 @@ def _print_breakdown(records, preds, probes, top, bd) -> None:
             continue
         e2e = rec["end_to_end"]["stats"]
         kt = bd.kind_table(rec)
-        t = Table(title=f"{bd.label(rec)}: by operator kind ({len(rec['layers'])} layers, each timed standalone)",
-                  title_justify="left")
+        t = Table(
+            title=f"{bd.label(rec)}: by operator kind ({len(rec['layers'])} layers, each timed standalone)",
+            title_justify="left",
+        )
         for col in ("kind", "layers", "FLOPs (MACs)", "share of MACs", "time ms", "share of time", "GMAC/s"):
             t.add_column(col, justify="left" if col == "kind" else "right")
         for r in kt.itertuples():
-            t.add_row(r.kind, str(r.layers), _fmt_si(r.macs), pct(r.share_macs), ms(r.time_s), pct(r.share_time),
-                      "—" if r.gmacs_per_s != r.gmacs_per_s or not r.macs else f"{r.gmacs_per_s:.2f}")
+            t.add_row(
+                r.kind,
+                str(r.layers),
+                _fmt_si(r.macs),
+                pct(r.share_macs),
+                ms(r.time_s),
+                pct(r.share_time),
+                "—" if r.gmacs_per_s != r.gmacs_per_s or not r.macs else f"{r.gmacs_per_s:.2f}",
+            )
         con.print(t)
         if top:
             lt = bd.layer_table(rec).sort_values("median_s", ascending=False).head(top)
             t = Table(title=f"slowest {len(lt)} layers", title_justify="left")
-            for col in ("layer", "kind", "input", "params", "MACs", "bytes", "FLOP/B", "ms", "95% CI ms", "GMAC/s",
-                        "share"):
+            for col in (
+                "layer",
+                "kind",
+                "input",
+                "params",
+                "MACs",
+                "bytes",
+                "FLOP/B",
+                "ms",
+                "95% CI ms",
+                "GMAC/s",
+                "share",
+            ):
                 t.add_column(col, justify="left" if col in ("layer", "kind", "input") else "right")
             for r in lt.itertuples():
-                t.add_row(r.name or "(root)", r.kind, r.input_shape or "—", _fmt_int(r.params), _fmt_si(r.macs),
-                          _fmt_si(r.bytes, "B"), "—" if r.intensity_flop_per_byte is None or
-                          r.intensity_flop_per_byte != r.intensity_flop_per_byte else f"{r.intensity_flop_per_byte:.1f}",
-                          ms(r.median_s), f"{ms(r.ci95_low_s)}–{ms(r.ci95_high_s)}",
-                          f"{r.gmacs_per_s:.2f}" if r.macs else "—", pct(r.share_time))
+                t.add_row(
+                    r.name or "(root)",
+                    r.kind,
+                    r.input_shape or "—",
+                    _fmt_int(r.params),
+                    _fmt_si(r.macs),
+                    _fmt_si(r.bytes, "B"),
+                    "—"
+                    if r.intensity_flop_per_byte is None or r.intensity_flop_per_byte != r.intensity_flop_per_byte
+                    else f"{r.intensity_flop_per_byte:.1f}",
+                    ms(r.median_s),
+                    f"{ms(r.ci95_low_s)}–{ms(r.ci95_high_s)}",
+                    f"{r.gmacs_per_s:.2f}" if r.macs else "—",
+                    pct(r.share_time),
+                )
             con.print(t)
-        con.print(f"sum of per-layer medians {ms(rec['sum_s'])} ms vs end-to-end {ms(e2e['median_s'])} ms "
-                  f"(95% CI {ms(e2e['ci95_low_s'])}–{ms(e2e['ci95_high_s'])}; before the layers "
-                  f"{ms(rec['end_to_end']['before_median_s'])}, after {ms(rec['end_to_end']['after_median_s'])}): "
-                  f"gap {pct(rec['gap'])}")
+        con.print(
+            f"sum of per-layer medians {ms(rec['sum_s'])} ms vs end-to-end {ms(e2e['median_s'])} ms "
+            f"(95% CI {ms(e2e['ci95_low_s'])}–{ms(e2e['ci95_high_s'])}; before the layers "
+            f"{ms(rec['end_to_end']['before_median_s'])}, after {ms(rec['end_to_end']['after_median_s'])}): "
+            f"gap {pct(rec['gap'])}"
+        )
         if rec.get("gap_mean") is not None:
-            con.print(f"sum of per-layer means {ms(rec['sum_mean_s'])} ms vs end-to-end mean "
-                      f"{ms(rec['end_to_end']['mean_s'])} ms: gap {pct(rec['gap_mean'])}; minima "
-                      f"{ms(rec['sum_min_s'])} vs {ms(rec['end_to_end']['min_s'])} ms: gap {pct(rec['gap_min'])}")
+            con.print(
+                f"sum of per-layer means {ms(rec['sum_mean_s'])} ms vs end-to-end mean "
+                f"{ms(rec['end_to_end']['mean_s'])} ms: gap {pct(rec['gap_mean'])}; minima "
+                f"{ms(rec['sum_min_s'])} vs {ms(rec['end_to_end']['min_s'])} ms: gap {pct(rec['gap_min'])}"
+            )
     if not preds:
         return
     t = Table(title="predicted vs measured latency (ms; error = predicted / measured - 1)", title_justify="left")
     for col in ("network", "measured", "FLOPs-only", "error", "roofline", "error", "per-layer sum", "error"):
         t.add_column(col, justify="left" if col == "network" else "right")
     for p in preds:
-        t.add_row(p["network"], ms(p["measured_s"]), *[x for k in bd.PREDICTORS
-                                                        for x in (ms(p[f"{k}_s"]), pct(p[f"{k}_error"]))])
+        t.add_row(
+            p["network"],
+            ms(p["measured_s"]),
+            *[x for k in bd.PREDICTORS for x in (ms(p[f"{k}_s"]), pct(p[f"{k}_error"]))],
+        )
     con.print(t)
     if any(p["roofline_s"] is None for p in preds):
-        con.print("no `fnbench probe` records for this device in the results directory: FLOPs-only and roofline "
-                  "not predicted (run `fnbench probe --out` to the same directory)")
+        con.print(
+            "no `fnbench probe` records for this device in the results directory: FLOPs-only and roofline "
+            "not predicted (run `fnbench probe --out` to the same directory)"
+        )
     ceil = bd.device_ceilings(probes, preds[0]["device_key"])
     for rec in records:
         if rec.get("status") != "ok":
             continue
         misses = bd.roofline_misses(rec, ceil, top=3)
         if len(misses):
-            con.print(f"{bd.label(rec)}: roofline misjudges most: " + "; ".join(
-                f"{m.name} ({m.kind}) {ms(m.measured_s)} ms measured vs {ms(m.roofline_s)} ms"
-                for m in misses.itertuples()))
+            con.print(
+                f"{bd.label(rec)}: roofline misjudges most: "
+                + "; ".join(
+                    f"{m.name} ({m.kind}) {ms(m.measured_s)} ms measured vs {ms(m.roofline_s)} ms"
+                    for m in misses.itertuples()
+                )
+            )
     if len(preds) >= 2:
         summ = bd.predictor_summary(pd_frame(preds))
         t = Table(title=f"one number per predictor over {len(preds)} networks", title_justify="left")
         for col in ("predictor", "networks", "Spearman rank corr.", "median |error|", "median error"):
             t.add_column(col, justify="left" if col == "predictor" else "right")
         for r in summ.itertuples():
-            t.add_row(r.predictor, str(r.networks), "—" if r.spearman is None or r.spearman != r.spearman
-                      else f"{r.spearman:.2f}", pct(r.median_abs_error), pct(r.median_error))
+            t.add_row(
+                r.predictor,
+                str(r.networks),
+                "—" if r.spearman is None or r.spearman != r.spearman else f"{r.spearman:.2f}",
+                pct(r.median_abs_error),
+                pct(r.median_error),
+            )
         con.print(t)
 
 
 # -- report ---------------------------------------------------------------------------------------------
 @cli.command()
 @click.argument("paths", nargs=-1)
-@click.option("--out", "out_dir", default="reports", show_default=True, help="Directory for index.html, CSVs and figures.")
-@click.option("--runtime", "runtimes", multiple=True, help="Only these runtimes (eager, compile, onnxruntime); repeatable.")
+@click.option(
+    "--out", "out_dir", default="reports", show_default=True, help="Directory for index.html, CSVs and figures."
+)
+@click.option(
+    "--runtime", "runtimes", multiple=True, help="Only these runtimes (eager, compile, onnxruntime); repeatable."
+)
 def report(paths, out_dir, runtimes) -> None:
     """Merge result files (default: every file in results/) into reports/index.html, CSVs and figures."""
     from . import checks
@@ -615,8 +894,10 @@ def report(paths, out_dir, runtimes) -> None:
         missing = sorted(set(summary.claims.claim) - set(measured.claim))
         if missing:
             con.print(f"not measured: {'; '.join(missing)} (see verdicts.csv)")
-    con.print(f"{summary.n_rows} measurements from {len(summary.devices)} device(s); "
-              f"{summary.n_unstable} unstable, {summary.n_failed} failed or unsupported")
+    con.print(
+        f"{summary.n_rows} measurements from {len(summary.devices)} device(s); "
+        f"{summary.n_unstable} unstable, {summary.n_failed} failed or unsupported"
+    )
     for name, why in summary.not_drawn.items():
         con.print(f"not drawn: {name}: {why}")
     con.print(f"report: {summary.index}")
@@ -628,7 +909,9 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
     from .errors import FnbenchWarning
 
     text = " ".join(str(message).split())
-    prefix = "fnbench: warning: " if issubclass(category, FnbenchWarning) else f"fnbench: warning: {category.__name__}: "
+    prefix = (
+        "fnbench: warning: " if issubclass(category, FnbenchWarning) else f"fnbench: warning: {category.__name__}: "
+    )
     click.echo(prefix + text, err=True)
 
 

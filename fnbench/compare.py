@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -37,8 +37,16 @@ from .suites import TABLE1_SHAPES
 from .targets import Target, TargetSpec, resolve
 from .timing import measure
 
-__all__ = ["Side", "ShapeComparison", "Comparison", "compare", "compare_from_results", "verdict_line", "answer_text",
-           "N_BOOT"]
+__all__ = [
+    "Side",
+    "ShapeComparison",
+    "Comparison",
+    "compare",
+    "compare_from_results",
+    "verdict_line",
+    "answer_text",
+    "N_BOOT",
+]
 
 CHUNKS = 6
 
@@ -59,6 +67,7 @@ class Side:
     @property
     def minor_faults_per_iter(self) -> float | None:
         return self.faults_minor / self.faults_iters if self.faults_iters else None
+
     settled: bool | None = None  # from a result file: the stored row's own verdict on stability
 
     def chunk_medians(self) -> np.ndarray:
@@ -92,12 +101,23 @@ class Side:
     def claim_row(self, precision: float) -> dict:
         """This side as a row for the claim engine (:mod:`fnbench.verdicts`)."""
         med = float(np.median(self.chunk_medians()))
-        return {"target": self.spec.name, "target_kind": "operator" if self.spec.layers else "network",
-                "shape": "x".join(map(str, self.spec.shape)) if self.spec.shape else None, "layers": self.spec.layers,
-                "options": dict(self.spec.options), "macs": self.macs, "batch": self.batch, "median_s": med,
-                "samples_s": list(self.samples_s), "round_ids": list(self.chunk_ids), "worker_ids": None,
-                "status": "ok", "stable": self.stable(precision), "precision": precision,
-                "rel_ci_halfwidth": stats.rel_halfwidth(self.ci95, med)}
+        return {
+            "target": self.spec.name,
+            "target_kind": "operator" if self.spec.layers else "network",
+            "shape": "x".join(map(str, self.spec.shape)) if self.spec.shape else None,
+            "layers": self.spec.layers,
+            "options": dict(self.spec.options),
+            "macs": self.macs,
+            "batch": self.batch,
+            "median_s": med,
+            "samples_s": list(self.samples_s),
+            "round_ids": list(self.chunk_ids),
+            "worker_ids": None,
+            "status": "ok",
+            "stable": self.stable(precision),
+            "precision": precision,
+            "rel_ci_halfwidth": stats.rel_halfwidth(self.ci95, med),
+        }
 
     @property
     def intensity(self) -> float | None:
@@ -179,46 +199,78 @@ class Comparison:
     def as_dict(self) -> dict[str, Any]:
         def side(s: Side) -> dict[str, Any]:
             ci = s.ci95
-            return {"target": s.spec.name, "shape": list(s.spec.shape), "layers": s.spec.layers, "batch": s.batch,
-                    "macs": s.macs, "mem_bytes_counted": s.mem_bytes_counted,
-                    "arithmetic_intensity": s.intensity, "median_s": s.median_s, "ci95_low_s": ci.low,
-                    "ci95_high_s": ci.high, "gmacs_per_s": s.gmacs_per_s,
-                    "gmacs_per_s_ci95": list(s.gmacs_per_s_ci),
-                    "samples_s": s.samples_s, "chunk_ids": s.chunk_ids,
-                    "minor_faults_per_iter": s.minor_faults_per_iter}
+            return {
+                "target": s.spec.name,
+                "shape": list(s.spec.shape),
+                "layers": s.spec.layers,
+                "batch": s.batch,
+                "macs": s.macs,
+                "mem_bytes_counted": s.mem_bytes_counted,
+                "arithmetic_intensity": s.intensity,
+                "median_s": s.median_s,
+                "ci95_low_s": ci.low,
+                "ci95_high_s": ci.high,
+                "gmacs_per_s": s.gmacs_per_s,
+                "gmacs_per_s_ci95": list(s.gmacs_per_s_ci),
+                "samples_s": s.samples_s,
+                "chunk_ids": s.chunk_ids,
+                "minor_faults_per_iter": s.minor_faults_per_iter,
+            }
 
         return {
-            "a": self.a_name, "b": self.b_name, "device": self.device, "runtime": self.runtime,
-            "threads": self.threads, "allocator": self.allocator, "ratios": "B / A",
-            "rows": [{"a": side(r.a), "b": side(r.b), "macs_ratio": r.macs_ratio, "latency_ratio": r.latency_ratio,
-                      "latency_ratio_ci95": list(r.latency_ci[:2]), "flops_ratio": r.flops_ratio,
-                      "flops_ratio_ci95": list(r.flops_ci)} for r in self.rows],
-            "summary": {"macs_ratio": self.macs_ratio, "latency_ratio": self.latency_ratio,
-                        "latency_ratio_ci95": list(self.latency_ci), "flops_ratio": self.flops_ratio,
-                        "flops_ratio_ci95": list(self.flops_ci), "stable": self.stable,
-                        "claim": f"{self.a_name} FLOPS > {self.b_name} FLOPS", "claim_verdict": self.flops_verdict(),
-                        "verdict": verdict_line(self),
-                        "claim_id": self.claim["claim_id"], "claim_statistic": self.claim["statistic"],
-                        "claim_ratio": self.claim["ratio"],
-                        "claim_ratio_ci95": [self.claim["ci95_low"], self.claim["ci95_high"]],
-                        "per_map_ratio": self.claim["per_map_ratio"],
-                        "per_map_ratio_ci95": [self.claim["per_map_ci95_low"], self.claim["per_map_ci95_high"]],
-                        "paper_ratio": self.claim["paper_ratio"], "unsettled": self.claim["unsettled"],
-                        "answer": answer_text(self)},
+            "a": self.a_name,
+            "b": self.b_name,
+            "device": self.device,
+            "runtime": self.runtime,
+            "threads": self.threads,
+            "allocator": self.allocator,
+            "ratios": "B / A",
+            "rows": [
+                {
+                    "a": side(r.a),
+                    "b": side(r.b),
+                    "macs_ratio": r.macs_ratio,
+                    "latency_ratio": r.latency_ratio,
+                    "latency_ratio_ci95": list(r.latency_ci[:2]),
+                    "flops_ratio": r.flops_ratio,
+                    "flops_ratio_ci95": list(r.flops_ci),
+                }
+                for r in self.rows
+            ],
+            "summary": {
+                "macs_ratio": self.macs_ratio,
+                "latency_ratio": self.latency_ratio,
+                "latency_ratio_ci95": list(self.latency_ci),
+                "flops_ratio": self.flops_ratio,
+                "flops_ratio_ci95": list(self.flops_ci),
+                "stable": self.stable,
+                "claim": f"{self.a_name} FLOPS > {self.b_name} FLOPS",
+                "claim_verdict": self.flops_verdict(),
+                "verdict": verdict_line(self),
+                "claim_id": self.claim["claim_id"],
+                "claim_statistic": self.claim["statistic"],
+                "claim_ratio": self.claim["ratio"],
+                "claim_ratio_ci95": [self.claim["ci95_low"], self.claim["ci95_high"]],
+                "per_map_ratio": self.claim["per_map_ratio"],
+                "per_map_ratio_ci95": [self.claim["per_map_ci95_low"], self.claim["per_map_ci95_high"]],
+                "paper_ratio": self.claim["paper_ratio"],
+                "unsettled": self.claim["unsettled"],
+                "answer": answer_text(self),
+            },
         }
 
 
 def verdict_line(c: Comparison) -> str:
     """One sentence, e.g. ``dwconv has 6.0x fewer MACs than pconv and is 1.9x faster (CI 1.8-2.0x): FLOPS 0.32x pconv's``."""
     a, b = c.a_name, c.b_name
-    m, (llo, lhi), l = c.macs_ratio, c.latency_ci, c.latency_ratio
+    m, (llo, lhi), lat = c.macs_ratio, c.latency_ci, c.latency_ratio
     f, (flo, fhi) = c.flops_ratio, c.flops_ci
     macs = f"{1 / m:.1f}x fewer MACs than {a}" if m < 1 else f"{m:.1f}x the MACs of {a}"
-    if l <= 1:
-        speed = f"{1 / l:.2f}x faster (CI {1 / lhi:.2f}-{1 / llo:.2f}x)"
+    if lat <= 1:
+        speed = f"{1 / lat:.2f}x faster (CI {1 / lhi:.2f}-{1 / llo:.2f}x)"
     else:
-        speed = f"{l:.2f}x slower (CI {llo:.2f}-{lhi:.2f}x)"
-    joint = "but is only" if (m < 1 and 1 / l < 1 / m) else "and is"
+        speed = f"{lat:.2f}x slower (CI {llo:.2f}-{lhi:.2f}x)"
+    joint = "but is only" if (m < 1 and 1 / lat < 1 / m) else "and is"
     return f"{b} has {macs} {joint} {speed}: FLOPS {f:.2f}x {a}'s (CI {flo:.2f}-{fhi:.2f}x)"
 
 
@@ -231,8 +283,10 @@ def answer_text(c: Comparison) -> str:
     if bad:
         names = sorted({sd.spec.name for sd in bad})
         if c.source == "results":
-            todo = (f"measure them again (`fnbench run {' '.join('--target ' + n for n in names)}`; repeats are pooled) "
-                    "or compare them live with a larger --budget")
+            todo = (
+                f"measure them again (`fnbench run {' '.join('--target ' + n for n in names)}`; repeats are pooled) "
+                "or compare them live with a larger --budget"
+            )
         else:
             todo = f"rerun with a larger budget (e.g. --budget {2 * (c.budget_s or 8.0):g})"
         text += f" To settle {', '.join(names)}: {todo}."
@@ -275,8 +329,15 @@ def compare(
     """
     from .counting import count
 
-    policy = resolve_policy(device, threads=threads, batch=batch, budget_s=budget_s, precision=precision,
-                            allocator=allocator, budget_example="8")
+    policy = resolve_policy(
+        device,
+        threads=threads,
+        batch=batch,
+        budget_s=budget_s,
+        precision=precision,
+        allocator=allocator,
+        budget_example="8",
+    )
     dev, threads, batch = policy.device, policy.threads, policy.batch_for(1)
     conditions = policy.conditions(runtime)
     allocators.apply(allocator)  # before anything is built: the models and inputs live under it
@@ -303,10 +364,20 @@ def compare(
             order = (0, 1) if k % 2 == 0 else (1, 0)  # A B, B A, A B …: neither side always goes first
             for j in order:
                 prepared, x = modules[j]
-                m = measure(prepared.module, x, device=dev.torch_device, threads=threads, budget_s=per_chunk,
-                            min_rounds=2, max_rounds=3, seed=seed + k,
-                            rebuild=None if runtime == "eager" else prepared.rebuild, fold=False, allocator=None,
-                            halve_on_oom=runtime == "eager")
+                m = measure(
+                    prepared.module,
+                    x,
+                    device=dev.torch_device,
+                    threads=threads,
+                    budget_s=per_chunk,
+                    min_rounds=2,
+                    max_rounds=3,
+                    seed=seed + k,
+                    rebuild=None if runtime == "eager" else prepared.rebuild,
+                    fold=False,
+                    allocator=None,
+                    halve_on_oom=runtime == "eager",
+                )
                 sides[j].faults_minor += sum(m.round_faults_minor)
                 sides[j].faults_iters += sum(m.round_iters)
                 sides[j].samples_s += m.samples_s
@@ -315,8 +386,18 @@ def compare(
             if progress is not None:
                 progress("", i * chunks + k + 1, len(pairs) * chunks)
         rows.append(_ratio_row(*sides, paired=True, seed=seed))
-    c = Comparison(a, b, dev.kind, runtime, threads, rows, precision, allocator, where=f"On {dev.kind}: {dev.name}",
-                   budget_s=budget_s)
+    c = Comparison(
+        a,
+        b,
+        dev.kind,
+        runtime,
+        threads,
+        rows,
+        precision,
+        allocator,
+        where=f"On {dev.kind}: {dev.name}",
+        budget_s=budget_s,
+    )
     c.claim = _evaluate(c, kind=dev.kind, key=(dev.kind, runtime, threads, batch), paired=True, seed=seed)
     return c
 
@@ -340,9 +421,18 @@ def _ratio_row(sa: Side, sb: Side, *, paired: bool, seed: int) -> ShapeCompariso
     return ShapeComparison(sa, sb, ratio, ci, reps)
 
 
-def compare_from_results(paths, a: str, b: str, *, device: str | None = None, shape=None,
-                         runtime: str = "eager", seed: int = 0, precision: float | None = None,
-                         allocator: str = DEFAULT_ALLOCATOR) -> Comparison:
+def compare_from_results(
+    paths,
+    a: str,
+    b: str,
+    *,
+    device: str | None = None,
+    shape=None,
+    runtime: str = "eager",
+    seed: int = 0,
+    precision: float | None = None,
+    allocator: str = DEFAULT_ALLOCATOR,
+) -> Comparison:
     """The same comparison from stored result records, read exactly as the report reads them.
 
     :func:`fnbench.merge.load_frame` pools repeats; the rows of one group (device, runtime,
@@ -359,8 +449,12 @@ def compare_from_results(paths, a: str, b: str, *, device: str | None = None, sh
     df = load_frame(list(paths))
     if not df.empty:
         alloc = df.get("allocator", pd.Series(LEGACY_ALLOCATOR, index=df.index)).fillna(LEGACY_ALLOCATOR)
-        plain = (df.runtime_name.eq(runtime) & df.memory_format.fillna("contiguous").eq("contiguous")
-                 & df.dtype.fillna("float32").eq("float32") & df.target.isin([a, b]))
+        plain = (
+            df.runtime_name.eq(runtime)
+            & df.memory_format.fillna("contiguous").eq("contiguous")
+            & df.dtype.fillna("float32").eq("float32")
+            & df.target.isin([a, b])
+        )
         # as in the report: files of one allocator are that allocator's answer; with several, ``allocator`` picks
         if alloc[plain].nunique() == 1:
             allocator = str(alloc[plain].iloc[0])
@@ -374,19 +468,23 @@ def compare_from_results(paths, a: str, b: str, *, device: str | None = None, sh
         if shape is not None:
             df = df[df["shape"].eq("x".join(map(str, shape)))]
     groups = []
-    for key, g in (df.groupby(list(GROUP_KEYS), dropna=False, sort=True) if not df.empty else []):
+    for key, g in df.groupby(list(GROUP_KEYS), dropna=False, sort=True) if not df.empty else []:
         both = sorted(set(g[g.target.eq(a)]["shape"]) & set(g[g.target.eq(b)]["shape"]), key=str)
         if both:
             groups.append((key, g, both))
     if not groups:
-        raise UserError(f"the result files hold no shape measured for both {a!r} and {b!r} (runtime {runtime}, "
-                        f"allocator {allocator}); run `fnbench run --target {a} --target {b}` first")
+        raise UserError(
+            f"the result files hold no shape measured for both {a!r} and {b!r} (runtime {runtime}, "
+            f"allocator {allocator}); run `fnbench run --target {a} --target {b}` first"
+        )
     if len(groups) > 1:
         devices = {k[0] for k, _, _ in groups}
         if len(devices) > 1:
             raise UserError(f"{a} and {b} were measured on {len(devices)} devices; pick one with --device")
-        raise UserError(f"{a} and {b} were measured under {len(groups)} set-ups (threads or batch) on one device; "
-                        "keep one set-up's files in the --from paths")
+        raise UserError(
+            f"{a} and {b} were measured under {len(groups)} set-ups (threads or batch) on one device; "
+            "keep one set-up's files in the --from paths"
+        )
     key, g, _ = groups[0]
     recs = g.to_dict("records")
     if precision is None:
@@ -399,20 +497,44 @@ def compare_from_results(paths, a: str, b: str, *, device: str | None = None, sh
             sh = r["shape"]
             dims = tuple(int(v) for v in sh.split("x")) if isinstance(sh, str) else ()
             layers = None if pd.isna(r.get("layers")) else int(r["layers"])
-            spec = TargetSpec(r["target"], dims, int(r["batch"]), layers, tuple(sorted(json.loads(r["options"]).items())))
+            spec = TargetSpec(
+                r["target"], dims, int(r["batch"]), layers, tuple(sorted(json.loads(r["options"]).items()))
+            )
             rid = r.get("round_ids")
-            rid = list(rid) if isinstance(rid, (list, tuple, np.ndarray)) and len(rid) == len(r["samples_s"]) \
+            rid = (
+                list(rid)
+                if isinstance(rid, (list, tuple, np.ndarray)) and len(rid) == len(r["samples_s"])
                 else list(range(len(r["samples_s"])))
+            )
             faults = r.get("minor_faults_per_iter")
             per_iter = None if faults is None or pd.isna(faults) else float(faults)
-            sides.append(Side(spec, int(r["macs"]), None if pd.isna(r.get("mem_bytes_counted")) else
-                              int(r["mem_bytes_counted"]), list(r["samples_s"]), rid, int(r["batch"]),
-                              # the merged row keeps a rate: stored as faults over a million iterations
-                              faults_minor=0 if per_iter is None else round(per_iter * 10**6),
-                              faults_iters=0 if per_iter is None else 10**6, settled=bool(r.get("stable"))))
+            sides.append(
+                Side(
+                    spec,
+                    int(r["macs"]),
+                    None if pd.isna(r.get("mem_bytes_counted")) else int(r["mem_bytes_counted"]),
+                    list(r["samples_s"]),
+                    rid,
+                    int(r["batch"]),
+                    # the merged row keeps a rate: stored as faults over a million iterations
+                    faults_minor=0 if per_iter is None else round(per_iter * 10**6),
+                    faults_iters=0 if per_iter is None else 10**6,
+                    settled=bool(r.get("stable")),
+                )
+            )
         rows.append(_ratio_row(*sides, paired=False, seed=seed))
     threads = None if pd.isna(key[2]) else int(key[2])
-    c = Comparison(a, b, recs[0]["device"], runtime, threads, rows, precision, allocator,
-                   where=f"On {recs[0]['device_label']}", source="results")
+    c = Comparison(
+        a,
+        b,
+        recs[0]["device"],
+        runtime,
+        threads,
+        rows,
+        precision,
+        allocator,
+        where=f"On {recs[0]['device_label']}",
+        source="results",
+    )
     c.claim = _evaluate(c, kind=recs[0]["device"], key=key, paired=False, seed=seed, rows=recs)
     return c

@@ -66,15 +66,26 @@ class RunPolicy:
             return self.batch
         return DEFAULT_CUDA_BATCH if (self.device.kind == "cuda" and spec_batch == 1) else spec_batch
 
-    def conditions(self, runtime: str = "eager", memory_format: str = "contiguous", dtype: str = "float32",
-                   allocator: str | None = None) -> Conditions:
+    def conditions(
+        self,
+        runtime: str = "eager",
+        memory_format: str = "contiguous",
+        dtype: str = "float32",
+        allocator: str | None = None,
+    ) -> Conditions:
         return Conditions(runtime, memory_format, dtype, self.threads, allocator or self.allocators[0])
 
 
-def resolve_policy(device: str = "auto", *, threads: int | None = None, batch: int | None = None,
-                   budget_s: float = DEFAULT_BUDGET_S, precision: float = DEFAULT_PRECISION,
-                   allocator: str | Sequence[str] = allocators.DEFAULT_ALLOCATOR,
-                   budget_example: str = "10") -> RunPolicy:
+def resolve_policy(
+    device: str = "auto",
+    *,
+    threads: int | None = None,
+    batch: int | None = None,
+    budget_s: float = DEFAULT_BUDGET_S,
+    precision: float = DEFAULT_PRECISION,
+    allocator: str | Sequence[str] = allocators.DEFAULT_ALLOCATOR,
+    budget_example: str = "10",
+) -> RunPolicy:
     """Check the options every measuring command shares and apply the defaults; raise :class:`UserError`.
 
     ``budget_example`` is the value the error message suggests (each command's own default).
@@ -122,16 +133,23 @@ def prepare_target(target: Target, device: Device, conditions: Conditions, seed:
     if conditions.threads:  # compile and export under the thread count they will be timed with
         torch.set_num_threads(conditions.threads)
     try:
-        prepared = prepare(conditions.runtime, build, x, device=device.kind if device.kind == "cuda" else "cpu",
-                           threads=conditions.threads or 1, memory_format=conditions.memory_format,
-                           dtype=conditions.dtype)
+        prepared = prepare(
+            conditions.runtime,
+            build,
+            x,
+            device=device.kind if device.kind == "cuda" else "cpu",
+            threads=conditions.threads or 1,
+            memory_format=conditions.memory_format,
+            dtype=conditions.dtype,
+        )
     finally:
         torch.set_num_threads(prev_threads)
     return prepared, x
 
 
-def prepare_fitting(target: Target, device: Device, conditions: Conditions,
-                    seed: int) -> tuple[Prepared, torch.Tensor, list[int]]:
+def prepare_fitting(
+    target: Target, device: Device, conditions: Conditions, seed: int
+) -> tuple[Prepared, torch.Tensor, list[int]]:
     """:func:`prepare_target`, halving the batch while preparing runs out of device memory.
 
     Uploading weights, compiling (autotuning) and exporting can each run out of memory before a

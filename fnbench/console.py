@@ -31,15 +31,22 @@ def stderr_console() -> Console:
 def progress_bar(console: Console | None = None, *, disable: bool = False) -> Progress:
     """A progress bar with done/total, elapsed time and ETA."""
     return Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
-        console=console or stderr_console(), disable=disable, transient=False,
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+        console=console or stderr_console(),
+        disable=disable,
+        transient=False,
     )
 
 
 @contextlib.contextmanager
-def progress_reporter(enabled: bool = True, console: Console | None = None
-                      ) -> Iterator[Callable[[str, int, int], None] | None]:
+def progress_reporter(
+    enabled: bool = True, console: Console | None = None
+) -> Iterator[Callable[[str, int, int], None] | None]:
     """A ``progress(description, done, total)`` callback for the library, drawing a bar with ETA.
 
     The bar appears at the first call, so input refused before any measuring leaves no bar behind;
@@ -71,8 +78,9 @@ def format_table(records: Sequence[dict[str, Any]], *, title: str | None = None)
     Rounding happens here and only here; the records keep raw seconds.
     """
     table = Table(title=title, show_lines=False)
-    show_runtime = any(r.get("runtime", "eager") != "eager" or r.get("memory_format", "contiguous") != "contiguous"
-                       for r in records)
+    show_runtime = any(
+        r.get("runtime", "eager") != "eager" or r.get("memory_format", "contiguous") != "contiguous" for r in records
+    )
     allocs = {_results.record_allocator(r) for r in records}
     show_alloc = len(allocs) > 1 or allocs - {allocators.DEFAULT_ALLOCATOR}
     table.add_column("target")
@@ -99,11 +107,27 @@ def format_table(records: Sequence[dict[str, Any]], *, title: str | None = None)
         shape = "x".join(map(str, r.get("shape") or [])) or "–"
         st = r.get("stats") or {}
         status = r.get("status", "ok")
-        rt = [r.get("runtime", "eager") + ("/cl" if r.get("memory_format") == "channels_last" else "")] if show_runtime else []
+        rt = (
+            [r.get("runtime", "eager") + ("/cl" if r.get("memory_format") == "channels_last" else "")]
+            if show_runtime
+            else []
+        )
         rt += [_results.record_allocator(r)] if show_alloc else []
         if status != "ok" or not st:
-            table.add_row(name, *rt, shape, str(r.get("batch", "")), "–", status, (r.get("error") or "")[:60],
-                          "–", "–", "–", "–", "[red]no[/red]")
+            table.add_row(
+                name,
+                *rt,
+                shape,
+                str(r.get("batch", "")),
+                "–",
+                status,
+                (r.get("error") or "")[:60],
+                "–",
+                "–",
+                "–",
+                "–",
+                "[red]no[/red]",
+            )
             continue
         macs = (r.get("cost") or {}).get("macs")
         med, lo, hi = st.get("median_s"), st.get("ci95_low_s"), st.get("ci95_high_s")
@@ -113,8 +137,9 @@ def format_table(records: Sequence[dict[str, Any]], *, title: str | None = None)
             stable = "[green]yes[/green]"
         else:
             hw, target = st.get("rel_ci_halfwidth"), st.get("precision")
-            stable = ("[yellow]no[/yellow]" + (f" ±{hw:.1%}>±{target:.0%}" if hw is not None and target and hw > target
-                                               else ""))
+            stable = "[yellow]no[/yellow]" + (
+                f" ±{hw:.1%}>±{target:.0%}" if hw is not None and target and hw > target else ""
+            )
         fpi = st.get("minor_faults_per_iter")
         faults = "–" if fpi is None else (f"{fpi:,.0f}" if fpi >= 10 else f"{fpi:.2g}")
         if st.get("faults_flag"):
@@ -122,7 +147,12 @@ def format_table(records: Sequence[dict[str, Any]], *, title: str | None = None)
         if st.get("launch_bound"):  # the GPU idled between kernels: the row measures launch overhead
             stable += " [magenta]launch-bound[/magenta]"
         table.add_row(
-            name, *rt, shape, str(r.get("batch", "")), si(macs), fmt_ms(med),
+            name,
+            *rt,
+            shape,
+            str(r.get("batch", "")),
+            si(macs),
+            fmt_ms(med),
             f"{fmt_ms(lo)}–{fmt_ms(hi)}" if (st.get("rounds") or 0) >= 2 else "n/a: 1 round",
             f"{thr:.1f}" if thr else "–",
             f"{gm:.2f}" if gm is not None else "–",
@@ -140,20 +170,28 @@ def table_notes(records: Sequence[dict[str, Any]]) -> list[str]:
     unstable = [r for r in oks if not r["stats"].get("stable")]
     if unstable:
         p = unstable[0]["stats"].get("precision")
-        notes.append(f"stable: the 95% CI of the median is within ±{p:.0%} of it (--precision); {len(unstable)} of "
-                     f"{len(oks)} rows did not get there within --budget (the half-width reached is shown).")
+        notes.append(
+            f"stable: the 95% CI of the median is within ±{p:.0%} of it (--precision); {len(unstable)} of "
+            f"{len(oks)} rows did not get there within --budget (the half-width reached is shown)."
+        )
     flagged = [r for r in oks if r["stats"].get("faults_flag")]
     for r in flagged:
-        notes.append(f"⚠ {r['target']['name']} {'x'.join(map(str, r.get('shape') or []))} "
-                     f"({_results.record_allocator(r)}): {r['stats']['faults_flag']}")
+        notes.append(
+            f"⚠ {r['target']['name']} {'x'.join(map(str, r.get('shape') or []))} "
+            f"({_results.record_allocator(r)}): {r['stats']['faults_flag']}"
+        )
     if oks and not flagged:
-        notes.append(f"faults/iter: minor page faults per timed iteration; none of these rows faults above "
-                     f"{allocators.FAULT_FRACTION_LIMIT:.0%} of the bytes it moves.")
+        notes.append(
+            f"faults/iter: minor page faults per timed iteration; none of these rows faults above "
+            f"{allocators.FAULT_FRACTION_LIMIT:.0%} of the bytes it moves."
+        )
     refs = [x for r in oks for x in ((r.get("faults") or {}).get("ref_s") or [])]
     if len(refs) >= 10:
         lo, mid, hi = np.percentile(refs, [10, 50, 90])
         if hi / lo > 1.1:
-            notes.append(f"this machine's own speed moved during the run: a fixed reference kernel timed before every "
-                         f"round took {fmt_ms(lo)}–{fmt_ms(hi)} ms (10th–90th percentile, median {fmt_ms(mid)}), "
-                         "so no row can be steadier than that (another tenant on the core or the host's clock).")
+            notes.append(
+                f"this machine's own speed moved during the run: a fixed reference kernel timed before every "
+                f"round took {fmt_ms(lo)}–{fmt_ms(hi)} ms (10th–90th percentile, median {fmt_ms(mid)}), "
+                "so no row can be steadier than that (another tenant on the core or the host's clock)."
+            )
     return notes

@@ -47,12 +47,38 @@ FVCORE_MAC_OPS = frozenset({"conv", "linear", "matmul", "addmm", "bmm", "einsum"
 #: aten ops that only move or create data: 0 FLOPs by nature, so never "uncounted".
 DATA_MOVEMENT = frozenset(
     {
-        "aten.cat", "aten.stack", "aten.clone", "aten.copy_", "aten._to_copy", "aten.contiguous",
-        "aten.fill_", "aten.zero_", "aten.empty", "aten.empty_like", "aten.empty_strided", "aten.zeros",
-        "aten.zeros_like", "aten.ones", "aten.ones_like", "aten.full", "aten.new_empty", "aten.new_zeros",
-        "aten.constant_pad_nd", "aten.index_select", "aten.index", "aten.gather", "aten.roll",
-        "aten.flip", "aten.repeat", "aten.lift_fresh", "aten.detach", "aten.alias", "aten._unsafe_view",
-        "aten.channel_shuffle", "aten.pixel_shuffle", "aten.native_channel_shuffle",
+        "aten.cat",
+        "aten.stack",
+        "aten.clone",
+        "aten.copy_",
+        "aten._to_copy",
+        "aten.contiguous",
+        "aten.fill_",
+        "aten.zero_",
+        "aten.empty",
+        "aten.empty_like",
+        "aten.empty_strided",
+        "aten.zeros",
+        "aten.zeros_like",
+        "aten.ones",
+        "aten.ones_like",
+        "aten.full",
+        "aten.new_empty",
+        "aten.new_zeros",
+        "aten.constant_pad_nd",
+        "aten.index_select",
+        "aten.index",
+        "aten.gather",
+        "aten.roll",
+        "aten.flip",
+        "aten.repeat",
+        "aten.lift_fresh",
+        "aten.detach",
+        "aten.alias",
+        "aten._unsafe_view",
+        "aten.channel_shuffle",
+        "aten.pixel_shuffle",
+        "aten.native_channel_shuffle",
     }
 )
 _OVERWRITE = frozenset({"aten.copy_", "aten.fill_", "aten.zero_", "aten.normal_", "aten.uniform_"})
@@ -94,8 +120,13 @@ class OpStat:
         self.bytes_written += written
 
     def as_dict(self) -> dict[str, int]:
-        return {"calls": self.calls, "macs": self.macs, "bytes_read": self.bytes_read,
-                "bytes_written": self.bytes_written, "bytes": self.bytes}
+        return {
+            "calls": self.calls,
+            "macs": self.macs,
+            "bytes_read": self.bytes_read,
+            "bytes_written": self.bytes_written,
+            "bytes": self.bytes,
+        }
 
 
 class HookedDispatchMode(TorchDispatchMode):

@@ -34,14 +34,40 @@ import torch
 
 from .errors import UserError, suggest
 
-__all__ = ["Device", "DEVICE_KINDS", "DEVICE_ALIASES", "resolve_device", "available_devices", "device_kinds_status",
-           "fingerprint", "device_key", "host_kind", "arm_core_name", "cpu_model_from", "physical_cores_from",
-           "is_paper_arm_core", "device_record", "nvidia_smi", "gpu_state", "smi_id", "throttle_reasons", "DEFAULT_CUDA_BATCH"]
+__all__ = [
+    "Device",
+    "DEVICE_KINDS",
+    "DEVICE_ALIASES",
+    "resolve_device",
+    "available_devices",
+    "device_kinds_status",
+    "fingerprint",
+    "device_key",
+    "host_kind",
+    "arm_core_name",
+    "cpu_model_from",
+    "physical_cores_from",
+    "is_paper_arm_core",
+    "device_record",
+    "nvidia_smi",
+    "gpu_state",
+    "smi_id",
+    "throttle_reasons",
+    "DEFAULT_CUDA_BATCH",
+]
 
 DEVICE_KINDS = ("auto", "cpu", "arm", "cuda")
 #: Other names people type for a device kind.
-DEVICE_ALIASES = {"gpu": "cuda", "nvidia": "cuda", "aarch64": "arm", "arm64": "arm", "x86_64": "cpu", "x86": "cpu",
-                  "amd64": "cpu", "host": "auto"}
+DEVICE_ALIASES = {
+    "gpu": "cuda",
+    "nvidia": "cuda",
+    "aarch64": "arm",
+    "arm64": "arm",
+    "x86_64": "cpu",
+    "x86": "cpu",
+    "amd64": "cpu",
+    "host": "auto",
+}
 #: Batch on cuda when none is given: the paper's GPU column is throughput at batch 32.
 DEFAULT_CUDA_BATCH = 32
 _ARM_ARCHES = {"aarch64", "arm64"}
@@ -72,7 +98,7 @@ def host_kind() -> str:
 def _cuda_ok() -> bool:
     try:
         return bool(torch.cuda.is_available()) and torch.cuda.device_count() > 0
-    except Exception:  # a broken driver install must not crash device detection
+    except Exception:  # noqa: BLE001 — a broken driver install must not crash device detection
         return False
 
 
@@ -85,18 +111,41 @@ def available_devices() -> list[str]:
 
 
 #: ``CPU implementer`` codes of aarch64 ``/proc/cpuinfo`` (the MIDR implementer byte).
-ARM_IMPLEMENTERS = {0x41: "Arm", 0x42: "Broadcom", 0x43: "Cavium", 0x46: "Fujitsu", 0x48: "HiSilicon",
-                    0x4E: "NVIDIA", 0x51: "Qualcomm", 0x61: "Apple", 0xC0: "Ampere"}
+ARM_IMPLEMENTERS = {
+    0x41: "Arm",
+    0x42: "Broadcom",
+    0x43: "Cavium",
+    0x46: "Fujitsu",
+    0x48: "HiSilicon",
+    0x4E: "NVIDIA",
+    0x51: "Qualcomm",
+    0x61: "Apple",
+    0xC0: "Ampere",
+}
 #: ``(implementer, CPU part)`` → core name, for the cores fnbench is likely to meet.
 ARM_PARTS = {
-    (0x41, 0xD03): "Cortex-A53", (0x41, 0xD04): "Cortex-A35", (0x41, 0xD05): "Cortex-A55",
-    (0x41, 0xD07): "Cortex-A57", (0x41, 0xD08): "Cortex-A72", (0x41, 0xD09): "Cortex-A73",
-    (0x41, 0xD0A): "Cortex-A75", (0x41, 0xD0B): "Cortex-A76", (0x41, 0xD0C): "Neoverse-N1",
-    (0x41, 0xD0D): "Cortex-A77", (0x41, 0xD40): "Neoverse-V1", (0x41, 0xD41): "Cortex-A78",
-    (0x41, 0xD44): "Cortex-X1", (0x41, 0xD46): "Cortex-A510", (0x41, 0xD47): "Cortex-A710",
-    (0x41, 0xD48): "Cortex-X2", (0x41, 0xD49): "Neoverse-N2", (0x41, 0xD4F): "Neoverse-V2",
-    (0x61, 0x022): "Apple M1 Icestorm", (0x61, 0x023): "Apple M1 Firestorm",
-    (0x61, 0x032): "Apple M2 Blizzard", (0x61, 0x033): "Apple M2 Avalanche",
+    (0x41, 0xD03): "Cortex-A53",
+    (0x41, 0xD04): "Cortex-A35",
+    (0x41, 0xD05): "Cortex-A55",
+    (0x41, 0xD07): "Cortex-A57",
+    (0x41, 0xD08): "Cortex-A72",
+    (0x41, 0xD09): "Cortex-A73",
+    (0x41, 0xD0A): "Cortex-A75",
+    (0x41, 0xD0B): "Cortex-A76",
+    (0x41, 0xD0C): "Neoverse-N1",
+    (0x41, 0xD0D): "Cortex-A77",
+    (0x41, 0xD40): "Neoverse-V1",
+    (0x41, 0xD41): "Cortex-A78",
+    (0x41, 0xD44): "Cortex-X1",
+    (0x41, 0xD46): "Cortex-A510",
+    (0x41, 0xD47): "Cortex-A710",
+    (0x41, 0xD48): "Cortex-X2",
+    (0x41, 0xD49): "Neoverse-N2",
+    (0x41, 0xD4F): "Neoverse-V2",
+    (0x61, 0x022): "Apple M1 Icestorm",
+    (0x61, 0x023): "Apple M1 Firestorm",
+    (0x61, 0x032): "Apple M2 Blizzard",
+    (0x61, 0x033): "Apple M2 Avalanche",
 }
 #: The core of the paper's ARM column (Raspberry Pi 4B).
 PAPER_ARM_CORE = "Cortex-A72"
@@ -204,7 +253,9 @@ def _cpu_model() -> str:
         return model
     if sys.platform == "darwin":
         try:
-            out = subprocess.run(["sysctl", "-n", "machdep.cpu.brand_string"], capture_output=True, text=True, timeout=5)
+            out = subprocess.run(
+                ["sysctl", "-n", "machdep.cpu.brand_string"], capture_output=True, text=True, timeout=5
+            )
             if out.stdout.strip():
                 return out.stdout.strip()
         except (OSError, subprocess.SubprocessError):
@@ -227,18 +278,24 @@ def resolve_device(name: str) -> Device:
     here = available_devices()
     arch = _arch()
     if key not in DEVICE_KINDS:
-        raise UserError(f"unknown device {name!r}{suggest(key, [*DEVICE_KINDS, *DEVICE_ALIASES])}; use one of "
-                        f"{', '.join(DEVICE_KINDS)} (devices here: {', '.join(here)})")
+        raise UserError(
+            f"unknown device {name!r}{suggest(key, [*DEVICE_KINDS, *DEVICE_ALIASES])}; use one of "
+            f"{', '.join(DEVICE_KINDS)} (devices here: {', '.join(here)})"
+        )
     if key == "auto":
         key = "cuda" if "cuda" in here else host_kind()
     if key == "cuda":
         if not _cuda_ok():
-            raise UserError(f"cuda requested but {_why_not(key)}; devices here: {', '.join(here)} "
-                            f"(use --device {host_kind()} or --device auto)")
+            raise UserError(
+                f"cuda requested but {_why_not(key)}; devices here: {', '.join(here)} "
+                f"(use --device {host_kind()} or --device auto)"
+            )
         return Device("cuda", "cuda", torch.cuda.get_device_name(0), arch)
     if key == "arm" and host_kind() != "arm":
-        raise UserError(f"arm requested but {_why_not(key)}: run fnbench on the ARM device and merge the "
-                        f"result files with `fnbench report`; devices here: {', '.join(here)}")
+        raise UserError(
+            f"arm requested but {_why_not(key)}: run fnbench on the ARM device and merge the "
+            f"result files with `fnbench report`; devices here: {', '.join(here)}"
+        )
     # 'cpu' on an aarch64 host is accepted as "this host's CPU" and recorded as arm (module docstring).
     return Device(host_kind(), "cpu", _cpu_model(), arch)
 
@@ -303,7 +360,11 @@ def _physical_cores() -> int | None:
 def _cpu_freq_mhz() -> dict[str, float] | None:
     base = "/sys/devices/system/cpu/cpu0/cpufreq/"
     out = {}
-    for key, fname in (("cur_mhz", "scaling_cur_freq"), ("max_mhz", "cpuinfo_max_freq"), ("min_mhz", "cpuinfo_min_freq")):
+    for key, fname in (
+        ("cur_mhz", "scaling_cur_freq"),
+        ("max_mhz", "cpuinfo_max_freq"),
+        ("min_mhz", "cpuinfo_min_freq"),
+    ):
         v = _read(base + fname)
         if v and v.isdigit():
             out[key] = int(v) / 1000.0
@@ -325,7 +386,7 @@ def _cpu_freq_mhz() -> dict[str, float] | None:
 def _version(module: str) -> str | None:
     try:
         mod = __import__(module)
-    except Exception:
+    except Exception:  # noqa: BLE001 — a package that fails to import has no version to report
         return None
     return getattr(mod, "__version__", None)
 
@@ -334,7 +395,7 @@ def _parallel_backend() -> str | None:
     """The ATen backend plus the top-level library lines of ``torch.__config__.parallel_info()``."""
     try:
         info = torch.__config__.parallel_info()
-    except Exception:
+    except Exception:  # noqa: BLE001 — builds without the call: the fingerprint goes without it
         return None
     lines = [ln.strip() for ln in info.splitlines() if ln.strip() and not ln[0].isspace()]
     backend = [ln for ln in lines if ln.startswith("ATen parallel backend")]
@@ -344,12 +405,28 @@ def _parallel_backend() -> str | None:
 
 #: What ``nvidia-smi`` is asked about a GPU; the clocks and throttle reasons are sampled again in the
 #: worker right after a timed block (:func:`gpu_state`), when the GPU is under load.
-GPU_STATE_FIELDS = ("clocks.sm", "clocks.mem", "clocks.max.sm", "clocks.max.mem", "power.draw", "power.limit",
-                    "pstate", "temperature.gpu")
+GPU_STATE_FIELDS = (
+    "clocks.sm",
+    "clocks.mem",
+    "clocks.max.sm",
+    "clocks.max.mem",
+    "power.draw",
+    "power.limit",
+    "pstate",
+    "temperature.gpu",
+)
 #: Bits of nvidia-smi's ``clocks_event_reasons.active`` (``clocks_throttle_reasons`` before driver 535).
-THROTTLE_REASONS = {0x1: "gpu_idle", 0x2: "applications_clocks_setting", 0x4: "sw_power_cap",
-                    0x8: "hw_slowdown", 0x10: "sync_boost", 0x20: "sw_thermal_slowdown",
-                    0x40: "hw_thermal_slowdown", 0x80: "hw_power_brake_slowdown", 0x100: "display_clock_setting"}
+THROTTLE_REASONS = {
+    0x1: "gpu_idle",
+    0x2: "applications_clocks_setting",
+    0x4: "sw_power_cap",
+    0x8: "hw_slowdown",
+    0x10: "sync_boost",
+    0x20: "sw_thermal_slowdown",
+    0x40: "hw_thermal_slowdown",
+    0x80: "hw_power_brake_slowdown",
+    0x100: "display_clock_setting",
+}
 _REASON_FIELDS = ("clocks_event_reasons.active", "clocks_throttle_reasons.active")
 
 
@@ -388,8 +465,12 @@ def smi_id(torch_index: int = 0) -> str | None:
 
 def _smi_query(exe: str, ident: str, fields: list[str], run=subprocess.run) -> dict[str, str] | None:
     try:
-        out = run([exe, f"--query-gpu={','.join(fields)}", "--format=csv,noheader,nounits", "-i", ident],
-                  capture_output=True, text=True, timeout=10)
+        out = run(
+            [exe, f"--query-gpu={','.join(fields)}", "--format=csv,noheader,nounits", "-i", ident],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     if out.returncode != 0 or not out.stdout.strip():
@@ -400,8 +481,13 @@ def _smi_query(exe: str, ident: str, fields: list[str], run=subprocess.run) -> d
     return dict(zip(fields, values))
 
 
-def nvidia_smi(ident: str | None, fields=("driver_version", "uuid") + GPU_STATE_FIELDS, *, run=subprocess.run,
-               exe: str | None = None) -> dict[str, Any]:
+def nvidia_smi(
+    ident: str | None,
+    fields=("driver_version", "uuid") + GPU_STATE_FIELDS,
+    *,
+    run=subprocess.run,
+    exe: str | None = None,
+) -> dict[str, Any]:
     """Query ``nvidia-smi`` about the GPU ``ident`` (UUID or PCI bus id); ``{}`` when it cannot.
 
     Keys have dots replaced by underscores; unsupported values are left out. The active clock
@@ -472,15 +558,19 @@ def fingerprint(device: Device | str, threads: int | None) -> dict[str, Any]:
     }
     if dev.kind == "cuda":
         props = torch.cuda.get_device_properties(0)
-        fp.update({
-            "gpu": props.name,
-            "gpu_memory_bytes": int(props.total_memory),
-            "gpu_capability": f"{props.major}.{props.minor}",
-            "cuda": torch.version.cuda,
-            "cudnn": torch.backends.cudnn.version(),
-        })
-        fp["tf32_default"] = {"matmul": bool(torch.backends.cuda.matmul.allow_tf32),
-                              "cudnn": bool(torch.backends.cudnn.allow_tf32)}
+        fp.update(
+            {
+                "gpu": props.name,
+                "gpu_memory_bytes": int(props.total_memory),
+                "gpu_capability": f"{props.major}.{props.minor}",
+                "cuda": torch.version.cuda,
+                "cudnn": torch.backends.cudnn.version(),
+            }
+        )
+        fp["tf32_default"] = {
+            "matmul": bool(torch.backends.cuda.matmul.allow_tf32),
+            "cudnn": bool(torch.backends.cudnn.allow_tf32),
+        }
         ident = smi_id(0)
         smi = nvidia_smi(ident)
         if smi.get("uuid") and ident and ident.startswith("GPU-") and smi["uuid"] != ident:

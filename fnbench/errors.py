@@ -42,7 +42,6 @@ class SaveError(Exception):
     """
 
 
-
 def first_line(e: BaseException) -> str:
     """``"TypeName: first line of the message"`` (colour codes removed), just the type name when it is empty.
 

@@ -59,39 +59,186 @@ __all__ = [
 ]
 
 #: Operator kinds, in the order tables and figures show them.
-KINDS = ("conv", "pconv", "pwconv", "dwconv", "gconv", "linear", "attention", "norm", "act", "pool",
-         "elementwise", "data", "other")
+KINDS = (
+    "conv",
+    "pconv",
+    "pwconv",
+    "dwconv",
+    "gconv",
+    "linear",
+    "attention",
+    "norm",
+    "act",
+    "pool",
+    "elementwise",
+    "data",
+    "other",
+)
 METHOD = "standalone-replay"
 UNSUPPORTED_RUNTIMES = {
     "compile": "torch.compile fuses layers into generated kernels, so a layer replayed on its own is not what runs; "
-               "break down --runtime eager",
+    "break down --runtime eager",
     "onnxruntime": "ONNX Runtime fuses and reorders nodes and offers no honest per-layer timing of the fused graph; "
-                   "break down --runtime eager",
+    "break down --runtime eager",
 }
 
-_DATA_OPS = frozenset({
-    "cat", "stack", "split", "split_with_sizes", "chunk", "slice", "select", "narrow", "view", "_unsafe_view",
-    "reshape", "flatten", "unflatten", "permute", "transpose", "t", "contiguous", "clone", "copy_", "_to_copy",
-    "expand", "squeeze", "unsqueeze", "unbind", "channel_shuffle", "native_channel_shuffle", "pixel_shuffle",
-    "pixel_unshuffle", "constant_pad_nd", "index", "index_select", "gather", "roll", "flip", "repeat", "alias",
-    "detach", "as_strided", "empty", "empty_like", "zeros", "zeros_like", "fill_", "zero_", "new_empty",
-    "im2col", "col2im", "unfold", "upsample_nearest2d",
-})
-_ELEMENTWISE_OPS = frozenset({"add", "add_", "mul", "mul_", "sub", "sub_", "div", "div_", "neg", "pow", "sqrt",
-                              "rsqrt", "exp", "where", "addcmul", "lerp", "abs"})
-_ACT_OPS = frozenset({"relu", "relu_", "relu6", "gelu", "gelu_", "silu", "silu_", "sigmoid", "sigmoid_", "tanh",
-                      "hardswish", "hardswish_", "hardsigmoid", "hardsigmoid_", "hardtanh", "hardtanh_", "clamp",
-                      "clamp_", "clamp_min", "clamp_min_", "mish", "elu", "leaky_relu", "leaky_relu_", "softplus"})
-_NORM_OPS = frozenset({"native_batch_norm", "_native_batch_norm_legit_no_training", "native_layer_norm",
-                       "native_group_norm", "batch_norm", "layer_norm", "group_norm", "var_mean", "rms_norm"})
-_POOL_OPS = frozenset({"mean", "avg_pool2d", "max_pool2d", "max_pool2d_with_indices", "adaptive_avg_pool2d",
-                       "_adaptive_avg_pool2d", "adaptive_max_pool2d", "sum", "amax"})
-_ATTENTION_OPS = frozenset({"softmax", "_softmax", "bmm", "baddbmm", "scaled_dot_product_attention",
-                            "_scaled_dot_product_flash_attention_for_cpu", "_scaled_dot_product_flash_attention",
-                            "_scaled_dot_product_efficient_attention", "_scaled_dot_product_cudnn_attention"})
+_DATA_OPS = frozenset(
+    {
+        "cat",
+        "stack",
+        "split",
+        "split_with_sizes",
+        "chunk",
+        "slice",
+        "select",
+        "narrow",
+        "view",
+        "_unsafe_view",
+        "reshape",
+        "flatten",
+        "unflatten",
+        "permute",
+        "transpose",
+        "t",
+        "contiguous",
+        "clone",
+        "copy_",
+        "_to_copy",
+        "expand",
+        "squeeze",
+        "unsqueeze",
+        "unbind",
+        "channel_shuffle",
+        "native_channel_shuffle",
+        "pixel_shuffle",
+        "pixel_unshuffle",
+        "constant_pad_nd",
+        "index",
+        "index_select",
+        "gather",
+        "roll",
+        "flip",
+        "repeat",
+        "alias",
+        "detach",
+        "as_strided",
+        "empty",
+        "empty_like",
+        "zeros",
+        "zeros_like",
+        "fill_",
+        "zero_",
+        "new_empty",
+        "im2col",
+        "col2im",
+        "unfold",
+        "upsample_nearest2d",
+    }
+)
+_ELEMENTWISE_OPS = frozenset(
+    {
+        "add",
+        "add_",
+        "mul",
+        "mul_",
+        "sub",
+        "sub_",
+        "div",
+        "div_",
+        "neg",
+        "pow",
+        "sqrt",
+        "rsqrt",
+        "exp",
+        "where",
+        "addcmul",
+        "lerp",
+        "abs",
+    }
+)
+_ACT_OPS = frozenset(
+    {
+        "relu",
+        "relu_",
+        "relu6",
+        "gelu",
+        "gelu_",
+        "silu",
+        "silu_",
+        "sigmoid",
+        "sigmoid_",
+        "tanh",
+        "hardswish",
+        "hardswish_",
+        "hardsigmoid",
+        "hardsigmoid_",
+        "hardtanh",
+        "hardtanh_",
+        "clamp",
+        "clamp_",
+        "clamp_min",
+        "clamp_min_",
+        "mish",
+        "elu",
+        "leaky_relu",
+        "leaky_relu_",
+        "softplus",
+    }
+)
+_NORM_OPS = frozenset(
+    {
+        "native_batch_norm",
+        "_native_batch_norm_legit_no_training",
+        "native_layer_norm",
+        "native_group_norm",
+        "batch_norm",
+        "layer_norm",
+        "group_norm",
+        "var_mean",
+        "rms_norm",
+    }
+)
+_POOL_OPS = frozenset(
+    {
+        "mean",
+        "avg_pool2d",
+        "max_pool2d",
+        "max_pool2d_with_indices",
+        "adaptive_avg_pool2d",
+        "_adaptive_avg_pool2d",
+        "adaptive_max_pool2d",
+        "sum",
+        "amax",
+    }
+)
+_ATTENTION_OPS = frozenset(
+    {
+        "softmax",
+        "_softmax",
+        "bmm",
+        "baddbmm",
+        "scaled_dot_product_attention",
+        "_scaled_dot_product_flash_attention_for_cpu",
+        "_scaled_dot_product_flash_attention",
+        "_scaled_dot_product_efficient_attention",
+        "_scaled_dot_product_cudnn_attention",
+    }
+)
 _LINEAR_OPS = frozenset({"addmm", "mm", "linear", "matmul"})
-_ACT_NAMES = ("relu", "gelu", "silu", "swish", "sigmoid", "hardswish", "hardsigmoid", "mish", "tanh", "elu",
-              "softplus", "quickgelu")
+_ACT_NAMES = (
+    "relu",
+    "gelu",
+    "silu",
+    "swish",
+    "sigmoid",
+    "hardswish",
+    "hardsigmoid",
+    "mish",
+    "tanh",
+    "elu",
+    "softplus",
+    "quickgelu",
+)
 
 
 def _conv_kind(groups: int, c_in: int, kernel: tuple[int, ...]) -> str:
@@ -125,8 +272,15 @@ def module_kind(module: nn.Module, parent: nn.Module | None = None) -> str | Non
         return "attention"
     if isinstance(module, (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm, nn.LocalResponseNorm)):
         return "norm"
-    if isinstance(module, (nn.modules.pooling._MaxPoolNd, nn.modules.pooling._AvgPoolNd,
-                           nn.modules.pooling._AdaptiveAvgPoolNd, nn.modules.pooling._AdaptiveMaxPoolNd)):
+    if isinstance(
+        module,
+        (
+            nn.modules.pooling._MaxPoolNd,
+            nn.modules.pooling._AvgPoolNd,
+            nn.modules.pooling._AdaptiveAvgPoolNd,
+            nn.modules.pooling._AdaptiveMaxPoolNd,
+        ),
+    ):
         return "pool"
     if isinstance(module, (nn.Flatten, nn.Unflatten, nn.ChannelShuffle, nn.PixelShuffle, nn.PixelUnshuffle)):
         return "data"
@@ -147,9 +301,15 @@ def op_kind(op: str, owner: nn.Module | None = None, conv_args: tuple[int, int, 
         return "pconv" if _is_pconv(owner) else _conv_kind(*conv_args)
     if _is_attention(owner) and name not in _DATA_OPS:
         return "attention"
-    for kinds, kind in ((_DATA_OPS, "data"), (_ELEMENTWISE_OPS, "elementwise"), (_ACT_OPS, "act"),
-                        (_NORM_OPS, "norm"), (_POOL_OPS, "pool"), (_ATTENTION_OPS, "attention"),
-                        (_LINEAR_OPS, "linear")):
+    for kinds, kind in (
+        (_DATA_OPS, "data"),
+        (_ELEMENTWISE_OPS, "elementwise"),
+        (_ACT_OPS, "act"),
+        (_NORM_OPS, "norm"),
+        (_POOL_OPS, "pool"),
+        (_ATTENTION_OPS, "attention"),
+        (_LINEAR_OPS, "linear"),
+    ):
         if name in kinds:
             return kind
     return "other"
@@ -293,9 +453,17 @@ class LayerCall:
         return units.intensity(self.macs, self.bytes)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "kind": self.kind, "module_type": self.module_type, "op": self.op,
-                "input_shape": self.input_shape, "params": self.params, "macs": self.macs, "bytes": self.bytes,
-                "ops": dict(self.ops)}
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "module_type": self.module_type,
+            "op": self.op,
+            "input_shape": self.input_shape,
+            "params": self.params,
+            "macs": self.macs,
+            "bytes": self.bytes,
+            "ops": dict(self.ops),
+        }
 
 
 def _first_shape(args: Any) -> list[int] | None:
@@ -347,9 +515,15 @@ class _Recorder(HookedDispatchMode):
             finally:
                 self._quiet = False
             kind = module_kind(module, self._parent(name))
-            self._leaf_row = LayerCall(self._unique(name), kind or "", type(module).__name__, None,
-                                       _first_shape(args), sum(p.numel() for p in module.parameters()),
-                                       replay=replay)
+            self._leaf_row = LayerCall(
+                self._unique(name),
+                kind or "",
+                type(module).__name__,
+                None,
+                _first_shape(args),
+                sum(p.numel() for p in module.parameters()),
+                replay=replay,
+            )
             self._leaf_depth = len(self._stack)
 
     def _post(self, module, args, kwargs, out):
@@ -391,9 +565,15 @@ class _Recorder(HookedDispatchMode):
                 w = args[1]
                 groups = int(args[8]) if len(args) > 8 else int(kwargs.get("groups", 1))
                 conv_args = (groups, int(w.shape[1]) * groups, tuple(int(k) for k in w.shape[2:]))
-            own = LayerCall(self._unique(f"{owner_name}:{op.split('.')[-1]}"), op_kind(op, owner, conv_args),
-                            type(owner).__name__, op, _first_shape(args), 0,
-                            replay=_Replay(func, args, kwargs))  # copied before the op can mutate them
+            own = LayerCall(
+                self._unique(f"{owner_name}:{op.split('.')[-1]}"),
+                op_kind(op, owner, conv_args),
+                type(owner).__name__,
+                op,
+                _first_shape(args),
+                0,
+                replay=_Replay(func, args, kwargs),
+            )  # copied before the op can mutate them
         out = func(*args, **kwargs)
         if own is not None:
             own.replay.use_public_binding(out)
@@ -494,13 +674,25 @@ def _pooled(a: Measurement, b: Measurement) -> Measurement:
     """Two measurements of the same thing as one: samples concatenated, ``b``'s rounds renumbered."""
     off = max(a.round_ids, default=-1) + 1
     return Measurement(
-        samples_s=a.samples_s + b.samples_s, round_ids=a.round_ids + [r + off for r in b.round_ids], batch=a.batch,
-        precision=a.precision, min_rounds=a.min_rounds, iters_per_sample=max(a.iters_per_sample, b.iters_per_sample),
-        warmup_iters=a.warmup_iters + b.warmup_iters, budget_s=(a.budget_s or 0) + (b.budget_s or 0),
-        wall_s=a.wall_s + b.wall_s, budget_exhausted=a.budget_exhausted or b.budget_exhausted, device=a.device,
-        threads=a.threads, bn_folded=a.bn_folded, round_faults_minor=a.round_faults_minor + b.round_faults_minor,
-        round_faults_major=a.round_faults_major + b.round_faults_major, round_iters=a.round_iters + b.round_iters,
-        round_ref_s=a.round_ref_s + b.round_ref_s, allocator=a.allocator)
+        samples_s=a.samples_s + b.samples_s,
+        round_ids=a.round_ids + [r + off for r in b.round_ids],
+        batch=a.batch,
+        precision=a.precision,
+        min_rounds=a.min_rounds,
+        iters_per_sample=max(a.iters_per_sample, b.iters_per_sample),
+        warmup_iters=a.warmup_iters + b.warmup_iters,
+        budget_s=(a.budget_s or 0) + (b.budget_s or 0),
+        wall_s=a.wall_s + b.wall_s,
+        budget_exhausted=a.budget_exhausted or b.budget_exhausted,
+        device=a.device,
+        threads=a.threads,
+        bn_folded=a.bn_folded,
+        round_faults_minor=a.round_faults_minor + b.round_faults_minor,
+        round_faults_major=a.round_faults_major + b.round_faults_major,
+        round_iters=a.round_iters + b.round_iters,
+        round_ref_s=a.round_ref_s + b.round_ref_s,
+        allocator=a.allocator,
+    )
 
 
 def prepare_network(module: nn.Module, x: Tensor, *, fold: bool = True) -> tuple[nn.Module, int]:
@@ -550,8 +742,9 @@ def measure_layers(
         allocators.apply(allocator)
     net, n_folded = prepare_network(module.to(rec_dev), x.to(rec_dev), fold=fold)
     calls = record_layers(net, x.to(rec_dev))
-    common = dict(device=dev, threads=threads, precision=precision, clock=clock, timer=timer, fold=False,
-                  allocator=None)
+    common = dict(
+        device=dev, threads=threads, precision=precision, clock=clock, timer=timer, fold=False, allocator=None
+    )
     half = budget_s / 2
     total = len(calls) + 2
     # The layers were recorded at this batch: halving it on CUDA out-of-memory would compare
@@ -592,38 +785,84 @@ def layer_dicts(b: Breakdown) -> list[dict[str, Any]]:
         m, c = r.m, r.call
         med = m.median_s
         d = c.as_dict()
-        d.update({
-            "intensity_flop_per_byte": c.intensity, "median_s": med, "mean_s": _mean(m), "min_s": _min(m), "ci95_low_s": m.ci95_low_s,
-            "ci95_high_s": m.ci95_high_s, "n": m.n, "rounds": m.rounds, "stable": m.stable,
-            "gmacs_per_s": units.gmacs_per_s(c.macs, med) if med > 0 else None,
-            "share_time": med / total if total > 0 else None,
-            "minor_faults_per_iter": m.minor_faults_per_iter,
-            "round_medians_s": m.round_medians_s(),
-        })
+        d.update(
+            {
+                "intensity_flop_per_byte": c.intensity,
+                "median_s": med,
+                "mean_s": _mean(m),
+                "min_s": _min(m),
+                "ci95_low_s": m.ci95_low_s,
+                "ci95_high_s": m.ci95_high_s,
+                "n": m.n,
+                "rounds": m.rounds,
+                "stable": m.stable,
+                "gmacs_per_s": units.gmacs_per_s(c.macs, med) if med > 0 else None,
+                "share_time": med / total if total > 0 else None,
+                "minor_faults_per_iter": m.minor_faults_per_iter,
+                "round_medians_s": m.round_medians_s(),
+            }
+        )
         out.append(d)
     return out
 
 
-def breakdown_record(b: Breakdown, header: dict[str, Any], *, env: dict[str, Any], network_macs: int | None,
-                     params: int, allocator_state: dict[str, Any] | None) -> dict[str, Any]:
+def breakdown_record(
+    b: Breakdown,
+    header: dict[str, Any],
+    *,
+    env: dict[str, Any],
+    network_macs: int | None,
+    params: int,
+    allocator_state: dict[str, Any] | None,
+) -> dict[str, Any]:
     """One results-file line for one broken-down network: ``header`` (``record: "breakdown"``) and the rows."""
     e2e = b.end_to_end
     return dict(
-        header, method=METHOD, bn_folded=b.bn_folded,
-        cost={"params": params, "macs": b.macs, "flops": 2 * b.macs,
-              "mem_bytes_counted": sum(r.call.bytes for r in b.rows), "macs_network": network_macs},
-        end_to_end={"samples_s": e2e.samples_s, "rounds": e2e.round_ids, "stats": e2e.to_stats(),
-                    "before_median_s": b.e2e_before_s, "after_median_s": b.e2e_after_s,
-                    "mean_s": _mean(e2e), "min_s": _min(e2e)},
-        sum_s=b.sum_s, gap=b.gap, sum_mean_s=b.sum_mean_s, gap_mean=b.gap_mean, sum_min_s=b.sum_min_s,
-        gap_min=b.gap_min, wall_s=b.wall_s, layers=layer_dicts(b), env=env, allocator_state=allocator_state,
+        header,
+        method=METHOD,
+        bn_folded=b.bn_folded,
+        cost={
+            "params": params,
+            "macs": b.macs,
+            "flops": 2 * b.macs,
+            "mem_bytes_counted": sum(r.call.bytes for r in b.rows),
+            "macs_network": network_macs,
+        },
+        end_to_end={
+            "samples_s": e2e.samples_s,
+            "rounds": e2e.round_ids,
+            "stats": e2e.to_stats(),
+            "before_median_s": b.e2e_before_s,
+            "after_median_s": b.e2e_after_s,
+            "mean_s": _mean(e2e),
+            "min_s": _min(e2e),
+        },
+        sum_s=b.sum_s,
+        gap=b.gap,
+        sum_mean_s=b.sum_mean_s,
+        gap_mean=b.gap_mean,
+        sum_min_s=b.sum_min_s,
+        gap_min=b.gap_min,
+        wall_s=b.wall_s,
+        layers=layer_dicts(b),
+        env=env,
+        allocator_state=allocator_state,
     )
 
 
-def run_breakdown(specs, *, device: str = "auto", threads: int | None = None, batch: int | None = None,
-                  budget_s: float = 2.0, layer_budget_s: float = 0.1, runtime: str = "eager", out_dir="results",
-                  allocator: str = allocators.DEFAULT_ALLOCATOR,
-                  progress: Callable[[str, int, int], None] | None = None) -> tuple[str, Any, list[dict[str, Any]], int]:
+def run_breakdown(
+    specs,
+    *,
+    device: str = "auto",
+    threads: int | None = None,
+    batch: int | None = None,
+    budget_s: float = 2.0,
+    layer_budget_s: float = 0.1,
+    runtime: str = "eager",
+    out_dir="results",
+    allocator: str = allocators.DEFAULT_ALLOCATOR,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> tuple[str, Any, list[dict[str, Any]], int]:
     """Break down each target of ``specs`` on one device; append one record each to ``<out_dir>/<run_id>.jsonl``.
 
     Threads, batch (``None``: 1 on a CPU, 32 on CUDA for a batch-1 target), budget and allocator
@@ -648,8 +887,9 @@ def run_breakdown(specs, *, device: str = "auto", threads: int | None = None, ba
         raise UserError(f"unknown runtime {runtime!r}; break down --runtime eager")
     if not layer_budget_s > 0:
         raise UserError("--budget and --layer-budget must be positive seconds, e.g. --budget 2 --layer-budget 0.1")
-    policy = resolve_policy(device, threads=threads, batch=batch, budget_s=budget_s, allocator=allocator,
-                            budget_example="2")
+    policy = resolve_policy(
+        device, threads=threads, batch=batch, budget_s=budget_s, allocator=allocator, budget_example="2"
+    )
     dev, threads = policy.device, policy.threads
     targets = [resolve(replace(s, batch=policy.batch_for(s.batch))) for s in specs]  # every name checked first
     alloc_state = allocators.apply(allocator)
@@ -659,11 +899,23 @@ def run_breakdown(specs, *, device: str = "auto", threads: int | None = None, ba
     failed = 0
     for i, t in enumerate(targets):
         fp = fingerprint(dev, threads)
-        target = {"name": t.spec.name, "kind": t.kind, "shape": list(t.spec.shape), "layers": t.spec.layers,
-                  "options": t.spec.options_dict(), "batch": t.spec.batch}
-        head = _results.record_header(run_id=run_id, target=target, batch=t.spec.batch,
-                                      device=device_record(dev, fp), threads=threads, allocator=allocator,
-                                      record=RECORD)
+        target = {
+            "name": t.spec.name,
+            "kind": t.kind,
+            "shape": list(t.spec.shape),
+            "layers": t.spec.layers,
+            "options": t.spec.options_dict(),
+            "batch": t.spec.batch,
+        }
+        head = _results.record_header(
+            run_id=run_id,
+            target=target,
+            batch=t.spec.batch,
+            device=device_record(dev, fp),
+            threads=threads,
+            allocator=allocator,
+            record=RECORD,
+        )
 
         def tick(done: int, total: int, name=t.spec.name, i=i) -> None:
             if progress:
@@ -672,12 +924,23 @@ def run_breakdown(specs, *, device: str = "auto", threads: int | None = None, ba
         try:
             module, x = t.build(0), t.example_input()
             counted = count(module, x, fvcore=False)
-            b = measure_layers(module, x, device=dev.torch_device, threads=threads, budget_s=policy.budget_s,
-                               layer_budget_s=layer_budget_s, allocator=None, progress=tick)
+            b = measure_layers(
+                module,
+                x,
+                device=dev.torch_device,
+                threads=threads,
+                budget_s=policy.budget_s,
+                layer_budget_s=layer_budget_s,
+                allocator=None,
+                progress=tick,
+            )
         except (RuntimeError, ValueError, torch.cuda.OutOfMemoryError) as e:
             failed += 1
             writer.write(dict(head, status="failed", error=first_line(e), method=METHOD, env=fp))
             continue
-        writer.write(breakdown_record(b, head, env=fp, network_macs=counted.macs, params=counted.params,
-                                      allocator_state=alloc_state))
+        writer.write(
+            breakdown_record(
+                b, head, env=fp, network_macs=counted.macs, params=counted.params, allocator_state=alloc_state
+            )
+        )
     return run_id, path, _results.read_breakdowns(path), failed

@@ -39,11 +39,23 @@ DEFAULT_PRECISION = 0.02
 __all__ = ["IDENTITY_COLUMNS", "load_frame", "merge_repeats", "device_labels"]
 
 #: Columns that identify "the same measurement on the same device".
-IDENTITY_COLUMNS = ("device_key", "target", "shape", "layers", "options", "batch_requested", "batch", "dtype",
-                    "runtime", "threads")
+IDENTITY_COLUMNS = (
+    "device_key",
+    "target",
+    "shape",
+    "layers",
+    "options",
+    "batch_requested",
+    "batch",
+    "dtype",
+    "runtime",
+    "threads",
+)
 
 
-def load_frame(paths: str | os.PathLike | Iterable[str | os.PathLike] = "results", *, merge: bool = True) -> pd.DataFrame:
+def load_frame(
+    paths: str | os.PathLike | Iterable[str | os.PathLike] = "results", *, merge: bool = True
+) -> pd.DataFrame:
     """Load result files/directories; add ``round_ids`` (one id per sample) and merge repeats.
 
     Returns the :func:`~fnbench.results.load_results` columns plus ``round_ids``, ``n_repeats``,
@@ -65,9 +77,13 @@ def load_frame(paths: str | os.PathLike | Iterable[str | os.PathLike] = "results
     # column (shown in the report's tables) still says which.
     alloc = df.get("allocator", pd.Series(LEGACY_ALLOCATOR, index=df.index)).fillna(LEGACY_ALLOCATOR)
     several = alloc.nunique() > 1
-    df["runtime"] = [r + ("" if f == "contiguous" else f" {f}") + ("" if d in (None, "float32") else f" {d}")
-                     + ("" if (a == DEFAULT_ALLOCATOR or not several) else f" alloc={a}")
-                     for r, f, d, a in zip(df["runtime"], fmt, df["dtype"], alloc)]
+    df["runtime"] = [
+        r
+        + ("" if f == "contiguous" else f" {f}")
+        + ("" if d in (None, "float32") else f" {d}")
+        + ("" if (a == DEFAULT_ALLOCATOR or not several) else f" alloc={a}")
+        for r, f, d, a in zip(df["runtime"], fmt, df["dtype"], alloc)
+    ]
     df["round_ids"] = [rec.get("rounds") or [] for rec in raw]
     df["worker_ids"] = [rec.get("workers") or None for rec in raw]
     df["n_repeats"] = 1
@@ -141,8 +157,17 @@ def _pool(group: pd.DataFrame) -> dict:
     stable = stats.settled(ci, med, _precision(ok))
     macs, batch, mb = row.get("macs"), row.get("batch"), row.get("mem_bytes_counted")
     row.update(
-        samples_s=s_all.tolist(), round_ids=r_all.tolist(), worker_ids=c_all.tolist(), median_s=med, ci95_low_s=ci.low, ci95_high_s=ci.high,
-        n=int(s_all.size), rounds=int(meds.size), stable=stable, iqr_s=stats.iqr(s_all), p90_s=stats.p90(s_all),
+        samples_s=s_all.tolist(),
+        round_ids=r_all.tolist(),
+        worker_ids=c_all.tolist(),
+        median_s=med,
+        ci95_low_s=ci.low,
+        ci95_high_s=ci.high,
+        n=int(s_all.size),
+        rounds=int(meds.size),
+        stable=stable,
+        iqr_s=stats.iqr(s_all),
+        p90_s=stats.p90(s_all),
         rel_ci_halfwidth=stats.rel_halfwidth(ci, med),
     )
     if not all(_has_ids(r) for _, r in ok.iterrows()):
@@ -150,8 +175,12 @@ def _pool(group: pd.DataFrame) -> dict:
     row["throughput_per_s"] = units.per_second(batch, med) if batch else None
     if macs is not None and not pd.isna(macs):
         glo, ghi = units.gmacs_per_s_ci(macs, ci.low, ci.high)
-        row.update(gmacs_per_s=units.gmacs_per_s(macs, med), gmacs_per_s_ci95_low=glo, gmacs_per_s_ci95_high=ghi,
-                   gflops_per_s=units.gflops_per_s(macs, med))
+        row.update(
+            gmacs_per_s=units.gmacs_per_s(macs, med),
+            gmacs_per_s_ci95_low=glo,
+            gmacs_per_s_ci95_high=ghi,
+            gflops_per_s=units.gflops_per_s(macs, med),
+        )
         row["intensity_flop_per_byte"] = units.intensity(macs, mb)
     return row
 

@@ -23,8 +23,16 @@ from .targets import Target
 from .timing import DEFAULT_MIN_ROUNDS, ROUNDS_PER_BUDGET, Measurement
 from .workers import ChunkRequest, WorkerError, WorkerPool
 
-__all__ = ["DEFAULT_PASSES", "MIN_PASSES", "MIN_PASS_S", "FRESH_PROCESS_PER_TARGET", "effective_passes",
-           "measure_pass", "combine_passes", "PendingTarget"]
+__all__ = [
+    "DEFAULT_PASSES",
+    "MIN_PASSES",
+    "MIN_PASS_S",
+    "FRESH_PROCESS_PER_TARGET",
+    "effective_passes",
+    "measure_pass",
+    "combine_passes",
+    "PendingTarget",
+]
 
 #: Allocators whose state depends on what the process allocated before (glibc's dynamic mmap and
 #: trim thresholds rise after a large free): under these every target of every pass gets a fresh
@@ -45,8 +53,17 @@ def effective_passes(passes: int, budget_s: float) -> int:
     return max(1, min(int(passes), int(budget_s / MIN_PASS_S)))
 
 
-def measure_pass(pool: WorkerPool, target: Target, device: Device, conditions: Conditions, precision: float,
-                 budget_s: float, pass_budget_s: float, seed: int, batch: int | None) -> dict[str, Any]:
+def measure_pass(
+    pool: WorkerPool,
+    target: Target,
+    device: Device,
+    conditions: Conditions,
+    precision: float,
+    budget_s: float,
+    pass_budget_s: float,
+    seed: int,
+    batch: int | None,
+) -> dict[str, Any]:
     """One pass over one target: a chunk on each of the pool's (fresh) workers, one after another.
 
     Each chunk has ``pass_budget_s / workers`` seconds (preparing the target included) and takes
@@ -58,13 +75,20 @@ def measure_pass(pool: WorkerPool, target: Target, device: Device, conditions: C
     spec = target.spec if batch is None else replace(target.spec, batch=batch)
     round_s = max(budget_s / ROUNDS_PER_BUDGET, 1e-3)
     per_worker = pass_budget_s / pool.n
-    out: dict[str, Any] = {"samples_s": [], "rounds": [], "workers": [], "warmup_iters": [], "chunks": [],
-                           "faults": {"minor": [], "major": [], "iters": [], "ref_s": []}}
+    out: dict[str, Any] = {
+        "samples_s": [],
+        "rounds": [],
+        "workers": [],
+        "warmup_iters": [],
+        "chunks": [],
+        "faults": {"minor": [], "major": [], "iters": [], "ref_s": []},
+    }
     first = None
     t0 = time.perf_counter()
     for worker in range(pool.n):
-        req = ChunkRequest(spec, conditions, device.kind, per_worker, seed, CHUNK_MAX_ROUNDS, CHUNK_MAX_ROUNDS, round_s,
-                           precision)
+        req = ChunkRequest(
+            spec, conditions, device.kind, per_worker, seed, CHUNK_MAX_ROUNDS, CHUNK_MAX_ROUNDS, round_s, precision
+        )
         res = pool.run_chunk(worker, req)
         if res.status == "unsupported":
             raise Unsupported(res.error)
@@ -73,8 +97,10 @@ def measure_pass(pool: WorkerPool, target: Target, device: Device, conditions: C
         if first is None:
             first = res
         elif res.batch != first.batch:
-            raise WorkerError(f"worker {worker} measured batch {res.batch}, worker 0 batch {first.batch} "
-                              "(out of memory in one process only); use --batch to fix the batch")
+            raise WorkerError(
+                f"worker {worker} measured batch {res.batch}, worker 0 batch {first.batch} "
+                "(out of memory in one process only); use --batch to fix the batch"
+            )
         out["samples_s"] += res.samples_s
         out["rounds"] += res.round_ids
         out["workers"] += [worker] * len(res.samples_s)
@@ -85,22 +111,36 @@ def measure_pass(pool: WorkerPool, target: Target, device: Device, conditions: C
         out["faults"]["ref_s"] += res.round_ref_s
         if res.gpu_samples_s:
             out.setdefault("gpu_samples_s", []).extend(res.gpu_samples_s)
-        chunk = {"worker": worker, "pid": res.pid, "rounds": len(set(res.round_ids)), "wall_s": res.wall_s,
-                 "iters_per_sample": res.iters_per_sample, "prepare_s": res.prepare_s}
+        chunk = {
+            "worker": worker,
+            "pid": res.pid,
+            "rounds": len(set(res.round_ids)),
+            "wall_s": res.wall_s,
+            "iters_per_sample": res.iters_per_sample,
+            "prepare_s": res.prepare_s,
+        }
         if res.gpu_state:
             chunk["gpu_state"] = res.gpu_state  # clocks and throttle reasons right after the chunk's timed blocks
         if res.oom_batches:
             chunk["oom_batches"] = res.oom_batches
         out["chunks"].append(chunk)
-    out.update(batch=first.batch, iters_per_sample=first.iters_per_sample, bn_folded=first.bn_folded,
-               threads_used=first.threads, runtime_info=dict(first.runtime_info, tf32=first.tf32),
-               wall_s=time.perf_counter() - t0, round_s=round_s, budget_s=pass_budget_s,
-               allocator_state=first.allocator)
+    out.update(
+        batch=first.batch,
+        iters_per_sample=first.iters_per_sample,
+        bn_folded=first.bn_folded,
+        threads_used=first.threads,
+        runtime_info=dict(first.runtime_info, tf32=first.tf32),
+        wall_s=time.perf_counter() - t0,
+        round_s=round_s,
+        budget_s=pass_budget_s,
+        allocator_state=first.allocator,
+    )
     return out
 
 
-def combine_passes(parts: Sequence[dict[str, Any]], *, precision: float, budget_s: float | None,
-                   device: str) -> Measurement:
+def combine_passes(
+    parts: Sequence[dict[str, Any]], *, precision: float, budget_s: float | None, device: str
+) -> Measurement:
     """One :class:`Measurement` from the partial records of a target's passes.
 
     Every (pass, worker) is one process: it becomes one cluster id in ``worker_ids`` (0, 1, … in
@@ -128,12 +168,24 @@ def combine_passes(parts: Sequence[dict[str, Any]], *, precision: float, budget_
             faults[key] += list(stored.get(key) or [])
         gpu += rec.get("gpu_samples_s") or []  # absent in records from before GPU time was taken
     first = parts[0]
-    m = Measurement(samples_s=samples, round_ids=rids, batch=int(first["batch"]), precision=precision,
-                    min_rounds=DEFAULT_MIN_ROUNDS, iters_per_sample=int(first.get("iters_per_sample") or 1),
-                    warmup_iters=warm, budget_s=budget_s, wall_s=float(sum(r.get("pass_wall_s") or 0.0 for r in parts)),
-                    device=device, threads=first.get("threads_used"), bn_folded=int(first.get("bn_folded") or 0),
-                    worker_ids=procs, allocator=first.get("allocator_state"), gpu_samples_s=gpu or None,
-                    tf32=(first.get("runtime_info") or {}).get("tf32"))
+    m = Measurement(
+        samples_s=samples,
+        round_ids=rids,
+        batch=int(first["batch"]),
+        precision=precision,
+        min_rounds=DEFAULT_MIN_ROUNDS,
+        iters_per_sample=int(first.get("iters_per_sample") or 1),
+        warmup_iters=warm,
+        budget_s=budget_s,
+        wall_s=float(sum(r.get("pass_wall_s") or 0.0 for r in parts)),
+        device=device,
+        threads=first.get("threads_used"),
+        bn_folded=int(first.get("bn_folded") or 0),
+        worker_ids=procs,
+        allocator=first.get("allocator_state"),
+        gpu_samples_s=gpu or None,
+        tf32=(first.get("runtime_info") or {}).get("tf32"),
+    )
     if len(faults["iters"]) == len(round_index):  # passes without fault counts (older files) leave them out
         m.round_faults_minor, m.round_faults_major, m.round_iters = faults["minor"], faults["major"], faults["iters"]
         m.round_ref_s = faults["ref_s"] if len(faults["ref_s"]) == len(round_index) else []
@@ -173,8 +225,9 @@ class PendingTarget:
     def combined(self, *, precision: float, budget_s: float, device: str) -> Measurement:
         return combine_passes(self.ordered_parts(), precision=precision, budget_s=budget_s, device=device)
 
-    def settled_after(self, pass_no: int, passes: int, *, precision: float, budget_s: float,
-                      device: str) -> tuple[bool, Measurement | None]:
+    def settled_after(
+        self, pass_no: int, passes: int, *, precision: float, budget_s: float, device: str
+    ) -> tuple[bool, Measurement | None]:
         """After pass ``pass_no`` is stored: is the target done, and its combined measurement if it was needed."""
         enough = len(self.parts) >= MIN_PASSES
         combined = self.combined(precision=precision, budget_s=budget_s, device=device) if enough else None

@@ -95,8 +95,12 @@ class ProbeSpec:
             c, hw = self.size, self.hw
             elem = torch.tensor([], dtype=dt).element_size()
             macs = hw * hw * 9 * c * c
-            cost = {"macs": macs, "flops": 2 * macs, "mem_bytes_counted": (2 * c * hw * hw + 9 * c * c) * elem,
-                    "params": 9 * c * c}
+            cost = {
+                "macs": macs,
+                "flops": 2 * macs,
+                "mem_bytes_counted": (2 * c * hw * hw + 9 * c * c) * elem,
+                "params": 9 * c * c,
+            }
             return _Conv(c, dt).to(device), torch.randn(1, c, hw, hw, generator=g, device=device).to(dt), cost
         n = self.size
         elem = torch.tensor([], dtype=dt).element_size()
@@ -107,13 +111,22 @@ class ProbeSpec:
 def probe_specs(kind: str) -> list[ProbeSpec]:
     """What to probe on a device kind: GEMM sizes large enough to reach the peak, copies past the caches."""
     if kind == "cuda":
-        gemm = [ProbeSpec(f"probe:gemm_{name}", n, dt, name == "tf32")
-                for name, dt in (("float32", "float32"), ("tf32", "float32"), ("float16", "float16"),
-                                 ("bfloat16", "bfloat16")) for n in (4096, 8192)]
+        gemm = [
+            ProbeSpec(f"probe:gemm_{name}", n, dt, name == "tf32")
+            for name, dt in (
+                ("float32", "float32"),
+                ("tf32", "float32"),
+                ("float16", "float16"),
+                ("bfloat16", "bfloat16"),
+            )
+            for n in (4096, 8192)
+        ]
         return gemm + [ProbeSpec("probe:copy", e) for e in (1 << 26, 1 << 28)]
-    return [ProbeSpec("probe:gemm_float32", n) for n in (256, 512, 1024)] + \
-        [ProbeSpec("probe:conv_float32", c, hw=hw) for c, hw in ((192, 28), (384, 14))] + \
-        [ProbeSpec("probe:copy", e) for e in (1 << 22, 1 << 24, 1 << 25)]
+    return (
+        [ProbeSpec("probe:gemm_float32", n) for n in (256, 512, 1024)]
+        + [ProbeSpec("probe:conv_float32", c, hw=hw) for c, hw in ((192, 28), (384, 14))]
+        + [ProbeSpec("probe:copy", e) for e in (1 << 22, 1 << 24, 1 << 25)]
+    )
 
 
 #: FP32 lanes of the widest vector unit a CPU flag announces.
@@ -123,7 +136,9 @@ _LANES = (("avx512f", 16), ("avx2", 8), ("avx", 8), ("asimd", 4), ("neon", 4), (
 FMA_UNITS = 2
 
 
-def theoretical_peak(threads: int = 1, cpuinfo: str | None = None, max_mhz: float | None = None) -> dict[str, Any] | None:
+def theoretical_peak(
+    threads: int = 1, cpuinfo: str | None = None, max_mhz: float | None = None
+) -> dict[str, Any] | None:
     """The FP32 peak a CPU's flags imply: lanes × FMA units × 2 FLOP × clock × threads, or ``None``.
 
     The clock is the highest one the kernel reports (``cpuinfo_max_freq``, else ``cpu MHz``).
@@ -155,14 +170,26 @@ def theoretical_peak(threads: int = 1, cpuinfo: str | None = None, max_mhz: floa
     if not lanes or not max_mhz or ("fma" not in flags and lanes in (8, 16)):
         return None
     g = lanes * FMA_UNITS * 2 * max_mhz / 1e3 * threads
-    return {"gflop_per_s": g, "lanes": lanes, "fma_units": FMA_UNITS, "mhz": max_mhz, "threads": threads,
-            "basis": f"{lanes} FP32 lanes × {FMA_UNITS} FMA units (assumed) × 2 FLOP × {max_mhz:.0f} MHz × "
-                     f"{threads} thread(s)"}
+    return {
+        "gflop_per_s": g,
+        "lanes": lanes,
+        "fma_units": FMA_UNITS,
+        "mhz": max_mhz,
+        "threads": threads,
+        "basis": f"{lanes} FP32 lanes × {FMA_UNITS} FMA units (assumed) × 2 FLOP × {max_mhz:.0f} MHz × "
+        f"{threads} thread(s)",
+    }
 
 
-def run_probe(*, device: str = "auto", threads: int | None = None, budget_s: float = 4.0, out_dir: str | Path = "results",
-              progress: Callable[[str, int, int], None] | None = None,
-              allocator: str = allocators.DEFAULT_ALLOCATOR) -> tuple[str, Path, list[dict[str, Any]]]:
+def run_probe(
+    *,
+    device: str = "auto",
+    threads: int | None = None,
+    budget_s: float = 4.0,
+    out_dir: str | Path = "results",
+    progress: Callable[[str, int, int], None] | None = None,
+    allocator: str = allocators.DEFAULT_ALLOCATOR,
+) -> tuple[str, Path, list[dict[str, Any]]]:
     """Measure every probe of this device; append one record each to ``<out_dir>/<run_id>.jsonl``.
 
     The probes run in this process under ``allocator`` (:func:`fnbench.allocators.apply`), with
@@ -195,9 +222,18 @@ def run_probe(*, device: str = "auto", threads: int | None = None, budget_s: flo
         # moment left it with a zero-width one (one round), it is measured again with twice the time
         b = max(budget_s, need)
         for _ in range(3):
-            m = measure(module, x.to(dev.torch_device), device=dev.torch_device, threads=threads, budget_s=b,
-                        fold=False, allocator=None, tf32=spec.tf32, halve_on_oom=False,
-                        rebuild=(lambda module=module: module) if on_device else None)
+            m = measure(
+                module,
+                x.to(dev.torch_device),
+                device=dev.torch_device,
+                threads=threads,
+                budget_s=b,
+                fold=False,
+                allocator=None,
+                tf32=spec.tf32,
+                halve_on_oom=False,
+                rebuild=(lambda module=module: module) if on_device else None,
+            )
             if m.rounds >= 2 and m.ci95_high_s > m.ci95_low_s:
                 break
             b *= 2
@@ -207,13 +243,29 @@ def run_probe(*, device: str = "auto", threads: int | None = None, budget_s: flo
             if peak is not None:
                 fp["theoretical_peak_gflop_per_s"] = peak["gflop_per_s"]
                 fp["theoretical_peak_basis"] = peak["basis"]
-        target = {"name": spec.name, "kind": "probe", "shape": list(x.shape), "layers": None,
-                  "options": {"size": spec.size, **({"hw": spec.hw} if spec.hw else {})}, "batch": 1}
-        head = _results.record_header(run_id=run_id, target=target, batch=1, device=device_record(dev, fp),
-                                      threads=threads, allocator=allocator, dtype=spec.dtype)
+        target = {
+            "name": spec.name,
+            "kind": "probe",
+            "shape": list(x.shape),
+            "layers": None,
+            "options": {"size": spec.size, **({"hw": spec.hw} if spec.hw else {})},
+            "batch": 1,
+        }
+        head = _results.record_header(
+            run_id=run_id,
+            target=target,
+            batch=1,
+            device=device_record(dev, fp),
+            threads=threads,
+            allocator=allocator,
+            dtype=spec.dtype,
+        )
         m.allocator = alloc_state  # the probes ran in this process, under the state it was set to
-        writer.write(_results.measurement_record(head, m, cost=cost, env=fp, batch=1,
-                                                 runtime_info={"tf32": m.tf32, "module_reused": on_device}))
+        writer.write(
+            _results.measurement_record(
+                head, m, cost=cost, env=fp, batch=1, runtime_info={"tf32": m.tf32, "module_reused": on_device}
+            )
+        )
         del module, x
     show("probe", len(specs))
     return run_id, path, _results.read_records(path)

@@ -106,9 +106,19 @@ def new_run_id() -> str:
 # target then gets partial records (one per pass), and one final, failed or unsupported record.
 
 
-def record_header(*, run_id: str, target: dict[str, Any], batch: int, device: dict[str, Any], threads: int | None,
-                  allocator: str, dtype: str = "float32", runtime: str = "eager", memory_format: str = "contiguous",
-                  record: str | None = None) -> dict[str, Any]:
+def record_header(
+    *,
+    run_id: str,
+    target: dict[str, Any],
+    batch: int,
+    device: dict[str, Any],
+    threads: int | None,
+    allocator: str,
+    dtype: str = "float32",
+    runtime: str = "eager",
+    memory_format: str = "contiguous",
+    record: str | None = None,
+) -> dict[str, Any]:
     """The keys every record starts with: schema, run, creation time, status ``ok``, what was measured and how.
 
     ``target`` is the ``{name, kind, shape, layers, options, batch}`` block (its shape is also the
@@ -119,12 +129,22 @@ def record_header(*, run_id: str, target: dict[str, Any], batch: int, device: di
     head: dict[str, Any] = {"schema": SCHEMA_VERSION}
     if record is not None:
         head["record"] = record
-    head.update({
-        "run_id": run_id, "created": utc_now(), "status": "ok", "target": target,
-        "shape": list(target["shape"]) if target.get("shape") else None, "batch": batch, "dtype": dtype,
-        "device": device, "runtime": runtime, "memory_format": memory_format, "allocator": allocator,
-        "threads": threads,
-    })
+    head.update(
+        {
+            "run_id": run_id,
+            "created": utc_now(),
+            "status": "ok",
+            "target": target,
+            "shape": list(target["shape"]) if target.get("shape") else None,
+            "batch": batch,
+            "dtype": dtype,
+            "device": device,
+            "runtime": runtime,
+            "memory_format": memory_format,
+            "allocator": allocator,
+            "threads": threads,
+        }
+    )
     return head
 
 
@@ -150,14 +170,23 @@ def stats_with_flags(m: Measurement, cost: dict[str, Any]) -> dict[str, Any]:
     target, with the half-width reached.
     """
     st = m.to_stats()
-    st["faults_flag"] = allocators.faults_flag(m.minor_faults_per_iter, cost.get("mem_bytes_counted"),
-                                               (m.allocator or {}).get("name"))
+    st["faults_flag"] = allocators.faults_flag(
+        m.minor_faults_per_iter, cost.get("mem_bytes_counted"), (m.allocator or {}).get("name")
+    )
     st["unstable_reason"] = None if st["stable"] else unstable_reason(st)
     return st
 
 
-def measurement_record(header: dict[str, Any], m: Measurement, *, cost: dict[str, Any], env: dict[str, Any],
-                       runtime_info: dict[str, Any], batch: int | None = None, **extra: Any) -> dict[str, Any]:
+def measurement_record(
+    header: dict[str, Any],
+    m: Measurement,
+    *,
+    cost: dict[str, Any],
+    env: dict[str, Any],
+    runtime_info: dict[str, Any],
+    batch: int | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
     """A finished measurement: the header, then cost, raw samples with their round ids, stats, faults.
 
     ``batch`` is the batch measured (default: the measurement's; a probe's input is not a batch).
@@ -165,20 +194,45 @@ def measurement_record(header: dict[str, Any], m: Measurement, *, cost: dict[str
     ``stats``.
     """
     stats_extra = extra.pop("stats_extra", None) or {}
-    return dict(header, batch=m.batch if batch is None else batch, cost=cost, samples_s=m.samples_s, rounds=m.round_ids, **extra,
-                stats=dict(stats_with_flags(m, cost), **stats_extra), env=env, runtime_info=runtime_info,
-                faults=m.faults(), allocator_state=m.allocator)
+    return dict(
+        header,
+        batch=m.batch if batch is None else batch,
+        cost=cost,
+        samples_s=m.samples_s,
+        rounds=m.round_ids,
+        **extra,
+        stats=dict(stats_with_flags(m, cost), **stats_extra),
+        env=env,
+        runtime_info=runtime_info,
+        faults=m.faults(),
+        allocator_state=m.allocator,
+    )
 
 
-def partial_record(header: dict[str, Any], part: dict[str, Any], *, pass_index: int, passes_planned: int,
-                   env: dict[str, Any]) -> dict[str, Any]:
+def partial_record(
+    header: dict[str, Any], part: dict[str, Any], *, pass_index: int, passes_planned: int, env: dict[str, Any]
+) -> dict[str, Any]:
     """One pass over a target (``status: "partial"``): the pass's raw samples, rounds, workers and faults."""
-    return dict(header, **part, status="partial", **{"pass": pass_index}, passes_planned=passes_planned,
-                pass_wall_s=part["wall_s"], env=env)
+    return dict(
+        header,
+        **part,
+        status="partial",
+        **{"pass": pass_index},
+        passes_planned=passes_planned,
+        pass_wall_s=part["wall_s"],
+        env=env,
+    )
 
 
-def failure_record(header: dict[str, Any], *, status: str, error: str, traceback: str | None,
-                   cost: dict[str, Any] | None, env: dict[str, Any]) -> dict[str, Any]:
+def failure_record(
+    header: dict[str, Any],
+    *,
+    status: str,
+    error: str,
+    traceback: str | None,
+    cost: dict[str, Any] | None,
+    env: dict[str, Any],
+) -> dict[str, Any]:
     """A target that could not be measured: ``failed`` (with the traceback) or ``unsupported`` (with the reason)."""
     rec = dict(header, status=status, error=error)
     if status == "failed":
@@ -251,8 +305,10 @@ class ResultWriter:
                 os.close(fd)
         except OSError as e:
             why = "the disk is full" if e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG) else e.strerror
-            raise SaveError(f"writing {self.path} failed ({why}); {self._saved()} record(s) are saved there"
-                            + (f"; {self.hint}" if self.hint else "")) from None
+            raise SaveError(
+                f"writing {self.path} failed ({why}); {self._saved()} record(s) are saved there"
+                + (f"; {self.hint}" if self.hint else "")
+            ) from None
         self.written += 1
 
 
@@ -278,8 +334,10 @@ def _read_text(path: Path) -> str:
             raise UnicodeDecodeError("utf-8", data, data.index(b"\x00"), data.index(b"\x00") + 1, "NUL byte")
         return data.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise UserError(f"{path} is not a text file (binary data at byte {e.start}); it is not an fnbench "
-                        "result file: give a results/<run_id>.jsonl file or its directory") from None
+        raise UserError(
+            f"{path} is not a text file (binary data at byte {e.start}); it is not an fnbench "
+            "result file: give a results/<run_id>.jsonl file or its directory"
+        ) from None
 
 
 def _split_torn(text: str) -> tuple[list[tuple[int, str]], tuple[int, str] | None]:
@@ -325,8 +383,9 @@ def _check_record(rec: dict[str, Any], path: Path, n: int) -> None:
         raise _bad(path, n, "not a valid result record: samples_s is not a list of seconds")
     if status in ("ok", "partial"):
         if not samples:
-            raise _bad(path, n, f"a {status!r} record without samples (samples_s is empty): its statistics "
-                                "cannot be checked")
+            raise _bad(
+                path, n, f"a {status!r} record without samples (samples_s is empty): its statistics cannot be checked"
+            )
         if not all(math.isfinite(x) and x > 0 for x in samples):
             raise _bad(path, n, "samples_s holds a non-positive or non-finite time")
         for key in ("rounds", "workers", "passes"):
@@ -337,8 +396,9 @@ def _check_record(rec: dict[str, Any], path: Path, n: int) -> None:
         raise _bad(path, n, "a partial record without its pass number")
 
 
-def read_records(path: str | os.PathLike, *, partial: bool = False,
-                 records_of: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+def read_records(
+    path: str | os.PathLike, *, partial: bool = False, records_of: tuple[str, ...] = ()
+) -> list[dict[str, Any]]:
     """All records of one result file (without ``status: "partial"`` pass records unless ``partial``).
 
     Lines with a ``record`` key other than ``"measurement"`` (a per-layer ``"breakdown"``) are not
@@ -354,26 +414,34 @@ def read_records(path: str | os.PathLike, *, partial: bool = False,
     path = Path(path)
     lines, torn = _split_torn(_read_text(path))
     if torn is not None:
-        warn(f"{path}: line {torn[0]} is cut short (an interrupted write) and is skipped; "
-             f"`fnbench run --resume {path.stem}` sets it aside and measures it again")
+        warn(
+            f"{path}: line {torn[0]} is cut short (an interrupted write) and is skipped; "
+            f"`fnbench run --resume {path.stem}` sets it aside and measures it again"
+        )
     records = []
     for i, ln in lines:
         try:
             rec = json.loads(ln)
         except ValueError:
             if not records and i == lines[0][0]:
-                raise UserError(f"{path}, line {i} is not JSON: this is not an fnbench result file "
-                                "(those hold one JSON record per line)") from None
+                raise UserError(
+                    f"{path}, line {i} is not JSON: this is not an fnbench result file "
+                    "(those hold one JSON record per line)"
+                ) from None
             raise UserError(f"{path}, line {i} is not JSON (a corrupt record); repair or remove that line") from None
         if not isinstance(rec, dict):
-            raise UserError(f"{path}, line {i} is JSON but not a record (a {type(rec).__name__}): "
-                            "this is not an fnbench result file")
+            raise UserError(
+                f"{path}, line {i} is JSON but not a record (a {type(rec).__name__}): "
+                "this is not an fnbench result file"
+            )
         schema = rec.get("schema")
         if not isinstance(schema, int) or isinstance(schema, bool):
             raise UserError(f"{path}, line {i}: no schema version; this is not an fnbench result file")
         if schema > SCHEMA_VERSION:
-            raise UserError(f"{path} was written by a newer fnbench (schema {schema}; this one reads "
-                            f"{SCHEMA_VERSION}); upgrade fnbench or remove the file")
+            raise UserError(
+                f"{path} was written by a newer fnbench (schema {schema}; this one reads "
+                f"{SCHEMA_VERSION}); upgrade fnbench or remove the file"
+            )
         if schema < 1:
             raise UserError(f"{path}, line {i}: unknown schema version {schema}; remove the file")
         if rec.get("record", "measurement") != "measurement":  # a per-layer breakdown, not a measurement
@@ -419,17 +487,22 @@ def dedupe(items: Iterable[tuple[dict[str, Any], Path, int]]) -> list[tuple[dict
         rid = record_id(rec)
         if rid in seen:
             prev, psrc, pline = seen[rid]
-            if (prev.get("samples_s") or []) != (rec.get("samples_s") or []) or \
-                    (prev.get("rounds") or []) != (rec.get("rounds") or []):
+            if (prev.get("samples_s") or []) != (rec.get("samples_s") or []) or (prev.get("rounds") or []) != (
+                rec.get("rounds") or []
+            ):
                 t = rec.get("target") or {}
-                raise UserError(f"{psrc} line {pline} and {src} line {line} claim the same measurement (id {rid}: "
-                                f"run {rec.get('run_id')}, {t.get('name')}) with different samples; two processes "
-                                "wrote one run: keep one of the two lines, or measure again")
+                raise UserError(
+                    f"{psrc} line {pline} and {src} line {line} claim the same measurement (id {rid}: "
+                    f"run {rec.get('run_id')}, {t.get('name')}) with different samples; two processes "
+                    "wrote one run: keep one of the two lines, or measure again"
+                )
             dropped += 1
         seen[rid] = (rec, src, line)
     if dropped:
-        warn(f"{dropped} duplicate record(s) skipped (the same measurement read twice: a file named twice, "
-             "a copied file or a repeated line); each counts once")
+        warn(
+            f"{dropped} duplicate record(s) skipped (the same measurement read twice: a file named twice, "
+            "a copied file or a repeated line); each counts once"
+        )
     return list(seen.values())
 
 
@@ -439,10 +512,22 @@ def _recompute_stats(rec: dict[str, Any]) -> dict[str, Any]:
 
     samples = [float(x) for x in rec["samples_s"]]
     st = dict(rec.get("stats") or {})
-    m = Measurement(samples_s=samples, round_ids=[int(r) for r in rec.get("rounds") or range(len(samples))],
-                    batch=int(rec.get("batch") or 1), worker_ids=rec.get("workers") or None)
-    fresh = {"median_s": m.median_s, "iqr_s": m.iqr_s, "p90_s": m.p90_s, "ci95_low_s": m.ci95_low_s,
-             "ci95_high_s": m.ci95_high_s, "n": m.n, "rounds": m.rounds, "rel_ci_halfwidth": m.rel_ci_halfwidth}
+    m = Measurement(
+        samples_s=samples,
+        round_ids=[int(r) for r in rec.get("rounds") or range(len(samples))],
+        batch=int(rec.get("batch") or 1),
+        worker_ids=rec.get("workers") or None,
+    )
+    fresh = {
+        "median_s": m.median_s,
+        "iqr_s": m.iqr_s,
+        "p90_s": m.p90_s,
+        "ci95_low_s": m.ci95_low_s,
+        "ci95_high_s": m.ci95_high_s,
+        "n": m.n,
+        "rounds": m.rounds,
+        "rel_ci_halfwidth": m.rel_ci_halfwidth,
+    }
     old = st.get("median_s")
     if not (isinstance(old, (int, float)) and math.isclose(old, fresh["median_s"], rel_tol=1e-9)):
         st["stable"] = False  # a stats block that does not match its samples says nothing about stability
@@ -453,8 +538,9 @@ def _recompute_stats(rec: dict[str, Any]) -> dict[str, Any]:
     return dict(rec, stats=st)
 
 
-def load_records(paths: str | os.PathLike | Iterable[str | os.PathLike] = "results",
-                 ) -> list[tuple[dict[str, Any], Path]]:
+def load_records(
+    paths: str | os.PathLike | Iterable[str | os.PathLike] = "results",
+) -> list[tuple[dict[str, Any], Path]]:
     """Every final record of ``paths`` (files and directories) with its file, de-duplicated across files,
     statistics recomputed from the samples. Unfinished runs are named with the ``--resume`` that finishes them."""
     items = []
@@ -473,8 +559,10 @@ def _note_unfinished(path: Path, recs: list[dict[str, Any]]) -> None:
     missing = (open_keys | planned) - final
     if missing:
         run_id = recs[0].get("run_id") if recs else path.stem
-        warn(f"run {run_id} is unfinished ({len(missing)} measurement(s) missing from {path.name}); finish it "
-             f"with `fnbench run --resume {run_id} --out {path.parent}`")
+        warn(
+            f"run {run_id} is unfinished ({len(missing)} measurement(s) missing from {path.name}); finish it "
+            f"with `fnbench run --resume {run_id} --out {path.parent}`"
+        )
 
 
 def iter_result_files(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> Iterator[Path]:
@@ -506,21 +594,54 @@ def record_allocator(rec: dict[str, Any]) -> str:
     return rec.get("allocator") or LEGACY_ALLOCATOR
 
 
-def identity_key(*, name: str, shape, layers, options, batch: int, device_kind: str, runtime: str,
-                 threads, dtype: str, memory_format: str = "contiguous", allocator: str = LEGACY_ALLOCATOR) -> str:
+def identity_key(
+    *,
+    name: str,
+    shape,
+    layers,
+    options,
+    batch: int,
+    device_kind: str,
+    runtime: str,
+    threads,
+    dtype: str,
+    memory_format: str = "contiguous",
+    allocator: str = LEGACY_ALLOCATOR,
+) -> str:
     """Canonical identity of a measurement (what ``--resume`` matches on), as a JSON string."""
     opts = sorted((str(k), v) for k, v in (options.items() if isinstance(options, dict) else options))
-    return json.dumps([name, list(shape) if shape is not None else None, layers, opts, int(batch),
-                       device_kind, runtime, threads, dtype, memory_format, allocator], separators=(",", ":"))
+    return json.dumps(
+        [
+            name,
+            list(shape) if shape is not None else None,
+            layers,
+            opts,
+            int(batch),
+            device_kind,
+            runtime,
+            threads,
+            dtype,
+            memory_format,
+            allocator,
+        ],
+        separators=(",", ":"),
+    )
 
 
 def record_key(rec: dict[str, Any]) -> str:
     t = rec.get("target", {})
     return identity_key(
-        name=t.get("name"), shape=t.get("shape"), layers=t.get("layers"), options=t.get("options") or {},
-        batch=t.get("batch", rec.get("batch", 1)), device_kind=(rec.get("device") or {}).get("kind"),
-        runtime=rec.get("runtime"), threads=rec.get("threads"), dtype=rec.get("dtype"),
-        memory_format=rec.get("memory_format", "contiguous"), allocator=record_allocator(rec),
+        name=t.get("name"),
+        shape=t.get("shape"),
+        layers=t.get("layers"),
+        options=t.get("options") or {},
+        batch=t.get("batch", rec.get("batch", 1)),
+        device_kind=(rec.get("device") or {}).get("kind"),
+        runtime=rec.get("runtime"),
+        threads=rec.get("threads"),
+        dtype=rec.get("dtype"),
+        memory_format=rec.get("memory_format", "contiguous"),
+        allocator=record_allocator(rec),
     )
 
 
@@ -573,14 +694,29 @@ def _flatten(rec: dict[str, Any], source: Path) -> dict[str, Any]:
         "mem_bytes_analytic": cost.get("mem_bytes_analytic"),
         "mem_bytes_counted": cost.get("mem_bytes_counted"),
     }
-    for k in ("median_s", "iqr_s", "p90_s", "ci95_low_s", "ci95_high_s", "n", "stable", "rounds", "rel_ci_halfwidth",
-              "precision", "minor_faults_per_iter", "major_faults_per_iter", "faults_flag", "unstable_reason"):
+    for k in (
+        "median_s",
+        "iqr_s",
+        "p90_s",
+        "ci95_low_s",
+        "ci95_high_s",
+        "n",
+        "stable",
+        "rounds",
+        "rel_ci_halfwidth",
+        "precision",
+        "minor_faults_per_iter",
+        "major_faults_per_iter",
+        "faults_flag",
+        "unstable_reason",
+    ):
         row[k] = st.get(k)
     med = st.get("median_s")
     row["throughput_per_s"] = units.per_second(batch, med)
     row["gmacs_per_s"] = units.gmacs_per_s(macs, med)
     row["gmacs_per_s_ci95_low"], row["gmacs_per_s_ci95_high"] = units.gmacs_per_s_ci(
-        macs, st.get("ci95_low_s"), st.get("ci95_high_s"))
+        macs, st.get("ci95_low_s"), st.get("ci95_high_s")
+    )
     row["gflops_per_s"] = units.gflops_per_s(macs, med)
     row["intensity_flop_per_byte"] = units.intensity(macs, cost.get("mem_bytes_counted"))
     row["samples_s"] = rec.get("samples_s") or []
@@ -602,8 +738,9 @@ def is_probe_record(rec: dict[str, Any]) -> bool:
     return t.get("kind") == "probe" or str(t.get("name", "")).startswith("probe:")
 
 
-def probe_rate(name: str, flops: float | None, mem_bytes_counted: float | None,
-               median_s: float | None) -> tuple[str, float | None]:
+def probe_rate(
+    name: str, flops: float | None, mem_bytes_counted: float | None, median_s: float | None
+) -> tuple[str, float | None]:
     """What one probe measures, and how fast: ``("copy_bytes_per_s", bytes/s)`` for ``probe:copy``,
     ``("<gemm_float32…>_flop_per_s", FLOP/s)`` for a compute probe; the rate is None without a count or a time.
     """
@@ -673,8 +810,10 @@ def check_run_id(run_id: str) -> str:
     """``run_id`` if it names a run in the results directory (a bare id, ``.jsonl`` allowed), else UserError."""
     rid = run_id[: -len(".jsonl")] if run_id.endswith(".jsonl") else run_id
     if not _RUN_ID_RE.match(rid):
-        raise UserError(f"--resume takes a run id such as 20261128T043000Z-3fa2 (a file name in --out, without "
-                        f"a path), not {run_id!r}; see `ls results/`")
+        raise UserError(
+            f"--resume takes a run id such as 20261128T043000Z-3fa2 (a file name in --out, without "
+            f"a path), not {run_id!r}; see `ls results/`"
+        )
     return rid
 
 
@@ -719,8 +858,9 @@ class RunFile:
         self.plan: dict[str, Any] | None = None
         self.torn_bytes = 0
         self._fd: int | None = None
-        self.writer = ResultWriter(self.path, hint=f"free space, then finish with `fnbench run --resume {run_id} "
-                                                   f"--out {self.out_dir}`")
+        self.writer = ResultWriter(
+            self.path, hint=f"free space, then finish with `fnbench run --resume {run_id} --out {self.out_dir}`"
+        )
 
     def __enter__(self) -> RunFile:
         if self.resume and not self.path.exists():
@@ -752,8 +892,10 @@ class RunFile:
             except BlockingIOError:
                 pid = _pid_of(fd)
                 os.close(fd)
-                raise UserError(f"run {self.run_id} is being measured by process {pid}; wait for it to finish "
-                                f"(or stop it: kill {pid}) and --resume it then") from None
+                raise UserError(
+                    f"run {self.run_id} is being measured by process {pid}; wait for it to finish "
+                    f"(or stop it: kill {pid}) and --resume it then"
+                ) from None
             try:  # the holder before us may have removed the file we opened: lock the current one
                 same = os.stat(self.lock_path).st_ino == os.fstat(fd).st_ino
             except FileNotFoundError:
@@ -797,12 +939,18 @@ class RunFile:
             os.truncate(self.path, cut)
         except OSError as e:
             raise SaveError(f"cannot repair the cut-short last line of {self.path}: {e.strerror}") from None
-        warn(f"{self.path}: the cut-short last line ({len(tail)} bytes, an interrupted write) was moved to "
-             f"{torn.name}; its measurement is taken again")
+        warn(
+            f"{self.path}: the cut-short last line ({len(tail)} bytes, an interrupted write) was moved to "
+            f"{torn.name}; its measurement is taken again"
+        )
         return len(tail)
 
-    def open(self, plan: dict[str, Any], *, cli: dict[str, Any] | None = None,
-             ) -> tuple[set[str], dict[str, list[dict[str, Any]]]]:
+    def open(
+        self,
+        plan: dict[str, Any],
+        *,
+        cli: dict[str, Any] | None = None,
+    ) -> tuple[set[str], dict[str, list[dict[str, Any]]]]:
         """Start the run under ``plan`` or check a resumed one against its stored plan.
 
         ``plan`` holds the measurement ``keys`` (:func:`identity_key`) and the fields a resume must
@@ -825,8 +973,11 @@ class RunFile:
             foreign = sorted({(r.get("target") or {}).get("name", "?") for r in records if record_key(r) not in keys})
             diffs = [f"targets or options: the run holds {', '.join(foreign)} measured otherwise"] if foreign else []
         if diffs:
-            raise UserError(f"--resume {self.run_id}: this call differs from the run in " + "; ".join(diffs)
-                            + f"; run `fnbench run --resume {self.run_id}` without those options to finish it as started")
+            raise UserError(
+                f"--resume {self.run_id}: this call differs from the run in "
+                + "; ".join(diffs)
+                + f"; run `fnbench run --resume {self.run_id}` without those options to finish it as started"
+            )
         done = {record_key(r) for r in records if r.get("status", "ok") in ("ok", "unsupported")}
         parts: dict[str, list[dict[str, Any]]] = {}
         for r in records:
@@ -844,8 +995,9 @@ class RunFile:
         except OSError as e:
             with _suppress_oserror():
                 tmp.unlink()
-            raise SaveError(f"writing {target} failed ({e.strerror}); nothing was measured: free space and run again") \
-                from None
+            raise SaveError(
+                f"writing {target} failed ({e.strerror}); nothing was measured: free space and run again"
+            ) from None
         self.plan = plan
 
 

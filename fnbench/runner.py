@@ -56,9 +56,20 @@ from .targets import Target, TargetSpec, resolve
 from .timing import DEFAULT_BUDGET_S, DEFAULT_PRECISION, Measurement, measure
 from .workers import WorkerError, WorkerPool
 
-__all__ = ["RunSummary", "run_suite", "RunSettings", "Measurer", "ProcessMeasurer", "measure_in_process",
-           "DEFAULT_WORKERS", "DEFAULT_PASSES", "MIN_PASSES", "IN_PROCESS_RUNTIMES", "combine_passes",
-           "effective_passes"]
+__all__ = [
+    "RunSummary",
+    "run_suite",
+    "RunSettings",
+    "Measurer",
+    "ProcessMeasurer",
+    "measure_in_process",
+    "DEFAULT_WORKERS",
+    "DEFAULT_PASSES",
+    "MIN_PASSES",
+    "IN_PROCESS_RUNTIMES",
+    "combine_passes",
+    "effective_passes",
+]
 
 #: Worker processes per pass (CPU, ARM and CUDA alike): the passes give the fresh processes.
 DEFAULT_WORKERS = 1
@@ -105,8 +116,9 @@ class RunSettings:
 # -- taking measurements --------------------------------------------------------------------------------
 
 
-def measure_in_process(target: Target, device: Device, conditions: Conditions, precision: float, budget_s: float,
-                       seed: int) -> tuple[Measurement, dict[str, Any]]:
+def measure_in_process(
+    target: Target, device: Device, conditions: Conditions, precision: float, budget_s: float, seed: int
+) -> tuple[Measurement, dict[str, Any]]:
     """Prepare ``target`` for its runtime and measure it in this process; raise :class:`Unsupported`.
 
     Returns the measurement and the runtime's info. Eager rounds deep-copy the prepared module
@@ -116,9 +128,19 @@ def measure_in_process(target: Target, device: Device, conditions: Conditions, p
     """
     prepared, x, oom_batches = prepare_fitting(target, device, conditions, seed)
     rebuild = None if conditions.runtime == "eager" else prepared.rebuild
-    m = measure(prepared.module, x, device=device.torch_device, threads=conditions.threads, precision=precision,
-                budget_s=budget_s, seed=seed, rebuild=rebuild, fold=False, allocator=conditions.allocator,
-                halve_on_oom=conditions.runtime == "eager")
+    m = measure(
+        prepared.module,
+        x,
+        device=device.torch_device,
+        threads=conditions.threads,
+        precision=precision,
+        budget_s=budget_s,
+        seed=seed,
+        rebuild=rebuild,
+        fold=False,
+        allocator=conditions.allocator,
+        halve_on_oom=conditions.runtime == "eager",
+    )
     m.oom_batches = oom_batches + m.oom_batches
     return m, dict(prepared.info, tf32=m.tf32)
 
@@ -150,8 +172,9 @@ class ProcessMeasurer:
         self.pool_pass = -1
 
     def whole(self, pending: PendingTarget, run: RunSettings) -> tuple[Measurement, dict[str, Any]]:
-        m, info = measure_in_process(pending.target, run.device, pending.conditions, run.precision, run.budget_s,
-                                     run.seed)
+        m, info = measure_in_process(
+            pending.target, run.device, pending.conditions, run.precision, run.budget_s, run.seed
+        )
         if run.device.kind == "cuda":  # right after the timed blocks, as a worker does
             info["gpu_state"] = gpu_state()
         return m, info
@@ -166,8 +189,17 @@ class ProcessMeasurer:
             pool.start()  # closes what it started if it fails; the next target retries
             self.pools[alloc], self.pool_pass = pool, pass_no
         try:
-            return self.pass_fn(pool, pending.target, run.device, pending.conditions, run.precision, run.budget_s,
-                                run.pass_budget_s, run.seed, pending.stored_batch())
+            return self.pass_fn(
+                pool,
+                pending.target,
+                run.device,
+                pending.conditions,
+                run.precision,
+                run.budget_s,
+                run.pass_budget_s,
+                run.seed,
+                pending.stored_batch(),
+            )
         finally:
             if alloc in FRESH_PROCESS_PER_TARGET:
                 self.pools.pop(alloc).close()
@@ -191,9 +223,17 @@ def _failure(e: BaseException) -> tuple[str, str, str | None]:
 class _Run:
     """One run in progress: its settings, its open results file, its pending targets and the costs counted."""
 
-    def __init__(self, run_id: str, run_file: _results.RunFile, settings: RunSettings, pending: list[PendingTarget],
-                 measurer: Measurer, progress: Callable[[str, int, int], None] | None, label_runtime: bool,
-                 unavailable: dict[str, str | None]):
+    def __init__(
+        self,
+        run_id: str,
+        run_file: _results.RunFile,
+        settings: RunSettings,
+        pending: list[PendingTarget],
+        measurer: Measurer,
+        progress: Callable[[str, int, int], None] | None,
+        label_runtime: bool,
+        unavailable: dict[str, str | None],
+    ):
         self.run_id, self.run_file, self.settings, self.pending = run_id, run_file, settings, pending
         self.unavailable = unavailable  # runtime → why this machine cannot serve it
         self.measurer, self.progress, self.label_runtime = measurer, progress, label_runtime
@@ -204,19 +244,33 @@ class _Run:
         """Counted once per target, whatever the runtime."""
         if id(target) not in self._costs:
             seed = self.settings.seed
-            self._costs[id(target)] = record_cost(target, target.build(seed), target.example_input("cpu", seed=seed),
-                                                  dtype)
+            self._costs[id(target)] = record_cost(
+                target, target.build(seed), target.example_input("cpu", seed=seed), dtype
+            )
         return self._costs[id(target)]
 
     def header(self, task: PendingTarget, fp: dict[str, Any]) -> dict[str, Any]:
         """``t``'s record header (created now) for a measurement taken under the device fingerprint ``fp``."""
         spec, cond = task.target.spec, task.conditions
-        target = {"name": spec.name, "kind": task.target.kind, "shape": list(spec.shape) if spec.shape else None,
-                  "layers": spec.layers, "options": spec.options_dict(), "batch": spec.batch}
-        head = _results.record_header(run_id=self.run_id, target=target, batch=spec.batch,
-                                      device=device_record(self.settings.device, fp), threads=cond.threads,
-                                      allocator=cond.allocator, dtype=cond.dtype, runtime=cond.runtime,
-                                      memory_format=cond.memory_format)
+        target = {
+            "name": spec.name,
+            "kind": task.target.kind,
+            "shape": list(spec.shape) if spec.shape else None,
+            "layers": spec.layers,
+            "options": spec.options_dict(),
+            "batch": spec.batch,
+        }
+        head = _results.record_header(
+            run_id=self.run_id,
+            target=target,
+            batch=spec.batch,
+            device=device_record(self.settings.device, fp),
+            threads=cond.threads,
+            allocator=cond.allocator,
+            dtype=cond.dtype,
+            runtime=cond.runtime,
+            memory_format=cond.memory_format,
+        )
         return head
 
     def show(self, description: str = "") -> None:
@@ -252,23 +306,34 @@ class _Run:
         except Exception as e:  # noqa: BLE001 — record the failure or the reason, go on with the suite
             task.wall_s += time.perf_counter() - t0
             status, error, tb = _failure(e)
-            self.write_final(task, _results.failure_record(self.header(task, env), status=status, error=error,
-                                                           traceback=tb, cost=self._costs.get(id(task.target)),
-                                                           env=env))
+            self.write_final(
+                task,
+                _results.failure_record(
+                    self.header(task, env),
+                    status=status,
+                    error=error,
+                    traceback=tb,
+                    cost=self._costs.get(id(task.target)),
+                    env=env,
+                ),
+            )
             return
         task.wall_s += time.perf_counter() - t0
         if in_process:
             cost = scale_cost(cost, m.batch, task.target.spec.batch)
-            self.write_final(task, _results.measurement_record(self.header(task, env), m, cost=cost, env=env,
-                                                            runtime_info=info))
+            self.write_final(
+                task, _results.measurement_record(self.header(task, env), m, cost=cost, env=env, runtime_info=info)
+            )
             return
-        rec = _results.partial_record(self.header(task, env), part, pass_index=pass_no, passes_planned=run.passes,
-                                      env=env)
+        rec = _results.partial_record(
+            self.header(task, env), part, pass_index=pass_no, passes_planned=run.passes, env=env
+        )
         self.run_file.writer.write(rec)
         task.parts[pass_no] = rec
         self.show()
-        done, m = task.settled_after(pass_no, run.passes, precision=run.precision, budget_s=run.budget_s,
-                                  device=str(run.device.torch_device))
+        done, m = task.settled_after(
+            pass_no, run.passes, precision=run.precision, budget_s=run.budget_s, device=str(run.device.torch_device)
+        )
         if done:
             self.finalize(task, m, env)
 
@@ -276,18 +341,35 @@ class _Run:
         """Write ``t``'s final record from its stored passes (``m``: their combination, if already made)."""
         run = self.settings
         parts = task.ordered_parts()
-        m = m if m is not None else task.combined(precision=run.precision, budget_s=run.budget_s,
-                                               device=str(run.device.torch_device))
+        m = (
+            m
+            if m is not None
+            else task.combined(precision=run.precision, budget_s=run.budget_s, device=str(run.device.torch_device))
+        )
         env = env if env is not None else fingerprint(run.device, task.conditions.threads)
         head = self.header(task, env)
         cost = scale_cost(self.cost_of(task.target, task.conditions.dtype), m.batch, task.target.spec.batch)
         info = dict(parts[0].get("runtime_info") or {})
-        info["workers"] = {"n": max(len(set(r["workers"])) for r in parts), "passes": len(parts),
-                           "processes": m.workers, "round_s": parts[0].get("round_s"),
-                           "chunks": [dict(c, **{"pass": r["pass"]}) for r in parts for c in r.get("chunks") or []]}
-        self.write_final(task, _results.measurement_record(
-            head, m, cost=cost, env=env, runtime_info=info, workers=m.worker_ids,
-            passes=[int(r["pass"]) for r in parts for _ in r["samples_s"]], stats_extra={"passes": len(parts)}))
+        info["workers"] = {
+            "n": max(len(set(r["workers"])) for r in parts),
+            "passes": len(parts),
+            "processes": m.workers,
+            "round_s": parts[0].get("round_s"),
+            "chunks": [dict(c, **{"pass": r["pass"]}) for r in parts for c in r.get("chunks") or []],
+        }
+        self.write_final(
+            task,
+            _results.measurement_record(
+                head,
+                m,
+                cost=cost,
+                env=env,
+                runtime_info=info,
+                workers=m.worker_ids,
+                passes=[int(r["pass"]) for r in parts for _ in r["samples_s"]],
+                stats_extra={"passes": len(parts)},
+            ),
+        )
 
 
 def run_suite(
@@ -352,15 +434,22 @@ def run_suite(
     ``measurer`` takes the measurements (default :class:`ProcessMeasurer`: worker processes, or
     this process for ``workers=0``); tests give one that returns made-up samples.
     """
-    policy = resolve_policy(device, threads=threads, batch=batch_override, budget_s=budget_s, precision=precision,
-                            allocator=allocator)
+    policy = resolve_policy(
+        device, threads=threads, batch=batch_override, budget_s=budget_s, precision=precision, allocator=allocator
+    )
     workers = DEFAULT_WORKERS if workers is None else int(workers)
     if workers < 0:
         raise UserError(f"workers {workers} is negative: use --workers 0 (in-process) or more")
     if int(passes) < 1:
         raise UserError(f"passes {passes} is not positive: use --passes 1 or more")
-    settings = RunSettings(policy.device, policy.precision, policy.budget_s,
-                           effective_passes(passes, policy.budget_s) if workers > 0 else 1, workers, seed)
+    settings = RunSettings(
+        policy.device,
+        policy.precision,
+        policy.budget_s,
+        effective_passes(passes, policy.budget_s) if workers > 0 else 1,
+        workers,
+        seed,
+    )
     runtimes = list(dict.fromkeys(runtimes)) or ["eager"]
     conditions, unavailable = _conditions(policy, runtimes, memory_format, dtype, workers)
     targets = [resolve(replace(s, batch=policy.batch_for(s.batch))) for s in specs]  # UserError: nothing measured
@@ -368,25 +457,46 @@ def run_suite(
     dev = policy.device
     run_id = _results.check_run_id(resume) if resume is not None else _results.new_run_id()
     planned = [_identity(t, dev, c) for t in targets for c in conditions]
-    shared = {f: list(dict.fromkeys(getattr(c, f) for c in conditions)) for f in asdict(conditions[0])
-              if f != "runtime"}
-    plan = {"targets": [t.spec.label for t in targets], "device": dev.kind, "runtimes": list(runtimes),
-            **{f: v[0] if len(v) == 1 else v for f, v in shared.items()}, "keys": planned}
+    shared = {
+        f: list(dict.fromkeys(getattr(c, f) for c in conditions)) for f in asdict(conditions[0]) if f != "runtime"
+    }
+    plan = {
+        "targets": [t.spec.label for t in targets],
+        "device": dev.kind,
+        "runtimes": list(runtimes),
+        **{f: v[0] if len(v) == 1 else v for f, v in shared.items()},
+        "keys": planned,
+    }
     with contextlib.ExitStack() as stack:  # the run's file stays locked until the run ends, however it ends
         run_file = stack.enter_context(_results.RunFile(out_dir, run_id, resume=resume is not None))
         done, stored_parts = run_file.open(plan, cli=cli_options)
-        pending = [PendingTarget(t, c, _identity(t, dev, c)) for t in targets for c in conditions
-                   if _identity(t, dev, c) not in done]
+        pending = [
+            PendingTarget(t, c, _identity(t, dev, c))
+            for t in targets
+            for c in conditions
+            if _identity(t, dev, c) not in done
+        ]
         for task in pending:
             task.parts = {int(r["pass"]): r for r in stored_parts.get(task.key, [])}
         skipped = len(targets) * len(conditions) - len(pending)
         if notify is not None:  # before anything is measured, so an interrupted run can be resumed by its id
-            notify(_announcement(run_id, run_file.path, pending, settings.passes, skipped, resume,
-                                 label_runtime=len(conditions) > 1))
+            notify(
+                _announcement(
+                    run_id, run_file.path, pending, settings.passes, skipped, resume, label_runtime=len(conditions) > 1
+                )
+            )
         measurer = measurer or ProcessMeasurer()
         stack.callback(measurer.close)
-        run = _Run(run_id, run_file, settings, pending, measurer, progress, label_runtime=len(conditions) > 1,
-                   unavailable=unavailable)
+        run = _Run(
+            run_id,
+            run_file,
+            settings,
+            pending,
+            measurer,
+            progress,
+            label_runtime=len(conditions) > 1,
+            unavailable=unavailable,
+        )
         run.show(f"{dev.kind} run {run_id}")
         for pass_no in range(settings.passes):
             for task in pending:
@@ -396,13 +506,13 @@ def run_suite(
             if not task.done and task.parts:
                 run.finalize(task)
     order = {k: i for i, k in enumerate(planned)}
-    records = sorted(_results.read_records(run_file.path),
-                     key=lambda r: order.get(_results.record_key(r), len(order)))
+    records = sorted(_results.read_records(run_file.path), key=lambda r: order.get(_results.record_key(r), len(order)))
     return RunSummary(run_id=run_id, path=run_file.path, records=records, measured=run.measured, skipped=skipped)
 
 
-def _conditions(policy: RunPolicy, runtimes: list[str], memory_format: str, dtype: str,
-                workers: int) -> tuple[list[Conditions], dict[str, str | None]]:
+def _conditions(
+    policy: RunPolicy, runtimes: list[str], memory_format: str, dtype: str, workers: int
+) -> tuple[list[Conditions], dict[str, str | None]]:
     """Every set of conditions the run measures each target under (runtimes × allocators), checked.
 
     Also returns, per runtime, why this machine cannot serve it (None where it can).
@@ -418,31 +528,60 @@ def _conditions(policy: RunPolicy, runtimes: list[str], memory_format: str, dtyp
     names = policy.allocators
     in_process_any = workers == 0 or any(rt in IN_PROCESS_RUNTIMES for rt in runtimes)
     if len(names) > 1 and in_process_any:
-        raise UserError("several allocators need worker processes (a process cannot change its allocator back): "
-                        "drop --workers 0 / the compile runtime, or give one --allocator")
+        raise UserError(
+            "several allocators need worker processes (a process cannot change its allocator back): "
+            "drop --workers 0 / the compile runtime, or give one --allocator"
+        )
     if workers == 0 or all(rt in IN_PROCESS_RUNTIMES for rt in runtimes):
         for name in names:
             if name in allocators.LIBRARIES and name not in allocators.loaded_libraries():
-                raise UserError(f"--allocator {name} in this process needs {allocators.LIBRARIES[name][0]} preloaded "
-                                f"(LD_PRELOAD); measure on worker processes (--workers 1) instead")
+                raise UserError(
+                    f"--allocator {name} in this process needs {allocators.LIBRARIES[name][0]} preloaded "
+                    f"(LD_PRELOAD); measure on worker processes (--workers 1) instead"
+                )
     return [policy.conditions(rt, memory_format, dtype, a) for rt in runtimes for a in names], unavailable
 
 
 def _identity(target: Target, device: Device, cond: Conditions) -> str:
     spec = target.spec
-    return _results.identity_key(name=spec.name, shape=spec.shape, layers=spec.layers, options=spec.options_dict(),
-                                 batch=spec.batch, device_kind=device.kind, runtime=cond.runtime,
-                                 threads=cond.threads, dtype=cond.dtype, memory_format=cond.memory_format,
-                                 allocator=cond.allocator)
+    return _results.identity_key(
+        name=spec.name,
+        shape=spec.shape,
+        layers=spec.layers,
+        options=spec.options_dict(),
+        batch=spec.batch,
+        device_kind=device.kind,
+        runtime=cond.runtime,
+        threads=cond.threads,
+        dtype=cond.dtype,
+        memory_format=cond.memory_format,
+        allocator=cond.allocator,
+    )
 
 
-def _announcement(run_id: str, path: Path, pending: list[PendingTarget], passes: int, skipped: int,
-                  resume: str | None, *, label_runtime: bool) -> str:
+def _announcement(
+    run_id: str,
+    path: Path,
+    pending: list[PendingTarget],
+    passes: int,
+    skipped: int,
+    resume: str | None,
+    *,
+    label_runtime: bool,
+) -> str:
     """What the run will do, in a line or two: how much, where, how to resume it."""
-    text = (f"run {run_id}: {len(pending)} to measure in {passes} pass{'es' if passes > 1 else ''}, "
-            f"writing {path} (resume with --resume {run_id})")
+    text = (
+        f"run {run_id}: {len(pending)} to measure in {passes} pass{'es' if passes > 1 else ''}, "
+        f"writing {path} (resume with --resume {run_id})"
+    )
     if resume is not None:
-        text += f"\nresuming: {skipped} already measured; finishing " + (", ".join(
-            task.label + (f" [{task.conditions.runtime}]" if label_runtime else "")
-            + (f" ({len(task.parts)} pass(es) stored)" if task.parts else "") for task in pending) or "nothing")
+        text += f"\nresuming: {skipped} already measured; finishing " + (
+            ", ".join(
+                task.label
+                + (f" [{task.conditions.runtime}]" if label_runtime else "")
+                + (f" ({len(task.parts)} pass(es) stored)" if task.parts else "")
+                for task in pending
+            )
+            or "nothing"
+        )
     return text

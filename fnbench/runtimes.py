@@ -97,11 +97,15 @@ def runtime_unavailable(runtime: str, device: str, *, dtype: str = "float32") ->
         return f"onnxruntime cannot be imported ({first_line(e)}); install onnxruntime or use --runtime eager"
     if device == "cuda":
         if "CUDAExecutionProvider" not in ort.get_available_providers():
-            return (f"onnxruntime {ort.__version__} here has no CUDA execution provider; install the "
-                    "onnxruntime-gpu package instead of onnxruntime, or use --runtime eager")
+            return (
+                f"onnxruntime {ort.__version__} here has no CUDA execution provider; install the "
+                "onnxruntime-gpu package instead of onnxruntime, or use --runtime eager"
+            )
         if dtype == "bfloat16":
-            return ("bfloat16 is not measured under ONNX Runtime (numpy has no bfloat16 to bind and the CUDA "
-                    "execution provider lacks bfloat16 kernels for several ops); use --dtype float16 or --runtime eager")
+            return (
+                "bfloat16 is not measured under ONNX Runtime (numpy has no bfloat16 to bind and the CUDA "
+                "execution provider lacks bfloat16 kernels for several ops); use --dtype float16 or --runtime eager"
+            )
     return None
 
 
@@ -152,8 +156,16 @@ def export_onnx(module: nn.Module, example: Tensor) -> tuple[bytes, dict[str, An
                     program = torch.onnx.export(module, (example,), dynamo=True, opset_version=18)
                     data = program.model_proto.SerializeToString()
                 else:
-                    torch.onnx.export(module, (example,), buf, dynamo=False, opset_version=ONNX_OPSET,
-                                      input_names=["input"], output_names=["output"], do_constant_folding=True)
+                    torch.onnx.export(
+                        module,
+                        (example,),
+                        buf,
+                        dynamo=False,
+                        opset_version=ONNX_OPSET,
+                        input_names=["input"],
+                        output_names=["output"],
+                        do_constant_folding=True,
+                    )
                     data = buf.getvalue()
             model = onnx.load_from_string(data)
             onnx.checker.check_model(model)
@@ -246,8 +258,10 @@ def check_providers(providers: list[str], device: str) -> None:
     load (missing CUDA or cuDNN libraries); timing that session would record CPU numbers as cuda.
     """
     if device == "cuda" and (not providers or providers[0] != "CUDAExecutionProvider"):
-        raise Unsupported(f"ONNX Runtime's session providers are {providers or 'none'}, not CUDAExecutionProvider "
-                          "first: it would run on the CPU (check the CUDA and cuDNN libraries onnxruntime-gpu needs)")
+        raise Unsupported(
+            f"ONNX Runtime's session providers are {providers or 'none'}, not CUDAExecutionProvider "
+            "first: it would run on the CPU (check the CUDA and cuDNN libraries onnxruntime-gpu needs)"
+        )
 
 
 def prepare(
@@ -270,8 +284,12 @@ def prepare(
     def placed() -> nn.Module:
         return _place(build(), device, memory_format, tdtype)
 
-    info: dict[str, Any] = {"runtime": runtime, "memory_format": memory_format, "dtype": dtype,
-                            "dtype_method": "converted weights" if dtype != "float32" else None}
+    info: dict[str, Any] = {
+        "runtime": runtime,
+        "memory_format": memory_format,
+        "dtype": dtype,
+        "dtype_method": "converted weights" if dtype != "float32" else None,
+    }
     if runtime == "eager":
         return Prepared(runtime, placed(), placed, info)
 
@@ -299,7 +317,9 @@ def prepare(
 
     # onnxruntime
     if memory_format != "contiguous":
-        raise Unsupported("ONNX models are NCHW; ONNX Runtime picks its own internal layout (use --memory-format contiguous)")
+        raise Unsupported(
+            "ONNX models are NCHW; ONNX Runtime picks its own internal layout (use --memory-format contiguous)"
+        )
     # On cuda the graph is exported from the model as it runs there, in its dtype (a float16
     # model exports a float16 graph); on the CPU in FP32.
     if device == "cuda":
@@ -317,8 +337,9 @@ def prepare(
     # An exporter can bake a value it could not trace into a constant and still write a valid
     # graph that reproduces the export input exactly. One forward on a *different* input,
     # against eager, catches such a wrong graph before it is ever timed.
-    probe = torch.randn(example.shape, generator=torch.Generator().manual_seed(12345)).to(ref_example.device,
-                                                                                        ref_example.dtype)
+    probe = torch.randn(example.shape, generator=torch.Generator().manual_seed(12345)).to(
+        ref_example.device, ref_example.dtype
+    )
     with torch.inference_mode():
         want = ref_model(probe).float()
         got = session(probe).float()
@@ -326,7 +347,12 @@ def prepare(
     tol = 1e-3 if ref_example.dtype == torch.float32 else 2e-2
     if got.shape != want.shape or not torch.allclose(got, want, rtol=tol, atol=tol):
         raise Unsupported(f"the exported ONNX graph disagrees with eager (max abs difference {diff:.3g})")
-    info.update(provider=session.provider, graph_optimization_level=session.graph_optimization_level,
-                intra_op_threads=threads, max_abs_diff_vs_eager=diff, io_binding=session.io_binding,
-                onnx_dtype=str(ref_example.dtype).replace("torch.", ""))
+    info.update(
+        provider=session.provider,
+        graph_optimization_level=session.graph_optimization_level,
+        intra_op_threads=threads,
+        max_abs_diff_vs_eager=diff,
+        io_binding=session.io_binding,
+        onnx_dtype=str(ref_example.dtype).replace("torch.", ""),
+    )
     return Prepared(runtime, session, lambda: OrtModule(data, device=device, threads=threads), info)

@@ -188,8 +188,9 @@ def hierarchical_median_ci(
     return point, CI(float(min(lo, point)), float(max(hi, point)), confidence)
 
 
-def _hierarchical_draws(samples, round_ids, worker_ids, n_boot: int,
-                        rng: np.random.Generator) -> tuple[float, np.ndarray, int]:
+def _hierarchical_draws(
+    samples, round_ids, worker_ids, n_boot: int, rng: np.random.Generator
+) -> tuple[float, np.ndarray, int]:
     """(median of round medians, ``n_boot`` two-stage bootstrap replicates of it, number of workers)."""
     s = _arr(samples)
     r = np.asarray(round_ids).ravel()
@@ -217,8 +218,7 @@ def _hierarchical_draws(samples, round_ids, worker_ids, n_boot: int,
     return point, np.nanmedian(vals.reshape(n_boot, -1), axis=1), k
 
 
-def hierarchical_median_draws(samples, round_ids, worker_ids, n_boot: int,
-                              rng: np.random.Generator) -> np.ndarray:
+def hierarchical_median_draws(samples, round_ids, worker_ids, n_boot: int, rng: np.random.Generator) -> np.ndarray:
     """Two-stage bootstrap replicates (workers, then rounds) of the median of round medians.
 
     The raw replicates behind :func:`hierarchical_median_ci`, for statistics built from several

@@ -31,8 +31,20 @@ from .errors import UserError, suggest
 from .reference import HEADLINE_NETWORKS, TABLE1_OPS, TABLE1_SHAPES
 from .targets import TargetSpec
 
-__all__ = ["Suite", "SUITES", "register_suite", "get_suite", "TABLE1_SHAPES", "TABLE1_OPS", "COMPOSITE_OPS",
-           "FASTERNETS", "SWAP_MIXERS", "RATIO_N_DIVS", "HEADLINE_NETWORKS", "peer_aliases"]
+__all__ = [
+    "Suite",
+    "SUITES",
+    "register_suite",
+    "get_suite",
+    "TABLE1_SHAPES",
+    "TABLE1_OPS",
+    "COMPOSITE_OPS",
+    "FASTERNETS",
+    "SWAP_MIXERS",
+    "RATIO_N_DIVS",
+    "HEADLINE_NETWORKS",
+    "peer_aliases",
+]
 
 COMPOSITE_OPS = ("pconv_pwconv", "dwconv_pwconv", "gconv_pwconv", "tconv")
 FASTERNETS = tuple(f"fasternet_{b}" for b in fasternet.VARIANTS)
@@ -74,8 +86,11 @@ def get_suite(name: str) -> Suite:
 def peer_aliases() -> list[str]:
     """Registered aliases of the paper's peers that the installed libraries can build."""
     status = zoo.peer_status()
-    return [p.alias for p in zoo.PEERS
-            if p.alias is not None and (status[p.paper_name].available or status[p.paper_name].source)]
+    return [
+        p.alias
+        for p in zoo.PEERS
+        if p.alias is not None and (status[p.paper_name].available or status[p.paper_name].source)
+    ]
 
 
 def _grid(ops, shapes, batch, layers=10):
@@ -114,8 +129,13 @@ def _networks(batch: int) -> list[TargetSpec]:
 
 @register_suite("swap", "FasterNet-T0/T2 with pconv, dwconv, gconv, conv as mixer; plain and FLOP-matched")
 def _swap(batch: int) -> list[TargetSpec]:
-    names = [f"fasternet_{b}@{m}{s}" for b in ("t0", "t2") for m in SWAP_MIXERS for s in ("", "~flops")
-             if not (m == "pconv" and s)]  # pconv n_div 4 is the original: matching it to itself is a no-op
+    names = [
+        f"fasternet_{b}@{m}{s}"
+        for b in ("t0", "t2")
+        for m in SWAP_MIXERS
+        for s in ("", "~flops")
+        if not (m == "pconv" and s)
+    ]  # pconv n_div 4 is the original: matching it to itself is a no-op
     return _networks_of(names, batch)
 
 
@@ -133,9 +153,12 @@ def _default(batch: int) -> list[TargetSpec]:
     return _table1(batch) + _networks_of(HEADLINE_NETWORKS, batch)
 
 
-@register_suite("allocator-sensitivity",
-                "the 96x56x56 DWConv and PConv stacks and FasterNet-T0: measure under a second --allocator beside "
-                "`default` to see how much the memory allocator moves them")
+@register_suite(
+    "allocator-sensitivity",
+    "the 96x56x56 DWConv and PConv stacks and FasterNet-T0: measure under a second --allocator beside "
+    "`default` to see how much the memory allocator moves them",
+)
 def _allocator_sensitivity(batch: int) -> list[TargetSpec]:
     return [TargetSpec.make(op, (96, 56, 56), batch, 10) for op in ("dwconv", "pconv")] + [
-        TargetSpec.make("fasternet_t0", None, batch)]
+        TargetSpec.make("fasternet_t0", None, batch)
+    ]

@@ -54,8 +54,9 @@ _SHAPE_RE = re.compile(r"^\s*(\d+)\s*[x×,]\s*(\d+)\s*[x×,]\s*(\d+)\s*$")
 def parse_shape(text: str) -> tuple[int, int, int]:
     """Parse ``"96x56x56"`` (C×H×W, per sample) into a tuple of positive ints."""
     if len(text) > 100:
-        raise UserError(f"shape {text[:20]}… is {len(text)} characters long: use CxHxW with sizes such as "
-                        "--shape 96x56x56")
+        raise UserError(
+            f"shape {text[:20]}… is {len(text)} characters long: use CxHxW with sizes such as --shape 96x56x56"
+        )
     if "-" in text:
         raise UserError(f"shape {text!r} has a negative size: use positive C, H and W, e.g. --shape 96x56x56")
     m = _SHAPE_RE.match(text)
@@ -128,8 +129,9 @@ class Target:
             module = self.entry.factory(**self._options)
         return module.eval()
 
-    def example_input(self, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
-                      seed: int = 0) -> torch.Tensor:
+    def example_input(
+        self, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32, seed: int = 0
+    ) -> torch.Tensor:
         g = torch.Generator().manual_seed(seed)
         x = torch.randn((self.spec.batch, *self.spec.shape), generator=g, dtype=torch.float32)
         return x.to(device=device, dtype=dtype)
@@ -151,7 +153,9 @@ def _check_options(entry: Entry, options: dict[str, Any]) -> None:
     accepted = [p for p in inspect.signature(entry.factory).parameters if p != "c" and p in CLI_OPTIONS]
     for key in options:
         if key not in accepted:
-            what = f"it accepts {', '.join(_flag(a) for a in accepted)}" if accepted else "it takes none of these options"
+            what = (
+                f"it accepts {', '.join(_flag(a) for a in accepted)}" if accepted else "it takes none of these options"
+            )
             raise UserError(f"{entry.name} does not take {_flag(key)}; {what}")
 
 
@@ -170,9 +174,11 @@ def resolve(spec: TargetSpec) -> Target:
             raise UserError(f"shape {'x'.join(map(str, shape))} has a zero or negative size: use positive C, H and W")
         _check_options(entry, options)
         if options.get("k") is not None and options["k"] % 2 == 0 and options.get("padding") is None:
-            raise UserError(f"--kernel {options['k']} is even: the default padding k // 2 = {options['k'] // 2} makes "
-                            "each layer's map 1 larger ((H + 2·padding − k) // stride + 1); use an odd kernel "
-                            "or give --padding")
+            raise UserError(
+                f"--kernel {options['k']} is even: the default padding k // 2 = {options['k'] // 2} makes "
+                "each layer's map 1 larger ((H + 2·padding − k) // stride + 1); use an odd kernel "
+                "or give --padding"
+            )
         spec = replace(spec, shape=tuple(shape), layers=layers)
         try:
             if entry.validate is not None:
@@ -252,8 +258,10 @@ def _try_on_meta(entry: Entry, options: dict[str, Any], shape: tuple[int, ...], 
         pass
     except Exception as e:  # noqa: BLE001 — the network refused the shape; its message says why
         why = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise UserError(f"{entry.name} cannot take input {'x'.join(map(str, shape))} ({why}); use its input "
-                        f"shape, e.g. --shape {'x'.join(map(str, default_shape))}") from None
+        raise UserError(
+            f"{entry.name} cannot take input {'x'.join(map(str, shape))} ({why}); use its input "
+            f"shape, e.g. --shape {'x'.join(map(str, default_shape))}"
+        ) from None
     finally:
         for h in handles:
             h.remove()

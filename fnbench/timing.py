@@ -241,7 +241,8 @@ class Measurement:
             if self.workers >= 2:
                 self._ci_memo.clear()
                 self._ci_memo[key] = stats.hierarchical_median_ci(
-                    self.samples_s, self.round_ids, self.worker_ids, _CONFIDENCE)[1]
+                    self.samples_s, self.round_ids, self.worker_ids, _CONFIDENCE
+                )[1]
             else:
                 self._ci_memo[key] = stats.median_ci(stats.round_medians(self.samples_s, self.round_ids), _CONFIDENCE)
         return self._ci_memo[key]
@@ -281,8 +282,9 @@ class Measurement:
     def stable(self) -> bool:
         """True when ≥ ``min_rounds`` rounds give a real 95 % CI within ±``precision`` of the median."""
         if self.workers >= 2:
-            return workers_settled(self.samples_s, self.round_ids, self.worker_ids, self.precision,
-                                   self.min_rounds, ci=self.ci95)
+            return workers_settled(
+                self.samples_s, self.round_ids, self.worker_ids, self.precision, self.min_rounds, ci=self.ci95
+            )
         return _settled(self.samples_s, self.round_ids, self.precision, self.min_rounds)
 
     def to_stats(self) -> dict[str, Any]:
@@ -313,9 +315,14 @@ class Measurement:
 
     def faults(self) -> dict[str, Any]:
         """Raw page-fault counts per round, as stored in a result record's ``faults``."""
-        return {"minor": list(self.round_faults_minor), "major": list(self.round_faults_major),
-                "iters": list(self.round_iters), "minor_per_iter": self.minor_faults_per_iter,
-                "major_per_iter": self.major_faults_per_iter, "ref_s": list(self.round_ref_s)}
+        return {
+            "minor": list(self.round_faults_minor),
+            "major": list(self.round_faults_major),
+            "iters": list(self.round_iters),
+            "minor_per_iter": self.minor_faults_per_iter,
+            "major_per_iter": self.major_faults_per_iter,
+            "ref_s": list(self.round_ref_s),
+        }
 
     @property
     def reference_median_s(self) -> float | None:
@@ -327,8 +334,9 @@ class Measurement:
 MIN_ROUNDS_PER_WORKER = 2
 
 
-def workers_settled(samples, round_ids, worker_ids, precision: float, min_rounds: int,
-                    ci: stats.CI | None = None) -> bool:
+def workers_settled(
+    samples, round_ids, worker_ids, precision: float, min_rounds: int, ci: stats.CI | None = None
+) -> bool:
     """The stopping rule across workers: ≥ 2 rounds from every worker, ≥ ``min_rounds`` in all,
     and the hierarchical 95 % CI within ±``precision`` of the median of round medians."""
     if not samples:
@@ -611,9 +619,21 @@ def measure(
         while True:
             try:
                 m = _measure_at(
-                    module, example_input, batch, dev=dev, threads=torch.get_num_threads() if dev.type == "cpu" else None,
-                    precision=precision, budget_s=budget_s, min_rounds=min_rounds, max_rounds=max_rounds,
-                    round_s=round_s, seed=seed, clock=clock, timer=timer, rebuild=rebuild, fold=fold,
+                    module,
+                    example_input,
+                    batch,
+                    dev=dev,
+                    threads=torch.get_num_threads() if dev.type == "cpu" else None,
+                    precision=precision,
+                    budget_s=budget_s,
+                    min_rounds=min_rounds,
+                    max_rounds=max_rounds,
+                    round_s=round_s,
+                    seed=seed,
+                    clock=clock,
+                    timer=timer,
+                    rebuild=rebuild,
+                    fold=fold,
                     gpu_timer=gpu_timer,
                 )
                 m.allocator = alloc_state
@@ -685,14 +705,25 @@ def _fold_checked(m: nn.Module, x: torch.Tensor, fresh_module: Callable[[], nn.M
         with torch.inference_mode():
             ok = outputs_close(ref, m(x))
         if not ok:
-            warnings.warn("folding BatchNorm changed the module's output; measuring it unfolded",
-                          RuntimeWarning, stacklevel=4)
+            warnings.warn(
+                "folding BatchNorm changed the module's output; measuring it unfolded", RuntimeWarning, stacklevel=4
+            )
             return fresh_module(), 0
     return m, n_fold
 
 
-def _sample_round(acc: _Rounds, r: int, timer: Timer, step: Callable[[], Any], block: int, n_samples: int, *,
-                  dev: torch.device, clock: Callable[[], float], deadline: float) -> int:
+def _sample_round(
+    acc: _Rounds,
+    r: int,
+    timer: Timer,
+    step: Callable[[], Any],
+    block: int,
+    n_samples: int,
+    *,
+    dev: torch.device,
+    clock: Callable[[], float],
+    deadline: float,
+) -> int:
     """Take round ``r``'s timed blocks (garbage collection off), with the page faults they paid; return how many."""
     gc_was = gc.isenabled()
     if dev.type == "cpu":
@@ -719,8 +750,25 @@ def _sample_round(acc: _Rounds, r: int, timer: Timer, step: Callable[[], Any], b
     return taken
 
 
-def _measure_at(module, example_input, batch, *, dev, threads, precision, budget_s, min_rounds, max_rounds,
-                round_s, seed, clock, timer, rebuild, fold, gpu_timer=None) -> Measurement:
+def _measure_at(
+    module,
+    example_input,
+    batch,
+    *,
+    dev,
+    threads,
+    precision,
+    budget_s,
+    min_rounds,
+    max_rounds,
+    round_s,
+    seed,
+    clock,
+    timer,
+    rebuild,
+    fold,
+    gpu_timer=None,
+) -> Measurement:
     torch.manual_seed(seed)
     timer = timer or make_timer(clock, _sync_for(dev))
     round_s = round_s if round_s is not None else max(budget_s / ROUNDS_PER_BUDGET, 1e-3)
@@ -747,15 +795,19 @@ def _measure_at(module, example_input, batch, *, dev, threads, precision, budget
         elif fold:
             fold_bn(m)
         with torch.inference_mode():
-            step = (lambda m=m, x=x: m(x))
+
+            def step(m=m, x=x):
+                return m(x)
+
             if r == 0:
                 warm = _warm_up(timer, step, min_iters=3, window=2, max_iters=50, max_s=max(0.15 * budget_s, 1e-3))
                 t_iter = float(np.median(warm[-3:]))
                 block = max(1, math.ceil(min_block_s / max(t_iter, 1e-12)))
                 per_sample = t_iter * block
             else:
-                warm = _warm_briefly(timer, step, steady_s=per_sample / block, max_iters=10,
-                                     max_s=max(0.5 * round_s, 1e-3))
+                warm = _warm_briefly(
+                    timer, step, steady_s=per_sample / block, max_iters=10, max_s=max(0.5 * round_s, 1e-3)
+                )
             acc.warm_counts.append(len(warm))
             n_samples = int(min(max(round(round_s / per_sample), _MIN_SAMPLES_PER_ROUND), _MAX_SAMPLES_PER_ROUND))
             t_sampling = clock()
@@ -778,11 +830,24 @@ def _measure_at(module, example_input, batch, *, dev, threads, precision, budget
         exhausted = not _settled(acc.samples, acc.rids, precision, min_rounds)
 
     return Measurement(
-        samples_s=[float(v) for v in acc.samples], round_ids=acc.rids, batch=batch, precision=precision,
-        min_rounds=min_rounds, iters_per_sample=block, warmup_iters=acc.warm_counts, budget_s=budget_s,
-        wall_s=clock() - t_start, budget_exhausted=exhausted, device=str(dev), threads=threads, bn_folded=folded,
-        round_faults_minor=acc.faults_minor, round_faults_major=acc.faults_major, round_iters=acc.iters,
-        round_ref_s=acc.ref_s, gpu_samples_s=acc.gpu_samples or None,
+        samples_s=[float(v) for v in acc.samples],
+        round_ids=acc.rids,
+        batch=batch,
+        precision=precision,
+        min_rounds=min_rounds,
+        iters_per_sample=block,
+        warmup_iters=acc.warm_counts,
+        budget_s=budget_s,
+        wall_s=clock() - t_start,
+        budget_exhausted=exhausted,
+        device=str(dev),
+        threads=threads,
+        bn_folded=folded,
+        round_faults_minor=acc.faults_minor,
+        round_faults_major=acc.faults_major,
+        round_iters=acc.iters,
+        round_ref_s=acc.ref_s,
+        gpu_samples_s=acc.gpu_samples or None,
     )
 
 

@@ -17,8 +17,18 @@ from __future__ import annotations
 import math
 from typing import Any
 
-__all__ = ["per_second", "gmacs_per_s", "gmacs_per_s_ci", "gflops_per_s", "intensity", "is_missing", "ms",
-           "fmt_ms", "fmt_pct", "si"]
+__all__ = [
+    "per_second",
+    "gmacs_per_s",
+    "gmacs_per_s_ci",
+    "gflops_per_s",
+    "intensity",
+    "is_missing",
+    "ms",
+    "fmt_ms",
+    "fmt_pct",
+    "si",
+]
 
 _PREFIXES = ((1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"))
 
@@ -84,8 +94,9 @@ def fmt_pct(fraction: float | None, none: str = "–") -> str:
     return none if is_missing(fraction) else f"{100 * fraction:.1f}%"
 
 
-def si(value: float | None, unit: str = "", *, digits: int = 3, sep: str = "", largest: str = "G",
-       none: str = "–") -> str:
+def si(
+    value: float | None, unit: str = "", *, digits: int = 3, sep: str = "", largest: str = "G", none: str = "–"
+) -> str:
     """``value`` with an SI prefix up to ``largest``: ``si(4.21e9, "B") == "4.21GB"``.
 
     ``digits`` significant digits, ``sep`` between the number and the prefixed unit, ``none``
@@ -93,7 +104,7 @@ def si(value: float | None, unit: str = "", *, digits: int = 3, sep: str = "", l
     """
     if value is None:
         return none
-    for scale, prefix in _PREFIXES[[p for _, p in _PREFIXES].index(largest):]:
+    for scale, prefix in _PREFIXES[[p for _, p in _PREFIXES].index(largest) :]:
         if abs(value) >= scale:
             return f"{value / scale:.{digits}g}{sep}{prefix}{unit}"
     return f"{value:.{digits}g}{sep}{unit}".rstrip()

@@ -65,9 +65,27 @@ from .reference import HEADLINE_PEERS, paper_networks, paper_table1
 from .stats import N_BOOT
 from .units import gmacs_per_s
 
-__all__ = ["Claim", "Evidence", "CLAIMS", "NOT_MEASURED", "VERDICT_WORDS", "CLAIM_COLUMNS", "PAPER_KIND",
-           "GROUP_KEYS", "claim_table", "evaluate", "flops_claim", "latency_claim", "verdict", "answer_sentence",
-           "unsettled_text", "claim_seed", "pretty", "paper_latency_ms", "op_pairs"]
+__all__ = [
+    "Claim",
+    "Evidence",
+    "CLAIMS",
+    "NOT_MEASURED",
+    "VERDICT_WORDS",
+    "CLAIM_COLUMNS",
+    "PAPER_KIND",
+    "GROUP_KEYS",
+    "claim_table",
+    "evaluate",
+    "flops_claim",
+    "latency_claim",
+    "verdict",
+    "answer_sentence",
+    "unsettled_text",
+    "claim_seed",
+    "pretty",
+    "paper_latency_ms",
+    "op_pairs",
+]
 
 NOT_MEASURED = "not measured"
 VERDICT_WORDS = (*stats.VERDICTS, NOT_MEASURED)
@@ -75,14 +93,46 @@ VERDICT_WORDS = (*stats.VERDICTS, NOT_MEASURED)
 PAPER_KIND = {"cpu": "cpu", "cuda": "gpu", "arm": "arm"}
 #: The measurement conditions a claim is evaluated within; a new condition is one more column here.
 GROUP_KEYS = ("device_key", "runtime", "threads", "batch_group")
-CLAIM_COLUMNS = ["device", "device_key", "device_kind", "runtime", "threads", "batch", "claim_id", "claim",
-                 "statistic", "ratio", "ci95_low", "ci95_high", "threshold", "threshold_meaning", "direction",
-                 "verdict", "paper_ratio",
-                 "paper_device", "per_map_ratio", "per_map_ci95_low", "per_map_ci95_high", "per_map", "unsettled",
-                 "n_rows", "unit", "note", "answer"]
-_NAMES = {"pconv": "PConv", "dwconv": "DWConv", "gconv": "GConv", "conv": "Conv", "pwconv": "PWConv",
-          T0: "FasterNet-T0", "mobilevit_xxs": "MobileViT-XXS", "mobilenetv2": "MobileNetV2",
-          "shufflenetv2_x1_5": "ShuffleNetV2 x1.5"}
+CLAIM_COLUMNS = [
+    "device",
+    "device_key",
+    "device_kind",
+    "runtime",
+    "threads",
+    "batch",
+    "claim_id",
+    "claim",
+    "statistic",
+    "ratio",
+    "ci95_low",
+    "ci95_high",
+    "threshold",
+    "threshold_meaning",
+    "direction",
+    "verdict",
+    "paper_ratio",
+    "paper_device",
+    "per_map_ratio",
+    "per_map_ci95_low",
+    "per_map_ci95_high",
+    "per_map",
+    "unsettled",
+    "n_rows",
+    "unit",
+    "note",
+    "answer",
+]
+_NAMES = {
+    "pconv": "PConv",
+    "dwconv": "DWConv",
+    "gconv": "GConv",
+    "conv": "Conv",
+    "pwconv": "PWConv",
+    T0: "FasterNet-T0",
+    "mobilevit_xxs": "MobileViT-XXS",
+    "mobilenetv2": "MobileNetV2",
+    "shufflenetv2_x1_5": "ShuffleNetV2 x1.5",
+}
 
 
 def pretty(name: str) -> str:
@@ -128,8 +178,10 @@ class Claim:
 
 # -- bootstrap ---------------------------------------------------------------------------------------
 def _has_round_ids(rows: Sequence) -> bool:
-    return all(isinstance(r.get("round_ids"), (list, tuple, np.ndarray)) and len(r["round_ids"]) == len(r["samples_s"])
-               for r in rows)
+    return all(
+        isinstance(r.get("round_ids"), (list, tuple, np.ndarray)) and len(r["round_ids"]) == len(r["samples_s"])
+        for r in rows
+    )
 
 
 def _units(row) -> np.ndarray:
@@ -151,8 +203,13 @@ def _draws(row, rng: np.random.Generator, n_boot: int, idx: np.ndarray | None = 
     ``idx`` (n_boot × units) resamples with given indices: the pairing of interleaved chunks.
     """
     w = row.get("worker_ids")
-    if idx is None and _has_round_ids([row]) and isinstance(w, (list, tuple, np.ndarray)) \
-            and len(w) == len(row["samples_s"]) and len(set(w)) > 1:
+    if (
+        idx is None
+        and _has_round_ids([row])
+        and isinstance(w, (list, tuple, np.ndarray))
+        and len(w) == len(row["samples_s"])
+        and len(set(w)) > 1
+    ):
         return stats.hierarchical_median_draws(row["samples_s"], row["round_ids"], w, n_boot, rng) / row["batch"]
     u = _units(row)
     if idx is None:
@@ -195,8 +252,11 @@ def op_pairs(rows: list[dict], a: str, b: str) -> tuple[list[tuple[dict, dict]],
     ok = [r for r in mine if r.get("status", "ok") == "ok"]
 
     def index(op):
-        return {(r["shape"], r.get("layers"), json.dumps(_options(r.get("options")), sort_keys=True)): r
-                for r in ok if r["target"] == op}
+        return {
+            (r["shape"], r.get("layers"), json.dumps(_options(r.get("options")), sort_keys=True)): r
+            for r in ok
+            if r["target"] == op
+        }
 
     ia, ib = index(a), index(b)
     common = [k for k in ia if k in ib]
@@ -205,8 +265,11 @@ def op_pairs(rows: list[dict], a: str, b: str) -> tuple[list[tuple[dict, dict]],
     if table1:
         return [(ia[k], ib[k]) for k in sorted(table1, key=lambda k: _shape_tuple(k[0]))], True, ""
     if common:
-        return ([(ia[k], ib[k]) for k in sorted(common, key=lambda k: str(k))], False,
-                "not at the paper's Table-1 settings; no paper value")
+        return (
+            [(ia[k], ib[k]) for k in sorted(common, key=lambda k: str(k))],
+            False,
+            "not at the paper's Table-1 settings; no paper value",
+        )
     return [], False, _missing_note(mine, [a, b])
 
 
@@ -255,7 +318,7 @@ def _maps_note(note: str, pairs) -> str:
 
 
 def flops_claim(a: str, b: str, claim_id: str | None = None) -> Claim:
-    """"A's FLOPS > B's FLOPS": ratio of mean GMAC/s over the shapes measured for both (paper's statistic)."""
+    """ "A's FLOPS > B's FLOPS": ratio of mean GMAC/s over the shapes measured for both (paper's statistic)."""
 
     def run(rows, kind, rng, n_boot, paired=False):
         pairs, is_t1, note = op_pairs(rows, a, b)
@@ -272,19 +335,32 @@ def flops_claim(a: str, b: str, claim_id: str | None = None) -> Claim:
             pb = [_paper_cell(b, p["shape"], kind, "gmacs_per_s") for p, _ in pairs]
             paper = float(np.mean(pa) / np.mean(pb))
         per = ga / gb
-        return Evidence(ratio=float(ga.mean() / gb.mean()), reps=ba.mean(axis=0) / bb.mean(axis=0), threshold=1.0,
-                        paper_ratio=paper, rows=[r for pr in pairs for r in pr], note=_maps_note(note, pairs),
-                        per_map=[(p["shape"], float(v)) for (p, _), v in zip(pairs, per)], per_map_ratio=_geo(per),
-                        per_map_reps=np.exp(np.mean(np.log(ba / bb), axis=0)))
+        return Evidence(
+            ratio=float(ga.mean() / gb.mean()),
+            reps=ba.mean(axis=0) / bb.mean(axis=0),
+            threshold=1.0,
+            paper_ratio=paper,
+            rows=[r for pr in pairs for r in pr],
+            note=_maps_note(note, pairs),
+            per_map=[(p["shape"], float(v)) for (p, _), v in zip(pairs, per)],
+            per_map_ratio=_geo(per),
+            per_map_reps=np.exp(np.mean(np.log(ba / bb), axis=0)),
+        )
 
-    return Claim(claim_id or f"{a}_vs_{b}_flops", f"{pretty(a)} FLOPS > {pretty(b)} FLOPS", ">",
-                 f"mean GMAC/s of {a} / mean GMAC/s of {b} over the maps (the paper's statistic)",
-                 "× (GMAC/s ratio)", (a, b), run,
-                 lambda r: f"{pretty(a)} reaches {_x(r)} {pretty(b)}'s FLOPS")
+    return Claim(
+        claim_id or f"{a}_vs_{b}_flops",
+        f"{pretty(a)} FLOPS > {pretty(b)} FLOPS",
+        ">",
+        f"mean GMAC/s of {a} / mean GMAC/s of {b} over the maps (the paper's statistic)",
+        "× (GMAC/s ratio)",
+        (a, b),
+        run,
+        lambda r: f"{pretty(a)} reaches {_x(r)} {pretty(b)}'s FLOPS",
+    )
 
 
 def latency_claim(a: str, b: str, claim_id: str | None = None) -> Claim:
-    """"An A stack is faster than a B stack": geometric mean over maps of latency(A) / latency(B) < 1."""
+    """ "An A stack is faster than a B stack": geometric mean over maps of latency(A) / latency(B) < 1."""
 
     def run(rows, kind, rng, n_boot, paired=False):
         pairs, is_t1, note = op_pairs(rows, a, b)
@@ -295,15 +371,30 @@ def latency_claim(a: str, b: str, claim_id: str | None = None) -> Claim:
         reps = np.exp(np.mean(np.log(np.stack([da / db for da, db in draws])), axis=0))
         paper = float("nan")
         if is_t1 and kind is not None:
-            paper = _geo([_paper_latency_ms(a, kind, p["shape"]) / _paper_latency_ms(b, kind, p["shape"])
-                          for p, _ in pairs])
-        return Evidence(ratio=_geo(per), reps=reps, threshold=1.0, paper_ratio=paper,
-                        rows=[r for pr in pairs for r in pr], note=_maps_note(note, pairs),
-                        per_map=[(p["shape"], float(v)) for (p, _), v in zip(pairs, per)])
+            paper = _geo(
+                [_paper_latency_ms(a, kind, p["shape"]) / _paper_latency_ms(b, kind, p["shape"]) for p, _ in pairs]
+            )
+        return Evidence(
+            ratio=_geo(per),
+            reps=reps,
+            threshold=1.0,
+            paper_ratio=paper,
+            rows=[r for pr in pairs for r in pr],
+            note=_maps_note(note, pairs),
+            per_map=[(p["shape"], float(v)) for (p, _), v in zip(pairs, per)],
+        )
 
-    return Claim(claim_id or f"{a}_vs_{b}_latency", f"{pretty(a)} stack is faster than {pretty(b)} stack", "<",
-                 f"geometric mean over the maps of latency({a}) / latency({b})", "× (latency ratio)", (a, b), run,
-                 lambda r: f"a {pretty(a)} stack takes {_x(r)} the latency of a {pretty(b)} stack", True)
+    return Claim(
+        claim_id or f"{a}_vs_{b}_latency",
+        f"{pretty(a)} stack is faster than {pretty(b)} stack",
+        "<",
+        f"geometric mean over the maps of latency({a}) / latency({b})",
+        "× (latency ratio)",
+        (a, b),
+        run,
+        lambda r: f"a {pretty(a)} stack takes {_x(r)} the latency of a {pretty(b)} stack",
+        True,
+    )
 
 
 def _latency_vs_flops(rows, kind, rng, n_boot, paired=False):
@@ -318,17 +409,28 @@ def _latency_vs_flops(rows, kind, rng, n_boot, paired=False):
     reps = sum(dc for dc, _ in draws) / sum(dp for _, dp in draws)
     paper = float("nan")
     if is_t1 and kind is not None:
-        paper = float(sum(_paper_latency_ms("conv", kind, c["shape"]) for c, _ in pairs)
-                      / sum(_paper_latency_ms("pconv", kind, c["shape"]) for c, _ in pairs))
-    return Evidence(ratio=lc / lp, reps=reps, threshold=mc / mp, paper_ratio=paper,
-                    rows=[r for pr in pairs for r in pr], note=_maps_note(note, pairs),
-                    per_map=[(c["shape"], _latency(c) / _latency(p)) for c, p in pairs])
+        paper = float(
+            sum(_paper_latency_ms("conv", kind, c["shape"]) for c, _ in pairs)
+            / sum(_paper_latency_ms("pconv", kind, c["shape"]) for c, _ in pairs)
+        )
+    return Evidence(
+        ratio=lc / lp,
+        reps=reps,
+        threshold=mc / mp,
+        paper_ratio=paper,
+        rows=[r for pr in pairs for r in pr],
+        note=_maps_note(note, pairs),
+        per_map=[(c["shape"], _latency(c) / _latency(p)) for c, p in pairs],
+    )
 
 
 def _network_claim(peer: str) -> Claim:
     def run(rows, kind, rng, n_boot, paired=False):
-        nets = [r for r in rows if r.get("target_kind") == "network" and r.get("target") in (T0, peer)
-                and _options(r.get("options")) == {}]
+        nets = [
+            r
+            for r in rows
+            if r.get("target_kind") == "network" and r.get("target") in (T0, peer) and _options(r.get("options")) == {}
+        ]
         ok = [r for r in nets if r.get("status", "ok") == "ok"]
         t0 = [r for r in ok if r["target"] == T0]
         pr = [r for r in ok if r["target"] == peer]
@@ -341,9 +443,16 @@ def _network_claim(peer: str) -> Claim:
         paper = _paper_latency_ms(peer, kind) / _paper_latency_ms(T0, kind) if kind is not None else float("nan")
         return Evidence(ratio=_latency(a) / _latency(b), reps=da / db, threshold=1.0, paper_ratio=paper, rows=[a, b])
 
-    return Claim(f"t0_faster_than_{peer}", f"FasterNet-T0 is faster than {pretty(peer)}", ">",
-                 f"latency({peer}) / latency({T0}), per sample", "× (latency ratio)", (T0, peer), run,
-                 lambda r: f"FasterNet-T0 runs {_x(r)} as fast as {pretty(peer)}")
+    return Claim(
+        f"t0_faster_than_{peer}",
+        f"FasterNet-T0 is faster than {pretty(peer)}",
+        ">",
+        f"latency({peer}) / latency({T0}), per sample",
+        "× (latency ratio)",
+        (T0, peer),
+        run,
+        lambda r: f"FasterNet-T0 runs {_x(r)} as fast as {pretty(peer)}",
+    )
 
 
 def _num(r: float) -> str:
@@ -360,11 +469,18 @@ CLAIMS: tuple[Claim, ...] = (
     flops_claim("pconv", "gconv", "pconv_vs_gconv_flops"),
     latency_claim("pconv", "dwconv", "pconv_vs_dwconv_latency"),
     latency_claim("pconv", "gconv", "pconv_vs_gconv_latency"),
-    Claim("pconv_latency_vs_flops", "PConv's latency falls by less than its FLOPs", "<",
-          "latency speed-up Σ latency(conv) / Σ latency(pconv) over the maps, against the FLOP reduction "
-          "Σ MACs(conv) / Σ MACs(pconv)", "× (latency speed-up)", ("conv", "pconv"), _latency_vs_flops,
-          lambda r: f"PConv stacks run {_x(r)} faster than Conv stacks",
-          threshold_meaning="the FLOP reduction Σ MACs(conv) / Σ MACs(pconv)"),
+    Claim(
+        "pconv_latency_vs_flops",
+        "PConv's latency falls by less than its FLOPs",
+        "<",
+        "latency speed-up Σ latency(conv) / Σ latency(pconv) over the maps, against the FLOP reduction "
+        "Σ MACs(conv) / Σ MACs(pconv)",
+        "× (latency speed-up)",
+        ("conv", "pconv"),
+        _latency_vs_flops,
+        lambda r: f"PConv stacks run {_x(r)} faster than Conv stacks",
+        threshold_meaning="the FLOP reduction Σ MACs(conv) / Σ MACs(pconv)",
+    ),
     *(_network_claim(p) for p in HEADLINE_PEERS),
 )
 
@@ -412,8 +528,11 @@ def unsettled_text(rows: Sequence[dict], *, detail: bool = True) -> str:
         parts.append(_row_label(r) + have)
     if not detail and len(parts) > 3:
         parts = parts[:3] + [f"{len(parts) - 3} more"]
-    targets = {r.get("precision") for r in bad if isinstance(r.get("precision"), (int, float))
-               and not math.isnan(r.get("precision"))}
+    targets = {
+        r.get("precision")
+        for r in bad
+        if isinstance(r.get("precision"), (int, float)) and not math.isnan(r.get("precision"))
+    }
     target = f" their ±{targets.pop():.0%} target" if len(targets) == 1 else " their precision target"
     return f"{len(bad)} of {len(rows)} rows above{target}: " + ", ".join(parts)
 
@@ -439,8 +558,10 @@ def answer_sentence(row: dict | pd.Series, claim: Claim | None = None, *, where:
     if claim.per_map_range and isinstance(per, str) and per:
         vals = [float(p.split(" ")[1].rstrip("×")) for p in per.split(", ")]
         per_txt = f", {_num(min(vals))}–{_x(max(vals))} per map" if len(vals) > 1 else ""
-    text = (f"{where} {claim.phrase(row['ratio'])} (95% CI {_num(row['ci95_low'])}–{_x(row['ci95_high'])}"
-            f"{per_txt}{thr}{paper_txt}): {row['verdict']}")
+    text = (
+        f"{where} {claim.phrase(row['ratio'])} (95% CI {_num(row['ci95_low'])}–{_x(row['ci95_high'])}"
+        f"{per_txt}{thr}{paper_txt}): {row['verdict']}"
+    )
     if row.get("unsettled"):
         text += f"; {row['unsettled_short'] if row.get('unsettled_short') else row['unsettled']}"
     return text + "."
@@ -448,21 +569,42 @@ def answer_sentence(row: dict | pd.Series, claim: Claim | None = None, *, where:
 
 def claim_seed(claim_id: str, key: Sequence) -> int:
     """A seed from the claim and its group, so every caller draws the same replicates."""
-    return zlib.crc32(repr((claim_id, *[None if (isinstance(k, float) and math.isnan(k)) else k for k in key]))
-                      .encode())
+    return zlib.crc32(
+        repr((claim_id, *[None if (isinstance(k, float) and math.isnan(k)) else k for k in key])).encode()
+    )
 
 
-def evaluate(claim: Claim, rows: list[dict], *, kind: str | None, seed: int, n_boot: int = N_BOOT,
-             paired: bool = False) -> dict:
+def evaluate(
+    claim: Claim, rows: list[dict], *, kind: str | None, seed: int, n_boot: int = N_BOOT, paired: bool = False
+) -> dict:
     """One claim on one group's rows: the claim-table columns that do not describe the group."""
     rng = np.random.default_rng(seed)
     res = claim.evaluate(rows, kind, rng, n_boot, paired)
-    out = dict(claim_id=claim.id, claim=claim.text, statistic=claim.statistic, direction=claim.direction,
-               threshold_meaning=claim.threshold_meaning)
+    out = dict(
+        claim_id=claim.id,
+        claim=claim.text,
+        statistic=claim.statistic,
+        direction=claim.direction,
+        threshold_meaning=claim.threshold_meaning,
+    )
     if isinstance(res, str):
-        out.update(ratio=np.nan, ci95_low=np.nan, ci95_high=np.nan, threshold=np.nan, verdict=NOT_MEASURED,
-                   paper_ratio=np.nan, per_map_ratio=np.nan, per_map_ci95_low=np.nan, per_map_ci95_high=np.nan,
-                   per_map="", unsettled="", unsettled_short="", n_rows=0, unit="", note=res)
+        out.update(
+            ratio=np.nan,
+            ci95_low=np.nan,
+            ci95_high=np.nan,
+            threshold=np.nan,
+            verdict=NOT_MEASURED,
+            paper_ratio=np.nan,
+            per_map_ratio=np.nan,
+            per_map_ci95_low=np.nan,
+            per_map_ci95_high=np.nan,
+            per_map="",
+            unsettled="",
+            unsettled_short="",
+            n_rows=0,
+            unit="",
+            note=res,
+        )
         return out
     lo, hi = stats.percentile_ci(res.reps)[:2]
     plo = phi = np.nan
@@ -473,20 +615,32 @@ def evaluate(claim: Claim, rows: list[dict], *, kind: str | None, seed: int, n_b
         notes.append("no round ids: bootstrap over iterations (CI too narrow)")
     if kind is None:
         notes.append("the paper has no such device")
-    out.update(ratio=res.ratio, ci95_low=lo, ci95_high=hi, threshold=res.threshold,
-               verdict=verdict(lo, hi, res.threshold, claim.direction), paper_ratio=res.paper_ratio,
-               per_map_ratio=res.per_map_ratio, per_map_ci95_low=plo, per_map_ci95_high=phi,
-               per_map=", ".join(f"{m} {v:.3g}×" for m, v in res.per_map), unsettled=unsettled_text(res.rows),
-               unsettled_short=unsettled_text(res.rows, detail=False),
-               n_rows=len(res.rows), unit=claim.unit, note="; ".join(notes))
+    out.update(
+        ratio=res.ratio,
+        ci95_low=lo,
+        ci95_high=hi,
+        threshold=res.threshold,
+        verdict=verdict(lo, hi, res.threshold, claim.direction),
+        paper_ratio=res.paper_ratio,
+        per_map_ratio=res.per_map_ratio,
+        per_map_ci95_low=plo,
+        per_map_ci95_high=phi,
+        per_map=", ".join(f"{m} {v:.3g}×" for m, v in res.per_map),
+        unsettled=unsettled_text(res.rows),
+        unsettled_short=unsettled_text(res.rows, detail=False),
+        n_rows=len(res.rows),
+        unit=claim.unit,
+        note="; ".join(notes),
+    )
     return out
 
 
 _BY_ID = {c.id: c for c in CLAIMS}
 
 
-def claim_table(df: pd.DataFrame, *, n_boot: int = N_BOOT, seed: int = 0,
-                claims: Sequence[Claim] = CLAIMS) -> pd.DataFrame:
+def claim_table(
+    df: pd.DataFrame, *, n_boot: int = N_BOOT, seed: int = 0, claims: Sequence[Claim] = CLAIMS
+) -> pd.DataFrame:
     """One row per group (:data:`GROUP_KEYS`) × claim; see the module docstring.
 
     Columns: ``device`` (label "kind: name"), ``device_key``, ``device_kind``, ``runtime``,
@@ -509,8 +663,15 @@ def claim_table(df: pd.DataFrame, *, n_boot: int = N_BOOT, seed: int = 0,
         dkey, runtime, threads, batch = key
         dkind = g.device.iloc[0]
         kind = PAPER_KIND.get(dkind)
-        base = dict(device=labels[dkey], device_key=dkey, device_kind=dkind, runtime=runtime,
-                    threads=None if pd.isna(threads) else int(threads), batch=int(batch), paper_device=kind)
+        base = dict(
+            device=labels[dkey],
+            device_key=dkey,
+            device_kind=dkind,
+            runtime=runtime,
+            threads=None if pd.isna(threads) else int(threads),
+            batch=int(batch),
+            paper_device=kind,
+        )
         rows = g.to_dict("records")
         for claim in claims:
             row = dict(base, **evaluate(claim, rows, kind=kind, seed=seed + claim_seed(claim.id, key), n_boot=n_boot))

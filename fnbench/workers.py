@@ -262,10 +262,22 @@ def _handle(worker: int, req: ChunkRequest, cache: dict) -> ChunkResult:
     # a suite takes the time it was given; at least a quarter of it is left for sampling.
     budget_s = max(req.budget_s - extra, 0.25 * req.budget_s) if fresh else req.budget_s
     try:
-        m = measure(prepared.module, x, device=dev.torch_device, threads=cond.threads, precision=req.precision,
-                    budget_s=budget_s, min_rounds=req.min_rounds, max_rounds=req.max_rounds,
-                    round_s=req.round_s, seed=req.seed, rebuild=rebuild, fold=False, allocator=None,
-                    halve_on_oom=cond.runtime == "eager")
+        m = measure(
+            prepared.module,
+            x,
+            device=dev.torch_device,
+            threads=cond.threads,
+            precision=req.precision,
+            budget_s=budget_s,
+            min_rounds=req.min_rounds,
+            max_rounds=req.max_rounds,
+            round_s=req.round_s,
+            seed=req.seed,
+            rebuild=rebuild,
+            fold=False,
+            allocator=None,
+            halve_on_oom=cond.runtime == "eager",
+        )
     except Exception as e:  # noqa: BLE001
         return ChunkResult("failed", worker, os.getpid(), error=first_line(e), traceback=traceback.format_exc(limit=8))
     state = None
@@ -274,18 +286,35 @@ def _handle(worker: int, req: ChunkRequest, cache: dict) -> ChunkResult:
 
         state = gpu_state()
     return ChunkResult(
-        "ok", worker, os.getpid(), samples_s=m.samples_s, round_ids=m.round_ids, batch=m.batch,
-        iters_per_sample=m.iters_per_sample, warmup_iters=m.warmup_iters, wall_s=m.wall_s,
-        budget_exhausted=m.budget_exhausted, bn_folded=m.bn_folded, threads=m.threads,
-        runtime_info=dict(prepared.info), prepare_s=extra, faults_minor=m.round_faults_minor,
-        faults_major=m.round_faults_major, round_iters=m.round_iters, round_ref_s=m.round_ref_s,
-        allocator=m.allocator, gpu_samples_s=m.gpu_samples_s, tf32=m.tf32,
-        oom_batches=list(prepare_ooms) + list(m.oom_batches), gpu_state=state,
+        "ok",
+        worker,
+        os.getpid(),
+        samples_s=m.samples_s,
+        round_ids=m.round_ids,
+        batch=m.batch,
+        iters_per_sample=m.iters_per_sample,
+        warmup_iters=m.warmup_iters,
+        wall_s=m.wall_s,
+        budget_exhausted=m.budget_exhausted,
+        bn_folded=m.bn_folded,
+        threads=m.threads,
+        runtime_info=dict(prepared.info),
+        prepare_s=extra,
+        faults_minor=m.round_faults_minor,
+        faults_major=m.round_faults_major,
+        round_iters=m.round_iters,
+        round_ref_s=m.round_ref_s,
+        allocator=m.allocator,
+        gpu_samples_s=m.gpu_samples_s,
+        tf32=m.tf32,
+        oom_batches=list(prepare_ooms) + list(m.oom_batches),
+        gpu_state=state,
     )
 
 
-def _serve(conn, worker: int, parent_pid: int, allocator: str = allocators.DEFAULT_ALLOCATOR,
-           device: str = "cpu") -> None:
+def _serve(
+    conn, worker: int, parent_pid: int, allocator: str = allocators.DEFAULT_ALLOCATOR, device: str = "cpu"
+) -> None:
     """A worker's main loop: answer chunk requests until ``None``, end of file or an orphaned state.
 
     The allocator is set first, before the worker builds anything it will measure; then the
@@ -323,8 +352,9 @@ def _serve(conn, worker: int, parent_pid: int, allocator: str = allocators.DEFAU
             try:
                 res = _handle(worker, req, cache)
             except BaseException as e:  # noqa: BLE001 — last resort: say so and keep serving
-                res = ChunkResult("failed", worker, os.getpid(), error=first_line(e),
-                                  traceback=traceback.format_exc(limit=8))
+                res = ChunkResult(
+                    "failed", worker, os.getpid(), error=first_line(e), traceback=traceback.format_exc(limit=8)
+                )
             try:
                 conn.send(res)
             except (BrokenPipeError, OSError):
@@ -365,8 +395,14 @@ class WorkerPool:
     dies is replaced and the chunk reported as ``failed``.
     """
 
-    def __init__(self, n: int, *, start_timeout_s: float = _START_TIMEOUT_S,
-                 allocator: str = allocators.DEFAULT_ALLOCATOR, device: str = "cpu"):
+    def __init__(
+        self,
+        n: int,
+        *,
+        start_timeout_s: float = _START_TIMEOUT_S,
+        allocator: str = allocators.DEFAULT_ALLOCATOR,
+        device: str = "cpu",
+    ):
         if n < 1:
             raise ValueError(f"a worker pool needs at least one worker, got {n}")
         self.n = int(n)
@@ -392,9 +428,12 @@ class WorkerPool:
 
     def _spawn(self, i: int) -> None:
         parent_conn, child_conn = self._ctx.Pipe(duplex=True)
-        p = self._ctx.Process(target=_serve, args=(child_conn, i, os.getpid(), self.allocator, self.device),
-                              daemon=True,
-                              name=f"fnbench-worker-{i}")
+        p = self._ctx.Process(
+            target=_serve,
+            args=(child_conn, i, os.getpid(), self.allocator, self.device),
+            daemon=True,
+            name=f"fnbench-worker-{i}",
+        )
         with _main_not_rerun(), _started_under(self.allocator):
             p.start()
         child_conn.close()  # the child holds the only other end: its death is EOF here, ours is EOF there
@@ -438,8 +477,12 @@ class WorkerPool:
             p.join(timeout=5)
             code = p.exitcode
             self._restart(i)
-            return ChunkResult("failed", i, self.pids[i] or -1,
-                               error=f"worker process died (exit code {code}) while measuring: {first_line(e)}")
+            return ChunkResult(
+                "failed",
+                i,
+                self.pids[i] or -1,
+                error=f"worker process died (exit code {code}) while measuring: {first_line(e)}",
+            )
 
     def query_allocator(self, i: int) -> dict[str, Any]:
         """Worker ``i``'s own view of its allocator: ``{"state": …, "maps": {library: path}}``."""

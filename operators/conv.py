@@ -51,7 +51,9 @@ def conv_layer_cost(
 
 def check_groups(c: int, groups: int) -> None:
     if groups < 1 or c % groups:
-        raise ConfigError(f"groups={groups} does not divide {c} channels; use a divisor of {c} (e.g. --groups 16 with C=96)")
+        raise ConfigError(
+            f"groups={groups} does not divide {c} channels; use a divisor of {c} (e.g. --groups 16 with C=96)"
+        )
 
 
 def _check(c, h, w, *, k=3, stride=1, padding=None, **_):
@@ -72,7 +74,9 @@ def _check_g(c, h, w, *, k=3, stride=1, padding=None, groups=16, **_):
     check_groups(c, groups)
 
 
-@OPERATORS.register("gconv", summary="group k×k convolution (groups=16 by default)", cost=_gconv_cost, validate=_check_g)
+@OPERATORS.register(
+    "gconv", summary="group k×k convolution (groups=16 by default)", cost=_gconv_cost, validate=_check_g
+)
 def gconv(c: int, *, k: int = 3, stride: int = 1, padding: int | None = None, groups: int = 16) -> nn.Module:
     return make_conv(c, k=k, stride=stride, padding=padding, groups=groups)
 

@@ -172,8 +172,18 @@ class FasterNetBlock(nn.Module):
     leave untouched (this package's PConv never writes into its input).
     """
 
-    def __init__(self, c: int, *, act: str, mixer: str = "pconv", n_div: int = 4, max_groups: int = 16,
-                 forward: str = "split_cat", drop_path: float = 0.0, mlp_ratio: float = 2.0) -> None:
+    def __init__(
+        self,
+        c: int,
+        *,
+        act: str,
+        mixer: str = "pconv",
+        n_div: int = 4,
+        max_groups: int = 16,
+        forward: str = "split_cat",
+        drop_path: float = 0.0,
+        mlp_ratio: float = 2.0,
+    ) -> None:
         super().__init__()
         hidden = int(c * mlp_ratio)
         self.spatial_mixing = _make_mixer(c, mixer, n_div, max_groups, forward)
@@ -213,10 +223,22 @@ class FasterNet(nn.Module):
     torch.Size([1, 1000])
     """
 
-    def __init__(self, dims: Sequence[int], depths: Sequence[int], *, act: str = "relu", mixer: str = "pconv",
-                 n_div: int = 4, max_groups: int = 16, forward: str = "split_cat", num_classes: int = 1000,
-                 in_chans: int = 3, drop_path_rate: float = 0.0, head_dim: int = HEAD_DIM,
-                 variant: str | None = None) -> None:
+    def __init__(
+        self,
+        dims: Sequence[int],
+        depths: Sequence[int],
+        *,
+        act: str = "relu",
+        mixer: str = "pconv",
+        n_div: int = 4,
+        max_groups: int = 16,
+        forward: str = "split_cat",
+        num_classes: int = 1000,
+        in_chans: int = 3,
+        drop_path_rate: float = 0.0,
+        head_dim: int = HEAD_DIM,
+        variant: str | None = None,
+    ) -> None:
         super().__init__()
         dims, depths = tuple(int(d) for d in dims), tuple(int(d) for d in depths)
         _validate(dims, depths, mixer, n_div, max_groups, forward, num_classes)
@@ -235,8 +257,20 @@ class FasterNet(nn.Module):
         rates = [drop_path_rate * i / max(total - 1, 1) for i in range(total)]
         stages, start = [], 0
         for i, (c, depth) in enumerate(zip(dims, depths)):
-            stages.append(Stage(dims[i - 1] if i else c, c, depth, merge=i > 0, drop_paths=rates[start:start + depth],
-                                act=act, mixer=mixer, n_div=n_div, max_groups=max_groups, forward=forward))
+            stages.append(
+                Stage(
+                    dims[i - 1] if i else c,
+                    c,
+                    depth,
+                    merge=i > 0,
+                    drop_paths=rates[start : start + depth],
+                    act=act,
+                    mixer=mixer,
+                    n_div=n_div,
+                    max_groups=max_groups,
+                    forward=forward,
+                )
+            )
             start += depth
         self.stages = nn.Sequential(*stages)
         self.global_pool = nn.AdaptiveAvgPool2d(1)
@@ -274,8 +308,9 @@ def _validate(dims, depths, mixer, n_div, max_groups, forward, num_classes) -> N
         if n_div < 1:
             raise ConfigError(f"n_div={n_div} is not positive; use 1 or more (the paper uses 4)")
         if min(dims) // n_div < 1:
-            raise ConfigError(f"n_div={n_div} leaves no channel to convolve in a {min(dims)}-channel stage; "
-                              f"use n_div <= {min(dims)}")
+            raise ConfigError(
+                f"n_div={n_div} leaves no channel to convolve in a {min(dims)}-channel stage; use n_div <= {min(dims)}"
+            )
     if mixer == "gconv" and max_groups < 1:
         raise ConfigError(f"gconv groups={max_groups} is not positive; use 1 or more (the paper uses 16)")
     if num_classes < 0:
@@ -287,9 +322,16 @@ def stage_dims(width: int, n_stages: int = 4) -> tuple[int, ...]:
     return tuple(width * 2**i for i in range(n_stages))
 
 
-def build_fasternet(base: str, *, n_div: int = 4, forward: str = "split_cat", mixer: str = "pconv",
-                    width: int | Sequence[int] | None = None, num_classes: int = 1000,
-                    max_groups: int = 16) -> FasterNet:
+def build_fasternet(
+    base: str,
+    *,
+    n_div: int = 4,
+    forward: str = "split_cat",
+    mixer: str = "pconv",
+    width: int | Sequence[int] | None = None,
+    num_classes: int = 1000,
+    max_groups: int = 16,
+) -> FasterNet:
     """Build ``fasternet_<base>`` (``base`` in t0, t1, t2, s, m, l), random weights.
 
     ``width``: ``None`` for the paper's, an int stage-0 width (stages double), or four stage widths.
@@ -303,8 +345,18 @@ def build_fasternet(base: str, *, n_div: int = 4, forward: str = "split_cat", mi
         dims = stage_dims(width)
     else:
         dims = tuple(int(d) for d in width)
-    return FasterNet(dims, v.depths, act=v.act, mixer=mixer, n_div=n_div, max_groups=max_groups, forward=forward,
-                     num_classes=num_classes, drop_path_rate=v.drop_path_rate, variant=f"fasternet_{base}")
+    return FasterNet(
+        dims,
+        v.depths,
+        act=v.act,
+        mixer=mixer,
+        n_div=n_div,
+        max_groups=max_groups,
+        forward=forward,
+        num_classes=num_classes,
+        drop_path_rate=v.drop_path_rate,
+        variant=f"fasternet_{base}",
+    )
 
 
 # --------------------------------------------------------------------------- analytic cost
@@ -320,9 +372,18 @@ def _mixer_macs(c: int, hw: int, mixer: str, n_div: int, max_groups: int) -> int
     return hw * 9 * c * c
 
 
-def analytic_macs(dims: Sequence[int], depths: Sequence[int], *, mixer: str = "pconv", n_div: int = 4,
-                  max_groups: int = 16, input_shape: Sequence[int] = DEFAULT_INPUT, num_classes: int = 1000,
-                  head_dim: int = HEAD_DIM, norm: bool = True) -> int:
+def analytic_macs(
+    dims: Sequence[int],
+    depths: Sequence[int],
+    *,
+    mixer: str = "pconv",
+    n_div: int = 4,
+    max_groups: int = 16,
+    input_shape: Sequence[int] = DEFAULT_INPUT,
+    num_classes: int = 1000,
+    head_dim: int = HEAD_DIM,
+    norm: bool = True,
+) -> int:
     """MACs of one sample, before BN folding.
 
     ``norm=False``: multiply-adds of the convolutions and the classifier only (what
@@ -345,12 +406,26 @@ def analytic_macs(dims: Sequence[int], depths: Sequence[int], *, mixer: str = "p
     return macs + dims[-1] * head_dim + head_dim * num_classes + (extra if norm else 0)
 
 
-def analytic_params(dims: Sequence[int], depths: Sequence[int], *, mixer: str = "pconv", n_div: int = 4,
-                    max_groups: int = 16, in_chans: int = 3, num_classes: int = 1000, head_dim: int = HEAD_DIM) -> int:
+def analytic_params(
+    dims: Sequence[int],
+    depths: Sequence[int],
+    *,
+    mixer: str = "pconv",
+    n_div: int = 4,
+    max_groups: int = 16,
+    in_chans: int = 3,
+    num_classes: int = 1000,
+    head_dim: int = HEAD_DIM,
+) -> int:
     """Parameter count (BN weight and bias included, running statistics not)."""
+
     def mixer_params(c: int) -> int:
-        return {"pconv": 9 * (c // n_div) ** 2, "dwconv": 9 * c, "conv": 9 * c * c,
-                "gconv": 9 * c * c // gconv_groups(c, max_groups)}[mixer]
+        return {
+            "pconv": 9 * (c // n_div) ** 2,
+            "dwconv": 9 * c,
+            "conv": 9 * c * c,
+            "gconv": 9 * c * c // gconv_groups(c, max_groups),
+        }[mixer]
 
     p = 16 * in_chans * dims[0] + 2 * dims[0]
     for i, (c, depth) in enumerate(zip(dims, depths)):
@@ -365,9 +440,15 @@ def _scaled_dims(base_dims: Sequence[int], last: int) -> tuple[int, ...]:
     return tuple(max(1, round(d * last / base_dims[-1])) for d in base_dims[:-1]) + (last,)
 
 
-def match_width(base: str, mixer: str, *, n_div: int = 4, max_groups: int = 16,
-                input_shape: Sequence[int] = DEFAULT_INPUT,
-                tolerance: float = MATCH_TOLERANCE) -> tuple[tuple[int, ...], int, int]:
+def match_width(
+    base: str,
+    mixer: str,
+    *,
+    n_div: int = 4,
+    max_groups: int = 16,
+    input_shape: Sequence[int] = DEFAULT_INPUT,
+    tolerance: float = MATCH_TOLERANCE,
+) -> tuple[tuple[int, ...], int, int]:
     """Stage widths whose total MACs (:func:`analytic_macs`, fvcore's convention) come closest to
     ``fasternet_<base>``'s own (PConv, n_div 4).
 
@@ -387,8 +468,9 @@ def match_width(base: str, mixer: str, *, n_div: int = 4, max_groups: int = 16,
         for dims in candidates:
             if mixer == "pconv" and min(dims) // n_div < 1:
                 continue
-            macs = analytic_macs(dims, v.depths, mixer=mixer, n_div=n_div, max_groups=max_groups,
-                                 input_shape=input_shape)
+            macs = analytic_macs(
+                dims, v.depths, mixer=mixer, n_div=n_div, max_groups=max_groups, input_shape=input_shape
+            )
             if best is None or abs(macs - target) < abs(best[1] - target):
                 best = (dims, macs)
         return best
@@ -404,8 +486,9 @@ def match_width(base: str, mixer: str, *, n_div: int = 4, max_groups: int = 16,
             best = fine
     if best is None or abs(best[1] - target) > tolerance * target:
         got = "no valid width" if best is None else f"closest widths {best[0]} give {best[1] / target - 1:+.1%}"
-        raise ConfigError(f"cannot match fasternet_{base}'s MACs within {tolerance:.0%} with mixer {mixer} ({got}); "
-                          "drop '~flops'")
+        raise ConfigError(
+            f"cannot match fasternet_{base}'s MACs within {tolerance:.0%} with mixer {mixer} ({got}); drop '~flops'"
+        )
     return best[0], best[1], target
 
 
@@ -416,8 +499,13 @@ def _register(base: str) -> None:
     v = VARIANTS[base]
     name = f"fasternet_{base}"
 
-    def factory(n_div: int = 4, forward: str = "split_cat", mixer: str = "pconv", width: int | None = None,
-                num_classes: int = 1000) -> FasterNet:
+    def factory(
+        n_div: int = 4,
+        forward: str = "split_cat",
+        mixer: str = "pconv",
+        width: int | None = None,
+        num_classes: int = 1000,
+    ) -> FasterNet:
         return build_fasternet(base, n_div=n_div, forward=forward, mixer=mixer, width=width, num_classes=num_classes)
 
     factory.__name__ = name
@@ -425,8 +513,14 @@ def _register(base: str) -> None:
     NETWORKS.register(
         name,
         summary=f"FasterNet-{base.upper()} (dim {v.dim}, depths {'-'.join(map(str, v.depths))}, {v.act.upper()})",
-        input_shape=DEFAULT_INPUT, family="fasternet", paper_params_m=v.params_m, paper_macs_g=v.macs_g,
-        paper_top1=v.top1, width=v.dim, depths=v.depths, act=v.act,
+        input_shape=DEFAULT_INPUT,
+        family="fasternet",
+        paper_params_m=v.params_m,
+        paper_macs_g=v.macs_g,
+        paper_top1=v.top1,
+        width=v.dim,
+        depths=v.depths,
+        act=v.act,
     )(factory)
 
 
@@ -453,10 +547,12 @@ def parse_variant(name: str) -> VariantSpec | None:
     if "@" not in name or not name.startswith("fasternet_"):
         return None
     base_name, _, rest = name.partition("@")
-    base = base_name[len("fasternet_"):]
+    base = base_name[len("fasternet_") :]
     if base not in VARIANTS:
-        raise ConfigError(f"unknown FasterNet {base_name!r}; use one of "
-                          f"{', '.join('fasternet_' + b for b in VARIANTS)} (syntax: {_SYNTAX})")
+        raise ConfigError(
+            f"unknown FasterNet {base_name!r}; use one of "
+            f"{', '.join('fasternet_' + b for b in VARIANTS)} (syntax: {_SYNTAX})"
+        )
     match_flops = False
     if "~" in rest:
         rest, _, suffix = rest.partition("~")
@@ -471,16 +567,19 @@ def parse_variant(name: str) -> VariantSpec | None:
         if mixer not in ("pconv", "gconv"):
             raise ConfigError(f"mixer {mixer} takes no ':{arg}'; only pconv:N_DIV and gconv:GROUPS do")
         if not arg.isdigit() or int(arg) < 1:
-            raise ConfigError(f"':{arg}' is not a positive integer; use e.g. {base_name}@{mixer}:"
-                              f"{8 if mixer == 'pconv' else 16}")
+            raise ConfigError(
+                f"':{arg}' is not a positive integer; use e.g. {base_name}@{mixer}:{8 if mixer == 'pconv' else 16}"
+            )
         if mixer == "pconv":
             n_div = int(arg)
         else:
             max_groups = int(arg)
     dim = VARIANTS[base].dim
     if mixer == "pconv" and dim // n_div < 1:
-        raise ConfigError(f"n_div={n_div} leaves no channel to convolve in {base_name}'s {dim}-channel first stage; "
-                          f"use n_div between 1 and {dim}")
+        raise ConfigError(
+            f"n_div={n_div} leaves no channel to convolve in {base_name}'s {dim}-channel first stage; "
+            f"use n_div between 1 and {dim}"
+        )
     return VariantSpec(base, mixer, n_div, max_groups, match_flops)
 
 
@@ -500,8 +599,15 @@ def resolve_variant(name: str) -> Entry | None:
     build_width = width if dims == stage_dims(width) else dims
 
     def factory(forward: str = "split_cat", num_classes: int = 1000) -> FasterNet:
-        model = build_fasternet(spec.base, n_div=spec.n_div, forward=forward, mixer=spec.mixer, width=build_width,
-                                num_classes=num_classes, max_groups=spec.max_groups)
+        model = build_fasternet(
+            spec.base,
+            n_div=spec.n_div,
+            forward=forward,
+            mixer=spec.mixer,
+            width=build_width,
+            num_classes=num_classes,
+            max_groups=spec.max_groups,
+        )
         model.variant = name
         model.flop_matched = spec.match_flops
         return model
@@ -525,8 +631,12 @@ def resolve_variant(name: str) -> Entry | None:
         meta["n_div"] = spec.n_div
     if spec.mixer == "gconv":
         meta["groups"] = tuple(gconv_groups(c, spec.max_groups) for c in dims)
-    what = {"pconv": f"PConv n_div {spec.n_div}", "dwconv": "depthwise 3×3", "conv": "dense 3×3",
-            "gconv": f"group 3×3 (groups {'/'.join(map(str, meta.get('groups', ())))})"}[spec.mixer]
+    what = {
+        "pconv": f"PConv n_div {spec.n_div}",
+        "dwconv": "depthwise 3×3",
+        "conv": "dense 3×3",
+        "gconv": f"group 3×3 (groups {'/'.join(map(str, meta.get('groups', ())))})",
+    }[spec.mixer]
     shown = "/".join(map(str, dims)) if isinstance(build_width, tuple) else str(width)
     summary = f"FasterNet-{spec.base.upper()} with {what} as mixer, width {shown}"
     if spec.match_flops:

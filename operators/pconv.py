@@ -38,7 +38,9 @@ class PConv(nn.Module):
             raise ConfigError(f"unknown PConv forward {forward!r}; use one of {', '.join(FORWARDS)}")
         self.dim_conv3 = partial_channels(c, n_div)
         if self.dim_conv3 < 1:
-            raise ConfigError(f"n_div={n_div} leaves no channel to convolve (c_p = {c} // {n_div} = 0); use n_div <= {c}")
+            raise ConfigError(
+                f"n_div={n_div} leaves no channel to convolve (c_p = {c} // {n_div} = 0); use n_div <= {c}"
+            )
         self.dim_untouched = c - self.dim_conv3
         self.forward_mode = forward
         # Attribute name matches the official code and timm, so their weights load as they are.
@@ -72,7 +74,9 @@ class TConv(nn.Module):
         super().__init__()
         self.c_p = partial_channels(c, n_div)
         if self.c_p < 1:
-            raise ConfigError(f"n_div={n_div} leaves no channel to convolve (c_p = {c} // {n_div} = 0); use n_div <= {c}")
+            raise ConfigError(
+                f"n_div={n_div} leaves no channel to convolve (c_p = {c} // {n_div} = 0); use n_div <= {c}"
+            )
         self.spatial = nn.Conv2d(self.c_p, c, k, 1, resolve_padding(k, padding), bias=False)
         self.point = nn.Conv2d(c - self.c_p, c, 1, bias=False) if c > self.c_p else None
 
@@ -102,10 +106,17 @@ def _pconv_cost(c, h, w, *, batch=1, k=3, stride=1, padding=None, n_div=4, forwa
     return cost, (c, h, w)
 
 
-@OPERATORS.register("pconv", summary="partial conv: k×k on c/n_div channels, rest passed through", cost=_pconv_cost,
-                    validate=_check_partial, partial=True, forwards=True)
-def pconv(c: int, *, k: int = 3, stride: int = 1, padding: int | None = None, n_div: int = 4,
-          forward: str = "split_cat") -> nn.Module:
+@OPERATORS.register(
+    "pconv",
+    summary="partial conv: k×k on c/n_div channels, rest passed through",
+    cost=_pconv_cost,
+    validate=_check_partial,
+    partial=True,
+    forwards=True,
+)
+def pconv(
+    c: int, *, k: int = 3, stride: int = 1, padding: int | None = None, n_div: int = 4, forward: str = "split_cat"
+) -> nn.Module:
     return PConv(c, n_div, forward, k=k, padding=padding)
 
 
@@ -115,10 +126,17 @@ def _pconv_pw_cost(c, h, w, *, batch=1, k=3, stride=1, padding=None, n_div=4, fo
     return first + second, shape
 
 
-@OPERATORS.register("pconv_pwconv", summary="PConv followed by a 1×1 conv (FasterNet's spatial + channel mix)",
-                    cost=_pconv_pw_cost, validate=_check_partial, partial=True, forwards=True)
-def pconv_pwconv(c: int, *, k: int = 3, stride: int = 1, padding: int | None = None, n_div: int = 4,
-                 forward: str = "split_cat") -> nn.Module:
+@OPERATORS.register(
+    "pconv_pwconv",
+    summary="PConv followed by a 1×1 conv (FasterNet's spatial + channel mix)",
+    cost=_pconv_pw_cost,
+    validate=_check_partial,
+    partial=True,
+    forwards=True,
+)
+def pconv_pwconv(
+    c: int, *, k: int = 3, stride: int = 1, padding: int | None = None, n_div: int = 4, forward: str = "split_cat"
+) -> nn.Module:
     return nn.Sequential(PConv(c, n_div, forward, k=k, padding=padding), nn.Conv2d(c, c, 1, bias=False))
 
 
@@ -132,11 +150,13 @@ def _check_plain(c, h, w, *, k=3, stride=1, padding=None, **_):
     check_common(c, h, w, k, stride, resolve_padding(k, padding))
 
 
-@OPERATORS.register("dwconv_pwconv", summary="depthwise k×k then 1×1 (depthwise-separable)", cost=_dw_pw_cost,
-                    validate=_check_plain)
+@OPERATORS.register(
+    "dwconv_pwconv", summary="depthwise k×k then 1×1 (depthwise-separable)", cost=_dw_pw_cost, validate=_check_plain
+)
 def dwconv_pwconv(c: int, *, k: int = 3, stride: int = 1, padding: int | None = None) -> nn.Module:
-    return nn.Sequential(nn.Conv2d(c, c, k, stride, resolve_padding(k, padding), groups=c, bias=False),
-                         nn.Conv2d(c, c, 1, bias=False))
+    return nn.Sequential(
+        nn.Conv2d(c, c, k, stride, resolve_padding(k, padding), groups=c, bias=False), nn.Conv2d(c, c, 1, bias=False)
+    )
 
 
 def _g_pw_cost(c, h, w, *, batch=1, k=3, stride=1, padding=None, groups=16):
@@ -152,8 +172,10 @@ def _check_g_pw(c, h, w, *, k=3, stride=1, padding=None, groups=16, **_):
 
 @OPERATORS.register("gconv_pwconv", summary="group k×k (groups=16) then 1×1", cost=_g_pw_cost, validate=_check_g_pw)
 def gconv_pwconv(c: int, *, k: int = 3, stride: int = 1, padding: int | None = None, groups: int = 16) -> nn.Module:
-    return nn.Sequential(nn.Conv2d(c, c, k, stride, resolve_padding(k, padding), groups=groups, bias=False),
-                         nn.Conv2d(c, c, 1, bias=False))
+    return nn.Sequential(
+        nn.Conv2d(c, c, k, stride, resolve_padding(k, padding), groups=groups, bias=False),
+        nn.Conv2d(c, c, 1, bias=False),
+    )
 
 
 def _tconv_cost(c, h, w, *, batch=1, k=3, stride=1, padding=None, n_div=4):
@@ -164,7 +186,12 @@ def _tconv_cost(c, h, w, *, batch=1, k=3, stride=1, padding=None, n_div=4):
     return Cost(params, macs, batch * 2 * c * h * w + params), (c, h, w)
 
 
-@OPERATORS.register("tconv", summary="T-shaped conv (paper eq. 6): k×k on c_p channels + 1×1 on the rest",
-                    cost=_tconv_cost, validate=_check_partial, partial=True)
+@OPERATORS.register(
+    "tconv",
+    summary="T-shaped conv (paper eq. 6): k×k on c_p channels + 1×1 on the rest",
+    cost=_tconv_cost,
+    validate=_check_partial,
+    partial=True,
+)
 def tconv(c: int, *, k: int = 3, stride: int = 1, padding: int | None = None, n_div: int = 4) -> nn.Module:
     return TConv(c, n_div, k=k, padding=padding)

@@ -107,7 +107,7 @@ def tv_names() -> frozenset[str]:
 def _split(name: str) -> tuple[str, str] | None:
     for prefix in PREFIXES:
         if name.startswith(prefix):
-            return prefix[:-1], name[len(prefix):]
+            return prefix[:-1], name[len(prefix) :]
     return None
 
 
@@ -128,9 +128,15 @@ def _check(lib: str, model: str) -> str:
     if base in known:
         return base
     close = difflib.get_close_matches(base, sorted(known), n=5, cutoff=0.6)
-    hint = f"did you mean: {', '.join(lib + ':' + c for c in close)}?" if close else (
-        "list them with timm.list_models()" if lib == "timm"
-        else "list them with torchvision.models.list_models(module=torchvision.models)")
+    hint = (
+        f"did you mean: {', '.join(lib + ':' + c for c in close)}?"
+        if close
+        else (
+            "list them with timm.list_models()"
+            if lib == "timm"
+            else "list them with torchvision.models.list_models(module=torchvision.models)"
+        )
+    )
     what = "timm" if lib == "timm" else "torchvision classification"
     raise ConfigError(f"{what} has no model {base!r} (version {_library_version(lib)}); {hint}")
 
@@ -178,8 +184,13 @@ def resolve_zoo(name: str) -> Entry | None:
 
     factory.__name__ = name
     hw = _native_hw(lib, model)
-    meta = {"input_shape": (3, hw, hw), "family": "zoo", "source": source, "library": lib,
-            "library_version": _library_version(lib)}
+    meta = {
+        "input_shape": (3, hw, hw),
+        "family": "zoo",
+        "source": source,
+        "library": lib,
+        "library_version": _library_version(lib),
+    }
     what = "timm" if lib == "timm" else "torchvision"
     return Entry(name, factory, f"{what} {model} (random weights)", None, None, tuple(sorted(meta.items())))
 
@@ -197,8 +208,12 @@ def _register(peer: Peer) -> None:
     summary = f"{peer.paper_name} ({source}, random weights)"
     if peer.stand_in_for:
         summary = f"stand-in for {peer.stand_in_for}: {source} (random weights; {peer.note})"
-    meta = {"input_shape": (3, peer.input_hw, peer.input_hw), "family": "zoo", "source": source,
-            "paper_name": peer.paper_name}
+    meta = {
+        "input_shape": (3, peer.input_hw, peer.input_hw),
+        "family": "zoo",
+        "source": source,
+        "paper_name": peer.paper_name,
+    }
     if peer.stand_in_for:
         meta["stand_in_for"] = peer.stand_in_for
     NETWORKS.register(peer.alias, summary=summary, **meta)(factory)
@@ -228,11 +243,11 @@ def peer_status() -> dict[str, PeerStatus]:
         lib, model = _split(peer.source)
         known = model in (timm_names() if lib == "timm" else tv_names())
         if not known:
-            rows[peer.paper_name] = PeerStatus(
-                False, None, f"{lib} {_library_version(lib)} has no model {model!r}")
+            rows[peer.paper_name] = PeerStatus(False, None, f"{lib} {_library_version(lib)} has no model {model!r}")
         elif peer.stand_in_for:
             rows[peer.paper_name] = PeerStatus(
-                False, peer.source, f"{peer.note}; alias {peer.alias} builds {peer.source} as the nearest stand-in")
+                False, peer.source, f"{peer.note}; alias {peer.alias} builds {peer.source} as the nearest stand-in"
+            )
         else:
             size = f"input {peer.input_hw}x{peer.input_hw}"
             rows[peer.paper_name] = PeerStatus(True, peer.source, f"alias {peer.alias}, {size}")

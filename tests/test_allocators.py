@@ -122,8 +122,21 @@ def test_preloaded_allocator_is_mapped_in_the_worker(name):
 
 def test_missing_library_is_exit_2_naming_the_package(monkeypatch, capsys, tmp_path):
     monkeypatch.setattr(allocators, "find_library", lambda name: None)
-    code = cli_main(["run", "--device", "cpu", "--target", "dwconv", "--shape", "8x8x8", "--allocator", "jemalloc",
-                     "--out", str(tmp_path)])
+    code = cli_main(
+        [
+            "run",
+            "--device",
+            "cpu",
+            "--target",
+            "dwconv",
+            "--shape",
+            "8x8x8",
+            "--allocator",
+            "jemalloc",
+            "--out",
+            str(tmp_path),
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2
     assert "apt-get install libjemalloc2" in err and "Traceback" not in err
@@ -151,8 +164,10 @@ def test_preload_env_puts_only_the_chosen_library_first():
 
 
 def test_loaded_libraries_reads_proc_maps_lines():
-    maps = ("7f00-7f01 r-xp 00000000 08:01 1 /usr/lib/x86_64-linux-gnu/libjemalloc.so.2\n"
-            "7f02-7f03 r-xp 00000000 08:01 2 /usr/lib/x86_64-linux-gnu/libc.so.6\n")
+    maps = (
+        "7f00-7f01 r-xp 00000000 08:01 1 /usr/lib/x86_64-linux-gnu/libjemalloc.so.2\n"
+        "7f02-7f03 r-xp 00000000 08:01 2 /usr/lib/x86_64-linux-gnu/libc.so.6\n"
+    )
     assert allocators.loaded_libraries(maps) == {"jemalloc": "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2"}
     assert allocators.loaded_libraries("") == {}
 
@@ -166,12 +181,18 @@ def test_records_and_reports_keep_allocators_apart(tmp_path):
     s = run_suite(specs, out_dir=tmp_path, budget_s=0.6, passes=1, allocator=["tuned", "system"])
     recs = read_records(s.path)
     assert [(r["target"]["name"], r["allocator"]) for r in s.records] == [
-        ("pconv", "tuned"), ("pconv", "system"), ("dwconv", "tuned"), ("dwconv", "system")]  # suite order
+        ("pconv", "tuned"),
+        ("pconv", "system"),
+        ("dwconv", "tuned"),
+        ("dwconv", "system"),
+    ]  # suite order
     assert len({record_key(r) for r in recs}) == 4
     for r in recs:
         assert r["allocator_state"]["name"] == r["allocator"]
         assert len(r["faults"]["minor"]) == len(set(r["rounds"])) == len(r["faults"]["iters"])
-        assert r["stats"]["minor_faults_per_iter"] == pytest.approx(sum(r["faults"]["minor"]) / sum(r["faults"]["iters"]))
+        assert r["stats"]["minor_faults_per_iter"] == pytest.approx(
+            sum(r["faults"]["minor"]) / sum(r["faults"]["iters"])
+        )
     df = load_frame([s.path])
     assert sorted(df.runtime) == ["eager", "eager", "eager alloc=system", "eager alloc=system"]
     rep = build_report([s.path], tmp_path / "report")
@@ -187,8 +208,13 @@ def test_records_and_reports_keep_allocators_apart(tmp_path):
 
 
 def test_legacy_records_read_as_system():
-    rec = {"target": {"name": "pconv", "shape": [8, 8, 8], "layers": 2, "options": {}, "batch": 1},
-           "device": {"kind": "cpu"}, "runtime": "eager", "threads": 1, "dtype": "float32"}
+    rec = {
+        "target": {"name": "pconv", "shape": [8, 8, 8], "layers": 2, "options": {}, "batch": 1},
+        "device": {"kind": "cpu"},
+        "runtime": "eager",
+        "threads": 1,
+        "dtype": "float32",
+    }
     from fnbench.results import record_allocator
 
     assert record_allocator(rec) == "system"

@@ -23,8 +23,13 @@ def report_claims(tmp_path_factory):
 
 @pytest.mark.parametrize("other", ["dwconv", "gconv"])
 def test_compare_from_and_report_agree(fnbench_cmd, cli_env, report_claims, other):
-    res = subprocess.run(fnbench_cmd + ["compare", "pconv", other, "--from", str(FIXTURES), "--json"],
-                         capture_output=True, text=True, env=cli_env, timeout=300)
+    res = subprocess.run(
+        fnbench_cmd + ["compare", "pconv", other, "--from", str(FIXTURES), "--json"],
+        capture_output=True,
+        text=True,
+        env=cli_env,
+        timeout=300,
+    )
     assert res.returncode == 0, res.stderr
     s = json.loads(res.stdout)["summary"]
     r = report_claims.loc[f"pconv_vs_{other}_flops"]
@@ -38,7 +43,10 @@ def test_compare_from_and_report_agree(fnbench_cmd, cli_env, report_claims, othe
     # the ratio is the paper's statistic (ratio of mean GMAC/s over the maps), recomputed from the table rows
     assert s["claim_statistic"].startswith(f"mean GMAC/s of pconv / mean GMAC/s of {other}")
     rows = json.loads(res.stdout)["rows"]
-    mean = (lambda side: sum(x[side]["gmacs_per_s"] for x in rows) / len(rows))
+
+    def mean(side):
+        return sum(x[side]["gmacs_per_s"] for x in rows) / len(rows)
+
     assert s["claim_ratio"] == pytest.approx(mean("a") / mean("b"), rel=1e-9)
     # the answer sentence: the report's sentence (device wording aside), then what to do about unsettled rows
     assert s["answer"].startswith("On cpu: AMD EPYC PConv reaches")

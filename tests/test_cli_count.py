@@ -40,12 +40,26 @@ def test_bad_input_is_one_line_and_exit_2(fnbench_cmd, cli_env, args, expected):
 
 
 def test_count_json_is_one_document_with_the_contract_keys(fnbench_cmd, cli_env):
-    proc = subprocess.run(fnbench_cmd + ["count", "pconv", "--shape", "64x20x30", "--layers", "3", "--json"],
-                          capture_output=True, text=True, env=cli_env, timeout=120)
+    proc = subprocess.run(
+        fnbench_cmd + ["count", "pconv", "--shape", "64x20x30", "--layers", "3", "--json"],
+        capture_output=True,
+        text=True,
+        env=cli_env,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout)
-    for key in ("target", "shape", "batch", "params", "macs", "flops", "mem_bytes_analytic",
-                "mem_bytes_counted", "uncounted_ops"):
+    for key in (
+        "target",
+        "shape",
+        "batch",
+        "params",
+        "macs",
+        "flops",
+        "mem_bytes_analytic",
+        "mem_bytes_counted",
+        "uncounted_ops",
+    ):
         assert key in doc
     c, h, w, c_p, k, layers = 64, 20, 30, 16, 3, 3
     assert doc["target"] == "pconv" and doc["shape"] == [c, h, w] and doc["batch"] == 1
@@ -64,8 +78,13 @@ def test_count_json_is_one_document_with_the_contract_keys(fnbench_cmd, cli_env)
 
 
 def test_count_table_and_breakdown(fnbench_cmd, cli_env):
-    proc = subprocess.run(fnbench_cmd + ["count", "tconv", "--shape", "32x8x8", "--by", "operator"],
-                          capture_output=True, text=True, env=cli_env, timeout=120)
+    proc = subprocess.run(
+        fnbench_cmd + ["count", "tconv", "--shape", "32x8x8", "--by", "operator"],
+        capture_output=True,
+        text=True,
+        env=cli_env,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
     assert "FLOPs (MACs)" in out and "mem_bytes_counted" in out and "by operator" in out
@@ -74,12 +93,20 @@ def test_count_table_and_breakdown(fnbench_cmd, cli_env):
     assert "executed but not counted" in out and "aten.add" in out
 
 
-@pytest.mark.parametrize("kind, expected", [
-    ("devices", "cpu"), ("runtimes", "onnxruntime"), ("suites", "table1-composite"), ("networks", "fasternet_t0"),
-])
+@pytest.mark.parametrize(
+    "kind, expected",
+    [
+        ("devices", "cpu"),
+        ("runtimes", "onnxruntime"),
+        ("suites", "table1-composite"),
+        ("networks", "fasternet_t0"),
+    ],
+)
 def test_list_every_kind(fnbench_cmd, cli_env, kind, expected):
     pattern = ["fasternet*"] if kind == "networks" else []
-    proc = subprocess.run(fnbench_cmd + ["list", kind, *pattern], capture_output=True, text=True, env=cli_env, timeout=120)
+    proc = subprocess.run(
+        fnbench_cmd + ["list", kind, *pattern], capture_output=True, text=True, env=cli_env, timeout=120
+    )
     assert proc.returncode == 0, proc.stderr
     names = [line.split()[0] for line in proc.stdout.splitlines() if line.strip()]
     if kind == "networks":

@@ -84,8 +84,11 @@ def files(tmp_path):
 # -- the table: input → exit code -------------------------------------------------------------------
 def test_bad_input_table(capsys, files, tmp_path):
     out = tmp_path / "out"
-    nan_args = [["run", "--target", "pconv", *TINY[:4], "--out", out], ["compare", "pconv", "dwconv", "--shape", "8x8x8"],
-                ["probe", "--out", out]]
+    nan_args = [
+        ["run", "--target", "pconv", *TINY[:4], "--out", out],
+        ["compare", "pconv", "dwconv", "--shape", "8x8x8"],
+        ["probe", "--out", out],
+    ]
     cases = [
         # output folders that cannot be written
         (["run", "--target", "pconv", *TINY, "--out", files / "a_file"], 2, "is a file"),
@@ -159,16 +162,22 @@ def test_bad_input_table(capsys, files, tmp_path):
     gooddir = tmp_path / "gooddir"
     gooddir.mkdir()
     shutil.copy(files / "good.jsonl", gooddir / "good.jsonl")
-    for args in (["report", files / "good.jsonl", "--out", out / "rep"],
-                 ["report", files / "good.jsonl", files / "good.jsonl", "--out", out / "rep"],
-                 ["report", gooddir / "good.jsonl", gooddir, "--out", out / "rep"],
-                 ["report", files / "dup.jsonl", "--out", out / "rep"]):
+    for args in (
+        ["report", files / "good.jsonl", "--out", out / "rep"],
+        ["report", files / "good.jsonl", files / "good.jsonl", "--out", out / "rep"],
+        ["report", gooddir / "good.jsonl", gooddir, "--out", out / "rep"],
+        ["report", files / "dup.jsonl", "--out", out / "rep"],
+    ):
         check(capsys, args, 0, max_lines=4)
 
 
 def test_json_errors_are_one_document_on_stdout(capsys, tmp_path):
-    for args in (["count", "nosuch", "--json"], ["run", "--target", "pconv", "--budget", "nan", "--json"],
-                 ["count", "pconv", "--shape", "3x3", "--json"], ["probe", "--budget", "inf", "--json"]):
+    for args in (
+        ["count", "nosuch", "--json"],
+        ["run", "--target", "pconv", "--budget", "nan", "--json"],
+        ["count", "pconv", "--shape", "3x3", "--json"],
+        ["probe", "--budget", "inf", "--json"],
+    ):
         out, err = check(capsys, args, 2)
         doc = json.loads(out)
         assert doc["exit_code"] == 2 and doc["error"] == err[0].removeprefix("fnbench: error: ")
@@ -179,8 +188,12 @@ def test_workers_bounded_by_file_descriptors(capsys, tmp_path, monkeypatch):
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (100, hard))
     try:
-        check(capsys, ["run", "--target", "pconv", "--workers", "60", "--out", tmp_path], 2,
-              contains="open-file limit 100 (ulimit -n) allows 12")
+        check(
+            capsys,
+            ["run", "--target", "pconv", "--workers", "60", "--out", tmp_path],
+            2,
+            contains="open-file limit 100 (ulimit -n) allows 12",
+        )
     finally:
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
@@ -211,10 +224,19 @@ def _copy_run(tiny_run, dest: Path) -> Path:
 def test_resume_refuses_other_options_and_lists_what_it_finishes(capsys, tiny_run, tmp_path):
     path = _copy_run(tiny_run, tmp_path / "r")
     run_id, out = path.stem, path.parent
-    for extra, flag in ((["--target", "dwconv"], "--target dwconv"), (["--threads", "2"], "--threads 2"),
-                        (["--batch", "2"], "--batch 2"), (["--runtime", "onnxruntime"], "--runtime onnxruntime"),
-                        (["--budget", "5"], "--budget 5")):
-        check(capsys, ["run", "--resume", run_id, "--out", out, *extra], 2, contains=f"options differ from the run's: {flag}")
+    for extra, flag in (
+        (["--target", "dwconv"], "--target dwconv"),
+        (["--threads", "2"], "--threads 2"),
+        (["--batch", "2"], "--batch 2"),
+        (["--runtime", "onnxruntime"], "--runtime onnxruntime"),
+        (["--budget", "5"], "--budget 5"),
+    ):
+        check(
+            capsys,
+            ["run", "--resume", run_id, "--out", out, *extra],
+            2,
+            contains=f"options differ from the run's: {flag}",
+        )
     # drop the last record: --resume alone finishes exactly that target, with the stored options
     lines = path.read_text().splitlines()
     path.write_text("\n".join(lines[:-1]) + "\n")
@@ -253,8 +275,12 @@ def test_duplicated_records_do_not_narrow_the_interval(tiny_run, tmp_path):
     (tmp_path / "twice.jsonl").write_text(GOOD.read_text() * 2)
     cols = ["target", "shape", "median_s", "ci95_low_s", "ci95_high_s", "n", "rounds"]
     with pytest.warns(UserWarning):
-        variants = [load_frame([GOOD, GOOD]), load_frame([d / GOOD.name, d]), load_frame([tmp_path / "twice.jsonl"]),
-                    load_frame([GOOD, tmp_path / "twice.jsonl"])]
+        variants = [
+            load_frame([GOOD, GOOD]),
+            load_frame([d / GOOD.name, d]),
+            load_frame([tmp_path / "twice.jsonl"]),
+            load_frame([GOOD, tmp_path / "twice.jsonl"]),
+        ]
     for df in variants:
         assert df[cols].reset_index(drop=True).equals(single[cols].reset_index(drop=True))
     # the same id with other samples: refused, never pooled
@@ -280,8 +306,10 @@ def test_failed_measurement_is_exit_1_with_or_without_json(capsys, tmp_path, mon
     import fnbench.runner as runner
 
     def boom(*a, **k):
-        raise RuntimeError("[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't allocate "
-                           "memory: you tried to allocate 409600000000 bytes. Error code 12 (Cannot allocate memory)")
+        raise RuntimeError(
+            "[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't allocate "
+            "memory: you tried to allocate 409600000000 bytes. Error code 12 (Cannot allocate memory)"
+        )
 
     monkeypatch.setattr(runner, "measure_in_process", boom)
     out, _ = check(capsys, ["run", "--target", "pconv", *TINY, "--out", tmp_path, "--json"], 1)
@@ -304,8 +332,9 @@ def test_disk_full_is_exit_1_with_what_is_saved_and_how_to_resume(capsys, tmp_pa
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(results.ResultWriter, "_write", staticmethod(full_disk))
-    _, err = check(capsys, ["run", "--target", "pconv", "--target", "conv", *TINY, "--out", tmp_path], 1,
-                   max_lines=6)  # progress lines, then the error
+    _, err = check(
+        capsys, ["run", "--target", "pconv", "--target", "conv", *TINY, "--out", tmp_path], 1, max_lines=6
+    )  # progress lines, then the error
     (line,) = [ln for ln in err if ln.startswith("fnbench: error:")]
     (path,) = tmp_path.glob("*.jsonl")
     assert "the disk is full" in line and "1 record(s) are saved" in line and f"--resume {path.stem}" in line
@@ -355,14 +384,26 @@ def _env():
 def test_a_locked_run_refuses_a_second_process(tiny_run, tmp_path):
     path = _copy_run(tiny_run, tmp_path / "r")
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time; from fnbench.results import RunFile\n"
-         f"with RunFile({str(path.parent)!r}, {path.stem!r}, resume=True):\n"
-         "    print('locked', flush=True); time.sleep(60)"],
-        stdout=subprocess.PIPE, text=True, env=_env())
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from fnbench.results import RunFile\n"
+            f"with RunFile({str(path.parent)!r}, {path.stem!r}, resume=True):\n"
+            "    print('locked', flush=True); time.sleep(60)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=_env(),
+    )
     try:
         assert holder.stdout.readline().strip() == "locked"
-        res = subprocess.run([sys.executable, "-m", "fnbench", "run", "--resume", path.stem, "--out", str(path.parent),
-                              "--json"], capture_output=True, text=True, env=_env(), timeout=300)
+        res = subprocess.run(
+            [sys.executable, "-m", "fnbench", "run", "--resume", path.stem, "--out", str(path.parent), "--json"],
+            capture_output=True,
+            text=True,
+            env=_env(),
+            timeout=300,
+        )
     finally:
         holder.kill()
         holder.wait()
@@ -377,8 +418,9 @@ def test_two_resumes_at_once_never_measure_twice(tiny_run, tmp_path):
     lines = path.read_text().splitlines()
     path.write_text("\n".join(lines[:-2]) + "\n" if len(lines) > 2 else "")
     cmd = [sys.executable, "-m", "fnbench", "run", "--resume", path.stem, "--out", str(path.parent)]
-    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
-             for _ in range(2)]
+    procs = [
+        subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env()) for _ in range(2)
+    ]
     outs = [p.communicate(timeout=300) for p in procs]
     codes = sorted(p.returncode for p in procs)
     assert codes in ([0, 0], [0, 2]), outs
@@ -392,8 +434,28 @@ def test_two_resumes_at_once_never_measure_twice(tiny_run, tmp_path):
 
 
 def test_sigterm_prints_the_resume_hint(tmp_path):
-    cmd = [sys.executable, "-m", "fnbench", "run", "--device", "cpu", "--target", "pconv", "--shape", "8x8x8",
-           "--layers", "1", "--budget", "60", "--precision", "0.0001", "--workers", "0", "--out", str(tmp_path)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "fnbench",
+        "run",
+        "--device",
+        "cpu",
+        "--target",
+        "pconv",
+        "--shape",
+        "8x8x8",
+        "--layers",
+        "1",
+        "--budget",
+        "60",
+        "--precision",
+        "0.0001",
+        "--workers",
+        "0",
+        "--out",
+        str(tmp_path),
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
     deadline = time.time() + 240
     while time.time() < deadline and not list(tmp_path.glob("*.plan.json")):
@@ -410,21 +472,35 @@ def test_sigterm_prints_the_resume_hint(tmp_path):
 
 # -- fuzzing ------------------------------------------------------------------------------------------
 _dims = st.one_of(st.integers(1, 12), st.integers(-3, 0), st.integers(10**12, 10**30))
-_shape = st.one_of(st.tuples(_dims, _dims, _dims).map(lambda t: "x".join(map(str, t))),
-                   st.text(alphabet="0123456789x-, ", max_size=12))
+_shape = st.one_of(
+    st.tuples(_dims, _dims, _dims).map(lambda t: "x".join(map(str, t))), st.text(alphabet="0123456789x-, ", max_size=12)
+)
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(target=st.sampled_from(["pconv", "dwconv", "gconv", "conv", "fasternet_t0", "nosuch"]), shape=_shape,
-       batch=st.one_of(st.integers(-2, 3), st.integers(10**12, 10**20)),
-       opt=st.sampled_from([[], ["--kernel", "4"], ["--kernel", "5"], ["--groups", "3"], ["--n-div", "0"],
-                            ["--stride", "2"], ["--padding", "-1"], ["--layers", "2"]]))
+@given(
+    target=st.sampled_from(["pconv", "dwconv", "gconv", "conv", "fasternet_t0", "nosuch"]),
+    shape=_shape,
+    batch=st.one_of(st.integers(-2, 3), st.integers(10**12, 10**20)),
+    opt=st.sampled_from(
+        [
+            [],
+            ["--kernel", "4"],
+            ["--kernel", "5"],
+            ["--groups", "3"],
+            ["--n-div", "0"],
+            ["--stride", "2"],
+            ["--padding", "-1"],
+            ["--layers", "2"],
+        ]
+    ),
+)
 def test_fuzzed_count_never_shows_a_traceback(capsys, target, shape, batch, opt):
     if target == "fasternet_t0" and not any(opt) and all(c.isdigit() or c == "x" for c in shape):
         opt = ["--groups", "2"]  # keep the fuzz on validation paths for networks (a real count takes seconds)
     try:
         code, out, err = call(capsys, ["count", target, "--shape", shape, "--batch", batch, *opt, "--json"])
-    except BaseException as e:  # anything escaping main() would be a traceback for the user
+    except BaseException as e:  # noqa: BLE001 — anything escaping main() would be a traceback for the user
         pytest.fail(f"count {target} --shape {shape!r} --batch {batch} {opt}: {type(e).__name__}: {e}")
     assert code in (0, 2) and len(err) <= 2 and not any("Traceback" in ln for ln in err)
     if code == 0:

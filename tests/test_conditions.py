@@ -21,7 +21,8 @@ def test_cpu_defaults_are_the_papers_protocol():
     assert p.device.kind == "cpu" and p.threads == 1 and p.batch is None
     assert p.batch_for(1) == 1 and p.batch_for(4) == 4
     assert p.allocators == ("tuned",) and p.conditions("onnxruntime") == conditions.Conditions(
-        "onnxruntime", "contiguous", "float32", 1, "tuned")
+        "onnxruntime", "contiguous", "float32", 1, "tuned"
+    )
 
 
 def test_cuda_defaults_to_batch_32_unless_a_batch_is_given(monkeypatch):
@@ -32,15 +33,18 @@ def test_cuda_defaults_to_batch_32_unless_a_batch_is_given(monkeypatch):
     assert conditions.resolve_policy("cuda", batch=1).batch_for(1) == 1  # an explicit 1 is honoured
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"threads": 0}, "threads 0 is not positive: use --threads 1 or more"),
-    ({"batch": 0}, "batch 0 is not positive: use --batch 1 or more"),
-    ({"budget_s": 0.0}, "budget 0.0 s is not a positive finite number: use e.g. --budget 10"),
-    ({"budget_s": math.inf}, "budget inf s is not a positive finite number"),
-    ({"budget_s": math.nan}, "budget nan s is not a positive finite number"),
-    ({"precision": 1.5}, r"precision 1.5 is not a fraction in \(0, 1\)"),
-    ({"allocator": "nosuch"}, "nosuch"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"threads": 0}, "threads 0 is not positive: use --threads 1 or more"),
+        ({"batch": 0}, "batch 0 is not positive: use --batch 1 or more"),
+        ({"budget_s": 0.0}, "budget 0.0 s is not a positive finite number: use e.g. --budget 10"),
+        ({"budget_s": math.inf}, "budget inf s is not a positive finite number"),
+        ({"budget_s": math.nan}, "budget nan s is not a positive finite number"),
+        ({"precision": 1.5}, r"precision 1.5 is not a fraction in \(0, 1\)"),
+        ({"allocator": "nosuch"}, "nosuch"),
+    ],
+)
 def test_bad_options_are_refused_with_the_fix(kwargs, message):
     with pytest.raises(UserError, match=message):
         conditions.resolve_policy("cpu", **kwargs)
@@ -55,7 +59,7 @@ def test_every_measuring_command_applies_the_same_policy(tmp_path):
         "compare": lambda **kw: compare("pconv", "dwconv", shape=(16, 8, 8), layers=1, **kw),
         "breakdown": lambda **kw: run_breakdown([spec], out_dir=tmp_path, **kw),
     }
-    for name, call in calls.items():
+    for call in calls.values():
         with pytest.raises(UserError, match="threads 0 is not positive: use --threads 1 or more"):
             call(device="cpu", threads=0)
         with pytest.raises(UserError, match="budget -1.0 s is not a positive finite number"):

@@ -4,10 +4,9 @@ import math
 
 import pytest
 import torch
+from conftest import has_fvcore
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from conftest import has_fvcore
 
 from fnbench.counting import FVCORE_MISSING, count
 from fnbench.targets import TargetSpec, resolve
@@ -117,8 +116,14 @@ def test_closed_forms_from_the_paper():
 
 
 @settings(max_examples=15, deadline=None)
-@given(c=st.integers(1, 48), h=st.integers(3, 12), w=st.integers(3, 12), n_div=st.integers(1, 6),
-       layers=st.integers(1, 3), batch=st.integers(1, 2))
+@given(
+    c=st.integers(1, 48),
+    h=st.integers(3, 12),
+    w=st.integers(3, 12),
+    n_div=st.integers(1, 6),
+    layers=st.integers(1, 3),
+    batch=st.integers(1, 2),
+)
 def test_split_cat_extra_bytes_are_the_concat_copies(c, h, w, n_div, layers, batch):
     """split_cat moves, per layer, exactly the paper's bytes plus the concatenation:
 

@@ -46,10 +46,30 @@ def fake_cuda(monkeypatch):
 
 # -- --batch on cuda ----------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("batch_args, want", [([], 32), (["--batch", "1"], 1), (["--batch", "4"], 4)])
 def test_run_batch_on_cuda_one_is_honoured(fake_cuda, tmp_path, capsys, batch_args, want):
-    rc = main(["run", "--device", "cuda", "--target", "dwconv", "--shape", TINY["shape"], "--layers", TINY["layers"],
-               "--budget", "0.3", "--workers", "0", "--out", str(tmp_path), "--json", *batch_args])
+    rc = main(
+        [
+            "run",
+            "--device",
+            "cuda",
+            "--target",
+            "dwconv",
+            "--shape",
+            TINY["shape"],
+            "--layers",
+            TINY["layers"],
+            "--budget",
+            "0.3",
+            "--workers",
+            "0",
+            "--out",
+            str(tmp_path),
+            "--json",
+            *batch_args,
+        ]
+    )
     assert rc == 0, capsys.readouterr().err
     (rec,) = read_records(json.loads(capsys.readouterr().out)["path"])
     assert rec["batch"] == want and rec["device"]["kind"] == "cuda"
@@ -63,20 +83,33 @@ def test_compare_batch_on_cuda(fake_cuda, batch, want):
 
 # -- ONNX Runtime on cuda ---------------------------------------------------------------------------------
 
+
 def test_unavailable_onnxruntime_costs_only_its_rows(fake_cuda, tmp_path, monkeypatch):
     import onnxruntime as ort
 
     monkeypatch.setattr(ort, "get_available_providers", lambda: ["CPUExecutionProvider"])
-    s = runner.run_suite([TargetSpec.make("dwconv", (16, 8, 8), 1, 1)], device="cuda", runtimes=("eager", "onnxruntime"),
-                         budget_s=0.3, workers=0, out_dir=tmp_path)
+    s = runner.run_suite(
+        [TargetSpec.make("dwconv", (16, 8, 8), 1, 1)],
+        device="cuda",
+        runtimes=("eager", "onnxruntime"),
+        budget_s=0.3,
+        workers=0,
+        out_dir=tmp_path,
+    )
     by_rt = {r["runtime"]: r for r in s.records}
     assert by_rt["eager"]["status"] == "ok" and by_rt["eager"]["stats"]["n"] > 0
     assert by_rt["onnxruntime"]["status"] == "unsupported"
     assert "no CUDA execution provider" in by_rt["onnxruntime"]["error"]
     # only onnxruntime asked for, and it cannot run: refused before anything is written
     with pytest.raises(runner.UserError, match="onnxruntime-gpu"):
-        runner.run_suite([TargetSpec.make("dwconv", (16, 8, 8), 1, 1)], device="cuda", runtimes=("onnxruntime",),
-                         budget_s=0.3, workers=0, out_dir=tmp_path / "none")
+        runner.run_suite(
+            [TargetSpec.make("dwconv", (16, 8, 8), 1, 1)],
+            device="cuda",
+            runtimes=("onnxruntime",),
+            budget_s=0.3,
+            workers=0,
+            out_dir=tmp_path / "none",
+        )
     assert not (tmp_path / "none").exists()
 
 
@@ -132,6 +165,7 @@ def test_io_binding_runs_on_the_callers_buffers_and_matches_run():
 
 # -- torch.compile -------------------------------------------------------------------------------------------
 
+
 def test_compile_resets_dynamo_per_target_and_oom_is_not_unsupported(monkeypatch):
     import torch._dynamo
 
@@ -144,6 +178,7 @@ def test_compile_resets_dynamo_per_target_and_oom_is_not_unsupported(monkeypatch
 
         def run(x):
             raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 1.00 GiB")
+
         return run
 
     monkeypatch.setattr(torch, "compile", fake_compile)
@@ -155,6 +190,7 @@ def test_compile_resets_dynamo_per_target_and_oom_is_not_unsupported(monkeypatch
     def broken(module, **kw):
         def run(x):
             raise ValueError("lowering failed: no kernel for this op")
+
         return run
 
     monkeypatch.setattr(torch, "compile", broken)
@@ -177,6 +213,7 @@ def test_hitting_the_recompile_limit_is_an_error_not_silent_eager():
 
 # -- out of memory while preparing -------------------------------------------------------------------------------
 
+
 def test_oom_while_preparing_halves_the_batch(monkeypatch):
     seen = []
 
@@ -197,6 +234,7 @@ def test_oom_while_preparing_halves_the_batch(monkeypatch):
 
 # -- the worker on cuda --------------------------------------------------------------------------------------------
 
+
 def test_worker_samples_gpu_state_after_measuring_and_keeps_gpu_time(monkeypatch):
     import fnbench.timing as timing
 
@@ -211,8 +249,13 @@ def test_worker_samples_gpu_state_after_measuring_and_keeps_gpu_time(monkeypatch
     how = conditions.Conditions(threads=None)
     req = workers.ChunkRequest(TargetSpec.make("dwconv", (16, 8, 8), 32, 1), how, "cuda")
     prepared = Prepared("eager", nn.Identity(), nn.Identity, {"runtime": "eager"})
-    cache = {(req.spec, req.conditions, req.device, req.seed): ("ok", (prepared, torch.zeros(32, 1), FAKE_GPU, how, [128]),
-                                                         0.1)}
+    cache = {
+        (req.spec, req.conditions, req.device, req.seed): (
+            "ok",
+            (prepared, torch.zeros(32, 1), FAKE_GPU, how, [128]),
+            0.1,
+        )
+    }
     res = workers._handle(0, req, cache)
     assert res.status == "ok" and order == [("measure", True), "state"]  # sampled after the timed blocks
     assert res.gpu_state == {"clocks_sm": "1980"} and res.gpu_samples_s == [2e-4] * 6
@@ -231,8 +274,17 @@ def test_pass_records_carry_gpu_time_tf32_and_gpu_state():
         n = 1
 
         def run_chunk(self, i, req):
-            return workers.ChunkResult("ok", 0, 123, samples_s=[1e-3, 1e-3], round_ids=[0, 1], batch=32,
-                                       gpu_samples_s=[5e-4, 5e-4], tf32=False, gpu_state={"pstate": "P0"})
+            return workers.ChunkResult(
+                "ok",
+                0,
+                123,
+                samples_s=[1e-3, 1e-3],
+                round_ids=[0, 1],
+                batch=32,
+                gpu_samples_s=[5e-4, 5e-4],
+                tf32=False,
+                gpu_state={"pstate": "P0"},
+            )
 
     t = resolve(TargetSpec.make("dwconv", (16, 8, 8), 32, 1))
     part = passes.measure_pass(Pool(), t, FAKE_GPU, conditions.Conditions(threads=None), 0.02, 1.0, 1.0, 0, None)
@@ -247,13 +299,21 @@ def test_pass_records_carry_gpu_time_tf32_and_gpu_state():
 
 # -- probe on cuda -----------------------------------------------------------------------------------------------------
 
+
 def test_cuda_probes_tf32_and_modules_built_once(fake_cuda, tmp_path, monkeypatch):
     specs = probe.probe_specs("cuda")
     names = {(s.name, s.dtype, s.tf32) for s in specs}
-    assert {("probe:gemm_float32", "float32", False), ("probe:gemm_tf32", "float32", True),
-            ("probe:gemm_float16", "float16", False), ("probe:gemm_bfloat16", "bfloat16", False)} <= names
-    monkeypatch.setattr(probe, "probe_specs", lambda kind: [probe.ProbeSpec("probe:gemm_tf32", 8, "float32", True),
-                                                            probe.ProbeSpec("probe:copy", 64)])
+    assert {
+        ("probe:gemm_float32", "float32", False),
+        ("probe:gemm_tf32", "float32", True),
+        ("probe:gemm_float16", "float16", False),
+        ("probe:gemm_bfloat16", "bfloat16", False),
+    } <= names
+    monkeypatch.setattr(
+        probe,
+        "probe_specs",
+        lambda kind: [probe.ProbeSpec("probe:gemm_tf32", 8, "float32", True), probe.ProbeSpec("probe:copy", 64)],
+    )
     seen = []
 
     def fake_measure(module, x, **kw):
@@ -269,6 +329,7 @@ def test_cuda_probes_tf32_and_modules_built_once(fake_cuda, tmp_path, monkeypatc
 
 
 # -- smoke tests on a real GPU ---------------------------------------------------------------------------------------
+
 
 @pytest.mark.cuda
 def test_cuda_measure_records_tf32_and_gpu_time():
@@ -287,13 +348,43 @@ def test_cuda_worker_pool_and_run_with_batch_one(tmp_path, fnbench_cmd, cli_env)
     import subprocess
 
     with workers.WorkerPool(1, device="cuda") as pool:
-        r = pool.run_chunk(0, workers.ChunkRequest(TargetSpec.make("dwconv", (32, 14, 14), 32, 2),
-                                                   conditions.Conditions(threads=None), "cuda", budget_s=1.0, round_s=0.05))
+        r = pool.run_chunk(
+            0,
+            workers.ChunkRequest(
+                TargetSpec.make("dwconv", (32, 14, 14), 32, 2),
+                conditions.Conditions(threads=None),
+                "cuda",
+                budget_s=1.0,
+                round_s=0.05,
+            ),
+        )
     assert r.status == "ok", r.error
     assert len(set(r.round_ids)) >= 2 and r.gpu_samples_s and r.tf32 is False
-    res = subprocess.run(fnbench_cmd + ["run", "--device", "cuda", "--target", "dwconv", "--shape", "32x14x14",
-                                        "--layers", "2", "--batch", "1", "--budget", "1", "--out", str(tmp_path),
-                                        "--json"], capture_output=True, text=True, env=cli_env, timeout=600)
+    res = subprocess.run(
+        fnbench_cmd
+        + [
+            "run",
+            "--device",
+            "cuda",
+            "--target",
+            "dwconv",
+            "--shape",
+            "32x14x14",
+            "--layers",
+            "2",
+            "--batch",
+            "1",
+            "--budget",
+            "1",
+            "--out",
+            str(tmp_path),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        env=cli_env,
+        timeout=600,
+    )
     assert res.returncode == 0, res.stderr
     (rec,) = read_records(json.loads(res.stdout)["path"])
     assert rec["batch"] == 1 and rec["stats"]["gpu_median_s"] > 0 and rec["env"]["gpu"]

@@ -59,8 +59,18 @@ def test_unknown_device_suggests():
 def test_fingerprint_fields_and_stable_key():
     d = devices.resolve_device("cpu")
     fp = devices.fingerprint(d, 1)
-    for k in ("cpu_model", "arch", "cores_logical", "threads", "load_avg", "torch", "python", "numpy",
-              "parallel_backend", "host_hash"):
+    for k in (
+        "cpu_model",
+        "arch",
+        "cores_logical",
+        "threads",
+        "load_avg",
+        "torch",
+        "python",
+        "numpy",
+        "parallel_backend",
+        "host_hash",
+    ):
         assert k in fp
     assert fp["threads"] == 1 and fp["torch"] == torch.__version__
     assert platform.node() not in str(fp["host_hash"]) or not platform.node()
@@ -80,25 +90,38 @@ def _cpuinfo(name):
     return (FIX / "cpuinfo" / name).read_text()
 
 
-@pytest.mark.parametrize("name, model, cores", [
-    ("raspberry-pi-4b.txt", "Cortex-A72 (Raspberry Pi 4 Model B Rev 1.4)", 4),
-    ("neoverse-n1.txt", "Neoverse-N1", 4),
-    ("neoverse-v2.txt", "Neoverse-V2", 2),
-    ("rk3588-big-little.txt", "4x Cortex-A55 + 4x Cortex-A76", 8),
-    ("apple-m1-linux.txt", "4x Apple M1 Icestorm + 4x Apple M1 Firestorm", 8),
-])
+@pytest.mark.parametrize(
+    "name, model, cores",
+    [
+        ("raspberry-pi-4b.txt", "Cortex-A72 (Raspberry Pi 4 Model B Rev 1.4)", 4),
+        ("neoverse-n1.txt", "Neoverse-N1", 4),
+        ("neoverse-v2.txt", "Neoverse-V2", 2),
+        ("rk3588-big-little.txt", "4x Cortex-A55 + 4x Cortex-A76", 8),
+        ("apple-m1-linux.txt", "4x Apple M1 Icestorm + 4x Apple M1 Firestorm", 8),
+    ],
+)
 def test_aarch64_cpuinfo_is_decoded(name, model, cores):
     info = _cpuinfo(name)
     assert devices.cpu_model_from(info, "aarch64") == model
     assert devices.physical_cores_from(info) == cores
 
 
-@pytest.mark.parametrize("impl, part, want", [
-    (0x41, 0xD08, "Cortex-A72"), (0x41, 0xD0C, "Neoverse-N1"), (0x41, 0xD40, "Neoverse-V1"),
-    (0x41, 0xD4F, "Neoverse-V2"), (0x41, 0xD0B, "Cortex-A76"), (0x41, 0xD03, "Cortex-A53"),
-    (0x41, 0xD07, "Cortex-A57"), (0x41, 0xD05, "Cortex-A55"), (0x41, 0xD41, "Cortex-A78"),
-    (0x61, 0x999, "Apple part 0x999"), (0x99, 0x001, "implementer 0x99 part 0x001"),
-])
+@pytest.mark.parametrize(
+    "impl, part, want",
+    [
+        (0x41, 0xD08, "Cortex-A72"),
+        (0x41, 0xD0C, "Neoverse-N1"),
+        (0x41, 0xD40, "Neoverse-V1"),
+        (0x41, 0xD4F, "Neoverse-V2"),
+        (0x41, 0xD0B, "Cortex-A76"),
+        (0x41, 0xD03, "Cortex-A53"),
+        (0x41, 0xD07, "Cortex-A57"),
+        (0x41, 0xD05, "Cortex-A55"),
+        (0x41, 0xD41, "Cortex-A78"),
+        (0x61, 0x999, "Apple part 0x999"),
+        (0x99, 0x001, "implementer 0x99 part 0x001"),
+    ],
+)
 def test_arm_parts(impl, part, want):
     assert devices.arm_core_name(f"CPU implementer\t: 0x{impl:x}\nCPU part\t: 0x{part:x}\n") == want
 
@@ -123,8 +146,9 @@ def test_arm_host_fingerprint_names_the_core(monkeypatch):
     monkeypatch.setattr(devices.platform, "machine", lambda: "aarch64")
     monkeypatch.setattr(devices, "_cuda_ok", lambda: False)
     real_read = devices._read
-    monkeypatch.setattr(devices, "_read",
-                        lambda p: _cpuinfo("neoverse-n1.txt") if p == "/proc/cpuinfo" else real_read(p))
+    monkeypatch.setattr(
+        devices, "_read", lambda p: _cpuinfo("neoverse-n1.txt") if p == "/proc/cpuinfo" else real_read(p)
+    )
     monkeypatch.setattr(devices, "_sibling_sets", lambda: [])
     d = devices.resolve_device("auto")
     assert (d.kind, d.name) == ("arm", "Neoverse-N1")

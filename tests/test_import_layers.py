@@ -86,7 +86,11 @@ def test_every_import_goes_down_or_sideways():
     bad = []
     for src, dsts in graph().items():
         for dst, line in dsts.items():
-            if src in ("fnbench", "operators") or dst == "fnbench" or (dst == "operators" and src.startswith("operators")):
+            if (
+                src in ("fnbench", "operators")
+                or dst == "fnbench"
+                or (dst == "operators" and src.startswith("operators"))
+            ):
                 continue  # a package's __init__ is its facade: it re-exports (lazily) what lies below it
             if layer_of(dst) > layer_of(src):
                 bad.append(f"{src}:{line} imports {dst} (layer {layer_of(dst)} above {layer_of(src)})")
@@ -94,8 +98,13 @@ def test_every_import_goes_down_or_sideways():
 
 
 def test_operators_never_import_fnbench():
-    bad = [f"{s} imports {d}" for s, ds in graph().items() if s.startswith("operators")
-           for d in ds if d.startswith("fnbench")]
+    bad = [
+        f"{s} imports {d}"
+        for s, ds in graph().items()
+        if s.startswith("operators")
+        for d in ds
+        if d.startswith("fnbench")
+    ]
     assert not bad
 
 
@@ -111,7 +120,7 @@ def find_cycle(edges: dict[str, dict[str, int]]) -> list[str] | None:
             if m in ("fnbench", "operators"):
                 continue  # package __init__ files: re-exports, not layers
             if state.get(m) == 1:
-                return stack[stack.index(m):] + [m]
+                return stack[stack.index(m) :] + [m]
             if m not in state:
                 found = visit(m)
                 if found:
@@ -145,7 +154,15 @@ def test_the_reader_sees_lazy_and_relative_imports():
     assert "fnbench.report" in edges["fnbench.cli"]  # function level
 
 
-@pytest.mark.parametrize("module, layer", [("operators.zoo", 0), ("fnbench.errors", 1), ("fnbench.timing", 2),
-                                           ("fnbench.report.html", 3), ("fnbench.cli", 3)])
+@pytest.mark.parametrize(
+    "module, layer",
+    [
+        ("operators.zoo", 0),
+        ("fnbench.errors", 1),
+        ("fnbench.timing", 2),
+        ("fnbench.report.html", 3),
+        ("fnbench.cli", 3),
+    ],
+)
 def test_layer_map(module, layer):
     assert layer_of(module) == layer

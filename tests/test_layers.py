@@ -62,8 +62,11 @@ def test_rows_partition_the_macs_exactly_and_kinds_are_right():
     assert kinds["pool"] == "pool"
     assert kinds["fc"] == "linear"
     assert kinds["pconv:split_with_sizes"] == "data" and kinds["pconv:cat"] == "data"
-    assert kinds[":split_with_sizes"] == "data" and kinds[":cat"] == "data" and kinds[":flatten"] == "data" \
-        if ":flatten" in kinds else kinds[":view"] == "data"
+    assert (
+        kinds[":split_with_sizes"] == "data" and kinds[":cat"] == "data" and kinds[":flatten"] == "data"
+        if ":flatten" in kinds
+        else kinds[":view"] == "data"
+    )
     assert kinds[":add"] == "elementwise" and kinds[":add#2"] == "elementwise"
     # closed forms: a k×k conv is k²·C_in/groups·C_out·H·W MACs
     macs = {r.name: r.macs for r in rows}
@@ -139,9 +142,15 @@ def test_layer_sum_equals_end_to_end_exactly_under_a_cost_model_clock():
     # and the arithmetic itself: the network ran N ops and M MACs
     n_ops = sum(sum(r.call.ops.values()) for r in b.rows)
     assert b.end_to_end.median_s == pytest.approx(n_ops * 1e-3 + b.macs * 1e-9, rel=1e-9)
-    head = results.record_header(run_id="r", target={"name": "mixed", "shape": [32, 12, 12]}, batch=1,
-                                 device={"kind": "cpu", "key": "cpu-x"}, threads=1, allocator="tuned",
-                                 record=layers.RECORD)
+    head = results.record_header(
+        run_id="r",
+        target={"name": "mixed", "shape": [32, 12, 12]},
+        batch=1,
+        device={"kind": "cpu", "key": "cpu-x"},
+        threads=1,
+        allocator="tuned",
+        record=layers.RECORD,
+    )
     rec = layers.breakdown_record(b, head, env={}, network_macs=b.macs, params=1, allocator_state=None)
     assert rec["record"] == "breakdown" and rec["shape"] == [32, 12, 12] and rec["method"] == layers.METHOD
     shares = [ly["share_time"] for ly in rec["layers"]]
@@ -192,22 +201,47 @@ def test_replay_of_an_op_with_a_boolean_result():
 
 
 def _record(name, key, layer_specs, e2e_s, created="2026-11-28T00:00:00Z"):
-    lys = [{"name": f"l{i}", "kind": k, "macs": m, "bytes": by, "median_s": t, "ci95_low_s": t, "ci95_high_s": t,
-            "params": 0, "input_shape": [1, 4], "share_time": None}
-           for i, (k, m, by, t) in enumerate(layer_specs)]
+    lys = [
+        {
+            "name": f"l{i}",
+            "kind": k,
+            "macs": m,
+            "bytes": by,
+            "median_s": t,
+            "ci95_low_s": t,
+            "ci95_high_s": t,
+            "params": 0,
+            "input_shape": [1, 4],
+            "share_time": None,
+        }
+        for i, (k, m, by, t) in enumerate(layer_specs)
+    ]
     macs = sum(m for _, m, _, _ in layer_specs)
-    return {"schema": 1, "record": "breakdown", "status": "ok", "run_id": "r", "created": created,
-            "target": {"name": name}, "batch": 1, "threads": 1, "device": {"kind": "cpu", "key": key},
-            "cost": {"macs": macs, "flops": 2 * macs}, "layers": lys,
-            "sum_s": math.fsum(t for *_, t in layer_specs), "gap": 0.0,
-            "end_to_end": {"stats": {"median_s": e2e_s, "ci95_low_s": e2e_s, "ci95_high_s": e2e_s},
-                           "before_median_s": e2e_s, "after_median_s": e2e_s}}
+    return {
+        "schema": 1,
+        "record": "breakdown",
+        "status": "ok",
+        "run_id": "r",
+        "created": created,
+        "target": {"name": name},
+        "batch": 1,
+        "threads": 1,
+        "device": {"kind": "cpu", "key": key},
+        "cost": {"macs": macs, "flops": 2 * macs},
+        "layers": lys,
+        "sum_s": math.fsum(t for *_, t in layer_specs),
+        "gap": 0.0,
+        "end_to_end": {
+            "stats": {"median_s": e2e_s, "ci95_low_s": e2e_s, "ci95_high_s": e2e_s},
+            "before_median_s": e2e_s,
+            "after_median_s": e2e_s,
+        },
+    }
 
 
 def test_predictions_against_closed_forms():
     ceil = {"gemm_float32_flop_per_s": 1e9, "copy_bytes_per_s": 1e8}
-    rec = _record("n", "cpu-a", [("pwconv", 1000, 100, 3e-6), ("dwconv", 10, 1000, 2e-5), ("data", 0, 500, 4e-6)],
-                  3e-5)
+    rec = _record("n", "cpu-a", [("pwconv", 1000, 100, 3e-6), ("dwconv", 10, 1000, 2e-5), ("data", 0, 500, 4e-6)], 3e-5)
     p = bd.predictions(rec, ceil)
     assert p["flops_only_s"] == pytest.approx(2 * 1010 / 1e9)
     # per layer max(2·MACs/peak, bytes/bw): max(2e-6, 1e-6) + max(2e-8, 1e-5) + max(0, 5e-6)
@@ -223,9 +257,19 @@ def test_predictions_against_closed_forms():
 
 
 def test_predictor_summary_rank_correlation_and_median_error():
-    rows = [{"device_key": "d", "measured_s": m, "layer_sum_s": s, "layer_sum_error": s / m - 1,
-             "flops_only_s": f, "flops_only_error": f / m - 1, "roofline_s": None, "roofline_error": None}
-            for m, s, f in ((1.0, 1.1, 3.0), (2.0, 2.4, 1.0), (3.0, 2.7, 2.0))]
+    rows = [
+        {
+            "device_key": "d",
+            "measured_s": m,
+            "layer_sum_s": s,
+            "layer_sum_error": s / m - 1,
+            "flops_only_s": f,
+            "flops_only_error": f / m - 1,
+            "roofline_s": None,
+            "roofline_error": None,
+        }
+        for m, s, f in ((1.0, 1.1, 3.0), (2.0, 2.4, 1.0), (3.0, 2.7, 2.0))
+    ]
     summ = bd.predictor_summary(pd.DataFrame(rows)).set_index("predictor")
     assert summ.loc["per-layer sum", "spearman"] == pytest.approx(1.0)
     assert summ.loc["per-layer sum", "median_abs_error"] == pytest.approx(0.1)
@@ -247,8 +291,12 @@ def test_breakdown_lines_are_skipped_by_ordinary_readers(tmp_path):
 def test_report_section_writes_csv_and_figure(tmp_path):
     res = tmp_path / "res"
     res.mkdir()
-    recs = [_record(n, "cpu-a", [("pwconv", 1000 * (i + 1), 100, 3e-6 * (i + 1)), ("dwconv", 10, 1000, 2e-5)],
-                    3e-5 * (i + 1)) for i, n in enumerate(("fasternet_t0", "mobilenetv2", "shufflenetv2_x1_5"))]
+    recs = [
+        _record(
+            n, "cpu-a", [("pwconv", 1000 * (i + 1), 100, 3e-6 * (i + 1)), ("dwconv", 10, 1000, 2e-5)], 3e-5 * (i + 1)
+        )
+        for i, n in enumerate(("fasternet_t0", "mobilenetv2", "shufflenetv2_x1_5"))
+    ]
     (res / "b.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
     from fnbench.report.build import _png_svg
 
@@ -262,12 +310,20 @@ def test_report_section_writes_csv_and_figure(tmp_path):
 
 
 def test_cli_refuses_fused_runtimes_and_bad_input(fnbench_cmd, cli_env, tmp_path):
-    for args, expected in ((["fasternet_t0", "--runtime", "onnxruntime"], "unsupported on --runtime onnxruntime"),
-                           (["fasternet_t0", "--runtime", "compile"], "unsupported on --runtime compile"),
-                           (["nosuchnet"], "unknown target"), ([], "name a target"),
-                           (["pconv", "--layer-budget", "0"], "must be positive")):
-        proc = subprocess.run(fnbench_cmd + ["breakdown", *args, "--out", str(tmp_path)], capture_output=True,
-                              text=True, env=cli_env, timeout=120)
+    for args, expected in (
+        (["fasternet_t0", "--runtime", "onnxruntime"], "unsupported on --runtime onnxruntime"),
+        (["fasternet_t0", "--runtime", "compile"], "unsupported on --runtime compile"),
+        (["nosuchnet"], "unknown target"),
+        ([], "name a target"),
+        (["pconv", "--layer-budget", "0"], "must be positive"),
+    ):
+        proc = subprocess.run(
+            fnbench_cmd + ["breakdown", *args, "--out", str(tmp_path)],
+            capture_output=True,
+            text=True,
+            env=cli_env,
+            timeout=120,
+        )
         assert proc.returncode == 2, proc.stderr
         assert len(proc.stderr.strip().splitlines()) == 1 and expected in proc.stderr
     assert not list(tmp_path.glob("*.jsonl"))
@@ -275,14 +331,22 @@ def test_cli_refuses_fused_runtimes_and_bad_input(fnbench_cmd, cli_env, tmp_path
 
 def test_cli_breakdown_json_of_a_small_stack(fnbench_cmd, cli_env, tmp_path):
     args = ["pconv", "--layers", "2", "--shape", "16x8x8"]
-    proc = subprocess.run(fnbench_cmd + ["breakdown", *args, "--budget", "0.2", "--layer-budget", "0.01",
-                                         "--out", str(tmp_path), "--json"],
-                          capture_output=True, text=True, env=cli_env, timeout=300)
+    proc = subprocess.run(
+        fnbench_cmd
+        + ["breakdown", *args, "--budget", "0.2", "--layer-budget", "0.01", "--out", str(tmp_path), "--json"],
+        capture_output=True,
+        text=True,
+        env=cli_env,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout)
     (rec,) = doc["records"]
-    counted = json.loads(subprocess.run(fnbench_cmd + ["count", *args, "--json"], capture_output=True, text=True,
-                                        env=cli_env, timeout=120).stdout)
+    counted = json.loads(
+        subprocess.run(
+            fnbench_cmd + ["count", *args, "--json"], capture_output=True, text=True, env=cli_env, timeout=120
+        ).stdout
+    )
     assert rec["cost"]["macs"] == counted["macs"] == sum(ly["macs"] for ly in rec["layers"])
     assert [ly["kind"] for ly in rec["layers"]].count("pconv") == 2
     assert [ly["kind"] for ly in rec["layers"]].count("data") == 4  # a split and a cat per layer

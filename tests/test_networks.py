@@ -43,8 +43,12 @@ from operators.zoo import PEERS, peer_status, resolve_zoo
 timm = pytest.importorskip("timm")
 
 PAPER = {  # variant: (params M, FLOPs G = MACs) from PAPER.md
-    "t0": (3.9, 0.34), "t1": (7.6, 0.85), "t2": (15.0, 1.91),
-    "s": (31.1, 4.56), "m": (53.5, 8.74), "l": (93.5, 15.52),
+    "t0": (3.9, 0.34),
+    "t1": (7.6, 0.85),
+    "t2": (15.0, 1.91),
+    "s": (31.1, 4.56),
+    "m": (53.5, 8.74),
+    "l": (93.5, 15.52),
 }
 SMALL = (3, 64, 64)
 
@@ -186,10 +190,14 @@ def test_swap_variant_builds_runs_and_counts(mixer, matched):
     assert model.stage_dims == meta["stage_dims"] and model.flop_matched == bool(matched)
     with torch.no_grad():
         assert model.eval()(torch.randn(1, *SMALL)).shape == (1, 1000)
-    kw = dict(mixer=meta["mixer"], n_div=meta.get("n_div", 4), max_groups=int(mixer.split(":")[1]) if
-              mixer.startswith("gconv:") else 16)
-    assert torch_macs(model, SMALL) == analytic_macs(model.stage_dims, model.depths, input_shape=SMALL, norm=False,
-                                                     **kw)
+    kw = dict(
+        mixer=meta["mixer"],
+        n_div=meta.get("n_div", 4),
+        max_groups=int(mixer.split(":")[1]) if mixer.startswith("gconv:") else 16,
+    )
+    assert torch_macs(model, SMALL) == analytic_macs(
+        model.stage_dims, model.depths, input_shape=SMALL, norm=False, **kw
+    )
     assert meta["macs_analytic"] == analytic_macs(model.stage_dims, model.depths, **kw)
     if matched:
         assert abs(meta["macs_ratio"] - 1) <= MATCH_TOLERANCE
@@ -227,14 +235,17 @@ def test_plain_pconv_variant_is_the_original():
     assert resolve_variant("fasternet_t0@pconv").meta_dict()["macs_ratio"] == 1.0
 
 
-@pytest.mark.parametrize("bad, needle", [
-    ("fasternet_t0@shift", "pconv, dwconv, gconv, conv"),
-    ("fasternet_t0@pconv:41", "n_div between 1 and 40"),
-    ("fasternet_t0@pconv:0", "positive integer"),
-    ("fasternet_t0@dwconv:2", "only pconv:N_DIV and gconv:GROUPS"),
-    ("fasternet_t9@conv", "fasternet_t0, fasternet_t1"),
-    ("fasternet_t0@conv~params", "'~flops'"),
-])
+@pytest.mark.parametrize(
+    "bad, needle",
+    [
+        ("fasternet_t0@shift", "pconv, dwconv, gconv, conv"),
+        ("fasternet_t0@pconv:41", "n_div between 1 and 40"),
+        ("fasternet_t0@pconv:0", "positive integer"),
+        ("fasternet_t0@dwconv:2", "only pconv:N_DIV and gconv:GROUPS"),
+        ("fasternet_t9@conv", "fasternet_t0, fasternet_t1"),
+        ("fasternet_t0@conv~params", "'~flops'"),
+    ],
+)
 def test_bad_variants_say_what_is_accepted(bad, needle):
     with pytest.raises(ConfigError, match=needle.replace("(", r"\(")):
         resolve_variant(bad)
@@ -259,9 +270,15 @@ def test_factory_options():
 # --------------------------------------------------------------------------- zoo
 
 
-@pytest.mark.parametrize("alias, params_m", [
-    ("shufflenetv2_x1_5", 3.5), ("mobilenetv2", 3.5), ("edgenext_xxs", 1.3), ("mobilevit_xxs", 1.3),
-])
+@pytest.mark.parametrize(
+    "alias, params_m",
+    [
+        ("shufflenetv2_x1_5", 3.5),
+        ("mobilenetv2", 3.5),
+        ("edgenext_xxs", 1.3),
+        ("mobilevit_xxs", 1.3),
+    ],
+)
 def test_cheap_aliases_build_with_random_weights(alias, params_m):
     target = resolve(TargetSpec.make(alias))
     model = target.build()
@@ -284,8 +301,10 @@ def test_prefixed_names_resolve():
     assert target.build()(target.example_input()).shape == (1, 1000)
 
 
-@pytest.mark.parametrize("bad, suggestion", [("timm:mobilevit_xxxs", "timm:mobilevit_xxs"),
-                                            ("tv:shufflenet_v2_x1_6", "tv:shufflenet_v2_x1_5")])
+@pytest.mark.parametrize(
+    "bad, suggestion",
+    [("timm:mobilevit_xxxs", "timm:mobilevit_xxs"), ("tv:shufflenet_v2_x1_6", "tv:shufflenet_v2_x1_5")],
+)
 def test_unknown_library_names_suggest(bad, suggestion):
     with pytest.raises(ConfigError, match=suggestion):
         resolve_zoo(bad)
@@ -330,7 +349,12 @@ def test_networks_reference():
     assert n.loc["FasterNet-L", "arm_oom"] and math.isnan(n.loc["FasterNet-L", "arm_ms"])
     assert n.loc["FasterNet-S", "top1"] == 81.3
     assert tuple(n.loc["MobileViT-XXS", ["params_m", "macs_g", "gpu_fps_b32", "cpu_ms", "arm_ms"]]) == (
-        1.3, 0.42, 2393, 30.8, 348)
+        1.3,
+        0.42,
+        2393,
+        30.8,
+        348,
+    )
     assert tuple(n.loc["Swin-T", ["params_m", "macs_g", "cpu_ms"]]) == (28.3, 4.51, 122.2)
     assert n.loc["PoolFormer-M48", "arm_oom"] and n.loc["ConvNeXt-B", "gpu_fps_b32"] == 253
     for base, (params_m, macs_g) in PAPER.items():

@@ -54,10 +54,21 @@ def make_fake_pass(calls, noise, crash_at=None):
         rng = np.random.default_rng(len(calls))
         level = 1e-3 * (1.0 + noise[target.spec.name] * rng.standard_normal())
         samples = [level * (1 + 1e-4 * i) for i in range(20)]
-        return {"samples_s": samples, "rounds": [i // 5 for i in range(20)], "workers": [0] * 20,
-                "warmup_iters": [1] * 4, "chunks": [{"worker": 0, "pid": 1000 + len(calls), "rounds": 4}],
-                "batch": 1, "iters_per_sample": 1, "bn_folded": 0, "threads_used": 1, "runtime_info": {},
-                "wall_s": 0.01, "round_s": budget_s / 25, "budget_s": pass_budget_s}
+        return {
+            "samples_s": samples,
+            "rounds": [i // 5 for i in range(20)],
+            "workers": [0] * 20,
+            "warmup_iters": [1] * 4,
+            "chunks": [{"worker": 0, "pid": 1000 + len(calls), "rounds": 4}],
+            "batch": 1,
+            "iters_per_sample": 1,
+            "bn_folded": 0,
+            "threads_used": 1,
+            "runtime_info": {},
+            "wall_s": 0.01,
+            "round_s": budget_s / 25,
+            "budget_s": pass_budget_s,
+        }
 
     return fake
 
@@ -116,7 +127,13 @@ def test_resume_reuses_stored_passes_and_measures_only_the_rest(tmp_path, fakes)
     before = path.read_text()
     stored = read_records(path, partial=True)
     assert [(r["target"]["name"], r["pass"]) for r in stored] == [
-        ("conv", 0), ("gconv", 0), ("dwconv", 0), ("pconv", 0), ("conv", 1), ("gconv", 1)]
+        ("conv", 0),
+        ("gconv", 0),
+        ("dwconv", 0),
+        ("pconv", 0),
+        ("conv", 1),
+        ("gconv", 1),
+    ]
     assert read_records(path) == []  # no target finished yet
 
     calls2 = []
@@ -124,7 +141,7 @@ def test_resume_reuses_stored_passes_and_measures_only_the_rest(tmp_path, fakes)
     s = runner.run_suite(SPECS, out_dir=tmp_path, budget_s=5.0, passes=5, resume=path.stem, measurer=measurer)
     assert path.read_text().startswith(before)  # nothing stored was rewritten
     done = {(r["target"]["name"], r["pass"]) for r in stored}
-    again = read_records(path, partial=True)[len(stored):]
+    again = read_records(path, partial=True)[len(stored) :]
     new_parts = [(r["target"]["name"], r["pass"]) for r in again if r["status"] == "partial"]
     assert not done & set(new_parts)  # no stored pass was measured twice
     assert len(calls2) == len(new_parts)

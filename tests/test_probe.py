@@ -6,14 +6,22 @@ from fnbench.probe import FMA_UNITS, ProbeSpec, ceilings, probe_specs, theoretic
 
 
 def _rec(name, median_s, *, flops=0, mem=0):
-    return {"target": {"name": name}, "status": "ok", "stats": {"median_s": median_s},
-            "cost": {"flops": flops, "mem_bytes_counted": mem}}
+    return {
+        "target": {"name": name},
+        "status": "ok",
+        "stats": {"median_s": median_s},
+        "cost": {"flops": flops, "mem_bytes_counted": mem},
+    }
 
 
 def test_compute_roof_is_the_best_of_gemm_and_conv():
-    recs = [_rec("probe:gemm_float32", 0.1, flops=5 * 10**9), _rec("probe:gemm_float32", 0.1, flops=6 * 10**9),
-            _rec("probe:conv_float32", 0.1, flops=8 * 10**9), _rec("probe:copy", 0.01, mem=10**8),
-            _rec("probe:copy", 0.01, mem=3 * 10**8)]
+    recs = [
+        _rec("probe:gemm_float32", 0.1, flops=5 * 10**9),
+        _rec("probe:gemm_float32", 0.1, flops=6 * 10**9),
+        _rec("probe:conv_float32", 0.1, flops=8 * 10**9),
+        _rec("probe:copy", 0.01, mem=10**8),
+        _rec("probe:copy", 0.01, mem=3 * 10**8),
+    ]
     best = ceilings(recs)
     assert best["gemm_float32_flop_per_s"] == pytest.approx(60e9)
     assert best["conv_float32_flop_per_s"] == pytest.approx(80e9)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from html import unescape
 import json
 import shutil
 import subprocess
 import xml.etree.ElementTree as ET
+from html import unescape
 from pathlib import Path
 
 import pandas as pd
@@ -42,11 +42,20 @@ def _write(path: Path, records) -> Path:
 
 def _probe(name, *, flops=None, mem=None, median_s, size, device):
     return {
-        "schema": 1, "run_id": "probe-run", "created": "2026-11-28T05:00:00Z", "status": "ok",
+        "schema": 1,
+        "run_id": "probe-run",
+        "created": "2026-11-28T05:00:00Z",
+        "status": "ok",
         "target": {"name": name, "kind": "probe", "shape": [size], "layers": None, "options": {}, "batch": 1},
-        "shape": [size], "batch": 1, "dtype": "float32", "device": device, "runtime": "eager", "threads": 1,
+        "shape": [size],
+        "batch": 1,
+        "dtype": "float32",
+        "device": device,
+        "runtime": "eager",
+        "threads": 1,
         "cost": {"macs": flops // 2 if flops else None, "flops": flops, "mem_bytes_counted": mem},
-        "samples_s": [median_s] * 5, "rounds": [0, 1, 2, 3, 4],
+        "samples_s": [median_s] * 5,
+        "rounds": [0, 1, 2, 3, 4],
         "stats": {"median_s": median_s, "ci95_low_s": median_s, "ci95_high_s": median_s, "n": 5, "stable": True},
         "env": {},
     }
@@ -60,7 +69,9 @@ def merged(tmp_path_factory):
     for f in FIXTURES.glob("*.jsonl"):
         shutil.copy(f, d / f.name)
     # a repeat of the operator run on the same device (another run id, later)
-    ops = [dict(r, run_id="repeat-run", created="2026-11-29T00:00:00Z") for r in recs if r["target"]["kind"] == "operator"]
+    ops = [
+        dict(r, run_id="repeat-run", created="2026-11-29T00:00:00Z") for r in recs if r["target"]["kind"] == "operator"
+    ]
     _write(d / "repeat-run.jsonl", ops)
     # the same records as if taken on another machine: a different device key and name
     other = []
@@ -69,15 +80,24 @@ def merged(tmp_path_factory):
         r["device"].update(name="Other CPU", key="cpu-otherhost1")
         r["run_id"] = "other-run"
         other.append(r)
-    failed = dict(json.loads(json.dumps(other[0])), status="failed", error="RuntimeError: synthetic out of memory",
-                  samples_s=[], rounds=[], stats=None, cost=None)
+    failed = dict(
+        json.loads(json.dumps(other[0])),
+        status="failed",
+        error="RuntimeError: synthetic out of memory",
+        samples_s=[],
+        rounds=[],
+        stats=None,
+        cost=None,
+    )
     failed["target"] = dict(failed["target"], name="tconv")
     other.append(failed)
     _write(d / "other-run.jsonl", other)
     dev = recs[0]["device"]
-    probes = [_probe("probe:gemm_float32", flops=2 * 10**9, median_s=0.05, size=512, device=dev),
-              _probe("probe:gemm_float32", flops=16 * 10**9, median_s=0.2, size=1024, device=dev),  # the max: 80 GFLOP/s
-              _probe("probe:copy", mem=4 * 10**8, median_s=0.04, size=10**8, device=dev)]  # 10 GB/s
+    probes = [
+        _probe("probe:gemm_float32", flops=2 * 10**9, median_s=0.05, size=512, device=dev),
+        _probe("probe:gemm_float32", flops=16 * 10**9, median_s=0.2, size=1024, device=dev),  # the max: 80 GFLOP/s
+        _probe("probe:copy", mem=4 * 10**8, median_s=0.04, size=10**8, device=dev),
+    ]  # 10 GB/s
     _write(d / "probe-run.jsonl", probes)
     return build_report([d], tmp_path_factory.mktemp("merged_out")), recs
 
@@ -93,8 +113,18 @@ def test_files_written(report):
 
 def test_results_csv_units_and_values(report):
     res = pd.read_csv(report.csv["results"])
-    for col in ("median_ms", "ci95_low_ms", "ci95_high_ms", "gmacs_per_s", "gmacs_per_s_ci95_low",
-                "gmacs_per_s_ci95_high", "throughput_samples_per_s", "macs", "intensity_flop_per_byte", "stable"):
+    for col in (
+        "median_ms",
+        "ci95_low_ms",
+        "ci95_high_ms",
+        "gmacs_per_s",
+        "gmacs_per_s_ci95_low",
+        "gmacs_per_s_ci95_high",
+        "throughput_samples_per_s",
+        "macs",
+        "intensity_flop_per_byte",
+        "stable",
+    ):
         assert col in res.columns
     recs = {(r["target"]["name"], "x".join(map(str, r["shape"])), r["target"]["layers"]): r for r in _records()}
     assert len(res) == len(recs)
@@ -156,8 +186,11 @@ def test_cross_device_merge_repeats_failures_and_ceilings(merged):
     n_ops = sum(r["target"]["kind"] == "operator" for r in recs)
     assert len(here) == len(recs) and (here[here.target_kind == "operator"].n_repeats == 2).sum() == n_ops
     pooled = here[(here.target == "pconv") & (here.layers == 10) & (here["shape"] == "192x28x28")].iloc[0]
-    rec = next(r for r in recs if r["target"]["name"] == "pconv" and r["target"]["layers"] == 10
-               and r["shape"] == [192, 28, 28])
+    rec = next(
+        r
+        for r in recs
+        if r["target"]["name"] == "pconv" and r["target"]["layers"] == 10 and r["shape"] == [192, 28, 28]
+    )
     assert pooled.n_samples == 2 * len(rec["samples_s"]) and pooled.run_ids.count(",") == 1
     assert pooled.median_ms == pytest.approx(rec["stats"]["median_s"] * 1e3, rel=0.1)
     # failures listed with their reason
@@ -194,9 +227,20 @@ var d=document.createElement('pre');d.id='fnbench-check';d.textContent=JSON.stri
 
 
 def _chromium(*args: str, user_dir: Path) -> subprocess.CompletedProcess:
-    cmd = [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-           "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={user_dir}",
-           "--enable-logging=stderr", "--v=0", *args]
+    cmd = [
+        str(CHROMIUM),
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        f"--user-data-dir={user_dir}",
+        "--enable-logging=stderr",
+        "--v=0",
+        *args,
+    ]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=90)
 
 
@@ -211,11 +255,12 @@ def _run_check(report, script: str, marker: str, user_dir: Path, *args: str):
         probe_page.unlink()
     assert r.returncode == 0, r.stderr[-2000:]
     start = r.stdout.index(f'<pre id="{marker}">') + len(f'<pre id="{marker}">')
-    return r, json.loads(unescape(r.stdout[start:r.stdout.index("</pre>", start)]))
+    return r, json.loads(unescape(r.stdout[start : r.stdout.index("</pre>", start)]))
 
 
-@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs /usr/bin/chromium (Debian package `chromium`); "
-                                                    "`make test` installs it")
+@pytest.mark.skipif(
+    not CHROMIUM.exists(), reason="needs /usr/bin/chromium (Debian package `chromium`); `make test` installs it"
+)
 def test_index_html_in_headless_chromium(report, tmp_path):
     r, check = _run_check(report, _CHECK, "fnbench-check", tmp_path / "ud1")
     assert len(check["images"]) == len(FIGURES)
@@ -225,8 +270,13 @@ def test_index_html_in_headless_chromium(report, tmp_path):
     assert console_errors == []
     ARTIFACTS.mkdir(exist_ok=True)
     shot = ARTIFACTS / "report.png"
-    r = _chromium("--hide-scrollbars", "--window-size=1300,2400", f"--screenshot={shot}", report.index.as_uri(),
-                  user_dir=tmp_path / "ud2")
+    r = _chromium(
+        "--hide-scrollbars",
+        "--window-size=1300,2400",
+        f"--screenshot={shot}",
+        report.index.as_uri(),
+        user_dir=tmp_path / "ud2",
+    )
     assert r.returncode == 0 and shot.exists()
     with Image.open(shot) as im:
         assert im.size == (1300, 2400)
@@ -270,12 +320,20 @@ def test_channels_last_is_kept_apart_from_contiguous(tmp_path):
     assert set(cl.runtime) == {"eager channels_last", "onnxruntime channels_last"}
     assert (cl[cl.runtime == "onnxruntime channels_last"].status == "unsupported").all()
     assert set(results[results.memory_format == "contiguous"].runtime) == {"eager", "onnxruntime", "compile"}
-    only_eager = pd.read_csv(build_report([FIXTURES / "channels_last"], tmp_path / "e", runtimes=["eager"]).csv["results"])
+    only_eager = pd.read_csv(
+        build_report([FIXTURES / "channels_last"], tmp_path / "e", runtimes=["eager"]).csv["results"]
+    )
     assert list(only_eager.runtime) == ["eager channels_last"]
 
 
-@pytest.mark.parametrize("name, noted", [("Apple M2", True), ("4x Cortex-A55 + 4x Cortex-A76", True),
-                                         ("Cortex-A72 (Raspberry Pi 4 Model B Rev 1.4)", False)])
+@pytest.mark.parametrize(
+    "name, noted",
+    [
+        ("Apple M2", True),
+        ("4x Cortex-A55 + 4x Cortex-A76", True),
+        ("Cortex-A72 (Raspberry Pi 4 Model B Rev 1.4)", False),
+    ],
+)
 def test_an_arm_device_that_is_not_the_papers_core_is_flagged(tmp_path, name, noted):
     from fnbench.merge import load_frame
     from fnbench.report.tables import paper_vs_device
@@ -290,8 +348,9 @@ def test_an_arm_device_that_is_not_the_papers_core_is_flagged(tmp_path, name, no
     assert not pvd.empty and set(pvd.paper_device) == {"arm"}
     notes = set(pvd.device_note)
     if noted:
-        assert notes == {f"{name} is not the paper's Cortex-A72 (Raspberry Pi 4B): measured / paper compares two "
-                         "different CPUs"}
+        assert notes == {
+            f"{name} is not the paper's Cortex-A72 (Raspberry Pi 4B): measured / paper compares two different CPUs"
+        }
     else:
         assert notes == {""}
     html = build_report([tmp_path], tmp_path / "report").index.read_text()
@@ -311,8 +370,9 @@ var d=document.createElement('pre');d.id='fnbench-screen';d.textContent=JSON.str
 document.body.appendChild(d)});</script>"""
 
 
-@pytest.mark.skipif(not CHROMIUM.exists(), reason="needs /usr/bin/chromium (Debian package `chromium`); "
-                                                    "`make test` installs it")
+@pytest.mark.skipif(
+    not CHROMIUM.exists(), reason="needs /usr/bin/chromium (Debian package `chromium`); `make test` installs it"
+)
 def test_first_screen_holds_the_answer_sentences(report, tmp_path):
     """At 1400×900 every answer sentence is on the first screen, before any scrolling, and figures are full width."""
     _, screen = _run_check(report, _FIRST_SCREEN, "fnbench-screen", tmp_path / "ud", "--window-size=1400,900")
@@ -336,13 +396,21 @@ def test_points_above_a_measured_roof_are_flagged(tmp_path):
     for f in FIXTURES.glob("*.jsonl"):
         shutil.copy(f, d / f.name)
     dev = _records()[0]["device"]
-    _write(d / "probe.jsonl", [_probe("probe:gemm_float32", flops=2 * 10**9, median_s=0.1, size=512, device=dev),
-                               _probe("probe:copy", mem=4 * 10**8, median_s=0.04, size=10**8, device=dev)])
+    _write(
+        d / "probe.jsonl",
+        [
+            _probe("probe:gemm_float32", flops=2 * 10**9, median_s=0.1, size=512, device=dev),
+            _probe("probe:copy", mem=4 * 10**8, median_s=0.04, size=10**8, device=dev),
+        ],
+    )
     df = load_frame([d])
     over = tables.above_roof(df, tables.ceilings(df))
     pts = df[df.target_kind.ne("probe") & df.status.eq("ok")]
-    want = sorted((r.target, r.shape, r.gflops_per_s) for r in pts.itertuples()
-                  if r.gflops_per_s > min(20.0, 10.0 * r.intensity_flop_per_byte))
+    want = sorted(
+        (r.target, r.shape, r.gflops_per_s)
+        for r in pts.itertuples()
+        if r.gflops_per_s > min(20.0, 10.0 * r.intensity_flop_per_byte)
+    )
     assert want and sorted((r.target, r.shape, r.gflops_per_s) for r in over.itertuples()) == want
     assert set(over.roof) <= {"compute", "bandwidth"}
     summary = build_report([d], tmp_path / "out")
@@ -355,7 +423,7 @@ def test_tables_are_tidy(report):
     assert "GMAC/s (GMAC/s)" not in page
     env = pd.read_csv(report.csv["environment"])
     assert (env.key == "arch").sum() == 1 and "measure_wall_s" not in set(env.key) and "device_arch" not in set(env.key)
-    results = page[page.index('id="results"'):page.index('id="failed"')]
+    results = page[page.index('id="results"') : page.index('id="failed"')]
     assert "<td>1.00</td>" not in results  # batch is an integer
     # "All measurements" is sorted: by kind, target, then feature map from large to small
     import re

@@ -12,17 +12,35 @@ from fnbench.errors import FnbenchWarning, UserError
 
 def rec(name="pconv", shape=(96, 56, 56), median=0.005, status="ok", **kw):
     r = {
-        "schema": results.SCHEMA_VERSION, "run_id": "20261128T043000Z-3fa2", "created": "2026-11-28T04:30:00Z",
+        "schema": results.SCHEMA_VERSION,
+        "run_id": "20261128T043000Z-3fa2",
+        "created": "2026-11-28T04:30:00Z",
         "status": status,
         "target": {"name": name, "kind": "operator", "shape": list(shape), "layers": 10, "options": {}, "batch": 1},
-        "shape": list(shape), "batch": 1, "dtype": "float32",
+        "shape": list(shape),
+        "batch": 1,
+        "dtype": "float32",
         "device": {"kind": "cpu", "name": "Test CPU", "arch": "x86_64", "key": "cpu-abc"},
-        "runtime": "eager", "threads": 1,
-        "cost": {"params": 10, "macs": 162_000_000, "flops": 324_000_000, "mem_bytes_analytic": 100,
-                 "mem_bytes_counted": 200},
-        "samples_s": [median * 0.99, median, median * 1.01], "rounds": [0, 1, 2],
-        "stats": {"median_s": median, "iqr_s": 0.0, "p90_s": median, "ci95_low_s": median * 0.98,
-                  "ci95_high_s": median * 1.02, "n": 3, "stable": True},
+        "runtime": "eager",
+        "threads": 1,
+        "cost": {
+            "params": 10,
+            "macs": 162_000_000,
+            "flops": 324_000_000,
+            "mem_bytes_analytic": 100,
+            "mem_bytes_counted": 200,
+        },
+        "samples_s": [median * 0.99, median, median * 1.01],
+        "rounds": [0, 1, 2],
+        "stats": {
+            "median_s": median,
+            "iqr_s": 0.0,
+            "p90_s": median,
+            "ci95_low_s": median * 0.98,
+            "ci95_high_s": median * 1.02,
+            "n": 3,
+            "stable": True,
+        },
         "env": {"torch": "2.x", "load_avg": [0.1, 0.2, 0.3]},
     }
     r.update(kw)
@@ -89,8 +107,17 @@ def test_measured_keys_for_resume(tmp_path):
     w.write(rec("conv", status="failed", error="RuntimeError: boom"))
     keys = results.measured_keys(path)
     assert len(keys) == 1  # failed measurements are retried on resume
-    want = results.identity_key(name="pconv", shape=(96, 56, 56), layers=10, options={}, batch=1,
-                                device_kind="cpu", runtime="eager", threads=1, dtype="float32")
+    want = results.identity_key(
+        name="pconv",
+        shape=(96, 56, 56),
+        layers=10,
+        options={},
+        batch=1,
+        device_kind="cpu",
+        runtime="eager",
+        threads=1,
+        dtype="float32",
+    )
     assert keys == {want}
     assert results.measured_keys(tmp_path / "absent.jsonl") == set()
 
@@ -130,11 +157,17 @@ def test_load_results_keeps_probe_rows_apart(tmp_path):
 
 
 def test_unstable_reason_says_how_far_the_ci_got():
-    assert results.unstable_reason({"rel_ci_halfwidth": 0.05, "precision": 0.02}) == \
-        "95% CI ±5.0% > ±2% target within the budget"
+    assert (
+        results.unstable_reason({"rel_ci_halfwidth": 0.05, "precision": 0.02})
+        == "95% CI ±5.0% > ±2% target within the budget"
+    )
     assert "reached with too few rounds" in results.unstable_reason({"rel_ci_halfwidth": 0.01, "precision": 0.02})
-    for st in ({}, {"rel_ci_halfwidth": float("nan"), "precision": 0.02}, {"rel_ci_halfwidth": 0.05, "precision": None},
-               {"rel_ci_halfwidth": 0.05, "precision": float("nan")}):  # a loaded row without a target
+    for st in (
+        {},
+        {"rel_ci_halfwidth": float("nan"), "precision": 0.02},
+        {"rel_ci_halfwidth": 0.05, "precision": None},
+        {"rel_ci_halfwidth": 0.05, "precision": float("nan")},
+    ):  # a loaded row without a target
         assert results.unstable_reason(st) == "too few rounds for a 95% interval"
 
 
@@ -144,10 +177,23 @@ def test_probe_rate_and_ceilings():
     assert results.probe_rate("probe:gemm_float32", None, 1e6, 0.5) == ("gemm_float32_flop_per_s", None)
 
     def rec(name, flops, mem, med):
-        return {"target": {"name": name}, "cost": {"flops": flops, "mem_bytes_counted": mem},
-                "stats": {"median_s": med}}
+        return {
+            "target": {"name": name},
+            "cost": {"flops": flops, "mem_bytes_counted": mem},
+            "stats": {"median_s": med},
+        }
 
-    best = results.ceilings([rec("probe:gemm_float32", 2e9, 1, 0.5), rec("probe:gemm_float32", 2e9, 1, 1.0),
-                             rec("probe:conv_float32", 6e9, 1, 1.0), rec("probe:copy", 0, 8e9, 2.0)])
-    assert best == {"gemm_float32_flop_per_s": 4e9, "conv_float32_flop_per_s": 6e9,
-                    "compute_float32_flop_per_s": 6e9, "copy_bytes_per_s": 4e9}
+    best = results.ceilings(
+        [
+            rec("probe:gemm_float32", 2e9, 1, 0.5),
+            rec("probe:gemm_float32", 2e9, 1, 1.0),
+            rec("probe:conv_float32", 6e9, 1, 1.0),
+            rec("probe:copy", 0, 8e9, 2.0),
+        ]
+    )
+    assert best == {
+        "gemm_float32_flop_per_s": 4e9,
+        "conv_float32_flop_per_s": 6e9,
+        "compute_float32_flop_per_s": 6e9,
+        "copy_bytes_per_s": 4e9,
+    }

@@ -92,8 +92,9 @@ def test_runtime_combinations_refused_with_a_reason():
 
 
 # compile is checked on one forward only: each FasterNet compile costs tens of seconds on 2 cores
-@pytest.mark.parametrize("runtime, forward", [("onnxruntime", "split_cat"), ("onnxruntime", "slicing"),
-                                              ("compile", "split_cat")])
+@pytest.mark.parametrize(
+    "runtime, forward", [("onnxruntime", "split_cat"), ("onnxruntime", "slicing"), ("compile", "split_cat")]
+)
 def test_fasternet_t0_matches_eager(runtime, forward):
     from fnbench.timing import fold_bn
 
@@ -116,15 +117,19 @@ def test_runner_records_an_export_failure_as_unsupported_and_goes_on(tmp_path, m
     from operators.registry import Entry
 
     def resolve_bad(name):
-        return Entry(name, lambda: _NotExportable(), "eigvals: no ONNX op",
-                     meta=(("input_shape", (1, 4, 4)),)) if name == "test_not_exportable" else None
+        return (
+            Entry(name, lambda: _NotExportable(), "eigvals: no ONNX op", meta=(("input_shape", (1, 4, 4)),))
+            if name == "test_not_exportable"
+            else None
+        )
 
     monkeypatch.setattr(targets, "NETWORK_RESOLVERS", [resolve_bad, *targets.NETWORK_RESOLVERS])
     specs = [TargetSpec.make("test_not_exportable"), TargetSpec.make("pconv", (16, 8, 8), 1, 1)]
-    summary = runner.run_suite(specs, runtimes=["onnxruntime"], budget_s=0.5, out_dir=tmp_path,
-                               workers=0)
+    summary = runner.run_suite(specs, runtimes=["onnxruntime"], budget_s=0.5, out_dir=tmp_path, workers=0)
     recs = read_records(summary.path)
-    assert [(r["target"]["name"], r["status"]) for r in recs] == [("test_not_exportable", "unsupported"),
-                                                                 ("pconv", "ok")]
+    assert [(r["target"]["name"], r["status"]) for r in recs] == [
+        ("test_not_exportable", "unsupported"),
+        ("pconv", "ok"),
+    ]
     assert "ONNX export failed" in recs[0]["error"] and "linalg_eigvals" in recs[0]["error"]
     assert recs[1]["runtime_info"]["provider"] == "CPUExecutionProvider"

@@ -112,8 +112,13 @@ def test_bootstrap_with_rounds_resamples_round_medians():
 
 @pytest.mark.parametrize(
     "ci, expected",
-    [((1.1, 1.5), "supported"), ((0.5, 0.9), "contradicted"), ((0.9, 1.1), "inconclusive"),
-     ((1.0, 1.2), "inconclusive"), ((float("nan"), 2.0), "inconclusive")],
+    [
+        ((1.1, 1.5), "supported"),
+        ((0.5, 0.9), "contradicted"),
+        ((0.9, 1.1), "inconclusive"),
+        ((1.0, 1.2), "inconclusive"),
+        ((float("nan"), 2.0), "inconclusive"),
+    ],
 )
 def test_verdict(ci, expected):
     assert stats.verdict(ci, 1.0) == expected

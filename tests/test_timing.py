@@ -159,7 +159,9 @@ class ConvBnAct(nn.Module):
 def test_fold_bn_matches_unfolded_output():
     torch.manual_seed(0)
     model = nn.Sequential(
-        nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
+        nn.Conv2d(3, 8, 3, padding=1),
+        nn.BatchNorm2d(8),
+        nn.ReLU(),
         ConvBnAct(8),
         nn.Sequential(nn.Conv2d(8, 8, 1, groups=2), nn.BatchNorm2d(8)),
     ).eval()
@@ -201,8 +203,9 @@ def test_fold_bn_skips_mismatched_pairs_and_needs_eval():
 
 
 def test_measure_is_a_top_level_library_call():
-    import fnbench
     from torch import nn
+
+    import fnbench
 
     m = fnbench.measure(nn.Conv2d(4, 4, 3, padding=1), torch.randn(1, 4, 8, 8), budget_s=0.3, min_rounds=2)
     assert isinstance(m, fnbench.Measurement) and fnbench.measure is measure
@@ -211,7 +214,7 @@ def test_measure_is_a_top_level_library_call():
     q25, q75, q90 = np.percentile(m.samples_s, [25, 75, 90])
     assert m.iqr_s == pytest.approx(q75 - q25) and m.p90_s == pytest.approx(q90)
     with pytest.raises(AttributeError, match="no attribute"):
-        fnbench.no_such_thing
+        _ = fnbench.no_such_thing
 
 
 # -- CUDA control flow with fakes: start-up cost, out-of-memory backoff, TF32, GPU time ---------------
@@ -278,9 +281,14 @@ def _oom_run(limit, exc, x, **kw):
     return m, seen_alive
 
 
-@pytest.mark.parametrize("exc", [torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"),
-                                 RuntimeError("CUDA error: CUBLAS_STATUS_ALLOC_FAILED when calling `cublasCreate(handle)`"),
-                                 RuntimeError("cuDNN error: CUDNN_STATUS_ALLOC_FAILED")])
+@pytest.mark.parametrize(
+    "exc",
+    [
+        torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"),
+        RuntimeError("CUDA error: CUBLAS_STATUS_ALLOC_FAILED when calling `cublasCreate(handle)`"),
+        RuntimeError("cuDNN error: CUDNN_STATUS_ALLOC_FAILED"),
+    ],
+)
 def test_out_of_memory_halves_the_batch_after_freeing_the_failed_attempt(exc):
     m, seen_alive = _oom_run(8, exc, torch.zeros(32, 4))
     assert m.batch == 8 and m.oom_batches == [32, 16]
@@ -306,13 +314,19 @@ def test_tf32_is_set_for_the_measurement_recorded_and_restored(monkeypatch):
     seen = []
 
     def fake_measure_at(module, x, batch, **kw):
-        seen.append((torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32,
-                     torch.backends.cudnn.benchmark, kw["gpu_timer"] is not None))
+        seen.append(
+            (
+                torch.backends.cuda.matmul.allow_tf32,
+                torch.backends.cudnn.allow_tf32,
+                torch.backends.cudnn.benchmark,
+                kw["gpu_timer"] is not None,
+            )
+        )
         return Measurement([1e-3] * 6, list(range(6)), batch)
 
     monkeypatch.setattr(timing.torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(timing, "_measure_at", fake_measure_at)
-    monkeypatch.setattr(timing, "_cuda_gpu_timer", lambda dev: (lambda step, iters, hold: 0.0))
+    monkeypatch.setattr(timing, "_cuda_gpu_timer", lambda dev: lambda step, iters, hold: 0.0)
     before = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
     torch.backends.cudnn.allow_tf32 = True  # PyTorch's default: convolutions in TF32
     try:

@@ -49,18 +49,21 @@ def test_milliseconds():
     assert units.fmt_pct(0.1234) == "12.3%" and units.fmt_pct(None) == "–"
 
 
-@pytest.mark.parametrize("value, kwargs, text", [
-    (4.21e9, {}, "4.21G"),
-    (1.5e12, {}, "1.5e+03G"),  # the terminal tables stop at G
-    (999, {}, "999"),
-    (-2500, {"unit": "B"}, "-2.5kB"),
-    (None, {}, "–"),
-    (1.23456e12, {"digits": 5, "sep": " ", "largest": "T"}, "1.2346 T"),
-    (12.0, {"digits": 5, "sep": " ", "largest": "T"}, "12"),
-    (12.0, {"unit": "B", "sep": " "}, "12 B"),
-    (None, {"none": "—"}, "—"),
-    (3.2e15, {"unit": "B", "sep": " ", "largest": "P"}, "3.2 PB"),
-])
+@pytest.mark.parametrize(
+    "value, kwargs, text",
+    [
+        (4.21e9, {}, "4.21G"),
+        (1.5e12, {}, "1.5e+03G"),  # the terminal tables stop at G
+        (999, {}, "999"),
+        (-2500, {"unit": "B"}, "-2.5kB"),
+        (None, {}, "–"),
+        (1.23456e12, {"digits": 5, "sep": " ", "largest": "T"}, "1.2346 T"),
+        (12.0, {"digits": 5, "sep": " ", "largest": "T"}, "12"),
+        (12.0, {"unit": "B", "sep": " "}, "12 B"),
+        (None, {"none": "—"}, "—"),
+        (3.2e15, {"unit": "B", "sep": " ", "largest": "P"}, "3.2 PB"),
+    ],
+)
 def test_si(value, kwargs, text):
     unit = kwargs.pop("unit", "")
     assert units.si(value, unit, **kwargs) == text

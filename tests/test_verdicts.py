@@ -20,33 +20,75 @@ MAPS = ["x".join(map(str, s)) for s in TABLE1_SHAPES]
 # MACs of the 10-layer stacks (batch 1) for each map: conv c²·9·hw, pconv (c/4)²·9·hw, dwconv c·9·hw, gconv /16
 MACS = {
     op: {m: 10 * 9 * h * w * f(c) for m, (c, h, w) in zip(MAPS, TABLE1_SHAPES)}
-    for op, f in {"conv": lambda c: c * c, "pconv": lambda c: (c // 4) ** 2, "gconv": lambda c: c * c // 16,
-                  "dwconv": lambda c: c}.items()
+    for op, f in {
+        "conv": lambda c: c * c,
+        "pconv": lambda c: (c // 4) ** 2,
+        "gconv": lambda c: c * c // 16,
+        "dwconv": lambda c: c,
+    }.items()
 }
 
 
-def record(target, lat_s, *, kind="operator", shape=None, layers=10, macs=1e9, stable=True, status="ok",
-           device=("cpu", "Test CPU", "cpu-aaaa"), batch=1, run_id="r1", created="2026-01-01T00:00:00Z",
-           rounds=8, per_round=6, noise=0.01, seed=0):
+def record(
+    target,
+    lat_s,
+    *,
+    kind="operator",
+    shape=None,
+    layers=10,
+    macs=1e9,
+    stable=True,
+    status="ok",
+    device=("cpu", "Test CPU", "cpu-aaaa"),
+    batch=1,
+    run_id="r1",
+    created="2026-01-01T00:00:00Z",
+    rounds=8,
+    per_round=6,
+    noise=0.01,
+    seed=0,
+):
     """A result record with seeded lognormal samples around ``lat_s``, ``rounds`` rounds."""
     rng = np.random.default_rng(seed)
     samples = (lat_s * rng.lognormal(0.0, noise, rounds * per_round)).tolist()
     dev_kind, dev_name, key = device
     rec = {
-        "schema": 1, "run_id": run_id, "created": created, "status": status,
-        "target": {"name": target, "kind": kind, "shape": shape, "layers": layers if kind == "operator" else None,
-                   "options": {}, "batch": batch},
-        "shape": shape, "batch": batch, "dtype": "float32",
+        "schema": 1,
+        "run_id": run_id,
+        "created": created,
+        "status": status,
+        "target": {
+            "name": target,
+            "kind": kind,
+            "shape": shape,
+            "layers": layers if kind == "operator" else None,
+            "options": {},
+            "batch": batch,
+        },
+        "shape": shape,
+        "batch": batch,
+        "dtype": "float32",
         "device": {"kind": dev_kind, "name": dev_name, "arch": "x86_64", "key": key},
-        "runtime": "eager", "threads": None if dev_kind == "cuda" else 1,
+        "runtime": "eager",
+        "threads": None if dev_kind == "cuda" else 1,
         "cost": {"macs": int(macs), "flops": int(2 * macs), "mem_bytes_counted": int(macs // 4)},
         "samples_s": samples if status == "ok" else [],
         "rounds": [i // per_round for i in range(rounds * per_round)] if status == "ok" else [],
         # the median of round medians, as fnbench stores it (loading checks it against the samples)
-        "stats": ({"median_s": float(np.median([np.median(samples[r * per_round:(r + 1) * per_round])
-                                                for r in range(rounds)])), "ci95_low_s": float(np.min(samples)),
-                   "ci95_high_s": float(np.max(samples)), "n": len(samples), "stable": stable, "rounds": rounds}
-                  if status == "ok" else None),
+        "stats": (
+            {
+                "median_s": float(
+                    np.median([np.median(samples[r * per_round : (r + 1) * per_round]) for r in range(rounds)])
+                ),
+                "ci95_low_s": float(np.min(samples)),
+                "ci95_high_s": float(np.max(samples)),
+                "n": len(samples),
+                "stable": stable,
+                "rounds": rounds,
+            }
+            if status == "ok"
+            else None
+        ),
         "env": {"torch": "x", "cpu_model": dev_name},
     }
     if status != "ok":
@@ -61,8 +103,11 @@ def ops_records(gmacs: dict[str, float], maps=MAPS, seed=0, **kw):
     for i, (op, g) in enumerate(gmacs.items()):
         for j, m in enumerate(maps):
             macs = MACS[op][m]
-            out.append(record(op, macs / (g * 1e9), shape=[int(v) for v in m.split("x")], macs=macs,
-                              seed=seed + 10 * i + j, **kw))
+            out.append(
+                record(
+                    op, macs / (g * 1e9), shape=[int(v) for v in m.split("x")], macs=macs, seed=seed + 10 * i + j, **kw
+                )
+            )
     return out
 
 
@@ -134,14 +179,20 @@ def test_inconclusive_when_ci_straddles_or_unstable(tmp_path):
     assert dw.ci95_low < 1.0 < dw.ci95_high and dw.verdict == "inconclusive"
 
 
-
 def test_far_from_threshold_on_an_unstable_row_is_decided_and_names_the_row(tmp_path):
     # dwconv at 96x56x56 did not settle (noisy, marked unstable); the ratio is ~100x, far above 1
     unstable = ops_records({"pconv": 100.0}) + ops_records({"dwconv": 1.0}, seed=50)
     i = next(k for k, r in enumerate(unstable) if r["target"]["name"] == "dwconv" and r["shape"] == [96, 56, 56])
     # its samples are 10x noisier: loading recomputes the interval from them (±several %)
-    unstable[i] = record("dwconv", unstable[i]["stats"]["median_s"], shape=[96, 56, 56],
-                         macs=unstable[i]["cost"]["macs"], noise=0.1, seed=77, stable=False)
+    unstable[i] = record(
+        "dwconv",
+        unstable[i]["stats"]["median_s"],
+        shape=[96, 56, 56],
+        macs=unstable[i]["cost"]["macs"],
+        noise=0.1,
+        seed=77,
+        stable=False,
+    )
     unstable[i]["stats"]["precision"] = 0.02
     t = claim_table(frame(tmp_path, unstable), n_boot=1000)
     dw = claim(t, "pconv_vs_dwconv_flops")
@@ -154,7 +205,8 @@ def test_far_from_threshold_on_an_unstable_row_is_decided_and_names_the_row(tmp_
     assert lat.ci95_high < 1 and lat.verdict == "supported" and "dwconv 96x56x56" in lat.unsettled
     # pconv's latency / dwconv's per map = (c/16 MACs per pixel at 100) / (c at 1): c / 1600
     assert [float(x.split()[1].rstrip("×")) for x in lat.per_map.split(", ")] == pytest.approx(
-        [96 / 1600, 192 / 1600, 384 / 1600, 768 / 1600], rel=0.03)
+        [96 / 1600, 192 / 1600, 384 / 1600, 768 / 1600], rel=0.03
+    )
 
 
 def test_not_measured_absent_or_failed(tmp_path):
@@ -175,8 +227,12 @@ def test_network_claims_and_paper_ratio_per_device_kind(tmp_path):
         record("fasternet_t0", 0.010, kind="network", shape=[3, 224, 224], macs=3.4e8, seed=1),
         record("mobilevit_xxs", 0.030, kind="network", shape=[3, 256, 256], macs=4.2e8, seed=2),
         record("mobilenetv2", 0.008, kind="network", shape=[3, 224, 224], macs=3.1e8, seed=3),
-        record("fasternet_t0", 0.32, kind="network", shape=[3, 224, 224], macs=32 * 3.4e8, batch=32, device=gpu, seed=4),
-        record("mobilevit_xxs", 0.64, kind="network", shape=[3, 256, 256], macs=32 * 4.2e8, batch=32, device=gpu, seed=5),
+        record(
+            "fasternet_t0", 0.32, kind="network", shape=[3, 224, 224], macs=32 * 3.4e8, batch=32, device=gpu, seed=4
+        ),
+        record(
+            "mobilevit_xxs", 0.64, kind="network", shape=[3, 256, 256], macs=32 * 4.2e8, batch=32, device=gpu, seed=5
+        ),
     ]
     t = claim_table(frame(tmp_path, recs), n_boot=1000)
     vit = claim(t, "t0_faster_than_mobilevit_xxs", "cpu-aaaa")
@@ -207,8 +263,9 @@ def test_subset_of_maps_uses_the_same_maps_for_the_paper(tmp_path):
 def test_repeats_are_pooled_and_frames_without_round_ids_are_noted(tmp_path):
     # ±0.5% noise: two processes agree well enough for the pooled CI (widened for 2 clusters) to stay within ±2%
     a = ops_records({"pconv": 30.0, "dwconv": 5.0}, maps=MAPS[:1], noise=0.005)
-    b = ops_records({"pconv": 30.0, "dwconv": 5.0}, maps=MAPS[:1], run_id="r2", created="2026-01-02T00:00:00Z",
-                    seed=7, noise=0.005)
+    b = ops_records(
+        {"pconv": 30.0, "dwconv": 5.0}, maps=MAPS[:1], run_id="r2", created="2026-01-02T00:00:00Z", seed=7, noise=0.005
+    )
     (tmp_path / "a.jsonl").write_text("".join(json.dumps(r) + "\n" for r in a))
     (tmp_path / "b.jsonl").write_text("".join(json.dumps(r) + "\n" for r in b))
     df = load_frame(tmp_path)
@@ -235,14 +292,17 @@ def test_network_claim_resamples_workers_when_sampled_across_processes(tmp_path)
     Resampling rounds alone sees eleven-twelfths of the evidence at 1.0× and gives a narrow CI;
     resampling processes first gives the two slow processes their due and a wide one.
     """
+
     def with_workers(rec, slow):
         workers = [0 if rid < 10 else rid - 9 for rid in rec["rounds"]]  # rounds 10 and 11: workers 1 and 2
         rec["samples_s"] = [s * (slow if w else 1.0) for s, w in zip(rec["samples_s"], workers)]
         rec["workers"] = workers
         return rec
 
-    recs = [with_workers(record("fasternet_t0", 0.010, kind="network", shape=[3, 224, 224], seed=1, rounds=12), 1.2),
-            with_workers(record("mobilevit_xxs", 0.020, kind="network", shape=[3, 256, 256], seed=2, rounds=12), 1.0)]
+    recs = [
+        with_workers(record("fasternet_t0", 0.010, kind="network", shape=[3, 224, 224], seed=1, rounds=12), 1.2),
+        with_workers(record("mobilevit_xxs", 0.020, kind="network", shape=[3, 256, 256], seed=2, rounds=12), 1.0),
+    ]
     f = tmp_path / "r.jsonl"
     f.write_text("".join(json.dumps(r) + "\n" for r in recs))
     df = load_frame([f])
@@ -257,8 +317,10 @@ def test_network_claim_resamples_workers_when_sampled_across_processes(tmp_path)
 
 def test_pooled_repeats_keep_processes_as_clusters(tmp_path):
     """Two runs of one target at different levels: the pooled CI spans both processes' levels."""
-    recs = [record("pconv", 0.010, shape=[96, 56, 56], run_id="a", seed=3),
-            record("pconv", 0.012, shape=[96, 56, 56], run_id="b", seed=4, created="2026-01-01T00:01:00Z")]
+    recs = [
+        record("pconv", 0.010, shape=[96, 56, 56], run_id="a", seed=3),
+        record("pconv", 0.012, shape=[96, 56, 56], run_id="b", seed=4, created="2026-01-01T00:01:00Z"),
+    ]
     f = tmp_path / "r.jsonl"
     f.write_text("".join(json.dumps(r) + "\n" for r in recs))
     row = load_frame([f]).iloc[0]

@@ -8,8 +8,8 @@ import textwrap
 import time
 from pathlib import Path
 
-from fnbench.results import read_records
 from fnbench.conditions import Conditions
+from fnbench.results import read_records
 from fnbench.runner import run_suite
 from fnbench.targets import TargetSpec
 from fnbench.workers import ChunkRequest, WorkerPool
@@ -68,7 +68,7 @@ def _gone(pid: int) -> bool:
 
 
 def test_workers_exit_when_their_parent_is_killed(tmp_path):
-    script = textwrap.dedent(f"""
+    script = textwrap.dedent("""
         import sys, threading, time
         from fnbench.conditions import Conditions
         from fnbench.targets import TargetSpec

@@ -26,8 +26,17 @@ from importlib import resources
 
 import pandas as pd
 
-__all__ = ["paper_table1", "paper_networks", "paper_ratio", "paper_macs_for", "TABLE1_SHAPES", "TABLE1_OPS",
-           "FASTERNET_T0", "HEADLINE_PEERS", "HEADLINE_NETWORKS"]
+__all__ = [
+    "paper_table1",
+    "paper_networks",
+    "paper_ratio",
+    "paper_macs_for",
+    "TABLE1_SHAPES",
+    "TABLE1_OPS",
+    "FASTERNET_T0",
+    "HEADLINE_PEERS",
+    "HEADLINE_NETWORKS",
+]
 
 #: The paper's four Table-1 feature maps (C, H, W).
 TABLE1_SHAPES: tuple[tuple[int, int, int], ...] = ((96, 56, 56), (192, 28, 28), (384, 14, 14), (768, 7, 7))

@@ -32,8 +32,17 @@ from ..units import fmt_ms as _ms
 from ..units import fmt_pct as _pct
 from ..units import gmacs_per_s
 
-__all__ = ["kind_table", "layer_table", "predictions", "predictor_summary", "roofline_misses", "device_ceilings",
-           "kinds_figure", "Section", "section"]
+__all__ = [
+    "kind_table",
+    "layer_table",
+    "predictions",
+    "predictor_summary",
+    "roofline_misses",
+    "device_ceilings",
+    "kinds_figure",
+    "Section",
+    "section",
+]
 
 PREDICTORS = ("flops_only", "roofline", "layer_sum")
 PREDICTOR_LABELS = {"flops_only": "FLOPs-only", "roofline": "roofline", "layer_sum": "per-layer sum"}
@@ -41,9 +50,19 @@ PREDICTOR_LABELS = {"flops_only": "FLOPs-only", "roofline": "roofline", "layer_s
 FIGURE_ORDER = HEADLINE_NETWORKS
 
 _KIND_COLORS = {
-    "conv": "#1f77b4", "pconv": "#17becf", "pwconv": "#aec7e8", "dwconv": "#d62728", "gconv": "#ff9896",
-    "linear": "#9467bd", "attention": "#c5b0d5", "norm": "#8c564b", "act": "#2ca02c", "pool": "#98df8a",
-    "elementwise": "#ff7f0e", "data": "#7f7f7f", "other": "#c7c7c7",
+    "conv": "#1f77b4",
+    "pconv": "#17becf",
+    "pwconv": "#aec7e8",
+    "dwconv": "#d62728",
+    "gconv": "#ff9896",
+    "linear": "#9467bd",
+    "attention": "#c5b0d5",
+    "norm": "#8c564b",
+    "act": "#2ca02c",
+    "pool": "#98df8a",
+    "elementwise": "#ff7f0e",
+    "data": "#7f7f7f",
+    "other": "#c7c7c7",
 }
 
 
@@ -60,9 +79,26 @@ def label(rec: dict[str, Any]) -> str:
 
 def layer_table(rec: dict[str, Any]) -> pd.DataFrame:
     """One row per layer of one breakdown record (raw samples left out)."""
-    cols = ["name", "kind", "module_type", "op", "input_shape", "params", "macs", "bytes", "intensity_flop_per_byte",
-            "median_s", "ci95_low_s", "ci95_high_s", "n", "rounds", "stable", "gmacs_per_s", "share_time",
-            "minor_faults_per_iter"]
+    cols = [
+        "name",
+        "kind",
+        "module_type",
+        "op",
+        "input_shape",
+        "params",
+        "macs",
+        "bytes",
+        "intensity_flop_per_byte",
+        "median_s",
+        "ci95_low_s",
+        "ci95_high_s",
+        "n",
+        "rounds",
+        "stable",
+        "gmacs_per_s",
+        "share_time",
+        "minor_faults_per_iter",
+    ]
     rows = []
     for ly in rec["layers"]:
         row = {c: ly.get(c) for c in cols}
@@ -74,8 +110,9 @@ def layer_table(rec: dict[str, Any]) -> pd.DataFrame:
 def kind_table(rec: dict[str, Any]) -> pd.DataFrame:
     """MACs, bytes and time per operator kind of one network, with their shares (of the per-layer totals)."""
     lt = layer_table(rec)
-    g = lt.groupby("kind", sort=False).agg(layers=("name", "size"), macs=("macs", "sum"), bytes=("bytes", "sum"),
-                                           time_s=("median_s", "sum"))
+    g = lt.groupby("kind", sort=False).agg(
+        layers=("name", "size"), macs=("macs", "sum"), bytes=("bytes", "sum"), time_s=("median_s", "sum")
+    )
     g = g.reindex([k for k in KINDS if k in g.index] + [k for k in g.index if k not in KINDS])
     tm, tt = g.macs.sum(), g.time_s.sum()
     g["share_macs"] = g.macs / tm if tm else float("nan")
@@ -104,11 +141,15 @@ def predictions(rec: dict[str, Any], ceil: dict[str, float]) -> dict[str, Any]:
         pred["flops_only"] = rec["cost"]["flops"] / peak
     if peak and bw:
         pred["roofline"] = math.fsum(_roofline_s(ly, peak, bw) for ly in rec["layers"])
-    row: dict[str, Any] = {"network": label(rec), "target": rec["target"]["name"],
-                           "device_key": rec["device"].get("key"), "macs": rec["cost"]["macs"],
-                           "measured_s": measured,
-                           "measured_ci95_low_s": rec["end_to_end"]["stats"].get("ci95_low_s"),
-                           "measured_ci95_high_s": rec["end_to_end"]["stats"].get("ci95_high_s")}
+    row: dict[str, Any] = {
+        "network": label(rec),
+        "target": rec["target"]["name"],
+        "device_key": rec["device"].get("key"),
+        "macs": rec["cost"]["macs"],
+        "measured_s": measured,
+        "measured_ci95_low_s": rec["end_to_end"]["stats"].get("ci95_low_s"),
+        "measured_ci95_high_s": rec["end_to_end"]["stats"].get("ci95_high_s"),
+    }
     for k in PREDICTORS:
         row[f"{k}_s"] = pred[k]
         row[f"{k}_error"] = pred[k] / measured - 1 if pred[k] is not None else None
@@ -120,8 +161,10 @@ def roofline_misses(rec: dict[str, Any], ceil: dict[str, float], top: int = 5) -
     peak, bw = ceil.get("gemm_float32_flop_per_s"), ceil.get("copy_bytes_per_s")
     if not (peak and bw):
         return pd.DataFrame(columns=["name", "kind", "measured_s", "roofline_s", "ratio"])
-    rows = [{"name": ly["name"], "kind": ly["kind"], "measured_s": ly["median_s"],
-             "roofline_s": _roofline_s(ly, peak, bw)} for ly in rec["layers"]]
+    rows = [
+        {"name": ly["name"], "kind": ly["kind"], "measured_s": ly["median_s"], "roofline_s": _roofline_s(ly, peak, bw)}
+        for ly in rec["layers"]
+    ]
     df = pd.DataFrame(rows)
     df["ratio"] = df.measured_s / df.roofline_s.where(df.roofline_s > 0)
     df["miss_s"] = (df.measured_s - df.roofline_s).abs()
@@ -143,12 +186,19 @@ def predictor_summary(pred: pd.DataFrame) -> pd.DataFrame:
     for key, g in pred.groupby("device_key", sort=True):
         for k in PREDICTORS:
             ok = g[g[f"{k}_s"].notna()]
-            rows.append({"device_key": key, "predictor": PREDICTOR_LABELS[k], "networks": len(ok),
-                         "spearman": _spearman(list(ok[f"{k}_s"]), list(ok.measured_s)),
-                         "median_abs_error": float(ok[f"{k}_error"].abs().median()) if len(ok) else None,
-                         "median_error": float(ok[f"{k}_error"].median()) if len(ok) else None})
-    return pd.DataFrame(rows, columns=["device_key", "predictor", "networks", "spearman", "median_abs_error",
-                                       "median_error"])
+            rows.append(
+                {
+                    "device_key": key,
+                    "predictor": PREDICTOR_LABELS[k],
+                    "networks": len(ok),
+                    "spearman": _spearman(list(ok[f"{k}_s"]), list(ok.measured_s)),
+                    "median_abs_error": float(ok[f"{k}_error"].abs().median()) if len(ok) else None,
+                    "median_error": float(ok[f"{k}_error"].median()) if len(ok) else None,
+                }
+            )
+    return pd.DataFrame(
+        rows, columns=["device_key", "predictor", "networks", "spearman", "median_abs_error", "median_error"]
+    )
 
 
 def _figure_order(recs: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -181,7 +231,7 @@ def kinds_figure(recs: list[dict[str, Any]]):
     fig, axes = plt.subplots(rows, 1, figsize=(max(5.0, 1.5 * per_row + 2.5), 4.0 * rows), squeeze=False)
     seen: dict[str, Any] = {}
     for r, ax in enumerate(axes[:, 0]):
-        chunk = recs[r * per_row:(r + 1) * per_row]
+        chunk = recs[r * per_row : (r + 1) * per_row]
         ticks, names = [], []
         for i, rec in enumerate(chunk):
             kt = kind_table(rec).set_index("kind")
@@ -190,8 +240,15 @@ def kinds_figure(recs: list[dict[str, Any]]):
                 bottom = 0.0
                 for kind in kt.index:
                     v = float(kt.loc[kind, col]) if kt.loc[kind, col] == kt.loc[kind, col] else 0.0
-                    bars = ax.bar(x, v, bottom=bottom, color=_KIND_COLORS.get(kind, "#000000"), width=0.9,
-                                  edgecolor="white", linewidth=0.4)
+                    bars = ax.bar(
+                        x,
+                        v,
+                        bottom=bottom,
+                        color=_KIND_COLORS.get(kind, "#000000"),
+                        width=0.9,
+                        edgecolor="white",
+                        linewidth=0.4,
+                    )
                     seen.setdefault(kind, bars)
                     bottom += v
                 ticks.append(x)
@@ -202,8 +259,9 @@ def kinds_figure(recs: list[dict[str, Any]]):
         ax.set_ylim(0, 1.1)
         ax.set_ylabel("share of the network")
     kinds = sorted(seen, key=lambda k: KINDS.index(k) if k in KINDS else len(KINDS))
-    axes[0, 0].legend([seen[k] for k in kinds], kinds, fontsize=7, ncol=1, bbox_to_anchor=(1.01, 1),
-                      loc="upper left", frameon=False)
+    axes[0, 0].legend(
+        [seen[k] for k in kinds], kinds, fontsize=7, ncol=1, bbox_to_anchor=(1.01, 1), loc="upper left", frameon=False
+    )
     axes[0, 0].set_title("Share of MACs vs share of time per operator kind", fontsize=10)
     fig.tight_layout()
     return fig
@@ -236,8 +294,10 @@ def _fmt(v, sig: int = 3) -> str:
 def _html_table(df: pd.DataFrame, fmt: dict[str, Any] | None = None) -> str:
     fmt = fmt or {}
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in df.columns)
-    body = "".join("<tr>" + "".join(f"<td>{fmt.get(c, _fmt)(v)}</td>" for c, v in row.items()) + "</tr>"
-                   for row in df.to_dict("records"))
+    body = "".join(
+        "<tr>" + "".join(f"<td>{fmt.get(c, _fmt)(v)}</td>" for c, v in row.items()) + "</tr>"
+        for row in df.to_dict("records")
+    )
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
@@ -248,21 +308,26 @@ def section(paths, out: Path, png_svg) -> Section:
     recs = _ok(read_breakdowns(paths))
     sec = Section(records=len(recs))
     if not recs:
-        sec.html = ('<p class="note">No per-layer breakdowns in these results; '
-                    '<code>fnbench breakdown TARGET</code> measures one.</p>')
+        sec.html = (
+            '<p class="note">No per-layer breakdowns in these results; '
+            "<code>fnbench breakdown TARGET</code> measures one.</p>"
+        )
         return sec
-    probes = [r for f in iter_result_files(paths) for r in read_records(f)
-              if (r.get("target") or {}).get("kind") == "probe"]
+    probes = [
+        r for f in iter_result_files(paths) for r in read_records(f) if (r.get("target") or {}).get("kind") == "probe"
+    ]
     latest: dict[tuple, dict[str, Any]] = {}
     for r in sorted(recs, key=lambda r: r.get("created") or ""):
         latest[(r["device"].get("key"), label(r))] = r  # a later breakdown of the same network replaces it
     recs = list(latest.values())
-    parts = ['<p class="note">Each layer (a leaf module, or an op a block runs itself: split, cat, residual add) is '
-             'timed standalone on its recorded input with the same engine, threads and allocator as the whole '
-             'network, which is measured in the same run before and after the layers. Shares are of the per-layer '
-             'totals. Predictions: FLOPs-only = 2·MACs / peak GEMM FLOP/s; roofline = Σ per layer max(2·MACs / '
-             'peak GEMM FLOP/s, counted bytes / copy bandwidth), ceilings from <code>fnbench probe</code>; per-layer '
-             'sum = Σ standalone medians.</p>']
+    parts = [
+        '<p class="note">Each layer (a leaf module, or an op a block runs itself: split, cat, residual add) is '
+        "timed standalone on its recorded input with the same engine, threads and allocator as the whole "
+        "network, which is measured in the same run before and after the layers. Shares are of the per-layer "
+        "totals. Predictions: FLOPs-only = 2·MACs / peak GEMM FLOP/s; roofline = Σ per layer max(2·MACs / "
+        "peak GEMM FLOP/s, counted bytes / copy bandwidth), ceilings from <code>fnbench probe</code>; per-layer "
+        "sum = Σ standalone medians.</p>"
+    ]
     pred_rows = []
     for key in sorted({r["device"].get("key") for r in recs}):
         dev_recs = [r for r in recs if r["device"].get("key") == key]
@@ -274,13 +339,17 @@ def section(paths, out: Path, png_svg) -> Section:
             (out / f"{name}.svg").write_bytes(svg)
             sec.figures[name] = (out / f"{name}.png", out / f"{name}.svg")
             b64 = base64.b64encode(png).decode("ascii")
-            parts.append(f'<h3>{html.escape(key)}</h3><figure><img src="data:image/png;base64,{b64}" alt="share of MACs vs time per '
-                         'operator kind"><figcaption>Per network: left bar share of MACs, right bar share of time, '
-                         f'by operator kind. Files: <code>{name}.png</code>, <code>{name}.svg</code>.'
-                         '</figcaption></figure>')
+            parts.append(
+                f'<h3>{html.escape(key)}</h3><figure><img src="data:image/png;base64,{b64}" alt="share of MACs vs time per '
+                'operator kind"><figcaption>Per network: left bar share of MACs, right bar share of time, '
+                f"by operator kind. Files: <code>{name}.png</code>, <code>{name}.svg</code>."
+                "</figcaption></figure>"
+            )
         if not ceil.get("gemm_float32_flop_per_s") or not ceil.get("copy_bytes_per_s"):
-            parts.append('<p class="note">No <code>fnbench probe</code> records for this device: the FLOPs-only and '
-                         'roofline predictions are not computed (run <code>fnbench probe</code>).</p>')
+            parts.append(
+                '<p class="note">No <code>fnbench probe</code> records for this device: the FLOPs-only and '
+                "roofline predictions are not computed (run <code>fnbench probe</code>).</p>"
+            )
         for rec in _figure_order(dev_recs):
             lt = layer_table(rec)
             name = f"breakdown_{_slug(label(rec))}_{_slug(key)}"
@@ -294,17 +363,26 @@ def section(paths, out: Path, png_svg) -> Section:
                 f"<h4>{html.escape(label(rec))}</h4><p>{len(lt)} layers; sum of per-layer medians "
                 f"{_ms(rec['sum_s'])} ms vs end-to-end {_ms(e2e['median_s'])} ms (95% CI {_ms(e2e.get('ci95_low_s'))}–"
                 f"{_ms(e2e.get('ci95_high_s'))}), gap {_pct(rec['gap'])}"
-                + (f"; means: {_ms(rec['sum_mean_s'])} vs {_ms(rec['end_to_end'].get('mean_s'))} ms, gap "
-                   f"{_pct(rec['gap_mean'])}; minima: {_ms(rec.get('sum_min_s'))} vs "
-                   f"{_ms(rec['end_to_end'].get('min_s'))} ms, gap {_pct(rec.get('gap_min'))}"
-                   if rec.get("gap_mean") is not None else "") + "; "
+                + (
+                    f"; means: {_ms(rec['sum_mean_s'])} vs {_ms(rec['end_to_end'].get('mean_s'))} ms, gap "
+                    f"{_pct(rec['gap_mean'])}; minima: {_ms(rec.get('sum_min_s'))} vs "
+                    f"{_ms(rec['end_to_end'].get('min_s'))} ms, gap {_pct(rec.get('gap_min'))}"
+                    if rec.get("gap_mean") is not None
+                    else ""
+                )
+                + "; "
                 f'<a href="{name}.csv">all layers (CSV)</a></p>'
-                + _html_table(kt[["kind", "layers", "macs", "share_macs", "time_s", "share_time", "gmacs_per_s"]],
-                              {"share_macs": _pct, "share_time": _pct, "time_s": _ms}))
+                + _html_table(
+                    kt[["kind", "layers", "macs", "share_macs", "time_s", "share_time", "gmacs_per_s"]],
+                    {"share_macs": _pct, "share_time": _pct, "time_s": _ms},
+                )
+            )
             misses = roofline_misses(rec, ceil)
             if len(misses):
-                parts.append("<p>Layers the roofline misjudges most (measured − roofline, seconds):</p>"
-                             + _html_table(misses, {"measured_s": _ms, "roofline_s": _ms}))
+                parts.append(
+                    "<p>Layers the roofline misjudges most (measured − roofline, seconds):</p>"
+                    + _html_table(misses, {"measured_s": _ms, "roofline_s": _ms})
+                )
     pred = pd.DataFrame(pred_rows)
     summ = predictor_summary(pred)
     for name, frame in (("breakdown_predictions", pred), ("breakdown_predictors", summ)):
@@ -312,9 +390,11 @@ def section(paths, out: Path, png_svg) -> Section:
         sec.csv[name] = out / f"{name}.csv"
     err = {f"{k}_error": _pct for k in PREDICTORS}
     ms = {c: _ms for c in pred.columns if c.endswith("_s")}
-    parts.append("<h3>Predicted vs measured latency (ms)</h3>"
-                 + _html_table(pred.drop(columns=["device_key", "target"]), {**err, **ms})
-                 + "<h3>One number per predictor</h3>"
-                 + _html_table(summ, {"median_abs_error": _pct, "median_error": _pct}))
+    parts.append(
+        "<h3>Predicted vs measured latency (ms)</h3>"
+        + _html_table(pred.drop(columns=["device_key", "target"]), {**err, **ms})
+        + "<h3>One number per predictor</h3>"
+        + _html_table(summ, {"median_abs_error": _pct, "median_error": _pct})
+    )
     sec.html = "".join(parts)
     return sec

@@ -76,8 +76,10 @@ def _write_whole(path: Path, data: bytes) -> None:
         os.replace(tmp, path)
     except OSError as e:
         tmp.unlink(missing_ok=True)
-        raise SaveError(f"writing {path} failed ({e.strerror}); the report in {path.parent} is incomplete "
-                        "(no index.html): free space and run `fnbench report` again") from None
+        raise SaveError(
+            f"writing {path} failed ({e.strerror}); the report in {path.parent} is incomplete "
+            "(no index.html): free space and run `fnbench report` again"
+        ) from None
 
 
 def _png_svg(fig) -> tuple[bytes, bytes]:
@@ -95,20 +97,44 @@ def _devices_table(df: pd.DataFrame) -> pd.DataFrame:
     for (label, key), g in df.groupby(["device_label", "device_key"], sort=True):
         probe = _tab.is_probe(g)
         m = g[~probe]
-        rows.append(dict(device=label, device_key=key, kind=g.device.iloc[0],
-                         paper_device=PAPER_KIND.get(g.device.iloc[0], "none"),
-                         runtimes=", ".join(sorted(map(str, m.runtime.dropna().unique()))),
-                         allocators=", ".join(sorted(map(str, m.allocator.dropna().unique()))) if "allocator" in m else "",
-                         n_ok=int((m.status == "ok").sum()),
-                         n_unstable=int(((m.status == "ok") & ~m.stable.fillna(False).astype(bool)).sum()),
-                         n_failed=int((m.status != "ok").sum()), n_probes=int(probe.sum())))
-    return pd.DataFrame(rows, columns=["device", "device_key", "kind", "paper_device", "runtimes", "allocators", "n_ok",
-                                       "n_unstable", "n_failed", "n_probes"])
+        rows.append(
+            dict(
+                device=label,
+                device_key=key,
+                kind=g.device.iloc[0],
+                paper_device=PAPER_KIND.get(g.device.iloc[0], "none"),
+                runtimes=", ".join(sorted(map(str, m.runtime.dropna().unique()))),
+                allocators=", ".join(sorted(map(str, m.allocator.dropna().unique()))) if "allocator" in m else "",
+                n_ok=int((m.status == "ok").sum()),
+                n_unstable=int(((m.status == "ok") & ~m.stable.fillna(False).astype(bool)).sum()),
+                n_failed=int((m.status != "ok").sum()),
+                n_probes=int(probe.sum()),
+            )
+        )
+    return pd.DataFrame(
+        rows,
+        columns=[
+            "device",
+            "device_key",
+            "kind",
+            "paper_device",
+            "runtimes",
+            "allocators",
+            "n_ok",
+            "n_unstable",
+            "n_failed",
+            "n_probes",
+        ],
+    )
 
 
-def build_report(paths: str | os.PathLike | Iterable[str | os.PathLike] = ("results",),
-                 out_dir: str | os.PathLike = "reports", *, title: str = "fnbench report",
-                 runtimes: Iterable[str] | None = None) -> ReportSummary:
+def build_report(
+    paths: str | os.PathLike | Iterable[str | os.PathLike] = ("results",),
+    out_dir: str | os.PathLike = "reports",
+    *,
+    title: str = "fnbench report",
+    runtimes: Iterable[str] | None = None,
+) -> ReportSummary:
     """Read result files/directories ``paths`` and write the report into ``out_dir``.
 
     ``runtimes`` keeps only measurements of those runtimes (probe records are always kept).
@@ -122,11 +148,15 @@ def build_report(paths: str | os.PathLike | Iterable[str | os.PathLike] = ("resu
         wanted = set(runtimes)
         df = df[df.runtime_name.isin(wanted) | _tab.is_probe(df)]
         if not (~_tab.is_probe(df)).any():
-            raise UserError(f"no measurements with runtime {', '.join(sorted(wanted))} in {', '.join(map(str, paths))}; "
-                            "drop --runtime or run `fnbench run --runtime …` first")
+            raise UserError(
+                f"no measurements with runtime {', '.join(sorted(wanted))} in {', '.join(map(str, paths))}; "
+                "drop --runtime or run `fnbench run --runtime …` first"
+            )
     if df.empty:
-        raise UserError(f"no result records in {', '.join(map(str, paths))}; run `fnbench run` first "
-                        "or point `fnbench report` at a results directory")
+        raise UserError(
+            f"no result records in {', '.join(map(str, paths))}; run `fnbench run` first "
+            "or point `fnbench report` at a results directory"
+        )
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     # A report killed half-way must not leave an older index.html looking current beside new files:
@@ -144,9 +174,17 @@ def build_report(paths: str | os.PathLike | Iterable[str | os.PathLike] = ("resu
     alloc_rows, alloc_claims = _sens.allocator_table(df), _sens.allocator_claims(claims)
 
     summary = ReportSummary(out_dir=out, index=out / "index.html", claims=claims)
-    for name, frame in (("results", results), ("verdicts", claims), ("paper_vs_device", pvd), ("failures", fails),
-                        ("ceilings", ceil), ("environment", env), ("runtime_comparison", rt_gmacs),
-                        ("allocator_sensitivity", alloc_rows), ("allocator_claims", alloc_claims)):
+    for name, frame in (
+        ("results", results),
+        ("verdicts", claims),
+        ("paper_vs_device", pvd),
+        ("failures", fails),
+        ("ceilings", ceil),
+        ("environment", env),
+        ("runtime_comparison", rt_gmacs),
+        ("allocator_sensitivity", alloc_rows),
+        ("allocator_claims", alloc_claims),
+    ):
         p = out / f"{name}.csv"
         _write_whole(p, frame.to_csv(index=False).encode("utf-8"))
         summary.csv[name] = p
@@ -169,11 +207,24 @@ def build_report(paths: str | os.PathLike | Iterable[str | os.PathLike] = ("resu
     summary.figures.update(layer_sec.figures)
 
     page = _html.Page(
-        title=title, generated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        inputs=[Path(p).name or str(p) for p in paths], devices=_devices_table(df), claims=claims,
-        table1_titles=t1_titles, table1=t1, figures=figs, paper_vs_device=pvd, results=results,
-        failures=fails, ceilings=ceil, environment=env, notes=NOTES, runtime_gmacs=rt_gmacs,
-        runtime_verdicts=rt_verdicts, allocator_rows=alloc_rows, allocator_claims=alloc_claims,
+        title=title,
+        generated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        inputs=[Path(p).name or str(p) for p in paths],
+        devices=_devices_table(df),
+        claims=claims,
+        table1_titles=t1_titles,
+        table1=t1,
+        figures=figs,
+        paper_vs_device=pvd,
+        results=results,
+        failures=fails,
+        ceilings=ceil,
+        environment=env,
+        notes=NOTES,
+        runtime_gmacs=rt_gmacs,
+        runtime_verdicts=rt_verdicts,
+        allocator_rows=alloc_rows,
+        allocator_claims=alloc_claims,
         above_roof=_tab.above_roof(df, ceil),
         extra_sections=[("breakdown", "Where a network's time goes: per-layer breakdown", layer_sec.html)],
     )
@@ -187,16 +238,15 @@ def build_report(paths: str | os.PathLike | Iterable[str | os.PathLike] = ("resu
 
 _CAPTIONS = {
     "ratio_per_map": "PConv's GMAC/s over DWConv's and over GConv's at each Table-1 map, with bootstrap 95% CIs "
-                     "(the claim engine on that map's rows); open diamonds: the paper's ratio for the same map.",
-    "table1": "Bars: measured GMAC/s (the paper's \"GFLOPS\") per operator and map on a linear axis from zero, "
-              "95% CI error bars; black diamonds: the paper's value for the same cell on its device of the same kind.",
+    "(the claim engine on that map's rows); open diamonds: the paper's ratio for the same map.",
+    "table1": 'Bars: measured GMAC/s (the paper\'s "GFLOPS") per operator and map on a linear axis from zero, '
+    "95% CI error bars; black diamonds: the paper's value for the same cell on its device of the same kind.",
     "latency_vs_macs": "Per-sample latency (ms, axis from zero) against FLOPs (MACs, G) per network; grey "
-                       "diamonds: the paper's value for the same network, joined to ours; the dashed step line is "
-                       "the Pareto front (no other network has both fewer FLOPs and lower latency).",
+    "diamonds: the paper's value for the same network, joined to ours; the dashed step line is "
+    "the Pareto front (no other network has both fewer FLOPs and lower latency).",
     "flops_vs_flops": "Achieved FLOPS (GMAC/s) against FLOPs (MACs, G) per network, grey diamonds: the paper's: a "
-                      "network with few FLOPs but low FLOPS is not fast.",
+    "network with few FLOPs but low FLOPS is not fast.",
     "roofline": "Achieved GFLOP/s (2 × MACs / latency) against arithmetic intensity (FLOP per counted byte), log-log; "
-                "lines: compute and bandwidth ceilings from probe records, where present; a red ring marks a point "
-                "above a measured roof (the probe fell short).",
+    "lines: compute and bandwidth ceilings from probe records, where present; a red ring marks a point "
+    "above a measured roof (the probe fell short).",
 }
-

@@ -32,8 +32,16 @@ from ..verdicts import (  # noqa: E402
 )
 from .tables import above_roof, is_probe, panels  # noqa: E402
 
-__all__ = ["FIGURES", "ratio_per_map_figure", "place_labels", "table1_figure", "latency_vs_macs_figure", "flops_vs_flops_figure", "roofline_figure",
-           "pareto_front"]
+__all__ = [
+    "FIGURES",
+    "ratio_per_map_figure",
+    "place_labels",
+    "table1_figure",
+    "latency_vs_macs_figure",
+    "flops_vs_flops_figure",
+    "roofline_figure",
+    "pareto_front",
+]
 
 OP_COLORS = {"conv": "#4c72b0", "gconv": "#dd8452", "dwconv": "#c44e52", "pconv": "#55a868"}
 NET_COLOR = "#8172b3"
@@ -60,8 +68,20 @@ def _footer(fig: Figure, text: str) -> None:
     fig.text(0.01, 0.005, text, fontsize=7.5, color="#555", ha="left", va="bottom")
 
 
-_OFFSETS = [(5, 4), (5, -11), (-5, 4), (-5, -11), (9, 13), (9, -19), (-9, 13), (-9, -19), (0, 22), (0, -27),
-            (16, 0), (-16, 0)]
+_OFFSETS = [
+    (5, 4),
+    (5, -11),
+    (-5, 4),
+    (-5, -11),
+    (9, 13),
+    (9, -19),
+    (-9, 13),
+    (-9, -19),
+    (0, 22),
+    (0, -27),
+    (16, 0),
+    (-16, 0),
+]
 
 
 def place_labels(ax, points, texts, *, fontsize: float = 7.5) -> list:
@@ -79,9 +99,16 @@ def place_labels(ax, points, texts, *, fontsize: float = 7.5) -> list:
             continue
         for k, (dx, dy) in enumerate(_OFFSETS):
             last = k == len(_OFFSETS) - 1
-            a = ax.annotate(texts[i], (x, y), textcoords="offset points", xytext=(dx * (2.2 if last else 1), dy),
-                            fontsize=fontsize, ha="left" if dx >= 0 else "right", va="center",
-                            arrowprops=dict(arrowstyle="-", lw=0.4, color="#888") if last else None)
+            a = ax.annotate(
+                texts[i],
+                (x, y),
+                textcoords="offset points",
+                xytext=(dx * (2.2 if last else 1), dy),
+                fontsize=fontsize,
+                ha="left" if dx >= 0 else "right",
+                va="center",
+                arrowprops=dict(arrowstyle="-", lw=0.4, color="#888") if last else None,
+            )
             bb = a.get_window_extent(renderer).expanded(1.02, 1.1)
             if last or not any(bb.overlaps(o) for o in placed):
                 placed.append(bb)
@@ -128,8 +155,15 @@ def table1_figure(df: pd.DataFrame) -> Figure | str:
             if not x:
                 continue
             color = OP_COLORS.get(op, "#777")
-            bars = ax.bar(x, v, width=width * 0.95, color=color, label=op, yerr=_yerr(v, lo, hi),
-                          error_kw=dict(ecolor="#222", capsize=2, lw=0.8))
+            bars = ax.bar(
+                x,
+                v,
+                width=width * 0.95,
+                color=color,
+                label=op,
+                yerr=_yerr(v, lo, hi),
+                error_kw=dict(ecolor="#222", capsize=2, lw=0.8),
+            )
             for b, s in zip(bars, st):
                 if not s:
                     b.set_hatch("///")
@@ -189,11 +223,30 @@ def ratio_per_map_figure(df: pd.DataFrame) -> Figure | str:
                 pv.append(res["paper_ratio"])
             if not x:
                 continue
-            ax.errorbar(x, v, yerr=_yerr(v, lo, hi), fmt="o", color=color, ms=7, capsize=3, lw=1.2,
-                        label=f"PConv / {pretty(other)}, measured (95% CI)", zorder=4)
+            ax.errorbar(
+                x,
+                v,
+                yerr=_yerr(v, lo, hi),
+                fmt="o",
+                color=color,
+                ms=7,
+                capsize=3,
+                lw=1.2,
+                label=f"PConv / {pretty(other)}, measured (95% CI)",
+                zorder=4,
+            )
             if kind:
-                ax.scatter(np.asarray(x) + 0.07, pv, marker="D", s=36, facecolors="white", edgecolors=color, lw=1.3,
-                           label=f"PConv / {pretty(other)}, paper ({kind.upper()})", zorder=3)
+                ax.scatter(
+                    np.asarray(x) + 0.07,
+                    pv,
+                    marker="D",
+                    s=36,
+                    facecolors="white",
+                    edgecolors=color,
+                    lw=1.3,
+                    label=f"PConv / {pretty(other)}, paper ({kind.upper()})",
+                    zorder=3,
+                )
         ax.axhline(1.0, color="#444", lw=0.8, ls="--")
         ax.text(len(maps) - 0.55, 1.0, "parity", va="bottom", ha="right", fontsize=7.5, color="#444")
         ax.set_xticks(range(len(maps)), maps)
@@ -205,8 +258,10 @@ def ratio_per_map_figure(df: pd.DataFrame) -> Figure | str:
         ax.grid(axis="y", alpha=0.3)
         ax.legend(fontsize=7.5, loc="upper left", framealpha=0.9)
     fig.suptitle("PConv's FLOPS over DWConv's and GConv's, per map: measured vs the paper", fontsize=11)
-    _footer(fig, "ratio > 1: PConv reaches higher FLOPS; ◇ = the paper's ratio for the same map on its device "
-                 "of the same kind")
+    _footer(
+        fig,
+        "ratio > 1: PConv reaches higher FLOPS; ◇ = the paper's ratio for the same map on its device of the same kind",
+    )
     fig.tight_layout(rect=(0, 0.05, 1, 0.96))
     return fig
 
@@ -240,8 +295,19 @@ def _scatter(ax, g: pd.DataFrame, ycol: str, lo: str, hi: str) -> list[tuple[tup
     for r in g.itertuples():
         color = T0_COLOR if str(r.target).startswith("fasternet") else NET_COLOR
         face = color if r.stable else "white"
-        ax.errorbar(r.gmacs_per_sample, getattr(r, ycol), yerr=_yerr([getattr(r, ycol)], [getattr(r, lo)], [getattr(r, hi)]),
-                    fmt="o", mfc=face, mec=color, ecolor=color, ms=6, capsize=2, lw=0.8, zorder=4)
+        ax.errorbar(
+            r.gmacs_per_sample,
+            getattr(r, ycol),
+            yerr=_yerr([getattr(r, ycol)], [getattr(r, lo)], [getattr(r, hi)]),
+            fmt="o",
+            mfc=face,
+            mec=color,
+            ecolor=color,
+            ms=6,
+            capsize=2,
+            lw=0.8,
+            zorder=4,
+        )
         labels.append(((r.gmacs_per_sample, getattr(r, ycol)), r.target))
     return labels
 
@@ -293,7 +359,9 @@ def _network_figure(df: pd.DataFrame, *, flops: bool) -> Figure | str:
         handles = [Line2D([], [], marker="o", ls="", color=NET_COLOR, label="measured (95% CI)")]
         if paper:
             kind = PAPER_KIND.get(g.device.iloc[0])
-            handles.append(Line2D([], [], marker="D", ls="", color="#777", label=f"paper ({kind.upper()}), joined to ours"))
+            handles.append(
+                Line2D([], [], marker="D", ls="", color="#777", label=f"paper ({kind.upper()}), joined to ours")
+            )
         if not flops and len(g) >= 2:
             f = pareto_front(g.gmacs_per_sample.to_numpy(), g.ms.to_numpy())
             ax.step(g.gmacs_per_sample.to_numpy()[f], g.ms.to_numpy()[f], where="post", ls="--", color="#444", lw=1)
@@ -301,13 +369,18 @@ def _network_figure(df: pd.DataFrame, *, flops: bool) -> Figure | str:
         ax.legend(handles=handles, fontsize=7.5, loc="upper left" if not flops else "lower right")
         b = int(g.batch.iloc[0])
         ax.set_xlabel("FLOPs (MACs) per sample, G")
-        ax.set_ylabel("FLOPS, GMAC/s" if flops else "latency per sample, ms" + (f" (batch {b})" if b != 1 else " (batch 1)"))
+        ax.set_ylabel(
+            "FLOPS, GMAC/s" if flops else "latency per sample, ms" + (f" (batch {b})" if b != 1 else " (batch 1)")
+        )
         ax.set_title(title, fontsize=10)
         ax.grid(alpha=0.3)
         ax.set_ylim(bottom=0)  # from zero: differences are not exaggerated
         jobs.append((ax, labels))
-    what = ("FLOPS vs FLOPs (MACs) of networks (paper Fig. 2 style" if flops
-            else "Latency vs FLOPs (MACs) of networks (paper Fig. 1 style")
+    what = (
+        "FLOPS vs FLOPs (MACs) of networks (paper Fig. 2 style"
+        if flops
+        else "Latency vs FLOPs (MACs) of networks (paper Fig. 1 style"
+    )
     fig.suptitle(what + "; error bars: 95% CI)", fontsize=11)
     _footer(fig, UNSTABLE_NOTE)
     fig.tight_layout(rect=(0, 0.05, 1, 0.96))
@@ -350,18 +423,42 @@ def roofline_figure(df: pd.DataFrame, ceil: pd.DataFrame) -> Figure | str:
                 color, marker = OP_COLORS.get(r.target, "#777"), "o"
             else:
                 color, marker = (T0_COLOR if str(r.target).startswith("fasternet") else NET_COLOR), "^"
-            ax.scatter(r.intensity_flop_per_byte, r.gflops_per_s, marker=marker, s=30, edgecolors=color,
-                       facecolors=color if r.stable else "white", zorder=4)
+            ax.scatter(
+                r.intensity_flop_per_byte,
+                r.gflops_per_s,
+                marker=marker,
+                s=30,
+                edgecolors=color,
+                facecolors=color if r.stable else "white",
+                zorder=4,
+            )
             if ((mine.target == r.target) & (mine["shape"] == r.shape) & (mine.runtime == r.runtime)).any():
-                ax.scatter(r.intensity_flop_per_byte, r.gflops_per_s, marker="o", s=140, facecolors="none",
-                           edgecolors="#d62728", lw=1.4, zorder=5)
-            name = r.target if r.target_kind != "operator" else f"{r.target} {r.shape}" + (
-                "" if r.layers == 10 else f" ×{int(r.layers)}")
+                ax.scatter(
+                    r.intensity_flop_per_byte,
+                    r.gflops_per_s,
+                    marker="o",
+                    s=140,
+                    facecolors="none",
+                    edgecolors="#d62728",
+                    lw=1.4,
+                    zorder=5,
+                )
+            name = (
+                r.target
+                if r.target_kind != "operator"
+                else f"{r.target} {r.shape}" + ("" if r.layers == 10 else f" ×{int(r.layers)}")
+            )
             labels.append(((r.intensity_flop_per_byte, r.gflops_per_s), name))
         jobs.append((ax, labels))
         if len(mine):
-            ax.text(0.02, 0.03, f"{len(mine)} point(s) above a measured roof (red ring): the probe fell short",
-                    transform=ax.transAxes, fontsize=8, color="#d62728")
+            ax.text(
+                0.02,
+                0.03,
+                f"{len(mine)} point(s) above a measured roof (red ring): the probe fell short",
+                transform=ax.transAxes,
+                fontsize=8,
+                color="#d62728",
+            )
         xs = g.intensity_flop_per_byte.to_numpy(dtype=float)
         ys = g.gflops_per_s.to_numpy(dtype=float)
         xlo, xhi = 10 ** math.floor(math.log10(xs.min()) - 0.3), 10 ** math.ceil(math.log10(xs.max()) + 0.3)
@@ -374,15 +471,32 @@ def roofline_figure(df: pd.DataFrame, ceil: pd.DataFrame) -> Figure | str:
             if not np.isnan(bw):
                 ax.plot(xx, bw * xx, color="#999", ls=":", lw=1, label=f"bandwidth {bw:.1f} GB/s (probe:copy)")
             for p in peaks.itertuples():
-                roof = np.minimum(p.peak_gflop_per_s, bw * xx) if not np.isnan(bw) else np.full_like(xx, p.peak_gflop_per_s)
-                ax.plot(xx, roof, lw=1.4 if p.probe.endswith("float32") else 1.0,
-                        ls="-" if p.probe.endswith("float32") else "--",
-                        label=f"{p.probe.removeprefix('probe:')} {p.peak_gflop_per_s:.1f} GFLOP/s")
+                roof = (
+                    np.minimum(p.peak_gflop_per_s, bw * xx)
+                    if not np.isnan(bw)
+                    else np.full_like(xx, p.peak_gflop_per_s)
+                )
+                ax.plot(
+                    xx,
+                    roof,
+                    lw=1.4 if p.probe.endswith("float32") else 1.0,
+                    ls="-" if p.probe.endswith("float32") else "--",
+                    label=f"{p.probe.removeprefix('probe:')} {p.peak_gflop_per_s:.1f} GFLOP/s",
+                )
             ys = np.concatenate([ys, peaks.peak_gflop_per_s.to_numpy(dtype=float)]) if not peaks.empty else ys
         else:
-            ax.text(0.02, 0.97, "no probe records: ceilings not measured\n(run `fnbench probe` on this device)",
-                    transform=ax.transAxes, va="top", fontsize=8, color="#a33")
-        kinds = [o for o in OP_COLORS if o in set(g.target)] + sorted(set(g[g.target_kind == "operator"].target) - set(OP_COLORS))
+            ax.text(
+                0.02,
+                0.97,
+                "no probe records: ceilings not measured\n(run `fnbench probe` on this device)",
+                transform=ax.transAxes,
+                va="top",
+                fontsize=8,
+                color="#a33",
+            )
+        kinds = [o for o in OP_COLORS if o in set(g.target)] + sorted(
+            set(g[g.target_kind == "operator"].target) - set(OP_COLORS)
+        )
         handles = [Line2D([], [], marker="o", ls="", color=OP_COLORS.get(o, "#777"), label=o) for o in kinds]
         if (g.target_kind != "operator").any():
             handles.append(Line2D([], [], marker="^", ls="", color=NET_COLOR, label="network"))
@@ -394,8 +508,9 @@ def roofline_figure(df: pd.DataFrame, ceil: pd.DataFrame) -> Figure | str:
         ax.set_ylabel("achieved GFLOP/s (2 × MACs / latency)")
         ax.set_title(title, fontsize=10)
         ax.grid(which="both", alpha=0.25)
-    fig.suptitle("Roofline: operators (●, labelled with their map) and networks (▲) against measured ceilings",
-                 fontsize=11)
+    fig.suptitle(
+        "Roofline: operators (●, labelled with their map) and networks (▲) against measured ceilings", fontsize=11
+    )
     _footer(fig, UNSTABLE_NOTE + "; 1 MAC = 2 FLOP")
     fig.tight_layout(rect=(0, 0.05, 1, 0.96))
     for ax, labels in jobs:

@@ -93,15 +93,19 @@ def _ci(lo, hi) -> str:
     return "–" if (pd.isna(lo) or pd.isna(hi)) else f"{fmt(lo)}–{fmt(hi)}"
 
 
-def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], row_classes: Sequence[str] | None = None,
-           left: int = 1) -> str:
+def _table(
+    headers: Sequence[str], rows: Sequence[Sequence[str]], row_classes: Sequence[str] | None = None, left: int = 1
+) -> str:
     """Cells are already-escaped HTML; the first ``left`` columns are left-aligned."""
     h = "".join(f'<th class="l">{x}</th>' if i < left else f"<th>{x}</th>" for i, x in enumerate(headers))
     body = []
     for k, r in enumerate(rows):
         cls = f' class="{row_classes[k]}"' if row_classes and row_classes[k] else ""
-        body.append(f"<tr{cls}>" + "".join(f'<td class="l">{c}</td>' if i < left else f"<td>{c}</td>"
-                                            for i, c in enumerate(r)) + "</tr>")
+        body.append(
+            f"<tr{cls}>"
+            + "".join(f'<td class="l">{c}</td>' if i < left else f"<td>{c}</td>" for i, c in enumerate(r))
+            + "</tr>"
+        )
     return f'<div class="scroll"><table><thead><tr>{h}</tr></thead><tbody>{"".join(body)}</tbody></table></div>'
 
 
@@ -115,11 +119,37 @@ def _stable_mark(stable, reason=None) -> str:
 
 
 def _devices(p: Page) -> str:
-    rows = [[_e(r.device), f"<code>{_e(r.device_key)}</code>", _e(r.kind), _e(r.paper_device), _e(r.runtimes),
-             _e(getattr(r, "allocators", "")), fmt(r.n_ok), fmt(r.n_unstable), fmt(r.n_failed), fmt(r.n_probes)]
-            for r in p.devices.itertuples()]
-    return _table(["device", "key", "kind", "paper column", "runtimes", "allocators", "measurements ok", "unstable",
-                   "failed / unsupported", "probe records"], rows, left=6)
+    rows = [
+        [
+            _e(r.device),
+            f"<code>{_e(r.device_key)}</code>",
+            _e(r.kind),
+            _e(r.paper_device),
+            _e(r.runtimes),
+            _e(getattr(r, "allocators", "")),
+            fmt(r.n_ok),
+            fmt(r.n_unstable),
+            fmt(r.n_failed),
+            fmt(r.n_probes),
+        ]
+        for r in p.devices.itertuples()
+    ]
+    return _table(
+        [
+            "device",
+            "key",
+            "kind",
+            "paper column",
+            "runtimes",
+            "allocators",
+            "measurements ok",
+            "unstable",
+            "failed / unsupported",
+            "probe records",
+        ],
+        rows,
+        left=6,
+    )
 
 
 #: The runtime label of the paper's set-up (eager, NCHW, FP32): its answers come first.
@@ -138,13 +168,15 @@ def _answer_items(c: pd.DataFrame) -> str:
         head, sep, tail = text.rpartition("): ")
         word = r.verdict
         if sep and tail.startswith(word):
-            text = f"{head}{sep}{_verdict_span(word)}{tail[len(word):]}"
+            text = f"{head}{sep}{_verdict_span(word)}{tail[len(word) :]}"
         items.append(f"<li>{text}</li>")
     missing = c[c.verdict == "not measured"]
     out = f'<ul class="answer">{"".join(items)}</ul>' if items else ""
     if len(missing):
-        out += (f'<p class="note">Not measured on {_e(missing.device.iloc[0])}: '
-                f'{_e("; ".join(sorted(set(missing.claim))))} (reasons in the claims table).</p>')
+        out += (
+            f'<p class="note">Not measured on {_e(missing.device.iloc[0])}: '
+            f"{_e('; '.join(sorted(set(missing.claim))))} (reasons in the claims table).</p>"
+        )
     return out
 
 
@@ -162,12 +194,18 @@ def _answer(p: Page) -> str:
     for _, g in groups:
         out.append(_answer_items(g))
     if not rest.empty:
-        inner = "".join(f"<h3>{_e(k[0])} · {_e(k[1])}</h3>" + _answer_items(g)
-                        for k, g in rest.groupby(["device", "runtime", "threads", "batch"], dropna=False, sort=True))
-        out.append(f"<details><summary>Other runtimes and set-ups ({rest.runtime.nunique()})</summary>{inner}</details>")
-    out.append('<p class="note">Ratios with bootstrap 95% CIs; the verdict is decided by the interval alone '
-               "(see <a href=\"#claims\">the claims table</a> for each statistic, and <a href=\"#method\">how the "
-               "numbers are made</a> for the stability rule).</p>")
+        inner = "".join(
+            f"<h3>{_e(k[0])} · {_e(k[1])}</h3>" + _answer_items(g)
+            for k, g in rest.groupby(["device", "runtime", "threads", "batch"], dropna=False, sort=True)
+        )
+        out.append(
+            f"<details><summary>Other runtimes and set-ups ({rest.runtime.nunique()})</summary>{inner}</details>"
+        )
+    out.append(
+        '<p class="note">Ratios with bootstrap 95% CIs; the verdict is decided by the interval alone '
+        '(see <a href="#claims">the claims table</a> for each statistic, and <a href="#method">how the '
+        "numbers are made</a> for the stability rule).</p>"
+    )
     return "".join(out)
 
 
@@ -178,47 +216,99 @@ def _claims(p: Page) -> str:
     for r in p.claims.itertuples():
         v = r.verdict
         measured = v != "not measured"
-        thr = (f"{r.direction} {fmt(r.threshold)}" + (f' <span class="muted">({_e(r.threshold_meaning)})</span>'
-                                                     if r.threshold_meaning else "")) if measured else "–"
+        thr = (
+            (
+                f"{r.direction} {fmt(r.threshold)}"
+                + (f' <span class="muted">({_e(r.threshold_meaning)})</span>' if r.threshold_meaning else "")
+            )
+            if measured
+            else "–"
+        )
         paper = (fmt(r.paper_ratio) + "×" if not pd.isna(r.paper_ratio) else "–") + (
             f' <span class="muted">({_e(r.paper_device).upper()}, same statistic)</span>'
-            if isinstance(r.paper_device, str) and not pd.isna(r.paper_ratio) else "")
-        per = "–" if pd.isna(r.per_map_ratio) else (
-            f"{fmt(r.per_map_ratio)}× ({_ci(r.per_map_ci95_low, r.per_map_ci95_high)})")
-        rows.append([_e(r.device), _e(r.runtime) + ("" if pd.isna(r.threads) else f", {int(r.threads)} thr") + f", b{r.batch}",
-                     _e(r.claim), f'<span class="note">{_e(r.statistic)}</span>', fmt(r.ratio) + ("×" if measured else ""),
-                     _ci(r.ci95_low, r.ci95_high), thr, _verdict_span(v), paper, per,
-                     f'<span class="note">{_e(r.per_map)}</span>',
-                     f'<span class="note">{_e(r.unsettled) or "none"}</span>' if measured else "–",
-                     f'<span class="note">{_e(r.note)}</span>'])
+            if isinstance(r.paper_device, str) and not pd.isna(r.paper_ratio)
+            else ""
+        )
+        per = (
+            "–"
+            if pd.isna(r.per_map_ratio)
+            else (f"{fmt(r.per_map_ratio)}× ({_ci(r.per_map_ci95_low, r.per_map_ci95_high)})")
+        )
+        rows.append(
+            [
+                _e(r.device),
+                _e(r.runtime) + ("" if pd.isna(r.threads) else f", {int(r.threads)} thr") + f", b{r.batch}",
+                _e(r.claim),
+                f'<span class="note">{_e(r.statistic)}</span>',
+                fmt(r.ratio) + ("×" if measured else ""),
+                _ci(r.ci95_low, r.ci95_high),
+                thr,
+                _verdict_span(v),
+                paper,
+                per,
+                f'<span class="note">{_e(r.per_map)}</span>',
+                f'<span class="note">{_e(r.unsettled) or "none"}</span>' if measured else "–",
+                f'<span class="note">{_e(r.note)}</span>',
+            ]
+        )
         classes.append("")
-    return (_table(["device", "runtime", "claim", "statistic (the ratio)", "ratio", "95% CI", "threshold", "verdict",
-                    "paper (same statistic)", "geometric mean of per-map ratios (95% CI)", "per map",
-                    "rows above their precision target", "note"], rows, classes, left=4)
-            + '<p class="note">The FLOPS claims use the paper\'s statistic, a ratio of mean GMAC/s over the maps '
-              "(its 6.2× on CPU is 39.91 / 6.42 GMAC/s); the geometric mean of the per-map ratios beside it is what "
-              "a map-by-map comparison means. The paper column is the paper's statistic from its own Table 1 or main "
-              "table, on its device of the same kind.</p>")
+    return (
+        _table(
+            [
+                "device",
+                "runtime",
+                "claim",
+                "statistic (the ratio)",
+                "ratio",
+                "95% CI",
+                "threshold",
+                "verdict",
+                "paper (same statistic)",
+                "geometric mean of per-map ratios (95% CI)",
+                "per map",
+                "rows above their precision target",
+                "note",
+            ],
+            rows,
+            classes,
+            left=4,
+        )
+        + '<p class="note">The FLOPS claims use the paper\'s statistic, a ratio of mean GMAC/s over the maps '
+        "(its 6.2× on CPU is 39.91 / 6.42 GMAC/s); the geometric mean of the per-map ratios beside it is what "
+        "a map-by-map comparison means. The paper column is the paper's statistic from its own Table 1 or main "
+        "table, on its device of the same kind.</p>"
+    )
 
 
 def _table1(p: Page) -> str:
     if not p.table1_titles:
         return '<p class="muted">No Table-1 operator measurements (10 layers, default options). Run <code>fnbench run --suite table1</code>.</p>'
-    head1 = '<tr><th class="l" rowspan="2">operator</th><th class="l" rowspan="2">map C×H×W</th>' + "".join(
-        f'<th colspan="4">{_e(t)}</th>' for t in p.table1_titles) + "</tr>"
-    head2 = "<tr>" + "<th>latency ms</th><th>GMAC/s</th><th>GMAC/s 95% CI</th><th>paper GMAC/s</th>" * len(p.table1_titles) + "</tr>"
+    head1 = (
+        '<tr><th class="l" rowspan="2">operator</th><th class="l" rowspan="2">map C×H×W</th>'
+        + "".join(f'<th colspan="4">{_e(t)}</th>' for t in p.table1_titles)
+        + "</tr>"
+    )
+    head2 = (
+        "<tr>"
+        + "<th>latency ms</th><th>GMAC/s</th><th>GMAC/s 95% CI</th><th>paper GMAC/s</th>" * len(p.table1_titles)
+        + "</tr>"
+    )
     body = []
     for _, r in p.table1.iterrows():
         cells = [f'<td class="l">{_e(r["op"])}</td><td class="l">{_e(r["shape"])}</td>']
         for t in p.table1_titles:
             st = r[f"{t}|stable"]
             cls = ' class="unstable-cell" style="background:#fff6d6"' if (not pd.isna(st) and not bool(st)) else ""
-            cells.append(f"<td{cls}>{fmt(r[f'{t}|ms'])}</td><td{cls}>{fmt(r[f'{t}|gmacs'])}{_stable_mark(st)}</td>"
-                         f"<td{cls}>{_ci(r[f'{t}|gmacs_lo'], r[f'{t}|gmacs_hi'])}</td><td>{fmt(r[f'{t}|paper'])}</td>")
+            cells.append(
+                f"<td{cls}>{fmt(r[f'{t}|ms'])}</td><td{cls}>{fmt(r[f'{t}|gmacs'])}{_stable_mark(st)}</td>"
+                f"<td{cls}>{_ci(r[f'{t}|gmacs_lo'], r[f'{t}|gmacs_hi'])}</td><td>{fmt(r[f'{t}|paper'])}</td>"
+            )
         body.append("<tr>" + "".join(cells) + "</tr>")
-    return (f'<div class="scroll"><table><thead>{head1}{head2}</thead><tbody>{"".join(body)}</tbody></table></div>'
-            '<p class="note">Latency is per batch (ms); GMAC/s is the paper\'s "GFLOPS". The paper column is '
-            "the paper's device of the same kind (CPU: i9-9900X, GPU: RTX 2080Ti at batch 32, ARM: Cortex-A72).</p>")
+    return (
+        f'<div class="scroll"><table><thead>{head1}{head2}</thead><tbody>{"".join(body)}</tbody></table></div>'
+        '<p class="note">Latency is per batch (ms); GMAC/s is the paper\'s "GFLOPS". The paper column is '
+        "the paper's device of the same kind (CPU: i9-9900X, GPU: RTX 2080Ti at batch 32, ARM: Cortex-A72).</p>"
+    )
 
 
 def _figures(p: Page) -> str:
@@ -228,9 +318,11 @@ def _figures(p: Page) -> str:
             out.append(f'<h3>{_e(title)}</h3><p class="muted">Not drawn: {_e(caption)}</p>')
             continue
         b64 = base64.b64encode(png).decode("ascii")
-        out.append(f'<figure id="fig-{_e(name)}"><h3>{_e(title)}</h3><img alt="{_e(title)}" '
-                   f'src="data:image/png;base64,{b64}"><figcaption>{_e(caption)} Files: '
-                   f'<code>{_e(name)}.png</code>, <code>{_e(name)}.svg</code>.</figcaption></figure>')
+        out.append(
+            f'<figure id="fig-{_e(name)}"><h3>{_e(title)}</h3><img alt="{_e(title)}" '
+            f'src="data:image/png;base64,{b64}"><figcaption>{_e(caption)} Files: '
+            f"<code>{_e(name)}.png</code>, <code>{_e(name)}.svg</code>.</figcaption></figure>"
+        )
     return "".join(out)
 
 
@@ -246,22 +338,48 @@ def _paper_vs_device(p: Page) -> str:
         for r in shown.itertuples():
             quantity = _e(r.quantity) if r.quantity == r.unit else f"{_e(r.quantity)} ({_e(r.unit)})"
             status = _e(r.status) if r.status != "ok" else ("settled" if r.stable else "")
-            rows.append([_e(r.item), _e(r.paper_name), _e(r.shape or "–"), quantity,
-                         fmt(r.paper_value), fmt(r.measured_value) + (_stable_mark(r.stable) if r.status == "ok" else ""),
-                         _ci(r.measured_ci95_low, r.measured_ci95_high),
-                         (fmt(r.ratio_measured_over_paper) + "×") if not pd.isna(r.ratio_measured_over_paper) else "–",
-                         status])
+            rows.append(
+                [
+                    _e(r.item),
+                    _e(r.paper_name),
+                    _e(r.shape or "–"),
+                    quantity,
+                    fmt(r.paper_value),
+                    fmt(r.measured_value) + (_stable_mark(r.stable) if r.status == "ok" else ""),
+                    _ci(r.measured_ci95_low, r.measured_ci95_high),
+                    (fmt(r.ratio_measured_over_paper) + "×") if not pd.isna(r.ratio_measured_over_paper) else "–",
+                    status,
+                ]
+            )
             classes.append("unstable" if (r.status == "ok" and r.stable is False) else "")
         t = "" if pd.isna(threads) else f", {int(threads)} thread(s)"
         out.append(f"<h3>{_e(dev)} · {_e(runtime)}{t} vs the paper's {_e(g.paper_device.iloc[0]).upper()}</h3>")
-        out.append(_table(["item", "paper name", "shape", "quantity (unit)", "paper", "measured", "measured 95% CI",
-                           "measured / paper", "status"], rows, classes, left=4))
+        out.append(
+            _table(
+                [
+                    "item",
+                    "paper name",
+                    "shape",
+                    "quantity (unit)",
+                    "paper",
+                    "measured",
+                    "measured 95% CI",
+                    "measured / paper",
+                    "status",
+                ],
+                rows,
+                classes,
+                left=4,
+            )
+        )
         note = g.device_note.iloc[0] if "device_note" in g else ""
         if isinstance(note, str) and note:
             out.append(f'<p class="note warn">{_e(note)}.</p>')
         if len(missing):
-            out.append(f'<p class="note">{len(missing)} networks in the paper\'s table not measured here: '
-                       f'{_e(", ".join(missing))} (all listed in <code>paper_vs_device.csv</code>).</p>')
+            out.append(
+                f'<p class="note">{len(missing)} networks in the paper\'s table not measured here: '
+                f"{_e(', '.join(missing))} (all listed in <code>paper_vs_device.csv</code>).</p>"
+            )
     return "".join(out)
 
 
@@ -274,29 +392,77 @@ def _results(p: Page) -> str:
         rows, classes = [], []
         g = g.assign(_area=[_shape_key(x) for x in g["shape"]], _net=g.target_kind.ne("operator")).sort_values(
             ["_net", "target", "options", "layers", "_area", "runtime", "threads", "batch"],
-            kind="stable", na_position="last")
+            kind="stable",
+            na_position="last",
+        )
         for r in g.itertuples():
             name = r.target + (f" {r.options}" if r.options not in ("{}", None) else "")
             layers = "" if pd.isna(r.layers) else f" L{int(r.layers)}"
             alloc = _e(getattr(r, "allocator", None) or "–")
             if r.status != "ok":
-                rows.append([_e(name), _e(f"{r.shape or '–'}{layers}"), _e(r.runtime), alloc, fmt(r.batch, integer=True), fmt(r.macs),
-                             f'<span class="warn">{_e(r.status)}</span>', "–", "–", "–", "–", "–", "–", "–"])
+                rows.append(
+                    [
+                        _e(name),
+                        _e(f"{r.shape or '–'}{layers}"),
+                        _e(r.runtime),
+                        alloc,
+                        fmt(r.batch, integer=True),
+                        fmt(r.macs),
+                        f'<span class="warn">{_e(r.status)}</span>',
+                        "–",
+                        "–",
+                        "–",
+                        "–",
+                        "–",
+                        "–",
+                        "–",
+                    ]
+                )
                 classes.append("")
                 continue
-            rows.append([_e(name), _e(f"{r.shape or '–'}{layers}"), _e(r.runtime), alloc, fmt(r.batch, integer=True),
-                         fmt(r.macs / 1e6), fmt(r.median_ms) + _stable_mark(r.stable, getattr(r, "unstable_reason", None)),
-                         _ci(r.ci95_low_ms, r.ci95_high_ms),
-                         fmt(r.gmacs_per_s), _ci(r.gmacs_per_s_ci95_low, r.gmacs_per_s_ci95_high),
-                         fmt(r.intensity_flop_per_byte), _faults(getattr(r, "minor_faults_per_iter", None),
-                                                                 getattr(r, "faults_flag", None)),
-                         fmt(r.n_samples), fmt(r.n_repeats)])
+            rows.append(
+                [
+                    _e(name),
+                    _e(f"{r.shape or '–'}{layers}"),
+                    _e(r.runtime),
+                    alloc,
+                    fmt(r.batch, integer=True),
+                    fmt(r.macs / 1e6),
+                    fmt(r.median_ms) + _stable_mark(r.stable, getattr(r, "unstable_reason", None)),
+                    _ci(r.ci95_low_ms, r.ci95_high_ms),
+                    fmt(r.gmacs_per_s),
+                    _ci(r.gmacs_per_s_ci95_low, r.gmacs_per_s_ci95_high),
+                    fmt(r.intensity_flop_per_byte),
+                    _faults(getattr(r, "minor_faults_per_iter", None), getattr(r, "faults_flag", None)),
+                    fmt(r.n_samples),
+                    fmt(r.n_repeats),
+                ]
+            )
             classes.append("" if r.stable else "unstable")
         out.append(f"<h3>{_e(dev)}</h3>")
-        out.append(_table(["target", "shape / layers", "runtime", "allocator", "batch", "FLOPs (MACs), M",
-                           "latency ms (median)", "latency 95% CI, ms", "GMAC/s", "GMAC/s 95% CI",
-                           "intensity FLOP/byte", "page faults / iteration", "samples", "repeats"], rows, classes,
-                          left=4))
+        out.append(
+            _table(
+                [
+                    "target",
+                    "shape / layers",
+                    "runtime",
+                    "allocator",
+                    "batch",
+                    "FLOPs (MACs), M",
+                    "latency ms (median)",
+                    "latency 95% CI, ms",
+                    "GMAC/s",
+                    "GMAC/s 95% CI",
+                    "intensity FLOP/byte",
+                    "page faults / iteration",
+                    "samples",
+                    "repeats",
+                ],
+                rows,
+                classes,
+                left=4,
+            )
+        )
     return "".join(out)
 
 
@@ -313,33 +479,67 @@ def _faults(per_iter, flag) -> str:
 def _allocators(p: Page) -> str:
     d = p.allocator_rows
     if d.empty:
-        return ('<p class="muted">Every measurement here was taken under one allocator. Measure a target under two '
-                "with <code>fnbench run --allocator tuned --allocator system …</code> to see how much the memory "
-                "allocator moves it.</p>")
-    head = ('<p class="note">The same measurement under each allocator: <b>tuned</b> (glibc with fixed mmap and trim '
-            "thresholds, so freed activations are reused, as in a long-running server), <b>system</b> (glibc as a "
-            "fresh process gets it: freed activations go back to the kernel and every forward page-faults them in "
-            "again), and the preloaded jemalloc/tcmalloc. Page faults are counted over the timed iterations "
-            "(getrusage); ⚠ marks a row that still faults above 1% of the bytes it moves.</p>")
+        return (
+            '<p class="muted">Every measurement here was taken under one allocator. Measure a target under two '
+            "with <code>fnbench run --allocator tuned --allocator system …</code> to see how much the memory "
+            "allocator moves it.</p>"
+        )
+    head = (
+        '<p class="note">The same measurement under each allocator: <b>tuned</b> (glibc with fixed mmap and trim '
+        "thresholds, so freed activations are reused, as in a long-running server), <b>system</b> (glibc as a "
+        "fresh process gets it: freed activations go back to the kernel and every forward page-faults them in "
+        "again), and the preloaded jemalloc/tcmalloc. Page faults are counted over the timed iterations "
+        "(getrusage); ⚠ marks a row that still faults above 1% of the bytes it moves.</p>"
+    )
     rows, classes = [], []
     for r in d.itertuples():
         layers = "" if pd.isna(r.layers) else f" L{int(r.layers)}"
-        rows.append([_e(r.device), _e(r.runtime), _e(r.target), _e(f"{r.shape or '–'}{layers}"), _e(r.allocator),
-                     fmt(r.median_ms) + _stable_mark(r.stable, r.unstable_reason), _ci(r.ci95_low_ms, r.ci95_high_ms),
-                     fmt(r.gmacs_per_s),
-                     _faults(r.minor_faults_per_iter, r.faults_flag),
-                     "–" if pd.isna(r.latency_vs_tuned) else f"{r.latency_vs_tuned:.2f}×"])
+        rows.append(
+            [
+                _e(r.device),
+                _e(r.runtime),
+                _e(r.target),
+                _e(f"{r.shape or '–'}{layers}"),
+                _e(r.allocator),
+                fmt(r.median_ms) + _stable_mark(r.stable, r.unstable_reason),
+                _ci(r.ci95_low_ms, r.ci95_high_ms),
+                fmt(r.gmacs_per_s),
+                _faults(r.minor_faults_per_iter, r.faults_flag),
+                "–" if pd.isna(r.latency_vs_tuned) else f"{r.latency_vs_tuned:.2f}×",
+            ]
+        )
         classes.append("" if r.stable else "unstable")
-    out = [head, _table(["device", "runtime", "target", "shape / layers", "allocator", "latency ms (median)",
-                         "latency 95% CI, ms", "GMAC/s", "page faults / iteration", "latency vs tuned"], rows, classes,
-                        left=5)]
+    out = [
+        head,
+        _table(
+            [
+                "device",
+                "runtime",
+                "target",
+                "shape / layers",
+                "allocator",
+                "latency ms (median)",
+                "latency 95% CI, ms",
+                "GMAC/s",
+                "page faults / iteration",
+                "latency vs tuned",
+            ],
+            rows,
+            classes,
+            left=5,
+        ),
+    ]
     c = p.allocator_claims
     if not c.empty:
         allocs = [x for x in c.columns if x not in ("device", "runtime", "claim")]
         out.append("<h3>The claims under each allocator</h3>")
-        out.append(_table(["device", "runtime", "claim", *allocs],
-                          [[_e(x) for x in row] for row in c[["device", "runtime", "claim", *allocs]].values],
-                          left=3 + len(allocs)))
+        out.append(
+            _table(
+                ["device", "runtime", "claim", *allocs],
+                [[_e(x) for x in row] for row in c[["device", "runtime", "claim", *allocs]].values],
+                left=3 + len(allocs),
+            )
+        )
     return "".join(out)
 
 
@@ -354,34 +554,62 @@ def _shape_key(shape) -> tuple:
 def _failures(p: Page) -> str:
     if p.failures.empty:
         return '<p class="muted">None: every measurement finished.</p>'
-    rows = [[_e(r.device), _e(r.target), _e(r.shape or "–"), _e(r.runtime), _e(r.status), _e(r.error)]
-            for r in p.failures.itertuples()]
+    rows = [
+        [_e(r.device), _e(r.target), _e(r.shape or "–"), _e(r.runtime), _e(r.status), _e(r.error)]
+        for r in p.failures.itertuples()
+    ]
     return _table(["device", "target", "shape", "runtime", "status", "reason"], rows, left=6)
 
 
 def _ceilings(p: Page) -> str:
     c = p.ceilings
-    head = ('<p class="note">Peak compute from <code>probe:gemm_*</code> and <code>probe:conv_*</code> records '
-            "(FLOP/s = flops / median; the roofline's compute roof is the best FP32 one), bandwidth from "
-            "<code>probe:copy</code> (bytes read + written / median); the maximum over probe sizes.</p>")
+    head = (
+        '<p class="note">Peak compute from <code>probe:gemm_*</code> and <code>probe:conv_*</code> records '
+        "(FLOP/s = flops / median; the roofline's compute roof is the best FP32 one), bandwidth from "
+        "<code>probe:copy</code> (bytes read + written / median); the maximum over probe sizes.</p>"
+    )
     have = set(c.device) if not c.empty else set()
     missing = [d for d in p.devices.device if d not in have]
     out = [head]
     if not c.empty:
-        rows = [[_e(r.device), _e(r.probe), fmt(r.peak_gflop_per_s), fmt(r.bandwidth_gb_per_s), fmt(r.n_records),
-                 "yes" if r.stable else '<span class="unstable">⚠ no</span>'] for r in c.itertuples()]
+        rows = [
+            [
+                _e(r.device),
+                _e(r.probe),
+                fmt(r.peak_gflop_per_s),
+                fmt(r.bandwidth_gb_per_s),
+                fmt(r.n_records),
+                "yes" if r.stable else '<span class="unstable">⚠ no</span>',
+            ]
+            for r in c.itertuples()
+        ]
         out.append(_table(["device", "probe", "peak GFLOP/s", "bandwidth GB/s", "records", "stable"], rows, left=2))
     if not p.above_roof.empty:
-        rows = [[_e(r.device), _e(r.target), _e(r.shape or "–"), _e(r.runtime), fmt(r.gflops_per_s),
-                 fmt(r.roof_gflop_per_s), _e(r.roof)] for r in p.above_roof.itertuples()]
-        out.append(f'<p class="warn">{len(p.above_roof)} measured point(s) above a measured roof: the probe fell '
-                   "short of the device's real ceiling (run <code>fnbench probe</code> with a larger --budget). "
-                   "They are ringed in red on the roofline.</p>")
-        out.append(_table(["device", "target", "shape", "runtime", "achieved GFLOP/s", "roof GFLOP/s", "roof"],
-                          rows, left=4))
+        rows = [
+            [
+                _e(r.device),
+                _e(r.target),
+                _e(r.shape or "–"),
+                _e(r.runtime),
+                fmt(r.gflops_per_s),
+                fmt(r.roof_gflop_per_s),
+                _e(r.roof),
+            ]
+            for r in p.above_roof.itertuples()
+        ]
+        out.append(
+            f'<p class="warn">{len(p.above_roof)} measured point(s) above a measured roof: the probe fell '
+            "short of the device's real ceiling (run <code>fnbench probe</code> with a larger --budget). "
+            "They are ringed in red on the roofline.</p>"
+        )
+        out.append(
+            _table(["device", "target", "shape", "runtime", "achieved GFLOP/s", "roof GFLOP/s", "roof"], rows, left=4)
+        )
     if missing:
-        out.append(f'<p class="warn">No probe records for {_e(", ".join(missing))}: the roofline shows measured '
-                   "points only, without ceilings. Run <code>fnbench probe</code> on that device and include its result file.</p>")
+        out.append(
+            f'<p class="warn">No probe records for {_e(", ".join(missing))}: the roofline shows measured '
+            "points only, without ceilings. Run <code>fnbench probe</code> on that device and include its result file.</p>"
+        )
     return "".join(out)
 
 
@@ -391,33 +619,47 @@ def _environment(p: Page) -> str:
         return ""
     out = []
     for dev, g in e.groupby("device", sort=True):
-        rows = [[_e(r.key), fmt(r.value, 4) if isinstance(r.value, (float, np.floating)) else _e(r.value)]
-                for r in g.itertuples()]
+        rows = [
+            [_e(r.key), fmt(r.value, 4) if isinstance(r.value, (float, np.floating)) else _e(r.value)]
+            for r in g.itertuples()
+        ]
         out.append(f"<h3>{_e(dev)}</h3>" + _table(["key", "value"], rows, left=2))
     return "".join(out)
 
 
 def _runtimes(p: Page) -> str:
     if p.runtime_gmacs.empty:
-        return ('<p class="muted">One runtime per device. Measure others with '
-                '<code>fnbench run --runtime eager --runtime compile --runtime onnxruntime</code>.</p>')
+        return (
+            '<p class="muted">One runtime per device. Measure others with '
+            "<code>fnbench run --runtime eager --runtime compile --runtime onnxruntime</code>.</p>"
+        )
     g = p.runtime_gmacs
-    rts = [c[len("gmacs_per_s["):-1] for c in g.columns if c.startswith("gmacs_per_s[")]
+    rts = [c[len("gmacs_per_s[") : -1] for c in g.columns if c.startswith("gmacs_per_s[")]
     rows = []
     for r in g.to_dict("records"):
         cells = []
         for rt in rts:
             v, st = r.get(f"gmacs_per_s[{rt}]"), r.get(f"stable[{rt}]")
-            cells.append("–" if v is None or pd.isna(v) else fmt(v) + ("" if st is True else ' <span class="unstable">⚠</span>'))
+            cells.append(
+                "–" if v is None or pd.isna(v) else fmt(v) + ("" if st is True else ' <span class="unstable">⚠</span>')
+            )
         layers = "" if pd.isna(r["layers"]) else f" ×{int(r['layers'])}"
         rows.append([_e(r["device"]), _e(r["target"]), _e(f"{r['shape'] or '–'}{layers}"), *cells])
-    out = ["<h3>GMAC/s per runtime</h3>", _table(["device", "target", "shape", *(f"{rt} GMAC/s" for rt in rts)], rows, left=3)]
+    out = [
+        "<h3>GMAC/s per runtime</h3>",
+        _table(["device", "target", "shape", *(f"{rt} GMAC/s" for rt in rts)], rows, left=3),
+    ]
     if not p.runtime_verdicts.empty:
         v = p.runtime_verdicts
         vr = [c for c in v.columns if c not in ("device", "claim")]
         out.append("<h3>Does each claim hold under each runtime?</h3>")
-        out.append(_table(["device", "claim", *vr], [[_e(x) for x in row] for row in v[["device", "claim", *vr]].fillna("–").values],
-                          left=2 + len(vr)))
+        out.append(
+            _table(
+                ["device", "claim", *vr],
+                [[_e(x) for x in row] for row in v[["device", "claim", *vr]].fillna("–").values],
+                left=2 + len(vr),
+            )
+        )
     return "".join(out)
 
 
@@ -442,9 +684,11 @@ def render(p: Page) -> str:
     ]
     toc = " · ".join(f'<a href="#{sid}">{_e(t)}</a>' for sid, t, _ in sections)
     body = "".join(f'<section id="{sid}"><h2>{_e(t)}</h2>{content}</section>' for sid, t, content in sections)
-    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{_e(p.title)}</title>'
-            f'<meta name="viewport" content="width=device-width,initial-scale=1"><style>{CSS}</style></head><body>'
-            f'<h1>{_e(p.title)}</h1><section id="answer">{_answer(p)}</section>'
-            f'<p class="note">Generated {_e(p.generated)} from {inputs}. '
-            'FLOPs (MACs) are multiply-adds as in the paper; GMAC/s is the paper\'s "GFLOPS"; FLOP/s = 2 × MAC/s.</p>'
-            f'<nav class="note">{toc}</nav>{body}</body></html>\n')
+    return (
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{_e(p.title)}</title>'
+        f'<meta name="viewport" content="width=device-width,initial-scale=1"><style>{CSS}</style></head><body>'
+        f'<h1>{_e(p.title)}</h1><section id="answer">{_answer(p)}</section>'
+        f'<p class="note">Generated {_e(p.generated)} from {inputs}. '
+        'FLOPs (MACs) are multiply-adds as in the paper; GMAC/s is the paper\'s "GFLOPS"; FLOP/s = 2 × MAC/s.</p>'
+        f'<nav class="note">{toc}</nav>{body}</body></html>\n'
+    )

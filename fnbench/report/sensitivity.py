@@ -19,13 +19,37 @@ from ..units import ms as _ms
 
 __all__ = ["SENSITIVITY_COLUMNS", "allocator_table", "allocator_claims"]
 
-SENSITIVITY_COLUMNS = ["device", "runtime", "target", "shape", "layers", "allocator", "median_ms", "ci95_low_ms",
-                       "ci95_high_ms", "gmacs_per_s", "minor_faults_per_iter", "faults_flag", "latency_vs_tuned",
-                       "stable", "unstable_reason"]
+SENSITIVITY_COLUMNS = [
+    "device",
+    "runtime",
+    "target",
+    "shape",
+    "layers",
+    "allocator",
+    "median_ms",
+    "ci95_low_ms",
+    "ci95_high_ms",
+    "gmacs_per_s",
+    "minor_faults_per_iter",
+    "faults_flag",
+    "latency_vs_tuned",
+    "stable",
+    "unstable_reason",
+]
 
 #: What makes two rows the same measurement apart from the allocator.
-_SAME = ["device_label", "runtime_name", "memory_format", "dtype", "threads", "target", "shape", "layers", "options",
-         "batch"]
+_SAME = [
+    "device_label",
+    "runtime_name",
+    "memory_format",
+    "dtype",
+    "threads",
+    "target",
+    "shape",
+    "layers",
+    "options",
+    "batch",
+]
 
 
 def allocator_table(df: pd.DataFrame) -> pd.DataFrame:
@@ -44,15 +68,25 @@ def allocator_table(df: pd.DataFrame) -> pd.DataFrame:
         for r in sorted(g.to_dict("records"), key=lambda r: order.get(r["allocator"], 9)):
             fpi = r.get("minor_faults_per_iter")
             fpi = None if fpi is None or pd.isna(fpi) else float(fpi)
-            rows.append(dict(
-                device=r["device_label"], runtime=r["runtime_name"], target=r["target"], shape=r["shape"],
-                layers=r["layers"], allocator=r["allocator"], median_ms=_ms(r["median_s"]),
-                ci95_low_ms=_ms(r["ci95_low_s"]), ci95_high_ms=_ms(r["ci95_high_s"]), gmacs_per_s=r.get("gmacs_per_s"),
-                minor_faults_per_iter=fpi, faults_flag=faults_flag(fpi, r.get("mem_bytes_counted"), r["allocator"]),
-                latency_vs_tuned=float(r["median_s"]) / ref_med if ref_med == ref_med else np.nan,
-                stable=bool(r.get("stable")),
-                unstable_reason=None if r.get("stable") else unstable_reason(r),
-            ))
+            rows.append(
+                dict(
+                    device=r["device_label"],
+                    runtime=r["runtime_name"],
+                    target=r["target"],
+                    shape=r["shape"],
+                    layers=r["layers"],
+                    allocator=r["allocator"],
+                    median_ms=_ms(r["median_s"]),
+                    ci95_low_ms=_ms(r["ci95_low_s"]),
+                    ci95_high_ms=_ms(r["ci95_high_s"]),
+                    gmacs_per_s=r.get("gmacs_per_s"),
+                    minor_faults_per_iter=fpi,
+                    faults_flag=faults_flag(fpi, r.get("mem_bytes_counted"), r["allocator"]),
+                    latency_vs_tuned=float(r["median_s"]) / ref_med if ref_med == ref_med else np.nan,
+                    stable=bool(r.get("stable")),
+                    unstable_reason=None if r.get("stable") else unstable_reason(r),
+                )
+            )
     return pd.DataFrame(rows, columns=SENSITIVITY_COLUMNS)
 
 

@@ -17,16 +17,65 @@ from ..results import probe_rate, unstable_reason
 from ..units import ms as _ms
 from ..verdicts import PAPER_KIND
 
-__all__ = ["RESULT_COLUMNS", "results_table", "ceilings", "paper_vs_device", "failures", "environment",
-           "table1_wide", "panels", "is_probe", "roofs", "above_roof"]
+__all__ = [
+    "RESULT_COLUMNS",
+    "results_table",
+    "ceilings",
+    "paper_vs_device",
+    "failures",
+    "environment",
+    "table1_wide",
+    "panels",
+    "is_probe",
+    "roofs",
+    "above_roof",
+]
 
 RESULT_COLUMNS = [
-    "device", "device_key", "device_kind", "device_name", "runtime", "threads", "target", "target_kind", "shape",
-    "layers", "options", "batch", "batch_requested", "dtype", "memory_format", "status", "error", "stable", "n_samples", "n_rounds",
-    "n_repeats", "n_failed_repeats", "params", "macs", "flops", "mem_bytes_analytic", "mem_bytes_counted",
-    "median_ms", "ci95_low_ms", "ci95_high_ms", "iqr_ms", "p90_ms", "rel_ci_halfwidth", "throughput_samples_per_s",
-    "gmacs_per_s", "gmacs_per_s_ci95_low", "gmacs_per_s_ci95_high", "gflops_per_s",
-    "intensity_flop_per_byte", "run_ids", "allocator", "minor_faults_per_iter", "faults_flag", "unstable_reason",
+    "device",
+    "device_key",
+    "device_kind",
+    "device_name",
+    "runtime",
+    "threads",
+    "target",
+    "target_kind",
+    "shape",
+    "layers",
+    "options",
+    "batch",
+    "batch_requested",
+    "dtype",
+    "memory_format",
+    "status",
+    "error",
+    "stable",
+    "n_samples",
+    "n_rounds",
+    "n_repeats",
+    "n_failed_repeats",
+    "params",
+    "macs",
+    "flops",
+    "mem_bytes_analytic",
+    "mem_bytes_counted",
+    "median_ms",
+    "ci95_low_ms",
+    "ci95_high_ms",
+    "iqr_ms",
+    "p90_ms",
+    "rel_ci_halfwidth",
+    "throughput_samples_per_s",
+    "gmacs_per_s",
+    "gmacs_per_s_ci95_low",
+    "gmacs_per_s_ci95_high",
+    "gflops_per_s",
+    "intensity_flop_per_byte",
+    "run_ids",
+    "allocator",
+    "minor_faults_per_iter",
+    "faults_flag",
+    "unstable_reason",
 ]
 
 
@@ -40,27 +89,54 @@ def results_table(df: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for r in d.to_dict("records"):
         ok = r.get("status") == "ok"
-        rows.append({
-            "device": r["device_label"], "device_key": r["device_key"], "device_kind": r["device"],
-            "device_name": r["device_name"], "runtime": r["runtime"], "threads": r["threads"], "target": r["target"],
-            "target_kind": r["target_kind"], "shape": r["shape"], "layers": r["layers"], "options": r["options"],
-            "batch": r["batch"], "batch_requested": r.get("batch_requested"), "dtype": r["dtype"],
-            "memory_format": r.get("memory_format") or "contiguous",
-            "status": r["status"], "error": r.get("error"), "stable": bool(r.get("stable")) if ok else False,
-            "n_samples": len(r.get("samples_s") or []), "n_rounds": r.get("rounds"),
-            "n_repeats": r.get("n_repeats", 1), "n_failed_repeats": r.get("n_failed_repeats", 0),
-            "params": r.get("params"), "macs": r.get("macs"), "flops": r.get("flops"),
-            "mem_bytes_analytic": r.get("mem_bytes_analytic"), "mem_bytes_counted": r.get("mem_bytes_counted"),
-            "median_ms": _ms(r.get("median_s")), "ci95_low_ms": _ms(r.get("ci95_low_s")),
-            "ci95_high_ms": _ms(r.get("ci95_high_s")), "iqr_ms": _ms(r.get("iqr_s")), "p90_ms": _ms(r.get("p90_s")),
-            "rel_ci_halfwidth": r.get("rel_ci_halfwidth"), "throughput_samples_per_s": r.get("throughput_per_s"),
-            "gmacs_per_s": r.get("gmacs_per_s"), "gmacs_per_s_ci95_low": r.get("gmacs_per_s_ci95_low"),
-            "gmacs_per_s_ci95_high": r.get("gmacs_per_s_ci95_high"), "gflops_per_s": r.get("gflops_per_s"),
-            "intensity_flop_per_byte": r.get("intensity_flop_per_byte"), "run_ids": r.get("run_ids"),
-            "allocator": r.get("allocator"), "minor_faults_per_iter": r.get("minor_faults_per_iter"),
-            "faults_flag": r.get("faults_flag") if ok else None,
-            "unstable_reason": unstable_reason(r) if ok and not r.get("stable") else None,
-        })
+        rows.append(
+            {
+                "device": r["device_label"],
+                "device_key": r["device_key"],
+                "device_kind": r["device"],
+                "device_name": r["device_name"],
+                "runtime": r["runtime"],
+                "threads": r["threads"],
+                "target": r["target"],
+                "target_kind": r["target_kind"],
+                "shape": r["shape"],
+                "layers": r["layers"],
+                "options": r["options"],
+                "batch": r["batch"],
+                "batch_requested": r.get("batch_requested"),
+                "dtype": r["dtype"],
+                "memory_format": r.get("memory_format") or "contiguous",
+                "status": r["status"],
+                "error": r.get("error"),
+                "stable": bool(r.get("stable")) if ok else False,
+                "n_samples": len(r.get("samples_s") or []),
+                "n_rounds": r.get("rounds"),
+                "n_repeats": r.get("n_repeats", 1),
+                "n_failed_repeats": r.get("n_failed_repeats", 0),
+                "params": r.get("params"),
+                "macs": r.get("macs"),
+                "flops": r.get("flops"),
+                "mem_bytes_analytic": r.get("mem_bytes_analytic"),
+                "mem_bytes_counted": r.get("mem_bytes_counted"),
+                "median_ms": _ms(r.get("median_s")),
+                "ci95_low_ms": _ms(r.get("ci95_low_s")),
+                "ci95_high_ms": _ms(r.get("ci95_high_s")),
+                "iqr_ms": _ms(r.get("iqr_s")),
+                "p90_ms": _ms(r.get("p90_s")),
+                "rel_ci_halfwidth": r.get("rel_ci_halfwidth"),
+                "throughput_samples_per_s": r.get("throughput_per_s"),
+                "gmacs_per_s": r.get("gmacs_per_s"),
+                "gmacs_per_s_ci95_low": r.get("gmacs_per_s_ci95_low"),
+                "gmacs_per_s_ci95_high": r.get("gmacs_per_s_ci95_high"),
+                "gflops_per_s": r.get("gflops_per_s"),
+                "intensity_flop_per_byte": r.get("intensity_flop_per_byte"),
+                "run_ids": r.get("run_ids"),
+                "allocator": r.get("allocator"),
+                "minor_faults_per_iter": r.get("minor_faults_per_iter"),
+                "faults_flag": r.get("faults_flag") if ok else None,
+                "unstable_reason": unstable_reason(r) if ok and not r.get("stable") else None,
+            }
+        )
     out = pd.DataFrame(rows, columns=RESULT_COLUMNS)
     for c in ("layers", "threads", "batch", "batch_requested", "n_rounds"):
         out[c] = out[c].astype("Int64")
@@ -84,8 +160,17 @@ def ceilings(df: pd.DataFrame) -> pd.DataFrame:
         rates = [probe_rate(name, f, b, t)[1] for f, b, t in zip(g.flops, g.mem_bytes_counted, g.median_s)]
         best = pd.Series(rates, dtype=float).max() / 1e9
         peak, bw = (np.nan, best) if name == "probe:copy" else (best, np.nan)
-        rows.append(dict(device=label, device_key=key, probe=name, peak_gflop_per_s=peak, bandwidth_gb_per_s=bw,
-                         n_records=len(g), stable=bool(g.stable.fillna(False).astype(bool).all())))
+        rows.append(
+            dict(
+                device=label,
+                device_key=key,
+                probe=name,
+                peak_gflop_per_s=peak,
+                bandwidth_gb_per_s=bw,
+                n_records=len(g),
+                stable=bool(g.stable.fillna(False).astype(bool).all()),
+            )
+        )
     return pd.DataFrame(rows, columns=cols)
 
 
@@ -107,8 +192,17 @@ def above_roof(df: pd.DataFrame, ceil: pd.DataFrame) -> pd.DataFrame:
     The roof at a point is min(compute roof, bandwidth × intensity); a point above it means the
     probe did not find the device's best (a larger GEMM, another kernel, or a noisy probe).
     """
-    cols = ["device", "device_key", "runtime", "target", "shape", "gflops_per_s", "intensity_flop_per_byte",
-            "roof_gflop_per_s", "roof"]
+    cols = [
+        "device",
+        "device_key",
+        "runtime",
+        "target",
+        "shape",
+        "gflops_per_s",
+        "intensity_flop_per_byte",
+        "roof_gflop_per_s",
+        "roof",
+    ]
     pts = df[~is_probe(df) & df.status.eq("ok") & df.gflops_per_s.notna()] if not df.empty else df
     rows = []
     for r in pts.to_dict("records"):
@@ -120,9 +214,19 @@ def above_roof(df: pd.DataFrame, ceil: pd.DataFrame) -> pd.DataFrame:
         roof = np.nanmin([peak, mem]) if np.isfinite(peak) or np.isfinite(mem) else np.nan
         if np.isfinite(roof) and r["gflops_per_s"] > roof:
             which = "compute" if (np.isfinite(peak) and roof == peak) else "bandwidth"
-            rows.append(dict(device=r["device_label"], device_key=r["device_key"], runtime=r["runtime"],
-                             target=r["target"], shape=r["shape"], gflops_per_s=r["gflops_per_s"],
-                             intensity_flop_per_byte=ai, roof_gflop_per_s=roof, roof=which))
+            rows.append(
+                dict(
+                    device=r["device_label"],
+                    device_key=r["device_key"],
+                    runtime=r["runtime"],
+                    target=r["target"],
+                    shape=r["shape"],
+                    gflops_per_s=r["gflops_per_s"],
+                    intensity_flop_per_byte=ai,
+                    roof_gflop_per_s=roof,
+                    roof=which,
+                )
+            )
     return pd.DataFrame(rows, columns=cols)
 
 
@@ -130,7 +234,9 @@ def panels(df: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
     """(title, rows) per device × runtime × threads, devices in a stable order."""
     out = []
     for (label, runtime, threads), g in df.groupby(["device_label", "runtime", "threads"], dropna=False, sort=True):
-        t = f"{label} · {runtime}" + ("" if pd.isna(threads) else f" · {int(threads)} thread{'s' if threads != 1 else ''}")
+        t = f"{label} · {runtime}" + (
+            "" if pd.isna(threads) else f" · {int(threads)} thread{'s' if threads != 1 else ''}"
+        )
         out.append((t, g))
     return out
 
@@ -152,8 +258,10 @@ def _device_note(paper_kind: str, device_name) -> str:
 
     name = device_name if isinstance(device_name, str) else None
     if paper_kind == "arm" and not is_paper_arm_core(name):
-        return (f"{name or 'this ARM CPU'} is not the paper's {PAPER_ARM_CORE} (Raspberry Pi 4B): "
-                "measured / paper compares two different CPUs")
+        return (
+            f"{name or 'this ARM CPU'} is not the paper's {PAPER_ARM_CORE} (Raspberry Pi 4B): "
+            "measured / paper compares two different CPUs"
+        )
     return ""
 
 
@@ -166,9 +274,28 @@ def paper_vs_device(df: pd.DataFrame) -> pd.DataFrame:
     ``device_note`` says when an ARM device is not the paper's core (an Apple M-series, a Neoverse,
     a big.LITTLE phone chip): its ratios compare two different CPUs, not this suite with the paper.
     """
-    cols = ["device", "device_key", "runtime", "threads", "paper_device", "item", "target", "paper_name", "shape",
-            "quantity", "unit", "paper_value", "measured_value", "measured_ci95_low", "measured_ci95_high",
-            "ratio_measured_over_paper", "batch", "stable", "status", "device_note"]
+    cols = [
+        "device",
+        "device_key",
+        "runtime",
+        "threads",
+        "paper_device",
+        "item",
+        "target",
+        "paper_name",
+        "shape",
+        "quantity",
+        "unit",
+        "paper_value",
+        "measured_value",
+        "measured_ci95_low",
+        "measured_ci95_high",
+        "ratio_measured_over_paper",
+        "batch",
+        "stable",
+        "status",
+        "device_note",
+    ]
     if df.empty:
         return pd.DataFrame(columns=cols)
     t1 = paper_table1()
@@ -180,17 +307,37 @@ def paper_vs_device(df: pd.DataFrame) -> pd.DataFrame:
         kind = PAPER_KIND.get(r0.device)
         if kind is None:
             continue
-        base = dict(device=r0.device_label, device_key=r0.device_key, runtime=r0.runtime, threads=r0.threads,
-                    paper_device=kind, device_note=_device_note(kind, r0.device_name))
+        base = dict(
+            device=r0.device_label,
+            device_key=r0.device_key,
+            runtime=r0.runtime,
+            threads=r0.threads,
+            paper_device=kind,
+            device_note=_device_note(kind, r0.device_name),
+        )
         ops = _table1_rows(g)
 
-        def emit(item, target, paper_name, shape, quantity, unit, paper, rec, value, lo, hi):
+        def emit(item, target, paper_name, shape, quantity, unit, paper, rec, value, lo, hi, base=base):
             ratio = value / paper if (rec is not None and paper and not pd.isna(paper)) else np.nan
-            out.append(dict(base, item=item, target=target, paper_name=paper_name, shape=shape, quantity=quantity,
-                            unit=unit, paper_value=paper, measured_value=value, measured_ci95_low=lo,
-                            measured_ci95_high=hi, ratio_measured_over_paper=ratio,
-                            batch=rec["batch"] if rec else np.nan, stable=bool(rec["stable"]) if rec else np.nan,
-                            status="ok" if rec else "not measured"))
+            out.append(
+                dict(
+                    base,
+                    item=item,
+                    target=target,
+                    paper_name=paper_name,
+                    shape=shape,
+                    quantity=quantity,
+                    unit=unit,
+                    paper_value=paper,
+                    measured_value=value,
+                    measured_ci95_low=lo,
+                    measured_ci95_high=hi,
+                    ratio_measured_over_paper=ratio,
+                    batch=rec["batch"] if rec else np.nan,
+                    stable=bool(rec["stable"]) if rec else np.nan,
+                    status="ok" if rec else "not measured",
+                )
+            )
 
         for t in t1.itertuples():
             shape = f"{t.c}x{t.h}x{t.w}"
@@ -199,7 +346,15 @@ def paper_vs_device(df: pd.DataFrame) -> pd.DataFrame:
             g3 = (rec["gmacs_per_s"], rec["gmacs_per_s_ci95_low"], rec["gmacs_per_s_ci95_high"]) if rec else nan3
             emit("operator", t.op, t.op, shape, "GMAC/s", "GMAC/s", getattr(t, f"{kind}_gmacs_per_s"), rec, *g3)
             if kind == "gpu":
-                v = (rec["batch"] / rec["median_s"], rec["batch"] / rec["ci95_high_s"], rec["batch"] / rec["ci95_low_s"]) if rec else nan3
+                v = (
+                    (
+                        rec["batch"] / rec["median_s"],
+                        rec["batch"] / rec["ci95_high_s"],
+                        rec["batch"] / rec["ci95_low_s"],
+                    )
+                    if rec
+                    else nan3
+                )
                 emit("operator", t.op, t.op, shape, "throughput", "samples/s", t.gpu_fps_b32, rec, *v)
             else:
                 v = (rec["median_s"] * 1e3, rec["ci95_low_s"] * 1e3, rec["ci95_high_s"] * 1e3) if rec else nan3
@@ -211,12 +366,27 @@ def paper_vs_device(df: pd.DataFrame) -> pd.DataFrame:
             shape = rec["shape"] if rec else None
             nan3 = (np.nan, np.nan, np.nan)
             if kind == "gpu":
-                v = (rec["batch"] / rec["median_s"], rec["batch"] / rec["ci95_high_s"], rec["batch"] / rec["ci95_low_s"]) if rec else nan3
+                v = (
+                    (
+                        rec["batch"] / rec["median_s"],
+                        rec["batch"] / rec["ci95_high_s"],
+                        rec["batch"] / rec["ci95_low_s"],
+                    )
+                    if rec
+                    else nan3
+                )
                 emit("network", alias or "", n.name, shape, "throughput", "samples/s", n.gpu_fps_b32, rec, *v)
             else:
                 paper = getattr(n, f"{kind}_ms")
-                v = (rec["median_s"] / rec["batch"] * 1e3, rec["ci95_low_s"] / rec["batch"] * 1e3,
-                     rec["ci95_high_s"] / rec["batch"] * 1e3) if rec else nan3
+                v = (
+                    (
+                        rec["median_s"] / rec["batch"] * 1e3,
+                        rec["ci95_low_s"] / rec["batch"] * 1e3,
+                        rec["ci95_high_s"] / rec["batch"] * 1e3,
+                    )
+                    if rec
+                    else nan3
+                )
                 emit("network", alias or "", n.name, shape, "latency", "ms", paper, rec, *v)
             m = rec["macs"] / rec["batch"] / 1e9 if rec and rec.get("macs") is not None else np.nan
             emit("network", alias or "", n.name, shape, "FLOPs (MACs)", "G MACs", n.macs_g, rec, m, np.nan, np.nan)
@@ -225,7 +395,19 @@ def paper_vs_device(df: pd.DataFrame) -> pd.DataFrame:
 
 def failures(df: pd.DataFrame) -> pd.DataFrame:
     """Rows whose status is not ``ok``: failed or unsupported, with the reason."""
-    cols = ["device", "runtime", "threads", "target", "shape", "layers", "options", "batch", "status", "error", "run_ids"]
+    cols = [
+        "device",
+        "runtime",
+        "threads",
+        "target",
+        "shape",
+        "layers",
+        "options",
+        "batch",
+        "status",
+        "error",
+        "run_ids",
+    ]
     if df.empty:
         return pd.DataFrame(columns=cols)
     f = df[df.status != "ok"]
@@ -257,7 +439,9 @@ def environment(df: pd.DataFrame) -> pd.DataFrame:
             v = env[k]
             if v is None or (isinstance(v, float) and np.isnan(v)) or k in _ENV_HIDDEN:
                 continue
-            out.append(dict(device=label, device_key=key, key=k, value=v if not isinstance(v, (list, dict)) else json.dumps(v)))
+            out.append(
+                dict(device=label, device_key=key, key=k, value=v if not isinstance(v, (list, dict)) else json.dumps(v))
+            )
     return pd.DataFrame(out, columns=cols)
 
 
@@ -308,15 +492,21 @@ def runtime_comparison(results: pd.DataFrame, claims: pd.DataFrame) -> tuple[pd.
     keys = ["device", "target", "shape", "layers", "options", "batch", "threads"]
     g = ok.pivot_table(index=keys, columns="runtime", values="gmacs_per_s", aggfunc="first", dropna=False)
     s = ok.pivot_table(index=keys, columns="runtime", values="stable", aggfunc="first", dropna=False)
-    gmacs = g.add_prefix("gmacs_per_s[").rename(columns=lambda c: c + "]").join(
-        s.add_prefix("stable[").rename(columns=lambda c: c + "]")).reset_index()
+    gmacs = (
+        g.add_prefix("gmacs_per_s[")
+        .rename(columns=lambda c: c + "]")
+        .join(s.add_prefix("stable[").rename(columns=lambda c: c + "]"))
+        .reset_index()
+    )
     gcols = [c for c in gmacs.columns if str(c).startswith("gmacs_per_s[")]
     gmacs = gmacs[gmacs[gcols].notna().sum(axis=1) >= 2]  # targets measured under two runtimes or more
     verdicts = pd.DataFrame()
     c = claims[claims.device.isin(ok.device.unique())] if not claims.empty else claims
     if not c.empty:
         c = c.assign(cell=[v if v == "not measured" else f"{v} ({ratio:.2f}×)" for v, ratio in zip(c.verdict, c.ratio)])
-        verdicts = c.pivot_table(index=["device", "claim"], columns="runtime", values="cell", aggfunc="first").reset_index()
+        verdicts = c.pivot_table(
+            index=["device", "claim"], columns="runtime", values="cell", aggfunc="first"
+        ).reset_index()
         verdicts.columns.name = None
     gmacs.columns.name = None
     return gmacs, verdicts
