@@ -225,20 +225,67 @@ class _Run:
 
     def __init__(
         self,
-        run_id: str,
+        plan: _Plan,
         run_file: _results.RunFile,
-        settings: RunSettings,
         pending: list[PendingTarget],
         measurer: Measurer,
         progress: Callable[[str, int, int], None] | None,
-        label_runtime: bool,
-        unavailable: dict[str, str | None],
     ):
-        self.run_id, self.run_file, self.settings, self.pending = run_id, run_file, settings, pending
-        self.unavailable = unavailable  # runtime → why this machine cannot serve it
-        self.measurer, self.progress, self.label_runtime = measurer, progress, label_runtime
+        self.run_id, self.settings, self.unavailable = plan.run_id, plan.settings, plan.unavailable
+        self.run_file, self.pending, self.measurer, self.progress = run_file, pending, measurer, progress
+        self.label_runtime = len(plan.conditions) > 1
+        self.skipped = len(plan.keys) - len(pending)
         self.measured = 0
         self._costs: dict[int, dict[str, Any]] = {}
+
+    @classmethod
+    def start(
+        cls,
+        plan: _Plan,
+        run_file: _results.RunFile,
+        cli_options: dict[str, Any] | None,
+        measurer: Measurer,
+        progress: Callable[[str, int, int], None] | None,
+        notify: Callable[[str], None] | None,
+        resume: str | None,
+    ) -> _Run:
+        """Open the run's file with ``plan`` (refused if a resumed plan differs) and take up its stored passes."""
+        done, stored_parts = run_file.open(plan.stored, cli=cli_options)
+        dev = plan.settings.device
+        pending = [
+            PendingTarget(t, c, _identity(t, dev, c))
+            for t in plan.targets
+            for c in plan.conditions
+            if _identity(t, dev, c) not in done
+        ]
+        for task in pending:
+            task.parts = {int(r["pass"]): r for r in stored_parts.get(task.key, [])}
+        run = cls(plan, run_file, pending, measurer, progress)
+        if notify is not None:  # before anything is measured, so an interrupted run can be resumed by its id
+            notify(
+                _announcement(
+                    plan.run_id,
+                    run_file.path,
+                    pending,
+                    plan.settings.passes,
+                    run.skipped,
+                    resume,
+                    label_runtime=run.label_runtime,
+                )
+            )
+        return run
+
+    def loop(self) -> None:
+        """The passes: each pending target's next measurement in turn, until every target is done."""
+        settings = self.settings
+        self.show(f"{settings.device.kind} run {self.run_id}")
+        for pass_no in range(settings.passes):
+            for task in self.pending:
+                if task.needs_pass(pass_no) and not (settings.in_process(task.conditions) and pass_no > 0):
+                    self.step(task, pass_no)
+        for task in self.pending:  # resumed with fewer passes than were stored: nothing left to measure
+            if not task.done and task.parts:
+                self.finalize(task)
 
     def cost_of(self, target: Target, dtype: str) -> dict[str, Any]:
         """Counted once per target, whatever the runtime."""
@@ -434,80 +481,77 @@ def run_suite(
     ``measurer`` takes the measurements (default :class:`ProcessMeasurer`: worker processes, or
     this process for ``workers=0``); tests give one that returns made-up samples.
     """
-    policy = resolve_policy(
-        device, threads=threads, batch=batch_override, budget_s=budget_s, precision=precision, allocator=allocator
+    plan = _make_plan(
+        specs,
+        resume,
+        resolve_policy(
+            device, threads=threads, batch=batch_override, budget_s=budget_s, precision=precision, allocator=allocator
+        ),
+        workers=DEFAULT_WORKERS if workers is None else int(workers),
+        passes=passes,
+        seed=seed,
+        runtimes=list(dict.fromkeys(runtimes)) or ["eager"],
+        memory_format=memory_format,
+        dtype=dtype,
     )
-    workers = DEFAULT_WORKERS if workers is None else int(workers)
+    with contextlib.ExitStack() as stack:  # the run's file stays locked until the run ends, however it ends
+        run_file = stack.enter_context(_results.RunFile(out_dir, plan.run_id, resume=resume is not None))
+        run = _Run.start(plan, run_file, cli_options, measurer or ProcessMeasurer(), progress, notify, resume)
+        stack.callback(run.measurer.close)
+        run.loop()
+    order = {k: i for i, k in enumerate(plan.keys)}
+    records = sorted(_results.read_records(run_file.path), key=lambda r: order.get(_results.record_key(r), len(order)))
+    return RunSummary(plan.run_id, run_file.path, records, measured=run.measured, skipped=run.skipped)
+
+
+@dataclass
+class _Plan:
+    """What a run will measure, resolved and checked before any file is touched."""
+
+    run_id: str
+    settings: RunSettings
+    targets: list[Target]
+    conditions: list[Conditions]
+    unavailable: dict[str, str | None]  # runtime → why this machine cannot serve it
+    keys: list[str]  # identity of every (target, conditions), in suite order
+    stored: dict[str, Any]  # what the run file's plan holds, for --resume to compare
+
+
+def _make_plan(
+    specs: Sequence[TargetSpec],
+    resume: str | None,
+    policy: RunPolicy,
+    *,
+    workers: int,
+    passes: int,
+    seed: int,
+    runtimes: list[str],
+    memory_format: str,
+    dtype: str,
+) -> _Plan:
+    """Resolve every target and set of conditions; raise :class:`UserError` before anything is measured."""
     if workers < 0:
         raise UserError(f"workers {workers} is negative: use --workers 0 (in-process) or more")
     if int(passes) < 1:
         raise UserError(f"passes {passes} is not positive: use --passes 1 or more")
-    settings = RunSettings(
-        policy.device,
-        policy.precision,
-        policy.budget_s,
-        effective_passes(passes, policy.budget_s) if workers > 0 else 1,
-        workers,
-        seed,
-    )
-    runtimes = list(dict.fromkeys(runtimes)) or ["eager"]
+    passes = effective_passes(passes, policy.budget_s) if workers > 0 else 1
+    settings = RunSettings(policy.device, policy.precision, policy.budget_s, passes, workers, seed)
     conditions, unavailable = _conditions(policy, runtimes, memory_format, dtype, workers)
     targets = [resolve(replace(s, batch=policy.batch_for(s.batch))) for s in specs]  # UserError: nothing measured
-
-    dev = policy.device
     run_id = _results.check_run_id(resume) if resume is not None else _results.new_run_id()
-    planned = [_identity(t, dev, c) for t in targets for c in conditions]
+    dev = policy.device
+    keys = [_identity(t, dev, c) for t in targets for c in conditions]
     shared = {
         f: list(dict.fromkeys(getattr(c, f) for c in conditions)) for f in asdict(conditions[0]) if f != "runtime"
     }
-    plan = {
+    stored = {
         "targets": [t.spec.label for t in targets],
         "device": dev.kind,
         "runtimes": list(runtimes),
         **{f: v[0] if len(v) == 1 else v for f, v in shared.items()},
-        "keys": planned,
+        "keys": keys,
     }
-    with contextlib.ExitStack() as stack:  # the run's file stays locked until the run ends, however it ends
-        run_file = stack.enter_context(_results.RunFile(out_dir, run_id, resume=resume is not None))
-        done, stored_parts = run_file.open(plan, cli=cli_options)
-        pending = [
-            PendingTarget(t, c, _identity(t, dev, c))
-            for t in targets
-            for c in conditions
-            if _identity(t, dev, c) not in done
-        ]
-        for task in pending:
-            task.parts = {int(r["pass"]): r for r in stored_parts.get(task.key, [])}
-        skipped = len(targets) * len(conditions) - len(pending)
-        if notify is not None:  # before anything is measured, so an interrupted run can be resumed by its id
-            notify(
-                _announcement(
-                    run_id, run_file.path, pending, settings.passes, skipped, resume, label_runtime=len(conditions) > 1
-                )
-            )
-        measurer = measurer or ProcessMeasurer()
-        stack.callback(measurer.close)
-        run = _Run(
-            run_id,
-            run_file,
-            settings,
-            pending,
-            measurer,
-            progress,
-            label_runtime=len(conditions) > 1,
-            unavailable=unavailable,
-        )
-        run.show(f"{dev.kind} run {run_id}")
-        for pass_no in range(settings.passes):
-            for task in pending:
-                if task.needs_pass(pass_no) and not (settings.in_process(task.conditions) and pass_no > 0):
-                    run.step(task, pass_no)
-        for task in pending:  # resumed with fewer passes than were stored: nothing left to measure
-            if not task.done and task.parts:
-                run.finalize(task)
-    order = {k: i for i, k in enumerate(planned)}
-    records = sorted(_results.read_records(run_file.path), key=lambda r: order.get(_results.record_key(r), len(order)))
-    return RunSummary(run_id=run_id, path=run_file.path, records=records, measured=run.measured, skipped=skipped)
+    return _Plan(run_id, settings, targets, conditions, unavailable, keys, stored)
 
 
 def _conditions(
