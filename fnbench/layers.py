@@ -899,17 +899,9 @@ def run_breakdown(
     failed = 0
     for i, t in enumerate(targets):
         fp = fingerprint(dev, threads)
-        target = {
-            "name": t.spec.name,
-            "kind": t.kind,
-            "shape": list(t.spec.shape),
-            "layers": t.spec.layers,
-            "options": t.spec.options_dict(),
-            "batch": t.spec.batch,
-        }
         head = _results.record_header(
             run_id=run_id,
-            target=target,
+            target=t.record_block(),
             batch=t.spec.batch,
             device=device_record(dev, fp),
             threads=threads,

@@ -185,6 +185,7 @@ def measurement_record(
     env: dict[str, Any],
     runtime_info: dict[str, Any],
     batch: int | None = None,
+    stats_extra: dict[str, Any] | None = None,
     **extra: Any,
 ) -> dict[str, Any]:
     """A finished measurement: the header, then cost, raw samples with their round ids, stats, faults.
@@ -193,7 +194,6 @@ def measurement_record(
     ``extra`` adds keys (a run's ``workers`` and ``passes`` per sample) and ``stats_extra`` keys of
     ``stats``.
     """
-    stats_extra = extra.pop("stats_extra", None) or {}
     return dict(
         header,
         batch=m.batch if batch is None else batch,
@@ -201,7 +201,7 @@ def measurement_record(
         samples_s=m.samples_s,
         rounds=m.round_ids,
         **extra,
-        stats=dict(stats_with_flags(m, cost), **stats_extra),
+        stats=dict(stats_with_flags(m, cost), **(stats_extra or {})),
         env=env,
         runtime_info=runtime_info,
         faults=m.faults(),

@@ -299,17 +299,9 @@ class _Run:
     def header(self, task: PendingTarget, fp: dict[str, Any]) -> dict[str, Any]:
         """``t``'s record header (created now) for a measurement taken under the device fingerprint ``fp``."""
         spec, cond = task.target.spec, task.conditions
-        target = {
-            "name": spec.name,
-            "kind": task.target.kind,
-            "shape": list(spec.shape) if spec.shape else None,
-            "layers": spec.layers,
-            "options": spec.options_dict(),
-            "batch": spec.batch,
-        }
         head = _results.record_header(
             run_id=self.run_id,
-            target=target,
+            target=task.target.record_block(),
             batch=spec.batch,
             device=device_record(self.settings.device, fp),
             threads=cond.threads,

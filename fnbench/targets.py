@@ -129,6 +129,18 @@ class Target:
             module = self.entry.factory(**self._options)
         return module.eval()
 
+    def record_block(self) -> dict[str, Any]:
+        """A record's ``target`` block: name, kind, shape, layers, options and batch."""
+        spec = self.spec
+        return {
+            "name": spec.name,
+            "kind": self.kind,
+            "shape": list(spec.shape) if spec.shape else None,
+            "layers": spec.layers,
+            "options": spec.options_dict(),
+            "batch": spec.batch,
+        }
+
     def example_input(
         self, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32, seed: int = 0
     ) -> torch.Tensor:

@@ -329,8 +329,6 @@ def _serve(
         return
     import torch  # noqa: F401 — paid once, before the first request
 
-    from . import conditions  # noqa: F401 — what preparing a target needs (runtimes, timing, operators)
-
     cache: dict = {}
     try:
         try:
