@@ -118,3 +118,12 @@ def test_openvino_on_cuda_is_bad_input_naming_what_to_use(monkeypatch, tmp_path)
     with pytest.raises(UserError, match="use --device cpu, or --runtime eager or onnxruntime on cuda"):
         runner.run_suite(specs, device="cuda", runtimes=["eager", "openvino"], budget_s=0.5, out_dir=tmp_path)
     assert not list(tmp_path.glob("*.jsonl"))  # refused before anything was measured or written
+
+
+def test_compare_takes_openvino_as_it_takes_eager():
+    from fnbench.compare import compare
+
+    c = compare("pconv", "dwconv", device="cpu", shape=(16, 8, 8), layers=1, runtime="openvino", budget_s=0.3, chunks=2)
+    assert c.runtime == "openvino" and len(c.rows) == 1
+    row = c.rows[0]
+    assert row.a.samples_s and row.b.samples_s and row.latency_ci.low <= row.latency_ratio <= row.latency_ci.high
