@@ -1,4 +1,4 @@
-"""Runtimes: turn a module into something to time — PyTorch eager, torch.compile, ONNX Runtime, OpenVINO.
+"""Runtimes: turn a module into something to time — PyTorch eager, torch.compile, ONNX Runtime, OpenVINO, ExecuTorch.
 
 A runtime is one :class:`Runtime` object in :data:`RUNTIMES` (:func:`register_runtime` adds one):
 its name and summary, why it cannot run here (:meth:`Runtime.unavailable`), how it prepares a
@@ -607,6 +607,17 @@ def check_outputs(runtime: str, got: Any, want: Any) -> float:
     return diff
 
 
+def _conversion_reason(e: Exception) -> str:
+    """The line of a conversion error that names what failed (the ops without a rule), else its first line.
+
+    OpenVINO's converter starts its message with the source location of a failed check; the ops it
+    has no conversion rule for come on a later "Summary" line.
+    """
+    lines = [ln.strip(" -") for ln in str(e).splitlines()]
+    named = [ln for ln in lines if "aten::" in ln or "prim::" in ln]
+    return "; ".join(named) if named else first_line(e)
+
+
 def _make_openvino(build, example, info, *, device, threads, memory_format, dtype) -> Prepared:
     import openvino as ov
 
@@ -622,7 +633,7 @@ def _make_openvino(build, example, info, *, device, threads, memory_format, dtyp
             model = ov.convert_model(ref_model, example_input=ref_example)
             model.reshape({0: ov.PartialShape(list(ref_example.shape))})  # static: compiled for this shape only
     except Exception as e:  # noqa: BLE001 — the converter raises many types; the reason is recorded
-        raise Unsupported(f"OpenVINO cannot convert this model: {first_line(e)}") from None
+        raise Unsupported(f"OpenVINO cannot convert this model: {_conversion_reason(e)}") from None
     convert_s = time.perf_counter() - t0
     try:
         session = OpenVinoModule(model, threads)

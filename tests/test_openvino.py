@@ -71,6 +71,16 @@ def test_a_converted_graph_that_disagrees_is_a_failure_with_the_difference():
         prepare("openvino", _BakesMean, torch.randn(1, 3, 8, 8, generator=torch.Generator().manual_seed(1)) + 1)
 
 
+class _NoOpenVinoOp(nn.Module):
+    def forward(self, x):
+        return x + torch.linalg.eigvals(x[0, 0]).real.sum()  # no OpenVINO operation for eigvals
+
+
+def test_a_model_openvino_cannot_convert_is_unsupported_with_the_reason():
+    with pytest.raises(Unsupported, match="OpenVINO cannot convert this model: .*eigvals"):
+        prepare("openvino", _NoOpenVinoOp, torch.randn(1, 1, 4, 4))
+
+
 def test_check_outputs_passes_what_is_close_and_gives_the_largest_difference():
     a = torch.ones(2, 3)
     assert check_outputs("x", a + 1e-6, a) == pytest.approx(1e-6, rel=0.1)
