@@ -24,7 +24,7 @@ How a per-layer latency is taken (``method: "standalone-replay"``):
    the others: ``benchmarks/breakdown_gap.py``) takes 17–29 % longer than the rows alone, which
    is that eviction. The harness's per-call cost works the other way (it adds to every row).
 
-Only eager PyTorch is broken down: ``torch.compile``, ONNX Runtime and OpenVINO fuse and reorder
+Only eager PyTorch is broken down: ``torch.compile``, ONNX Runtime, OpenVINO and XNNPACK fuse and reorder
 layers, so a standalone replay of a layer is not what they run (each runtime's
 :attr:`~fnbench.runtimes.Runtime.no_breakdown` says why).
 """
