@@ -8,10 +8,14 @@ ARCH   := $(shell uname -m)
 
 # torch and torchvision are pinned as a pair per architecture (torchvision's compiled ops
 # must match torch's). Both pairs satisfy the ranges in pyproject.toml.
+# The executorch extra (--runtime executorch) is installed where it was checked beside the pinned
+# torch: executorch 1.5.1 with torch 2.14.1 on x86_64. On aarch64 its rows say how to install it.
 ifeq ($(ARCH),aarch64)
 TORCH_PINS := torch==2.9.1 torchvision==0.24.1
+EXTRAS := test
 else
 TORCH_PINS := torch==2.14.1 torchvision==0.29.1
+EXTRAS := test,executorch
 endif
 
 STAMP := $(VENV)/.installed
@@ -31,7 +35,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet $(TORCH_PINS) -e '.[test]'
+	$(BIN)/python -m pip install --quiet $(TORCH_PINS) -e '.[$(EXTRAS)]'
 	touch $@
 
 # Headless Chromium for the report's browser test (Debian package; needs root, as CI has).

@@ -18,8 +18,8 @@ checks it, and that no two modules import each other, directly or around a loop)
 
    - targets and their cost: ``targets``, ``suites`` (every named suite), ``catalog`` (what
      ``fnbench list`` shows), ``counting`` (the dispatch counter), ``target_cost``;
-   - taking a latency: ``timing`` (one measurement in this process), ``runtimes`` (eager,
-     compile, ONNX Runtime), ``conditions`` (the run policy and a target prepared under it),
+   - taking a latency: ``timing`` (one measurement in this process), ``runtimes`` (one registry:
+     eager, compile, ONNX Runtime, OpenVINO, ExecuTorch), ``conditions`` (the run policy and a target prepared under it),
      ``workers`` (fresh processes; they import ``conditions``, never the run loop),
      ``passes`` (a target measured over passes), ``runner`` (the run loop), ``probe``,
      ``compare``, ``layers`` (per-layer breakdown);

@@ -45,5 +45,12 @@ def listing(kind: str, pattern: str = "*") -> list[tuple[str, str]]:
     if kind == "runtimes":
         from .runtimes import RUNTIMES
 
-        return [(n, s) for n, s in RUNTIMES.items() if fnmatch.fnmatchcase(n, pattern)]
+        out = []
+        for n, rt in RUNTIMES.items():
+            if fnmatch.fnmatchcase(n, pattern):
+                why = rt.unavailable("cpu")
+                out.append(
+                    (n, rt.summary + (f"; not here: {why}" if why else f"; {rt.version() or 'version unknown'}"))
+                )
+        return out
     raise ValueError(kind)

@@ -243,7 +243,12 @@ def _target_specs(suite, targets, shape, batch, layers, options):
 @click.option("--suite", help="A suite from `fnbench list suites` (default: table1).")
 @click.option("--target", "targets", multiple=True, help="A target to measure (repeatable); see `fnbench list`.")
 @target_options
-@click.option("--runtime", "runtimes", multiple=True, help="eager (default), compile or onnxruntime; repeatable.")
+@click.option(
+    "--runtime",
+    "runtimes",
+    multiple=True,
+    help="eager (default), compile, onnxruntime or openvino (`fnbench list runtimes`); repeatable.",
+)
 @click.option("--memory-format", default="contiguous", show_default=True, help="contiguous or channels_last.")
 @click.option(
     "--dtype", default="float32", show_default=True, help="float32; float16 or bfloat16 on cuda (converted weights)."
@@ -425,7 +430,12 @@ def _show_opt(v: Any) -> str:
 @click.option("--layers", type=int, help="Layers per operator stack (default 10).")
 @click.option("--batch", type=int, default=None, help="Batch size (default 1; cuda: 32 unless given, 1 included).")
 @click.option("--threads", type=int, help="CPU threads (default 1).")
-@click.option("--runtime", default="eager", show_default=True, help="eager, compile or onnxruntime.")
+@click.option(
+    "--runtime",
+    default="eager",
+    show_default=True,
+    help="eager, compile, onnxruntime or openvino (`fnbench list runtimes`).",
+)
 @click.option(
     "--budget",
     type=float,
@@ -651,7 +661,7 @@ def probe(device, threads, budget, out_dir, allocator, as_json) -> None:
     "--runtime",
     default="eager",
     show_default=True,
-    help="eager; compile and onnxruntime fuse layers and are refused (no honest per-layer time).",
+    help="eager; compile, onnxruntime and openvino fuse layers and are refused (no honest per-layer time).",
 )
 @click.option("--threads", type=int, help="CPU threads (default 1, the paper's protocol).")
 @click.option(
@@ -877,7 +887,10 @@ def _print_breakdown(records, preds, probes, top, bd) -> None:
     "--out", "out_dir", default="reports", show_default=True, help="Directory for index.html, CSVs and figures."
 )
 @click.option(
-    "--runtime", "runtimes", multiple=True, help="Only these runtimes (eager, compile, onnxruntime); repeatable."
+    "--runtime",
+    "runtimes",
+    multiple=True,
+    help="Only these runtimes (eager, compile, onnxruntime, openvino, …); repeatable.",
 )
 def report(paths, out_dir, runtimes) -> None:
     """Merge result files (default: every file in results/) into reports/index.html, CSVs and figures."""

@@ -35,7 +35,6 @@ from .runtimes import Unsupported
 from .stats import N_BOOT
 from .suites import TABLE1_SHAPES
 from .targets import Target, TargetSpec, resolve
-from .timing import measure
 
 __all__ = [
     "Side",
@@ -364,8 +363,7 @@ def compare(
             order = (0, 1) if k % 2 == 0 else (1, 0)  # A B, B A, A B …: neither side always goes first
             for j in order:
                 prepared, x = modules[j]
-                m = measure(
-                    prepared.module,
+                m = prepared.measure(
                     x,
                     device=dev.torch_device,
                     threads=threads,
@@ -373,10 +371,7 @@ def compare(
                     min_rounds=2,
                     max_rounds=3,
                     seed=seed + k,
-                    rebuild=None if runtime == "eager" else prepared.rebuild,
-                    fold=False,
                     allocator=None,
-                    halve_on_oom=runtime == "eager",
                 )
                 sides[j].faults_minor += sum(m.round_faults_minor)
                 sides[j].faults_iters += sum(m.round_iters)

@@ -24,8 +24,9 @@ How a per-layer latency is taken (``method: "standalone-replay"``):
    the others: ``benchmarks/breakdown_gap.py``) takes 17–29 % longer than the rows alone, which
    is that eviction. The harness's per-call cost works the other way (it adds to every row).
 
-Only eager PyTorch is broken down: ``torch.compile`` and ONNX Runtime fuse and reorder layers, so a
-standalone replay of a layer is not what they run (:data:`UNSUPPORTED_RUNTIMES` says why).
+Only eager PyTorch is broken down: ``torch.compile``, ONNX Runtime, OpenVINO and XNNPACK fuse and reorder
+layers, so a standalone replay of a layer is not what they run (each runtime's
+:attr:`~fnbench.runtimes.Runtime.no_breakdown` says why).
 """
 
 from __future__ import annotations
@@ -48,7 +49,6 @@ from .timing import Measurement, Timer, fold_bn, measure, outputs_close
 __all__ = [
     "KINDS",
     "METHOD",
-    "UNSUPPORTED_RUNTIMES",
     "LayerCall",
     "LayerResult",
     "Breakdown",
@@ -75,12 +75,6 @@ KINDS = (
     "other",
 )
 METHOD = "standalone-replay"
-UNSUPPORTED_RUNTIMES = {
-    "compile": "torch.compile fuses layers into generated kernels, so a layer replayed on its own is not what runs; "
-    "break down --runtime eager",
-    "onnxruntime": "ONNX Runtime fuses and reorders nodes and offers no honest per-layer timing of the fused graph; "
-    "break down --runtime eager",
-}
 
 _DATA_OPS = frozenset(
     {
@@ -879,12 +873,12 @@ def run_breakdown(
     from .counting import count
     from .devices import device_record, fingerprint
     from .errors import UserError, first_line
+    from .runtimes import get_runtime
     from .targets import resolve
 
-    if runtime in UNSUPPORTED_RUNTIMES:
-        raise UserError(f"per-layer timing is unsupported on --runtime {runtime}: {UNSUPPORTED_RUNTIMES[runtime]}")
-    if runtime != "eager":
-        raise UserError(f"unknown runtime {runtime!r}; break down --runtime eager")
+    why_not = get_runtime(runtime).no_breakdown
+    if why_not:
+        raise UserError(f"per-layer timing is unsupported on --runtime {runtime}: {why_not}")
     if not layer_budget_s > 0:
         raise UserError("--budget and --layer-budget must be positive seconds, e.g. --budget 2 --layer-budget 0.1")
     policy = resolve_policy(

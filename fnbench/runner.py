@@ -50,10 +50,10 @@ from .passes import (
     effective_passes,
     measure_pass,
 )
-from .runtimes import Unsupported, check_runtime, runtime_unavailable
+from .runtimes import Unsupported, check_runtime, get_runtime, runtime_unavailable
 from .target_cost import record_cost, scale_cost
 from .targets import Target, TargetSpec, resolve
-from .timing import DEFAULT_BUDGET_S, DEFAULT_PRECISION, Measurement, measure
+from .timing import DEFAULT_BUDGET_S, DEFAULT_PRECISION, Measurement
 from .workers import WorkerError, WorkerPool
 
 __all__ = [
@@ -66,16 +66,12 @@ __all__ = [
     "DEFAULT_WORKERS",
     "DEFAULT_PASSES",
     "MIN_PASSES",
-    "IN_PROCESS_RUNTIMES",
     "combine_passes",
     "effective_passes",
 ]
 
 #: Worker processes per pass (CPU, ARM and CUDA alike): the passes give the fresh processes.
 DEFAULT_WORKERS = 1
-#: Runtimes measured in the calling process even with workers: compiling once per worker would
-#: cost K compilations per target (minutes), so torch.compile keeps the in-process path.
-IN_PROCESS_RUNTIMES = ("compile",)
 
 
 @dataclass
@@ -110,7 +106,7 @@ class RunSettings:
 
     def in_process(self, conditions: Conditions) -> bool:
         """Is a target under ``conditions`` measured whole in this process (in pass 0) rather than in passes?"""
-        return self.workers == 0 or conditions.runtime in IN_PROCESS_RUNTIMES
+        return self.workers == 0 or not get_runtime(conditions.runtime).fresh_worker
 
 
 # -- taking measurements --------------------------------------------------------------------------------
@@ -121,25 +117,18 @@ def measure_in_process(
 ) -> tuple[Measurement, dict[str, Any]]:
     """Prepare ``target`` for its runtime and measure it in this process; raise :class:`Unsupported`.
 
-    Returns the measurement and the runtime's info. Eager rounds deep-copy the prepared module
-    (fresh allocations, no re-initialisation cost); the other runtimes say how to make a fresh
-    instance. Only eager may slice its input to a smaller batch on out-of-memory: compiled and
-    exported graphs have the batch built in.
+    Returns the measurement and the runtime's info; how rounds get a fresh instance and whether
+    the batch may be halved is the runtime's (:meth:`~fnbench.runtimes.Prepared.measure`).
     """
     prepared, x, oom_batches = prepare_fitting(target, device, conditions, seed)
-    rebuild = None if conditions.runtime == "eager" else prepared.rebuild
-    m = measure(
-        prepared.module,
+    m = prepared.measure(
         x,
         device=device.torch_device,
         threads=conditions.threads,
         precision=precision,
         budget_s=budget_s,
         seed=seed,
-        rebuild=rebuild,
-        fold=False,
         allocator=conditions.allocator,
-        halve_on_oom=conditions.runtime == "eager",
     )
     m.oom_batches = oom_batches + m.oom_batches
     return m, dict(prepared.info, tf32=m.tf32)
@@ -562,13 +551,13 @@ def _conditions(
     if all(unavailable.values()):
         raise UserError(unavailable[runtimes[0]])
     names = policy.allocators
-    in_process_any = workers == 0 or any(rt in IN_PROCESS_RUNTIMES for rt in runtimes)
+    in_process_any = workers == 0 or any(not get_runtime(rt).fresh_worker for rt in runtimes)
     if len(names) > 1 and in_process_any:
         raise UserError(
             "several allocators need worker processes (a process cannot change its allocator back): "
             "drop --workers 0 / the compile runtime, or give one --allocator"
         )
-    if workers == 0 or all(rt in IN_PROCESS_RUNTIMES for rt in runtimes):
+    if workers == 0 or all(not get_runtime(rt).fresh_worker for rt in runtimes):
         for name in names:
             if name in allocators.LIBRARIES and name not in allocators.loaded_libraries():
                 raise UserError(

@@ -16,7 +16,8 @@ spatial mixer swapped, e.g. ``fasternet_t0@dwconv~flops``), and ``timm:NAME`` / 
 ``swap``      FasterNet-T0 and -T2 with each mixer, as built and FLOP-matched (``~flops``).
 ``ratio``     FasterNet-T0 with n_div 2, 4, 8, 16 (plain, and FLOP-matched like the paper's ablation).
 
-And ``default`` (what ``make run`` measures: ``table1`` and the paper's headline networks) and
+And ``default`` (what ``make run`` measures: ``table1`` and the paper's headline networks), ``runtimes``
+(the same targets, named for a run under several runtimes) and
 ``allocator-sensitivity``.
 """
 
@@ -162,3 +163,12 @@ def _allocator_sensitivity(batch: int) -> list[TargetSpec]:
     return [TargetSpec.make(op, (96, 56, 56), batch, 10) for op in ("dwconv", "pconv")] + [
         TargetSpec.make("fasternet_t0", None, batch)
     ]
+
+
+@register_suite(
+    "runtimes",
+    "table1 plus FasterNet-T0 and its three headline peers, to measure under several --runtime at once "
+    "(e.g. eager, onnxruntime, openvino)",
+)
+def _runtimes(batch: int) -> list[TargetSpec]:
+    return _default(batch)

@@ -237,7 +237,6 @@ def _prepare(req: ChunkRequest):
 
 def _handle(worker: int, req: ChunkRequest, cache: dict) -> ChunkResult:
     from .runtimes import Unsupported
-    from .timing import measure
 
     key = (req.spec, req.conditions, req.device, req.seed)
     fresh = key not in cache
@@ -257,13 +256,11 @@ def _handle(worker: int, req: ChunkRequest, cache: dict) -> ChunkResult:
     if status == "failed":
         return ChunkResult("failed", worker, os.getpid(), error=payload, traceback=extra)
     prepared, x, dev, cond, prepare_ooms = payload
-    rebuild = None if cond.runtime == "eager" else prepared.rebuild
     # The chunk's budget covers preparing the target (an export can take seconds), so a pass over
     # a suite takes the time it was given; at least a quarter of it is left for sampling.
     budget_s = max(req.budget_s - extra, 0.25 * req.budget_s) if fresh else req.budget_s
     try:
-        m = measure(
-            prepared.module,
+        m = prepared.measure(
             x,
             device=dev.torch_device,
             threads=cond.threads,
@@ -273,10 +270,7 @@ def _handle(worker: int, req: ChunkRequest, cache: dict) -> ChunkResult:
             max_rounds=req.max_rounds,
             round_s=req.round_s,
             seed=req.seed,
-            rebuild=rebuild,
-            fold=False,
             allocator=None,
-            halve_on_oom=cond.runtime == "eager",
         )
     except Exception as e:  # noqa: BLE001
         return ChunkResult("failed", worker, os.getpid(), error=first_line(e), traceback=traceback.format_exc(limit=8))

@@ -17,6 +17,7 @@ from ..verdicts import CLAIM_COLUMNS, PAPER_KIND, claim_table
 from . import breakdown as _breakdown
 from . import figures as _fig
 from . import html as _html
+from . import runtime_claims as _rtc
 from . import sensitivity as _sens
 from . import tables as _tab
 
@@ -205,6 +206,9 @@ def build_report(
     layer_sec = _breakdown.section(paths, out, _png_svg)  # per-layer breakdowns: CSVs, figure, HTML
     summary.csv.update(layer_sec.csv)
     summary.figures.update(layer_sec.figures)
+    rtc_sec = _rtc.section(claims, out, _png_svg, _write_whole)  # the Table-1 claims under each runtime
+    summary.csv.update(rtc_sec.csv)
+    summary.figures.update(rtc_sec.figures)
 
     page = _html.Page(
         title=title,
@@ -226,7 +230,10 @@ def build_report(
         allocator_rows=alloc_rows,
         allocator_claims=alloc_claims,
         above_roof=_tab.above_roof(df, ceil),
-        extra_sections=[("breakdown", "Where a network's time goes: per-layer breakdown", layer_sec.html)],
+        extra_sections=[
+            ("runtime-claims", _rtc.TITLE, rtc_sec.html),
+            ("breakdown", "Where a network's time goes: per-layer breakdown", layer_sec.html),
+        ],
     )
     _write_whole(summary.index, _html.render(page).encode("utf-8"))
     summary.devices = list(_devices_table(df).device)
