@@ -886,12 +886,18 @@ def report(paths, out_dir, runtimes) -> None:
     summary = build_report(list(paths) or ["results"], out_dir, runtimes=runtimes or None)
     con = _console()
     if len(summary.claims):
+        from .console import claims_table
+        from .report.tables import compact_claims, unsettled_footnotes
+
         measured = summary.claims[summary.claims.verdict != "not measured"]
-        for answer in measured.answer:
-            con.print(answer)
+        table, notes = claims_table(compact_claims(summary.claims), unsettled_footnotes(summary.claims))
+        con.print(table)
+        for note in notes:
+            con.print(note, highlight=False)
         missing = sorted(set(summary.claims.claim) - set(measured.claim))
         if missing:
             con.print(f"not measured: {'; '.join(missing)} (see verdicts.csv)")
+        con.print("each claim's answer as a sentence: the answer column of verdicts.csv")
     con.print(
         f"{summary.n_rows} measurements from {len(summary.devices)} device(s); "
         f"{summary.n_unstable} unstable, {summary.n_failed} failed or unsupported"

@@ -131,6 +131,7 @@ CLAIM_COLUMNS = [
     "batch",
     "claim_id",
     "claim",
+    "paper_quote",
     "statistic",
     "ratio",
     "ci95_low",
@@ -718,6 +719,7 @@ def evaluate(
     out = dict(
         claim_id=claim.id,
         claim=claim.text,
+        paper_quote=claim.quote,
         statistic=claim.statistic,
         direction=claim.direction,
         threshold_meaning=claim.threshold_meaning,
@@ -785,7 +787,8 @@ def claim_table(
     """One row per group (:data:`GROUP_KEYS`) × claim; see the module docstring.
 
     Columns: ``device`` (label "kind: name"), ``device_key``, ``device_kind``, ``runtime``,
-    ``threads``, ``batch``, ``claim_id``, ``claim``, ``statistic`` (how ``ratio`` is made),
+    ``threads``, ``batch``, ``claim_id``, ``claim``, ``paper_quote`` (where the paper states it),
+    ``statistic`` (how ``ratio`` is made),
     ``ratio``, ``ci95_low``, ``ci95_high``, ``threshold``, ``direction`` ('>' or '<': the side of
     the threshold the claim asserts; empty for an observation), ``verdict`` (supported |
     contradicted | inconclusive | not claimed | not measured), ``paper_ratio`` (the same statistic

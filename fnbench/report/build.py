@@ -173,10 +173,12 @@ def build_report(
     rt_gmacs, rt_verdicts = _tab.runtime_comparison(results, claims)
     alloc_rows, alloc_claims = _sens.allocator_table(df), _sens.allocator_claims(claims)
 
+    compact = _tab.compact_claims(claims)
     summary = ReportSummary(out_dir=out, index=out / "index.html", claims=claims)
     for name, frame in (
         ("results", results),
         ("verdicts", claims),
+        ("claims_compact", compact),
         ("paper_vs_device", pvd),
         ("failures", fails),
         ("ceilings", ceil),
@@ -202,6 +204,15 @@ def build_report(
         summary.figures[name] = (out / f"{name}.png", out / f"{name}.svg")
         figs.append((name, ftitle, png, _CAPTIONS.get(name, ftitle)))
 
+    forest = _fig.forest_figure(compact)
+    if isinstance(forest, str):
+        summary.not_drawn["forest"] = forest
+    else:
+        forest, svg = _png_svg(forest)
+        _write_whole(out / "forest.png", forest)
+        _write_whole(out / "forest.svg", svg)
+        summary.figures["forest"] = (out / "forest.png", out / "forest.svg")
+
     layer_sec = _breakdown.section(paths, out, _png_svg)  # per-layer breakdowns: CSVs, figure, HTML
     summary.csv.update(layer_sec.csv)
     summary.figures.update(layer_sec.figures)
@@ -226,6 +237,10 @@ def build_report(
         allocator_rows=alloc_rows,
         allocator_claims=alloc_claims,
         above_roof=_tab.above_roof(df, ceil),
+        forest=forest,
+        compact=compact,
+        footnotes=_tab.unsettled_footnotes(claims),
+        theoretical=_tab.theoretical_roofs(df, ceil),
         extra_sections=[("breakdown", "Where a network's time goes: per-layer breakdown", layer_sec.html)],
     )
     _write_whole(summary.index, _html.render(page).encode("utf-8"))
