@@ -55,14 +55,24 @@ NOTES = [
     "the claimed side of the threshold, contradicted when it lies wholly on the other side, inconclusive only "
     "when it straddles the threshold; 'not measured' when a target is absent, failed or unsupported. An unsettled "
     "row's uncertainty is inside the interval, so it does not veto a verdict. The same claim engine "
-    "(fnbench.verdicts) gives `fnbench compare --from` the same numbers.",
+    "(fnbench.verdicts) gives `fnbench compare --from` the same numbers. That is the direction verdict, given "
+    "only to what the paper states as a claim (each claim quotes its section or table); a number the paper shows "
+    "without claiming it (the latency of a PConv stack against a DWConv or GConv stack) is an observation: "
+    "'not claimed'. Beside it, the reproduction verdict: 'reproduces' when the 95% CI contains the paper's value "
+    "of the same statistic on its device of the same class, 'higher' / 'lower' when it excludes it (measured / "
+    "paper beside), 'no paper value' where the paper has none. Device classes: any x86 CPU is compared with the "
+    "paper's CPU column (i9-9900X), any aarch64 CPU with its ARM column (Cortex-A72), any NVIDIA GPU with its "
+    "GPU column (RTX 2080Ti); each row names the match.",
     "Allocator: every record says which memory allocator it was measured under (tuned: glibc with fixed mmap "
     "and trim thresholds, the default; system: glibc as the process got it; jemalloc/tcmalloc: preloaded). Where "
     "the files hold several, rows and claims are kept apart per allocator ('alloc=…' in the runtime label). Page "
     "faults per iteration are minor faults over the timed iterations (getrusage); a row that faults above 1% of "
     "the bytes it moves is not a steady state and is flagged ⚠.",
     "Roofline: achieved FLOP/s = 2 × MACs / latency; arithmetic intensity = FLOPs / counted bytes (bytes read + "
-    "written by every executed op). Ceilings come from `fnbench probe` records when present.",
+    "written by every executed op). Ceilings come from `fnbench probe` records when present. The theoretical "
+    "FP32 peak (vector lanes × FMA units × 2 × clock) uses the highest clock the OS reports (cpufreq's "
+    "cpuinfo_max_freq, else lscpu's max MHz, else /proc/cpuinfo's nominal cpu MHz) and names it; it is never "
+    "drawn below a measured roof: 'measured exceeds nominal peak: the core ran above its nominal clock'.",
     "The paper's numbers: Table 1 and the main table of Chen et al., CVPR 2023 (CPU: i9-9900X 1 thread batch 1; "
     "GPU: RTX 2080Ti batch 32; ARM: Cortex-A72 1 thread batch 1).",
 ]
