@@ -418,14 +418,25 @@ def test_compact_table_and_forest_plot_show_every_measured_claim(report):
     labels = [t.get_text() for t in ax.get_yticklabels()]
     assert len(labels) == len(compact) and all("AMD EPYC" in t for t in labels)
     # the ratio points (size 28) and the paper diamonds, by y: top line first
-    pts = [c for c in ax.collections if c.get_sizes()[0] == 28]
+    from matplotlib.collections import PathCollection
+
+    marks = [c for c in ax.collections if isinstance(c, PathCollection)]
+    pts = [c for c in marks if c.get_sizes()[0] == 28]
     by_y = sorted(pts, key=lambda c: -c.get_offsets()[0][1])
     for c, r, label in zip(by_y, compact.itertuples(), labels):
         assert label.startswith(r.claim)
         assert c.get_offsets()[0][0] == pytest.approx(r.ratio)
         assert to_hex(c.get_facecolor()[0]) == VERDICT_COLORS[r.direction]
+    # the whiskers span each claim's 95% CI
+    from matplotlib.collections import LineCollection
+
+    whiskers = [c.get_segments()[0] for c in ax.collections if isinstance(c, LineCollection)]
+    whiskers = sorted(whiskers, key=lambda seg: -seg[0][1])
+    assert len(whiskers) == len(compact)
+    for seg, r in zip(whiskers, compact.itertuples()):
+        assert sorted([seg[0][0], seg[1][0]]) == pytest.approx([r.ci95_low, r.ci95_high])
     assert ax.get_xscale() == "log"
-    diamonds = [c for c in ax.collections if c.get_sizes()[0] == 30]
+    diamonds = [c for c in marks if c.get_sizes()[0] == 30]
     assert sorted(c.get_offsets()[0][0] for c in diamonds) == pytest.approx(sorted(compact.paper_ratio.dropna()))
     import matplotlib.pyplot as plt
 

@@ -102,6 +102,19 @@ def _png_svg(fig) -> tuple[bytes, bytes]:
     return png.getvalue(), svg.getvalue()
 
 
+def _forest(compact: pd.DataFrame, summary: ReportSummary) -> bytes | str:
+    """Draw and write the forest plot of every claim; its PNG for the page, or why it is not drawn."""
+    fig = _fig.forest_figure(compact)
+    if isinstance(fig, str):
+        summary.not_drawn["forest"] = fig
+        return fig
+    png, svg = _png_svg(fig)
+    _write_whole(summary.out_dir / "forest.png", png)
+    _write_whole(summary.out_dir / "forest.svg", svg)
+    summary.figures["forest"] = (summary.out_dir / "forest.png", summary.out_dir / "forest.svg")
+    return png
+
+
 def _devices_table(df: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for (label, key), g in df.groupby(["device_label", "device_key"], sort=True):
@@ -214,14 +227,7 @@ def build_report(
         summary.figures[name] = (out / f"{name}.png", out / f"{name}.svg")
         figs.append((name, ftitle, png, _CAPTIONS.get(name, ftitle)))
 
-    forest = _fig.forest_figure(compact)
-    if isinstance(forest, str):
-        summary.not_drawn["forest"] = forest
-    else:
-        forest, svg = _png_svg(forest)
-        _write_whole(out / "forest.png", forest)
-        _write_whole(out / "forest.svg", svg)
-        summary.figures["forest"] = (out / "forest.png", out / "forest.svg")
+    forest = _forest(compact, summary)
 
     layer_sec = _breakdown.section(paths, out, _png_svg)  # per-layer breakdowns: CSVs, figure, HTML
     summary.csv.update(layer_sec.csv)

@@ -403,8 +403,9 @@ def flops_vs_flops_figure(df: pd.DataFrame) -> Figure | str:
 
 
 # -- roofline --------------------------------------------------------------------------------------
-def _theoretical_roof(ax, t: pd.DataFrame, ys: np.ndarray) -> np.ndarray:
-    """The theoretical FP32 peak as a dash-dot line, only where it is not below the measured roof."""
+def _theoretical_roof(ax, theo: pd.DataFrame, key, ys: np.ndarray) -> np.ndarray:
+    """The device's theoretical FP32 peak as a dash-dot line, only where it is not below the measured roof."""
+    t = theo[theo.device_key == key]
     if t.empty:
         return ys
     r = t.iloc[-1]
@@ -433,7 +434,6 @@ def roofline_figure(df: pd.DataFrame, ceil: pd.DataFrame) -> Figure | str:
         return "no measurement with counted memory bytes (mem_bytes_counted) to place on a roofline"
     fig, axes = _grid(len(ps), h=5.2)
     over = above_roof(df, ceil)
-    theo = theoretical_roofs(df, ceil)
     jobs = []
     for ax, (title, g) in zip(axes, ps):
         key = g.device_key.iloc[0]
@@ -506,7 +506,7 @@ def roofline_figure(df: pd.DataFrame, ceil: pd.DataFrame) -> Figure | str:
                     label=f"{p.probe.removeprefix('probe:')} {p.peak_gflop_per_s:.1f} GFLOP/s",
                 )
             ys = np.concatenate([ys, peaks.peak_gflop_per_s.to_numpy(dtype=float)]) if not peaks.empty else ys
-            ys = _theoretical_roof(ax, theo[theo.device_key == key], ys)
+            ys = _theoretical_roof(ax, theoretical_roofs(df, ceil), key, ys)
         else:
             ax.text(
                 0.02,
@@ -581,8 +581,9 @@ def forest_figure(compact: pd.DataFrame) -> Figure | str:
     for y, r in zip(ys, c.itertuples()):
         color = VERDICT_COLORS.get(r.direction, "#555")
         lo, hi = float(r.ci95_low), float(r.ci95_high)
-        if np.isfinite(lo) and np.isfinite(hi):
-            ax.plot([lo, hi], [y, y], color=color, lw=2.2, solid_capstyle="butt", zorder=3)
+        if np.isfinite(lo) and np.isfinite(hi):  # the 95% CI as whiskers
+            err = [[max(r.ratio - lo, 0.0)], [max(hi - r.ratio, 0.0)]]
+            ax.errorbar([r.ratio], [y], xerr=err, fmt="none", ecolor=color, elinewidth=1.8, capsize=3, zorder=3)
         ax.scatter([r.ratio], [y], color=color, s=28, zorder=4, edgecolors="white", linewidths=0.5)
         if np.isfinite(float(r.paper_ratio)):
             ax.scatter([r.paper_ratio], [y], marker="D", s=30, facecolors="none", edgecolors="black", lw=1.1, zorder=5)
