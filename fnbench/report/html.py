@@ -26,7 +26,7 @@ th,td{border:1px solid #ccc;padding:3px 7px;text-align:right;vertical-align:top}
 th{background:#f3f3f3;text-align:center}td.l,th.l{text-align:left}
 tr.unstable td{background:#fff6d6}span.unstable{color:#9a6700;font-weight:600}
 .v-supported{background:#d9f2d9;font-weight:600}.v-contradicted{background:#f8d4d4;font-weight:600}
-.v-inconclusive{background:#eee}.v-not-measured{color:#888;font-style:italic}
+.v-inconclusive{background:#eee}.v-not-measured{color:#888;font-style:italic}.v-not-claimed{color:#1f5fa8}
 .muted{color:#777}.note{font-size:12.5px;color:#444}span.note{display:block;text-align:left}.warn{color:#a33}
 figure{margin:1em 0 2em}figure img{width:100%;height:auto;border:1px solid #ddd}
 ul.answer{font-size:15px;margin:.4em 0;padding-left:1.2em}ul.answer li{margin:.15em 0}figcaption{font-size:13px;color:#444}
@@ -160,32 +160,8 @@ def _devices(p: Page) -> str:
     )
 
 
-#: The runtime label of the paper's set-up (eager, NCHW, FP32): its answers come first.
-PAPER_SETUP = "eager"
-
-
 def _verdict_span(v: str) -> str:
     return f'<span class="v-{v.replace(" ", "-")}">{_e(v)}</span>'
-
-
-def _answer_items(c: pd.DataFrame) -> str:
-    items = []
-    for r in c[c.verdict != "not measured"].itertuples():
-        text = _e(r.answer)
-        # the verdict word in colour: it follows the last "): " of the sentence
-        head, sep, tail = text.rpartition("): ")
-        word = r.verdict
-        if sep and tail.startswith(word):
-            text = f"{head}{sep}{_verdict_span(word)}{tail[len(word) :]}"
-        items.append(f"<li>{text}</li>")
-    missing = c[c.verdict == "not measured"]
-    out = f'<ul class="answer">{"".join(items)}</ul>' if items else ""
-    if len(missing):
-        out += (
-            f'<p class="note">Not measured on {_e(missing.device.iloc[0])}: '
-            f"{_e('; '.join(sorted(set(missing.claim))))} (reasons in the claims table).</p>"
-        )
-    return out
 
 
 def _answer(p: Page) -> str:
