@@ -32,7 +32,7 @@ figure{margin:1em 0 2em}figure img{width:100%;height:auto;border:1px solid #ddd}
 ul.answer{font-size:15px;margin:.4em 0;padding-left:1.2em}ul.answer li{margin:.15em 0}figcaption{font-size:13px;color:#444}
 code{background:#f4f4f4;padding:0 3px}
 figure.forest{margin:.2em 0 .3em}.compact table{margin:.2em 0 .4em;font-size:12.5px}.compact td{padding:1px 6px}
-ul.footnotes{margin:.2em 0;padding-left:0;list-style:none}
+ul.footnotes{margin:.2em 0;padding-left:0;list-style:none}span.quote{min-width:20em}
 .scroll{overflow-x:auto}
 """
 
@@ -270,7 +270,11 @@ def _claims(p: Page) -> str:
                 _e(r.device),
                 _e(r.runtime) + ("" if pd.isna(r.threads) else f", {int(r.threads)} thr") + f", b{r.batch}",
                 _e(r.claim)
-                + (f'<span class="note muted">{_e(r.paper_quote)}</span>' if getattr(r, "paper_quote", "") else ""),
+                + (
+                    f'<span class="note muted quote">{_e(r.paper_quote)}</span>'
+                    if getattr(r, "paper_quote", "")
+                    else ""
+                ),
                 f'<span class="note">{_e(r.statistic)}</span>',
                 fmt(r.ratio) + ("×" if measured else ""),
                 _ci(r.ci95_low, r.ci95_high),
