@@ -587,7 +587,7 @@ def probe(device, threads, budget, out_dir, allocator, as_json) -> None:
     """Measure the device's ceilings for the roofline: peak GEMM FLOP/s and copy bandwidth."""
     from . import checks
     from .console import progress_reporter
-    from .probe import run_probe
+    from .probe import peak_text, run_probe
     from .results import ceilings, probe_rate
 
     checks.writable_dir(out_dir)
@@ -597,8 +597,10 @@ def probe(device, threads, budget, out_dir, allocator, as_json) -> None:
             device=device, threads=threads, budget_s=budget, out_dir=out_dir, progress=progress, allocator=allocator
         )
     best = ceilings(records)
+    peak = peak_text(records[0].get("env") or {}, best.get("compute_float32_flop_per_s"))
     if as_json:
-        click.echo(json.dumps({"run_id": run_id, "path": str(path), "ceilings": best, "records": records}))
+        doc = {"run_id": run_id, "path": str(path), "ceilings": best, "theoretical_peak": peak, "records": records}
+        click.echo(json.dumps(doc))
         return
     from rich.table import Table
 
@@ -642,12 +644,8 @@ def probe(device, threads, budget, out_dir, allocator, as_json) -> None:
             for k, v in best.items()
         )
     )
-    env = records[0].get("env") or {}
-    if env.get("theoretical_peak_gflop_per_s"):
-        con.print(
-            f"theoretical FP32 peak: {env['theoretical_peak_gflop_per_s']:.1f} GFLOP/s "
-            f"({env['theoretical_peak_basis']})"
-        )
+    if peak:
+        con.print(peak)
     con.print(f"results: {path}")
 
 
@@ -901,12 +899,18 @@ def report(paths, out_dir, runtimes) -> None:
     summary = build_report(list(paths) or ["results"], out_dir, runtimes=runtimes or None)
     con = _console()
     if len(summary.claims):
+        from .console import claims_table
+        from .report.tables import compact_claims, unsettled_footnotes
+
         measured = summary.claims[summary.claims.verdict != "not measured"]
-        for answer in measured.answer:
-            con.print(answer)
+        table, notes = claims_table(compact_claims(summary.claims), unsettled_footnotes(summary.claims))
+        con.print(table)
+        for note in notes:
+            con.print(note, highlight=False)
         missing = sorted(set(summary.claims.claim) - set(measured.claim))
         if missing:
             con.print(f"not measured: {'; '.join(missing)} (see verdicts.csv)")
+        con.print("each claim's answer as a sentence: the answer column of verdicts.csv")
     con.print(
         f"{summary.n_rows} measurements from {len(summary.devices)} device(s); "
         f"{summary.n_unstable} unstable, {summary.n_failed} failed or unsupported"

@@ -196,6 +196,8 @@ class Comparison:
         return [sd for r in self.rows for sd in (r.a, r.b) if not sd.stable(self.precision)]
 
     def as_dict(self) -> dict[str, Any]:
+        from .verdicts import paper_match
+
         def side(s: Side) -> dict[str, Any]:
             ci = s.ci95
             return {
@@ -253,6 +255,9 @@ class Comparison:
                 "per_map_ratio": self.claim["per_map_ratio"],
                 "per_map_ratio_ci95": [self.claim["per_map_ci95_low"], self.claim["per_map_ci95_high"]],
                 "paper_ratio": self.claim["paper_ratio"],
+                "reproduction": self.claim["reproduction"],
+                "measured_over_paper": self.claim["measured_over_paper"],
+                "paper_match": paper_match(self.device, self.where.removeprefix("On ")),
                 "unsettled": self.claim["unsettled"],
                 "answer": answer_text(self),
             },

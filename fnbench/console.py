@@ -20,7 +20,15 @@ from . import allocators
 from . import results as _results
 from .units import fmt_ms, gmacs_per_s, gmacs_per_s_ci, per_second, si
 
-__all__ = ["si", "format_table", "table_notes", "progress_bar", "progress_reporter", "stderr_console"]
+__all__ = [
+    "si",
+    "format_table",
+    "table_notes",
+    "progress_bar",
+    "progress_reporter",
+    "stderr_console",
+    "claims_table",
+]
 
 
 def stderr_console() -> Console:
@@ -195,3 +203,33 @@ def table_notes(records: Sequence[dict[str, Any]]) -> list[str]:
                 "so no row can be steadier than that (another tenant on the core or the host's clock)."
             )
     return notes
+
+
+def _x(v) -> str:
+    return "–" if v is None or v != v else f"{v:.3g}×"
+
+
+def claims_table(compact, footnotes: Sequence[tuple[int, str, str]] = ()) -> tuple[Table, list[str]]:
+    """The report's compact claims table for a terminal, and its footnotes (one per device and set-up).
+
+    ``compact`` is :func:`fnbench.report.tables.compact_claims`'s frame: claim · device · ratio
+    [95% CI] · paper · direction · reproduction (measured / paper).
+    """
+    t = Table(title="The paper's claims on these devices", title_justify="left")
+    for col in ("claim", "device", "ratio [95% CI]", "paper", "direction", "reproduction"):
+        t.add_column(
+            col, justify="left" if col in ("claim", "device", "direction", "reproduction") else "right", no_wrap=True
+        )
+    several = compact.setup.nunique() > 1  # the set-up is named only where it tells rows apart
+    for r in compact.itertuples():
+        paper = "–" if r.paper_ratio != r.paper_ratio else f"{_x(r.paper_ratio)} ({str(r.paper_device).upper()})"
+        t.add_row(
+            r.claim,
+            r.device + (f" ({r.setup})" if several else "") + (f" [{int(r.footnote)}]" if r.footnote else ""),
+            f"{_x(r.ratio)} [{r.ci95_low:.3g}–{r.ci95_high:.3g}]",
+            paper,
+            r.direction,
+            r.reproduction
+            + ("" if r.measured_over_paper != r.measured_over_paper else f" ({_x(r.measured_over_paper)})"),
+        )
+    return t, [f"[{n}] {where}: {text}" for n, where, text in footnotes]

@@ -27,6 +27,7 @@ FMA units × 2 FLOP × clock × threads); it is shown beside the measured roof, 
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -39,11 +40,11 @@ from torch import nn
 from . import allocators
 from . import results as _results
 from .conditions import resolve_policy
-from .devices import device_record, fingerprint
+from .devices import NOMINAL_CLOCK, device_record, fingerprint, max_clock_mhz, roof_note
 from .results import ceilings  # the ceilings these probes measure, computed from their records
 from .timing import measure
 
-__all__ = ["ProbeSpec", "probe_specs", "run_probe", "ceilings", "theoretical_peak", "FMA_UNITS"]
+__all__ = ["ProbeSpec", "probe_specs", "run_probe", "ceilings", "theoretical_peak", "peak_text", "FMA_UNITS"]
 
 
 class _GEMM(nn.Module):
@@ -137,12 +138,15 @@ FMA_UNITS = 2
 
 
 def theoretical_peak(
-    threads: int = 1, cpuinfo: str | None = None, max_mhz: float | None = None
+    threads: int = 1, cpuinfo: str | None = None, max_mhz: float | None = None, *, clock: str | None = None
 ) -> dict[str, Any] | None:
     """The FP32 peak a CPU's flags imply: lanes × FMA units × 2 FLOP × clock × threads, or ``None``.
 
-    The clock is the highest one the kernel reports (``cpuinfo_max_freq``, else ``cpu MHz``).
-    Returns ``{"gflop_per_s", "lanes", "fma_units", "mhz", "threads", "basis"}``.
+    The clock is the highest one the OS reports (:func:`fnbench.devices.max_clock_mhz`:
+    ``cpuinfo_max_freq``, else lscpu's max MHz, else ``cpu MHz`` labelled nominal); ``max_mhz``
+    with ``clock`` (its source) gives it instead. Returns ``{"gflop_per_s", "lanes",
+    "fma_units", "mhz", "clock", "threads", "basis"}``; :func:`fnbench.devices.roof_note` says
+    whether it may be shown beside a measured ceiling.
     """
     if cpuinfo is None:
         try:
@@ -150,22 +154,13 @@ def theoretical_peak(
         except OSError:
             return None
     flags: set[str] = set()
-    mhz = []
     for line in cpuinfo.splitlines():
         k, _, v = line.partition(":")
-        k = k.strip().lower()
-        if k in ("flags", "features"):
+        if k.strip().lower() in ("flags", "features"):
             flags |= set(v.split())
-        elif k == "cpu mhz":
-            try:
-                mhz.append(float(v))
-            except ValueError:
-                pass
     if max_mhz is None:
-        try:
-            max_mhz = int(Path("/sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq").read_text()) / 1e3
-        except (OSError, ValueError):
-            max_mhz = max(mhz) if mhz else None
+        max_mhz, clock = max_clock_mhz(cpuinfo)
+    clock = clock or NOMINAL_CLOCK
     lanes = next((n for f, n in _LANES if f in flags), None)
     if not lanes or not max_mhz or ("fma" not in flags and lanes in (8, 16)):
         return None
@@ -175,10 +170,29 @@ def theoretical_peak(
         "lanes": lanes,
         "fma_units": FMA_UNITS,
         "mhz": max_mhz,
+        "clock": clock,
         "threads": threads,
-        "basis": f"{lanes} FP32 lanes × {FMA_UNITS} FMA units (assumed) × 2 FLOP × {max_mhz:.0f} MHz × "
+        "basis": f"{lanes} FP32 lanes × {FMA_UNITS} FMA units (assumed) × 2 FLOP × {max_mhz:.0f} MHz ({clock}) × "
         f"{threads} thread(s)",
     }
+
+
+def peak_text(env: dict[str, Any], measured_flop_per_s: float | None) -> str | None:
+    """The console's line on the theoretical peak (``None`` without one), never a roof below the measured one.
+
+    Records written before the clock was recorded are read as nominal (that code fell back to
+    ``cpu MHz`` where cpufreq was absent).
+    """
+    peak = env.get("theoretical_peak_gflop_per_s")
+    if not peak:
+        return None
+    measured = None if measured_flop_per_s is None else measured_flop_per_s / 1e9
+    note = roof_note(peak, env.get("theoretical_peak_clock"), measured)
+    if note is None:
+        return f"theoretical FP32 peak: {peak:.1f} GFLOP/s ({env.get('theoretical_peak_basis', '')})"
+    mhz = env.get("theoretical_peak_mhz")
+    need = f"; it takes at least {math.ceil(mhz * measured / peak)} MHz at the same lanes × FMA units" if mhz else ""
+    return f"{note} (best FP32 compute probe {measured:.2f} GFLOP/s{need})"
 
 
 def run_probe(
@@ -243,6 +257,8 @@ def run_probe(
             if peak is not None:
                 fp["theoretical_peak_gflop_per_s"] = peak["gflop_per_s"]
                 fp["theoretical_peak_basis"] = peak["basis"]
+                fp["theoretical_peak_mhz"] = peak["mhz"]
+                fp["theoretical_peak_clock"] = peak["clock"]
         target = {
             "name": spec.name,
             "kind": "probe",

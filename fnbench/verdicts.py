@@ -16,6 +16,19 @@ not settle (see :func:`fnbench.stats.settled`, the one stability rule) does not 
 its uncertainty is already inside the interval, and it is named next to the verdict
 (``unsettled`` column: "1 of 8 rows above their ±2% target: dwconv 96x56x56 ±3.1%").
 
+Two verdicts per row, kept apart. ``verdict`` is the **direction**: does the paper's claim hold
+here (the interval against the claim's threshold, as above). ``reproduction`` asks whether this
+device reproduces the paper's *number*: ``reproduces`` when the 95 % CI contains the paper's
+value of the same statistic for the same device class, ``higher`` / ``lower`` when it excludes
+it (``measured_over_paper`` beside), ``no paper value`` where the paper has none. A device is
+matched to a paper column by its class and the match is named in ``paper_match`` and the note
+(an AMD EPYC is compared with the paper's CPU column, the i9-9900X; a Neoverse with its ARM
+column, the Cortex-A72; an H200 with its GPU column, the RTX 2080Ti). Each :class:`Claim` quotes
+where the paper states it (``quote``); a number the paper shows but states no claim about is an
+**observation** (``observation=True``): it gets a reproduction and the direction verdict
+``not claimed``, because a verdict on an unstated sentence marks red a number that agrees with
+the paper (Table 1's PConv stack is slower than its DWConv stack on CPU, 5.46 vs 3.59 ms).
+
 The statistics, and which is the paper's:
 
 ``pconv_vs_dwconv_flops``, ``pconv_vs_gconv_flops``  R = mean_maps(GMAC/s of pconv) /
@@ -25,9 +38,9 @@ The statistics, and which is the paper's:
     maps from Table 1's cells (ARM: 2.7325 / 0.1225 = 22.3 from the cells). Beside it, the
     geometric mean of the per-map ratios (``per_map_ratio``, with its own CI), which is what a
     map-by-map comparison means; ``per_map`` lists each map's ratio.
-``pconv_vs_dwconv_latency``, ``pconv_vs_gconv_latency``  geometric mean over the maps of
-    latency(pconv stack) / latency(other stack) < 1 ("a PConv stack is faster"); ``per_map``
-    lists each map. Paper value: the same from Table 1's latencies (GPU: inverted fps).
+``pconv_vs_dwconv_latency``, ``pconv_vs_gconv_latency``  observations: the geometric mean over
+    the maps of latency(pconv stack) / latency(other stack); ``per_map`` lists each map. Paper
+    value: the same from Table 1's latencies (GPU: inverted fps).
 ``pconv_latency_vs_flops``  S = Σ_maps latency(conv) / Σ_maps latency(pconv) against the FLOP
     reduction Σ MACs(conv) / Σ MACs(pconv) (= 16 for n_div 4): "PConv's latency falls by less
     than its FLOPs" is S < threshold.
@@ -44,7 +57,7 @@ Example::
     >>> from fnbench.merge import load_frame
     >>> table = claim_table(load_frame("results"))  # doctest: +SKIP
     >>> print(table.answer.iloc[0])  # doctest: +SKIP
-    On cpu: AMD EPYC PConv reaches 3.6× DWConv's FLOPS (95% CI 3.6–3.7×; paper 6.2×): supported.
+    On cpu: AMD EPYC PConv reaches 3.6× DWConv's FLOPS (95% CI 3.6–3.7×; paper 6.2×): supported, below the paper's value.
 """
 
 from __future__ import annotations
@@ -70,7 +83,10 @@ __all__ = [
     "Evidence",
     "CLAIMS",
     "NOT_MEASURED",
+    "NOT_CLAIMED",
     "VERDICT_WORDS",
+    "REPRODUCTION_WORDS",
+    "PAPER_DEVICES",
     "CLAIM_COLUMNS",
     "PAPER_KIND",
     "GROUP_KEYS",
@@ -79,6 +95,7 @@ __all__ = [
     "flops_claim",
     "latency_claim",
     "verdict",
+    "reproduction",
     "answer_sentence",
     "unsettled_text",
     "claim_seed",
@@ -88,9 +105,21 @@ __all__ = [
 ]
 
 NOT_MEASURED = "not measured"
-VERDICT_WORDS = (*stats.VERDICTS, NOT_MEASURED)
-#: Which of the paper's device columns a device kind is compared with.
+#: The direction verdict of an observation: the paper shows the number but states no claim about it.
+NOT_CLAIMED = "not claimed"
+VERDICT_WORDS = (*stats.VERDICTS, NOT_CLAIMED, NOT_MEASURED)
+NO_PAPER_VALUE = "no paper value"
+#: Does the 95 % CI contain the paper's value (``reproduces``) or lie wholly above / below it?
+REPRODUCTION_WORDS = ("reproduces", "higher", "lower", NO_PAPER_VALUE, NOT_MEASURED)
+#: Which of the paper's device columns a device kind is compared with: every x86 CPU with its CPU
+#: column, every aarch64 CPU with its ARM column, every NVIDIA GPU with its GPU column.
 PAPER_KIND = {"cpu": "cpu", "cuda": "gpu", "arm": "arm"}
+#: The device behind each of the paper's columns, named wherever a device is compared with it.
+PAPER_DEVICES = {
+    "cpu": "Intel i9-9900X, 1 thread, batch 1",
+    "gpu": "NVIDIA RTX 2080Ti, batch 32",
+    "arm": "Cortex-A72 (Raspberry Pi 4B), 1 thread, batch 1",
+}
 #: The measurement conditions a claim is evaluated within; a new condition is one more column here.
 GROUP_KEYS = ("device_key", "runtime", "threads", "batch_group")
 CLAIM_COLUMNS = [
@@ -102,6 +131,7 @@ CLAIM_COLUMNS = [
     "batch",
     "claim_id",
     "claim",
+    "paper_quote",
     "statistic",
     "ratio",
     "ci95_low",
@@ -112,6 +142,9 @@ CLAIM_COLUMNS = [
     "verdict",
     "paper_ratio",
     "paper_device",
+    "reproduction",
+    "measured_over_paper",
+    "paper_match",
     "per_map_ratio",
     "per_map_ci95_low",
     "per_map_ci95_high",
@@ -174,6 +207,10 @@ class Claim:
     phrase: Callable[[float], str] = field(compare=False, repr=False)
     per_map_range: bool = False  # the answer sentence also gives the range of the per-map ratios
     threshold_meaning: str = "parity"  # what the threshold stands for, shown beside it
+    #: Where the paper states it, and what it states (section or table, short and factual).
+    quote: str = ""
+    #: True for a number the paper shows but states no claim about: reproduced, never given a direction verdict.
+    observation: bool = False
 
 
 # -- bootstrap ---------------------------------------------------------------------------------------
@@ -317,8 +354,12 @@ def _maps_note(note: str, pairs) -> str:
     return "; ".join(x for x in (note, "maps: " + ", ".join(str(p["shape"]) for p, _ in pairs)) if x)
 
 
-def flops_claim(a: str, b: str, claim_id: str | None = None) -> Claim:
-    """ "A's FLOPS > B's FLOPS": ratio of mean GMAC/s over the shapes measured for both (paper's statistic)."""
+def flops_claim(a: str, b: str, claim_id: str | None = None, quote: str = "") -> Claim:
+    """ "A's FLOPS > B's FLOPS": ratio of mean GMAC/s over the shapes measured for both (paper's statistic).
+
+    ``quote`` is the paper's statement where it makes this claim (the built-in pairs in :data:`CLAIMS`);
+    any other pair (``fnbench compare conv pwconv``) is the same test with no quote.
+    """
 
     def run(rows, kind, rng, n_boot, paired=False):
         pairs, is_t1, note = op_pairs(rows, a, b)
@@ -356,11 +397,17 @@ def flops_claim(a: str, b: str, claim_id: str | None = None) -> Claim:
         (a, b),
         run,
         lambda r: f"{pretty(a)} reaches {_x(r)} {pretty(b)}'s FLOPS",
+        quote=quote,
     )
 
 
-def latency_claim(a: str, b: str, claim_id: str | None = None) -> Claim:
-    """ "An A stack is faster than a B stack": geometric mean over maps of latency(A) / latency(B) < 1."""
+def latency_claim(a: str, b: str, claim_id: str | None = None, *, quote: str = "", observation: bool = False) -> Claim:
+    """ "An A stack is faster than a B stack": geometric mean over maps of latency(A) / latency(B) < 1.
+
+    With ``observation`` the ratio is only compared with the paper's (its Table 1 shows a PConv
+    stack *slower* than a DWConv stack on CPU, 5.46 vs 3.59 ms at 96×56×56, and states no claim
+    about it: a direction verdict there would mark red a number that reproduces the paper).
+    """
 
     def run(rows, kind, rng, n_boot, paired=False):
         pairs, is_t1, note = op_pairs(rows, a, b)
@@ -384,9 +431,14 @@ def latency_claim(a: str, b: str, claim_id: str | None = None) -> Claim:
             per_map=[(p["shape"], float(v)) for (p, _), v in zip(pairs, per)],
         )
 
+    text = (
+        f"{pretty(a)} stack latency / {pretty(b)} stack latency"
+        if observation
+        else f"{pretty(a)} stack is faster than {pretty(b)} stack"
+    )
     return Claim(
         claim_id or f"{a}_vs_{b}_latency",
-        f"{pretty(a)} stack is faster than {pretty(b)} stack",
+        text,
         "<",
         f"geometric mean over the maps of latency({a}) / latency({b})",
         "× (latency ratio)",
@@ -394,6 +446,8 @@ def latency_claim(a: str, b: str, claim_id: str | None = None) -> Claim:
         run,
         lambda r: f"a {pretty(a)} stack takes {_x(r)} the latency of a {pretty(b)} stack",
         True,
+        quote=quote,
+        observation=observation,
     )
 
 
@@ -424,6 +478,17 @@ def _latency_vs_flops(rows, kind, rng, n_boot, paired=False):
     )
 
 
+#: Table 3's statement per headline peer: FasterNet-T0 against it at similar accuracy (top-1 %, latency).
+_PEER_QUOTES = {
+    "mobilevit_xxs": "Abstract and Table 3: FasterNet-T0 (71.9% top-1) is 2.8×, 3.3× and 2.4× faster than "
+    "MobileViT-XXS (69.0%) on GPU, CPU and ARM (CPU 9.2 vs 30.8 ms)",
+    "mobilenetv2": "Table 3: FasterNet-T0 (71.9% top-1) runs faster than MobileNetV2 at similar accuracy "
+    "(GPU 6807 vs 4198 fps, CPU 9.2 vs 12.2 ms, ARM 143 vs 442 ms)",
+    "shufflenetv2_x1_5": "Table 3: FasterNet-T0 (71.9% top-1) runs faster than ShuffleNetV2 ×1.5 at similar accuracy "
+    "(GPU 6807 vs 4878 fps, CPU 9.2 vs 12.1 ms, ARM 143 vs 266 ms)",
+}
+
+
 def _network_claim(peer: str) -> Claim:
     def run(rows, kind, rng, n_boot, paired=False):
         nets = [
@@ -452,6 +517,7 @@ def _network_claim(peer: str) -> Claim:
         (T0, peer),
         run,
         lambda r: f"FasterNet-T0 runs {_x(r)} as fast as {pretty(peer)}",
+        quote=_PEER_QUOTES.get(peer, ""),
     )
 
 
@@ -465,10 +531,36 @@ def _x(r: float) -> str:
 
 
 CLAIMS: tuple[Claim, ...] = (
-    flops_claim("pconv", "dwconv", "pconv_vs_dwconv_flops"),
-    flops_claim("pconv", "gconv", "pconv_vs_gconv_flops"),
-    latency_claim("pconv", "dwconv", "pconv_vs_dwconv_latency"),
-    latency_claim("pconv", "gconv", "pconv_vs_gconv_latency"),
+    flops_claim(
+        "pconv",
+        "dwconv",
+        "pconv_vs_dwconv_flops",
+        "§3.1 and Table 1: PConv has a higher FLOPS than DWConv, 10.5×, 6.2× and 22.8× on GPU, CPU and ARM "
+        "(mean GFLOPS 3274/313, 39.91/6.42, 2.73/0.12)",
+    ),
+    flops_claim(
+        "pconv",
+        "gconv",
+        "pconv_vs_gconv_flops",
+        "§3.1 and Table 1: PConv has a higher FLOPS than GConv (mean GFLOPS 3274 vs 1833 on GPU, 39.91 vs 25.93 "
+        "on CPU, 2.73 vs 1.92 on ARM)",
+    ),
+    latency_claim(
+        "pconv",
+        "dwconv",
+        "pconv_vs_dwconv_latency",
+        quote="Table 1 shows, and does not claim: a PConv stack is slower than a DWConv stack on CPU "
+        "(5.46 vs 3.59 ms at 96×56×56)",
+        observation=True,
+    ),
+    latency_claim(
+        "pconv",
+        "gconv",
+        "pconv_vs_gconv_latency",
+        quote="Table 1 shows, and does not claim: PConv and GConv stacks of the same FLOPs at different "
+        "latencies (CPU 5.46 vs 21.90 ms at 96×56×56)",
+        observation=True,
+    ),
     Claim(
         "pconv_latency_vs_flops",
         "PConv's latency falls by less than its FLOPs",
@@ -480,6 +572,8 @@ CLAIMS: tuple[Claim, ...] = (
         _latency_vs_flops,
         lambda r: f"PConv stacks run {_x(r)} faster than Conv stacks",
         threshold_meaning="the FLOP reduction Σ MACs(conv) / Σ MACs(pconv)",
+        quote="§3.1 and Table 1: with r = 1/4 PConv has 1/16 of a regular Conv's FLOPs, and its latency falls "
+        "by less (CPU: 35.67 vs 5.46 ms at 96×56×56)",
     ),
     *(_network_claim(p) for p in HEADLINE_PEERS),
 )
@@ -494,6 +588,38 @@ def verdict(ci_low: float, ci_high: float, threshold: float, direction: str) -> 
     if not (ci_low > 0 and ci_high > 0):
         return "inconclusive"
     return stats.verdict((1.0 / ci_high, 1.0 / ci_low), 1.0 / threshold)
+
+
+def reproduction(ci_low: float, ci_high: float, paper: float) -> str:
+    """Does the interval reproduce the paper's value: ``reproduces`` (inside), ``higher`` / ``lower``.
+
+    ``no paper value`` where the paper has none for this device class and statistic; an interval
+    that is not finite cannot exclude anything, so it is read as reproducing only if it is.
+    """
+    if paper is None or not math.isfinite(paper):
+        return NO_PAPER_VALUE
+    if math.isfinite(ci_low) and ci_low > paper:
+        return "higher"
+    if math.isfinite(ci_high) and ci_high < paper:
+        return "lower"
+    return "reproduces"
+
+
+_REPRO_PHRASE = {
+    "reproduces": "at the paper's value",
+    "higher": "above the paper's value",
+    "lower": "below the paper's value",
+    NO_PAPER_VALUE: "no paper value",
+}
+
+
+def paper_match(device_kind: str, device: str) -> str:
+    """Which paper column a device is compared with, named: never a silent match (AMD EPYC → CPU)."""
+    kind = PAPER_KIND.get(device_kind)
+    if kind is None:
+        return f"the paper has no {device_kind} device: no paper value"
+    name = device.split(": ", 1)[-1]
+    return f"{name} compared with the paper's {kind.upper()} column ({PAPER_DEVICES[kind]})"
 
 
 def _row_label(r: dict) -> str:
@@ -552,7 +678,11 @@ def answer_sentence(row: dict | pd.Series, claim: Claim | None = None, *, where:
         return f"{where}: {claim.text}: not measured ({row['note']})."
     paper = row.get("paper_ratio")
     paper_txt = f"; paper {_x(paper)}" if paper is not None and not pd.isna(paper) else ""
-    thr = "" if row["threshold"] == 1.0 else f"; threshold {row['direction']} {row['threshold']:.3g}×"
+    thr = (
+        ""
+        if pd.isna(row["threshold"]) or row["threshold"] == 1.0
+        else f"; threshold {row['direction']} {row['threshold']:.3g}×"
+    )
     per = row.get("per_map")
     per_txt = ""
     if claim.per_map_range and isinstance(per, str) and per:
@@ -560,10 +690,16 @@ def answer_sentence(row: dict | pd.Series, claim: Claim | None = None, *, where:
         per_txt = f", {_num(min(vals))}–{_x(max(vals))} per map" if len(vals) > 1 else ""
     text = (
         f"{where} {claim.phrase(row['ratio'])} (95% CI {_num(row['ci95_low'])}–{_x(row['ci95_high'])}"
-        f"{per_txt}{thr}{paper_txt}): {row['verdict']}"
+        f"{per_txt}{thr}{paper_txt}): "
     )
+    repro = _REPRO_PHRASE.get(row.get("reproduction"), "")
+    if row["verdict"] == NOT_CLAIMED:
+        text += f"{repro} (an observation, not a claim of the paper)"
+    else:
+        text += row["verdict"] + (f", {repro}" if repro else "")
     if row.get("unsettled"):
-        text += f"; {row['unsettled_short'] if row.get('unsettled_short') else row['unsettled']}"
+        bad = row["unsettled"].split(" rows above", 1)[0]
+        text += f"; {bad} rows unsettled"
     return text + "."
 
 
@@ -583,6 +719,7 @@ def evaluate(
     out = dict(
         claim_id=claim.id,
         claim=claim.text,
+        paper_quote=claim.quote,
         statistic=claim.statistic,
         direction=claim.direction,
         threshold_meaning=claim.threshold_meaning,
@@ -595,12 +732,13 @@ def evaluate(
             threshold=np.nan,
             verdict=NOT_MEASURED,
             paper_ratio=np.nan,
+            reproduction=NOT_MEASURED,
+            measured_over_paper=np.nan,
             per_map_ratio=np.nan,
             per_map_ci95_low=np.nan,
             per_map_ci95_high=np.nan,
             per_map="",
             unsettled="",
-            unsettled_short="",
             n_rows=0,
             unit="",
             note=res,
@@ -615,19 +753,22 @@ def evaluate(
         notes.append("no round ids: bootstrap over iterations (CI too narrow)")
     if kind is None:
         notes.append("the paper has no such device")
+    if claim.observation:  # reproduced only: no threshold, no direction, no direction verdict
+        out.update(direction="", threshold_meaning="")
     out.update(
         ratio=res.ratio,
         ci95_low=lo,
         ci95_high=hi,
-        threshold=res.threshold,
-        verdict=verdict(lo, hi, res.threshold, claim.direction),
+        threshold=np.nan if claim.observation else res.threshold,
+        verdict=NOT_CLAIMED if claim.observation else verdict(lo, hi, res.threshold, claim.direction),
         paper_ratio=res.paper_ratio,
+        reproduction=reproduction(lo, hi, res.paper_ratio),
+        measured_over_paper=res.ratio / res.paper_ratio if math.isfinite(res.paper_ratio) else np.nan,
         per_map_ratio=res.per_map_ratio,
         per_map_ci95_low=plo,
         per_map_ci95_high=phi,
         per_map=", ".join(f"{m} {v:.3g}×" for m, v in res.per_map),
         unsettled=unsettled_text(res.rows),
-        unsettled_short=unsettled_text(res.rows, detail=False),
         n_rows=len(res.rows),
         unit=claim.unit,
         note="; ".join(notes),
@@ -644,11 +785,15 @@ def claim_table(
     """One row per group (:data:`GROUP_KEYS`) × claim; see the module docstring.
 
     Columns: ``device`` (label "kind: name"), ``device_key``, ``device_kind``, ``runtime``,
-    ``threads``, ``batch``, ``claim_id``, ``claim``, ``statistic`` (how ``ratio`` is made),
+    ``threads``, ``batch``, ``claim_id``, ``claim``, ``paper_quote`` (where the paper states it),
+    ``statistic`` (how ``ratio`` is made),
     ``ratio``, ``ci95_low``, ``ci95_high``, ``threshold``, ``direction`` ('>' or '<': the side of
-    the threshold the claim asserts), ``verdict`` (supported | contradicted | inconclusive | not
-    measured), ``paper_ratio`` (the same statistic from the paper's figures for this device kind;
-    NaN where it has none), ``paper_device``, ``per_map_ratio`` with ``per_map_ci95_low/high``
+    the threshold the claim asserts; empty for an observation), ``verdict`` (supported |
+    contradicted | inconclusive | not claimed | not measured), ``paper_ratio`` (the same statistic
+    from the paper's figures for this device kind; NaN where it has none), ``paper_device``,
+    ``reproduction`` (reproduces | higher | lower | no paper value | not measured),
+    ``measured_over_paper`` (ratio / paper_ratio), ``paper_match`` (the paper column this device
+    is compared with, named), ``per_map_ratio`` with ``per_map_ci95_low/high``
     (FLOPS claims: geometric mean of per-map ratios), ``per_map`` (each map's ratio),
     ``unsettled`` (rows that missed their precision target), ``n_rows``, ``unit``, ``note``,
     ``answer`` (:func:`answer_sentence`). Repeats are pooled first (:func:`fnbench.merge.merge_repeats`).
@@ -671,12 +816,15 @@ def claim_table(
             threads=None if pd.isna(threads) else int(threads),
             batch=int(batch),
             paper_device=kind,
+            paper_match=paper_match(dkind, labels[dkey]),
         )
         rows = g.to_dict("records")
         for claim in claims:
             row = dict(base, **evaluate(claim, rows, kind=kind, seed=seed + claim_seed(claim.id, key), n_boot=n_boot))
             if kind is None and row["verdict"] != NOT_MEASURED:
                 row["note"] = row["note"].replace("such device", f"{dkind} device")
+            elif kind is not None and math.isfinite(row["paper_ratio"]):
+                row["note"] = "; ".join(x for x in (base["paper_match"], row["note"]) if x)
             row["answer"] = answer_sentence(row, claim)
             out.append(row)
     return pd.DataFrame(out, columns=CLAIM_COLUMNS)

@@ -40,6 +40,9 @@ def test_compare_from_and_report_agree(fnbench_cmd, cli_env, report_claims, othe
     assert s["per_map_ratio"] == pytest.approx(r.per_map_ratio, rel=1e-12)
     assert s["claim_verdict"] == r.verdict and s["paper_ratio"] == pytest.approx(r.paper_ratio)
     assert s["unsettled"] == r.unsettled
+    # the second verdict: does this device reproduce the paper's number (same statistic, same device class)
+    assert s["reproduction"] == r.reproduction and s["measured_over_paper"] == pytest.approx(r.measured_over_paper)
+    assert s["paper_match"] == r.paper_match and "paper's CPU column (Intel i9-9900X" in s["paper_match"]
     # the ratio is the paper's statistic (ratio of mean GMAC/s over the maps), recomputed from the table rows
     assert s["claim_statistic"].startswith(f"mean GMAC/s of pconv / mean GMAC/s of {other}")
     rows = json.loads(res.stdout)["rows"]

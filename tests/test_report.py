@@ -23,6 +23,7 @@ FIXTURES = Path(__file__).parent / "fixtures"
 ARTIFACTS = Path(__file__).parent / "artifacts"
 CHROMIUM = Path("/usr/bin/chromium")
 FIGURES = ("ratio_per_map", "table1", "latency_vs_macs", "flops_vs_flops", "roofline")
+PAGE_IMAGES = len(FIGURES) + 1  # and the forest plot at the top
 
 
 @pytest.fixture(scope="module")
@@ -38,6 +39,15 @@ def _records():
 def _write(path: Path, records) -> Path:
     path.write_text("".join(json.dumps(r) + "\n" for r in records))
     return path
+
+
+def _fixtures_copy(tmp_path: Path) -> Path:
+    """The recorded fixtures copied into ``tmp_path/in``, for a test to add its own records beside them."""
+    d = tmp_path / "in"
+    d.mkdir()
+    for f in FIXTURES.glob("*.jsonl"):
+        shutil.copy(f, d / f.name)
+    return d
 
 
 def _probe(name, *, flops=None, mem=None, median_s, size, device):
@@ -107,7 +117,7 @@ def test_files_written(report):
     assert report.index == out / "index.html" and report.index.exists()
     for name in ("results", "verdicts", "paper_vs_device", "failures", "ceilings", "environment"):
         assert (out / f"{name}.csv").exists()
-    assert set(report.figures) == set(FIGURES) and not report.not_drawn
+    assert set(report.figures) == {*FIGURES, "forest"} and not report.not_drawn
     assert report.devices == ["cpu: AMD EPYC"] and report.n_rows == len(_records())
 
 
@@ -167,7 +177,7 @@ def test_figures_are_valid_png_and_svg(report):
 
 def test_html_is_self_contained(report):
     html = report.index.read_text()
-    assert html.count("<img") == len(FIGURES) and html.count('src="data:image/png;base64,') == len(FIGURES)
+    assert html.count("<img") == PAGE_IMAGES and html.count('src="data:image/png;base64,') == PAGE_IMAGES
     for bad in ("<script", "<link", "http://", "https://", "@import", "url("):
         assert bad not in html
     for unit in ("GMAC/s", "ms", "FLOPs (MACs)"):
@@ -263,7 +273,7 @@ def _run_check(report, script: str, marker: str, user_dir: Path, *args: str):
 )
 def test_index_html_in_headless_chromium(report, tmp_path):
     r, check = _run_check(report, _CHECK, "fnbench-check", tmp_path / "ud1")
-    assert len(check["images"]) == len(FIGURES)
+    assert len(check["images"]) == PAGE_IMAGES
     assert all(i["complete"] and i["w"] > 0 for i in check["images"]), check["images"]
     assert check["errors"] == []
     console_errors = [ln for ln in r.stderr.splitlines() if "CONSOLE" in ln and "ERROR" in ln.upper()]
@@ -363,27 +373,118 @@ def test_cpu_devices_carry_no_device_note(report):
 
 
 _FIRST_SCREEN = """<script>window.addEventListener('load',function(){
-var h=window.innerHeight,w=window.innerWidth;var items=Array.prototype.map.call(document.querySelectorAll('ul.answer li'),
-function(li){var r=li.getBoundingClientRect();return {text:li.textContent,top:r.top,bottom:r.bottom}});
+var h=window.innerHeight,w=window.innerWidth;function box(e){var r=e.getBoundingClientRect();return {top:r.top,bottom:r.bottom,w:r.width}}
+var forest=document.querySelector('#fig-forest img');
+var rows=Array.prototype.map.call(document.querySelectorAll('.compact tbody tr'),function(tr){var b=box(tr);b.text=tr.textContent;return b});
 var imgs=Array.prototype.map.call(document.images,function(i){return i.getBoundingClientRect().width});
-var d=document.createElement('pre');d.id='fnbench-screen';d.textContent=JSON.stringify({w:w,h:h,items:items,imgs:imgs});
+var d=document.createElement('pre');d.id='fnbench-screen';
+d.textContent=JSON.stringify({w:w,h:h,forest:forest?box(forest):null,rows:rows,imgs:imgs});
 document.body.appendChild(d)});</script>"""
 
 
 @pytest.mark.skipif(
     not CHROMIUM.exists(), reason="needs /usr/bin/chromium (Debian package `chromium`); `make test` installs it"
 )
-def test_first_screen_holds_the_answer_sentences(report, tmp_path):
-    """At 1400×900 every answer sentence is on the first screen, before any scrolling, and figures are full width."""
+def test_first_screen_holds_the_forest_plot_and_the_compact_table(report, tmp_path):
+    """At 1400×900 the forest plot and the whole compact table are on the first screen, before any scrolling."""
     _, screen = _run_check(report, _FIRST_SCREEN, "fnbench-screen", tmp_path / "ud", "--window-size=1400,900")
     assert 700 <= screen["h"] <= 900  # the viewport of a 1400×900 window (headless keeps some for its frame)
-    answers = [a for a in report.claims.answer if "not measured" not in a]
-    shown = [i["text"] for i in screen["items"]]
-    assert shown == answers and len(shown) >= 6
-    assert all(i["bottom"] <= screen["h"] for i in screen["items"]), screen["items"]
-    assert "On cpu: AMD EPYC (1 thread) PConv reaches" in shown[0] and "DWConv's FLOPS (95% CI" in shown[0]
+    f = screen["forest"]
+    assert f and f["top"] >= 0 and f["bottom"] <= screen["h"] and f["w"] >= 1200, f
+    compact = pd.read_csv(report.csv["claims_compact"])
+    assert len(screen["rows"]) == len(compact) >= 6
+    assert all(f["bottom"] <= r["top"] and r["bottom"] <= screen["h"] for r in screen["rows"]), screen["rows"]
+    for row, c in zip(screen["rows"], compact.itertuples()):  # the table under the plot, in the CSV's order
+        assert c.claim in row["text"] and c.direction in row["text"] and c.reproduction in row["text"]
     # figures fill the page's content width (1400 px window: at least 1200 px of image)
     assert screen["imgs"] and min(screen["imgs"]) >= 1200
+
+
+def test_compact_table_and_forest_plot_show_every_measured_claim(report):
+    """One forest line per measured claim: its point at the ratio, coloured by its direction verdict."""
+    from matplotlib.colors import to_hex
+
+    from fnbench.report.figures import VERDICT_COLORS, forest_figure
+    from fnbench.report.tables import compact_claims
+
+    claims = report.claims
+    compact = compact_claims(claims)
+    measured = claims[claims.verdict != "not measured"]
+    assert len(compact) == len(measured) and list(compact.claim_id) == list(measured.claim_id)
+    assert (compact.direction == measured.verdict.to_numpy()).all()
+    assert (compact.reproduction == measured.reproduction.to_numpy()).all()
+    fig = forest_figure(compact)
+    ax = fig.axes[0]
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    assert len(labels) == len(compact) and all("AMD EPYC" in t for t in labels)
+    # the ratio points (size 28) and the paper diamonds, by y: top line first
+    from matplotlib.collections import PathCollection
+
+    marks = [c for c in ax.collections if isinstance(c, PathCollection)]
+    pts = [c for c in marks if c.get_sizes()[0] == 28]
+    by_y = sorted(pts, key=lambda c: -c.get_offsets()[0][1])
+    for c, r, label in zip(by_y, compact.itertuples(), labels):
+        assert label.startswith(r.claim)
+        assert c.get_offsets()[0][0] == pytest.approx(r.ratio)
+        assert to_hex(c.get_facecolor()[0]) == VERDICT_COLORS[r.direction]
+    # the whiskers span each claim's 95% CI
+    from matplotlib.collections import LineCollection
+
+    whiskers = [c.get_segments()[0] for c in ax.collections if isinstance(c, LineCollection)]
+    whiskers = sorted(whiskers, key=lambda seg: -seg[0][1])
+    assert len(whiskers) == len(compact)
+    for seg, r in zip(whiskers, compact.itertuples()):
+        assert sorted([seg[0][0], seg[1][0]]) == pytest.approx([r.ci95_low, r.ci95_high])
+    assert ax.get_xscale() == "log"
+    diamonds = [c for c in marks if c.get_sizes()[0] == 30]
+    assert sorted(c.get_offsets()[0][0] for c in diamonds) == pytest.approx(sorted(compact.paper_ratio.dropna()))
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    # the unsettled rows are named once per device, in a footnote the table's device cell points to
+    page = report.index.read_text()
+    assert page.index('id="fig-forest"') < page.index('class="compact"') < page.index('class="footnotes')
+    assert "<sup>1</sup> cpu: AMD EPYC · eager, 1 thr, b1:" in page
+
+
+def test_a_theoretical_roof_below_the_measured_one_is_never_drawn(tmp_path):
+    """Nominal 2445 MHz × 8 lanes × 2 FMA × 2 = 78.24 GFLOP/s against a GEMM measured at 80.33 GFLOP/s."""
+    from fnbench.merge import load_frame
+    from fnbench.report import figures, tables
+
+    d = _fixtures_copy(tmp_path)
+    dev = _records()[0]["device"]
+
+    def probes(peak, clock):
+        env = {
+            "theoretical_peak_gflop_per_s": peak,
+            "theoretical_peak_basis": f"8 FP32 lanes × 2 FMA units (assumed) × 2 FLOP × 2445 MHz ({clock}) × 1 thread(s)",
+            "theoretical_peak_mhz": 2445.0,
+            "theoretical_peak_clock": clock,
+        }
+        gemm = _probe("probe:gemm_float32", flops=2 * 256**3, median_s=2 * 256**3 / 80.33e9, size=256, device=dev)
+        copy = _probe("probe:copy", mem=4 * 10**8, median_s=0.02, size=10**8, device=dev)
+        return [dict(r, env=env) for r in (gemm, copy)]
+
+    _write(d / "probe.jsonl", probes(78.24, "nominal"))
+    df = load_frame([d])
+    ceil = tables.ceilings(df)
+    t = tables.theoretical_roofs(df, ceil)
+    assert len(t) == 1 and not t.shown.iloc[0] and t.measured_gflop_per_s.iloc[0] == pytest.approx(80.33)
+    fig = figures.roofline_figure(df, ceil)
+    drawn = [ln.get_ydata()[0] for ax in fig.axes for ln in ax.get_lines() if ln.get_linestyle() == "-."]
+    texts = [x.get_text() for ax in fig.axes for x in ax.texts]
+    assert drawn == [] and "measured exceeds nominal peak: the core ran above its nominal clock" in texts
+    page = build_report([d], tmp_path / "out").index.read_text()
+    assert "measured exceeds nominal peak: the core ran above its nominal clock" in page
+    assert "78.2" not in page
+    # a peak above the measured roof, at the max clock, is drawn and names its clock
+    _write(d / "probe.jsonl", probes(166.2, "cpufreq cpuinfo_max_freq"))
+    df = load_frame([d])
+    fig = figures.roofline_figure(df, tables.ceilings(df))
+    drawn = [ln for ax in fig.axes for ln in ax.get_lines() if ln.get_linestyle() == "-."]
+    assert [ln.get_ydata()[0] for ln in drawn] == [pytest.approx(166.2)]
+    assert "cpufreq cpuinfo_max_freq clock" in drawn[0].get_label()
 
 
 def test_points_above_a_measured_roof_are_flagged(tmp_path):
@@ -391,10 +492,7 @@ def test_points_above_a_measured_roof_are_flagged(tmp_path):
     from fnbench.merge import load_frame
     from fnbench.report import tables
 
-    d = tmp_path / "in"
-    d.mkdir()
-    for f in FIXTURES.glob("*.jsonl"):
-        shutil.copy(f, d / f.name)
+    d = _fixtures_copy(tmp_path)
     dev = _records()[0]["device"]
     _write(
         d / "probe.jsonl",
@@ -430,3 +528,22 @@ def test_tables_are_tidy(report):
 
     names = re.findall(r'<tr[^>]*><td class="l">([a-z0-9_]+)</td><td class="l">([0-9x]+)', results)
     assert names == sorted(names, key=lambda n: (n[0] not in ("conv", "dwconv", "gconv", "pconv"), n[0]))
+
+
+def test_report_command_prints_the_compact_table(fnbench_cmd, cli_env, tmp_path):
+    """`fnbench report` prints the compact table (one line per measured claim) and each device's footnote."""
+    res = subprocess.run(
+        fnbench_cmd + ["report", str(FIXTURES), "--out", str(tmp_path / "out")],
+        capture_output=True,
+        text=True,
+        env={**cli_env, "COLUMNS": "250"},
+        timeout=300,
+    )
+    assert res.returncode == 0, res.stderr
+    compact = pd.read_csv(tmp_path / "out" / "claims_compact.csv")
+    lines = res.stdout.splitlines()
+    for c in compact.itertuples():
+        row = next(ln for ln in lines if c.claim in ln)
+        assert c.direction in row and c.reproduction in row and f"{c.ratio:.3g}×" in row
+    assert any(ln.startswith("[1] cpu: AMD EPYC · eager, 1 thr, b1: ") for ln in lines)
+    assert "; 3 of 8 rows unsettled." not in res.stdout  # the sentences stay in verdicts.csv

@@ -11,9 +11,19 @@ import pandas as pd
 import pytest
 
 from fnbench.merge import load_frame, merge_repeats
+from fnbench.reference import paper_networks, paper_table1
 from fnbench.results import load_results
 from fnbench.suites import TABLE1_SHAPES
-from fnbench.verdicts import CLAIM_COLUMNS, NOT_MEASURED, VERDICT_WORDS, claim_table
+from fnbench.verdicts import (
+    CLAIM_COLUMNS,
+    CLAIMS,
+    NOT_CLAIMED,
+    NOT_MEASURED,
+    REPRODUCTION_WORDS,
+    VERDICT_WORDS,
+    claim_table,
+    reproduction,
+)
 
 FIXTURES = Path(__file__).parent / "fixtures"
 MAPS = ["x".join(map(str, s)) for s in TABLE1_SHAPES]
@@ -141,6 +151,9 @@ def test_columns_and_words_on_recorded_fixtures():
     for r in table.itertuples():  # the fixtures hold unstable rows: the interval decides, the rows are named
         if r.verdict == NOT_MEASURED:
             continue
+        assert r.answer.endswith(".") and r.reproduction in REPRODUCTION_WORDS
+        if r.verdict == NOT_CLAIMED:
+            continue
         side = "above" if (r.ci95_low > r.threshold) == (r.direction == ">") else "below"
         if r.ci95_low <= r.threshold <= r.ci95_high:
             assert r.verdict == "inconclusive"
@@ -199,10 +212,11 @@ def test_far_from_threshold_on_an_unstable_row_is_decided_and_names_the_row(tmp_
     assert dw.ci95_low > 50 and dw.verdict == "supported"
     m = re.fullmatch(r"1 of 8 rows above their ±2% target: dwconv 96x56x56 ±([0-9.]+)%", dw.unsettled)
     assert m and float(m.group(1)) > 2
-    assert dw.answer.endswith("): supported; 1 of 8 rows above their ±2% target: dwconv 96x56x56.")
-    # the same row under the latency claim: a PConv stack takes far less time here, so that is supported too
+    assert dw.answer.endswith("): supported, above the paper's value; 1 of 8 rows unsettled.")
+    # the same row under the latency observation: reproduced (far below the paper's 2.8×), never given a direction
     lat = claim(t, "pconv_vs_dwconv_latency")
-    assert lat.ci95_high < 1 and lat.verdict == "supported" and "dwconv 96x56x56" in lat.unsettled
+    assert lat.ci95_high < 1 and lat.verdict == NOT_CLAIMED and "dwconv 96x56x56" in lat.unsettled
+    assert lat.reproduction == "lower" and lat.direction == "" and np.isnan(lat.threshold)
     # pconv's latency / dwconv's per map = (c/16 MACs per pixel at 100) / (c at 1): c / 1600
     assert [float(x.split()[1].rstrip("×")) for x in lat.per_map.split(", ")] == pytest.approx(
         [96 / 1600, 192 / 1600, 384 / 1600, 768 / 1600], rel=0.03
@@ -326,3 +340,91 @@ def test_pooled_repeats_keep_processes_as_clusters(tmp_path):
     row = load_frame([f]).iloc[0]
     assert row.n_repeats == 2 and sorted(set(row.worker_ids)) == [0, 1]
     assert row.ci95_low_s < 0.0102 and row.ci95_high_s > 0.0118
+
+
+# -- the paper's claims, as it states them; observations; reproduction ------------------------------
+def _cells(op, shape="96x56x56"):
+    t = paper_table1()
+    c, h, w = map(int, shape.split("x"))
+    return t[(t.op == op) & (t.c == c) & (t.h == h) & (t.w == w)].iloc[0]
+
+
+def _expected_quote_numbers(c) -> list[float]:
+    """Figures each claim's quote must carry, read from the paper's tables in fnbench.reference."""
+    t, n = paper_table1(), paper_networks()
+    if c.id.endswith("_flops") and c.id != "pconv_latency_vs_flops":
+        return [t[t.op == "pconv"].cpu_gmacs_per_s.mean(), t[t.op == c.needs[1]].cpu_gmacs_per_s.mean()]
+    if c.id.endswith("_latency"):
+        return [_cells("pconv").cpu_ms, _cells(c.needs[1]).cpu_ms]
+    if c.id == "pconv_latency_vs_flops":
+        return [16, _cells("conv").cpu_ms, _cells("pconv").cpu_ms]
+    return [float(n[n.alias == a].cpu_ms.iloc[0]) for a in ("fasternet_t0", c.needs[1])]
+
+
+@pytest.mark.parametrize("c", CLAIMS, ids=[c.id for c in CLAIMS])
+def test_each_claim_quotes_the_paper(c):
+    """Every claim names where the paper states it and carries the paper's own figures for it."""
+    assert re.match(r"(§\d|Table \d|Abstract)", c.quote), c.quote
+    quoted = [float(x) for x in re.findall(r"\d+(?:\.\d+)?", c.quote)]
+    for figure in _expected_quote_numbers(c):  # as the paper prints it: rounded to its last digit
+        assert any(abs(q - figure) <= 0.006 * figure for q in quoted), (figure, c.quote)
+    # an observation says that the paper does not claim it; a claim does not
+    assert c.observation == ("does not claim" in c.quote)
+
+
+def test_observations_get_a_reproduction_and_no_direction_verdict():
+    table = claim_table(load_frame(FIXTURES), n_boot=500)
+    assert {c.id for c in CLAIMS if c.observation} == {"pconv_vs_dwconv_latency", "pconv_vs_gconv_latency"}
+    obs = table[table.claim_id.isin(["pconv_vs_dwconv_latency", "pconv_vs_gconv_latency"])]
+    assert len(obs) == 2 and set(obs.verdict) == {NOT_CLAIMED}
+    assert (obs.direction == "").all() and obs.threshold.isna().all()
+    assert set(obs.reproduction) <= {"reproduces", "higher", "lower"}
+    assert all("not a claim of the paper" in a and "supported" not in a for a in obs.answer)
+    claimed = table[~table.claim_id.isin(obs.claim_id)]
+    assert NOT_CLAIMED not in set(claimed.verdict) and set(table.reproduction) <= set(REPRODUCTION_WORDS)
+    # measured / paper beside the reproduction
+    assert np.allclose(table.measured_over_paper, table.ratio / table.paper_ratio, equal_nan=True)
+
+
+def test_reproduction_follows_the_interval_and_the_paper_value():
+    assert reproduction(5.0, 7.0, 6.2) == "reproduces"
+    assert reproduction(6.3, 7.0, 6.2) == "higher"
+    assert reproduction(2.0, 3.0, 6.2) == "lower"
+    assert reproduction(2.0, 3.0, float("nan")) == "no paper value"
+
+
+PAPER_CPU = 39.91 / 6.42  # Table 1's CPU averages: 6.2×
+
+
+@pytest.mark.parametrize(
+    ("pconv", "word"),
+    [(5.0 * (sum([29.67, 52.43, 45.25, 32.27]) / sum([7.52, 6.86, 6.35, 4.93])), "reproduces"), (10.0, "lower")],
+)
+def test_a_cpu_fixture_is_matched_to_the_papers_cpu_column(tmp_path, pconv, word):
+    """An AMD EPYC is "CPU": compared with the i9-9900X column, and the row says so."""
+    epyc = ("cpu", "AMD EPYC 7B13", "cpu-epyc")
+    t = claim_table(frame(tmp_path, ops_records({"pconv": pconv, "dwconv": 5.0}, device=epyc)), n_boot=1000)
+    dw = claim(t, "pconv_vs_dwconv_flops")
+    assert dw.paper_device == "cpu" and dw.paper_ratio == pytest.approx(PAPER_CPU, rel=2e-3)
+    assert dw.reproduction == word and dw.measured_over_paper == pytest.approx(dw.ratio / dw.paper_ratio)
+    assert dw.verdict == "supported"
+    match = "AMD EPYC 7B13 compared with the paper's CPU column (Intel i9-9900X, 1 thread, batch 1)"
+    assert dw.paper_match == match and dw.note.startswith(match)
+    if word == "lower":
+        assert dw.measured_over_paper == pytest.approx(2.0 / PAPER_CPU, rel=0.03)
+        assert dw.answer.endswith("): supported, below the paper's value.")
+    else:
+        assert dw.ci95_low <= dw.paper_ratio <= dw.ci95_high and "at the paper's value" in dw.answer
+
+
+def test_neoverse_and_h200_are_matched_to_arm_and_gpu_and_named(tmp_path):
+    recs = ops_records({"pconv": 30.0, "dwconv": 5.0}, device=("arm", "Neoverse-N1", "arm-n1"))
+    recs += ops_records({"pconv": 30.0, "dwconv": 5.0}, device=("cuda", "NVIDIA H200", "cuda-h200"), seed=100)
+    t = claim_table(frame(tmp_path, recs), n_boot=200)
+    arm, gpu = claim(t, "pconv_vs_dwconv_flops", "arm-n1"), claim(t, "pconv_vs_dwconv_flops", "cuda-h200")
+    assert (
+        arm.paper_match
+        == "Neoverse-N1 compared with the paper's ARM column (Cortex-A72 (Raspberry Pi 4B), 1 thread, batch 1)"
+    )
+    assert gpu.paper_match == "NVIDIA H200 compared with the paper's GPU column (NVIDIA RTX 2080Ti, batch 32)"
+    assert arm.reproduction == "lower" and gpu.reproduction == "lower"  # 6× against 22.3× and 10.5×

@@ -56,14 +56,24 @@ NOTES = [
     "the claimed side of the threshold, contradicted when it lies wholly on the other side, inconclusive only "
     "when it straddles the threshold; 'not measured' when a target is absent, failed or unsupported. An unsettled "
     "row's uncertainty is inside the interval, so it does not veto a verdict. The same claim engine "
-    "(fnbench.verdicts) gives `fnbench compare --from` the same numbers.",
+    "(fnbench.verdicts) gives `fnbench compare --from` the same numbers. That is the direction verdict, given "
+    "only to what the paper states as a claim (each claim quotes its section or table); a number the paper shows "
+    "without claiming it (the latency of a PConv stack against a DWConv or GConv stack) is an observation: "
+    "'not claimed'. Beside it, the reproduction verdict: 'reproduces' when the 95% CI contains the paper's value "
+    "of the same statistic on its device of the same class, 'higher' / 'lower' when it excludes it (measured / "
+    "paper beside), 'no paper value' where the paper has none. Device classes: any x86 CPU is compared with the "
+    "paper's CPU column (i9-9900X), any aarch64 CPU with its ARM column (Cortex-A72), any NVIDIA GPU with its "
+    "GPU column (RTX 2080Ti); each row names the match.",
     "Allocator: every record says which memory allocator it was measured under (tuned: glibc with fixed mmap "
     "and trim thresholds, the default; system: glibc as the process got it; jemalloc/tcmalloc: preloaded). Where "
     "the files hold several, rows and claims are kept apart per allocator ('alloc=…' in the runtime label). Page "
     "faults per iteration are minor faults over the timed iterations (getrusage); a row that faults above 1% of "
     "the bytes it moves is not a steady state and is flagged ⚠.",
     "Roofline: achieved FLOP/s = 2 × MACs / latency; arithmetic intensity = FLOPs / counted bytes (bytes read + "
-    "written by every executed op). Ceilings come from `fnbench probe` records when present.",
+    "written by every executed op). Ceilings come from `fnbench probe` records when present. The theoretical "
+    "FP32 peak (vector lanes × FMA units × 2 × clock) uses the highest clock the OS reports (cpufreq's "
+    "cpuinfo_max_freq, else lscpu's max MHz, else /proc/cpuinfo's nominal cpu MHz) and names it; it is never "
+    "drawn below a measured roof: 'measured exceeds nominal peak: the core ran above its nominal clock'.",
     "The paper's numbers: Table 1 and the main table of Chen et al., CVPR 2023 (CPU: i9-9900X 1 thread batch 1; "
     "GPU: RTX 2080Ti batch 32; ARM: Cortex-A72 1 thread batch 1).",
 ]
@@ -91,6 +101,19 @@ def _png_svg(fig) -> tuple[bytes, bytes]:
     fig.savefig(svg, format="svg")
     plt.close(fig)
     return png.getvalue(), svg.getvalue()
+
+
+def _forest(compact: pd.DataFrame, summary: ReportSummary) -> bytes | str:
+    """Draw and write the forest plot of every claim; its PNG for the page, or why it is not drawn."""
+    fig = _fig.forest_figure(compact)
+    if isinstance(fig, str):
+        summary.not_drawn["forest"] = fig
+        return fig
+    png, svg = _png_svg(fig)
+    _write_whole(summary.out_dir / "forest.png", png)
+    _write_whole(summary.out_dir / "forest.svg", svg)
+    summary.figures["forest"] = (summary.out_dir / "forest.png", summary.out_dir / "forest.svg")
+    return png
 
 
 def _devices_table(df: pd.DataFrame) -> pd.DataFrame:
@@ -174,10 +197,12 @@ def build_report(
     rt_gmacs, rt_verdicts = _tab.runtime_comparison(results, claims)
     alloc_rows, alloc_claims = _sens.allocator_table(df), _sens.allocator_claims(claims)
 
+    compact = _tab.compact_claims(claims)
     summary = ReportSummary(out_dir=out, index=out / "index.html", claims=claims)
     for name, frame in (
         ("results", results),
         ("verdicts", claims),
+        ("claims_compact", compact),
         ("paper_vs_device", pvd),
         ("failures", fails),
         ("ceilings", ceil),
@@ -202,6 +227,8 @@ def build_report(
         _write_whole(out / f"{name}.svg", svg)
         summary.figures[name] = (out / f"{name}.png", out / f"{name}.svg")
         figs.append((name, ftitle, png, _CAPTIONS.get(name, ftitle)))
+
+    forest = _forest(compact, summary)
 
     layer_sec = _breakdown.section(paths, out, _png_svg)  # per-layer breakdowns: CSVs, figure, HTML
     summary.csv.update(layer_sec.csv)
@@ -230,6 +257,10 @@ def build_report(
         allocator_rows=alloc_rows,
         allocator_claims=alloc_claims,
         above_roof=_tab.above_roof(df, ceil),
+        forest=forest,
+        compact=compact,
+        footnotes=_tab.unsettled_footnotes(claims),
+        theoretical=_tab.theoretical_roofs(df, ceil),
         extra_sections=[
             ("runtime-claims", _rtc.TITLE, rtc_sec.html),
             ("breakdown", "Where a network's time goes: per-layer breakdown", layer_sec.html),

@@ -19,6 +19,7 @@ import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter  # noqa: E402
 
 from ..reference import paper_networks, paper_table1  # noqa: E402
 from ..verdicts import (  # noqa: E402
@@ -30,10 +31,12 @@ from ..verdicts import (  # noqa: E402
     paper_latency_ms,
     pretty,
 )
-from .tables import above_roof, is_probe, panels  # noqa: E402
+from .tables import above_roof, is_probe, panels, theoretical_roofs  # noqa: E402
 
 __all__ = [
     "FIGURES",
+    "VERDICT_COLORS",
+    "forest_figure",
     "ratio_per_map_figure",
     "place_labels",
     "table1_figure",
@@ -400,6 +403,25 @@ def flops_vs_flops_figure(df: pd.DataFrame) -> Figure | str:
 
 
 # -- roofline --------------------------------------------------------------------------------------
+def _theoretical_roof(ax, theo: pd.DataFrame, key, ys: np.ndarray) -> np.ndarray:
+    """The device's theoretical FP32 peak as a dash-dot line, only where it is not below the measured roof."""
+    t = theo[theo.device_key == key]
+    if t.empty:
+        return ys
+    r = t.iloc[-1]
+    if r.shown:
+        ax.axhline(
+            r.theoretical_peak_gflop_per_s,
+            color="#555",
+            ls="-.",
+            lw=1,
+            label=f"theoretical FP32 {r.theoretical_peak_gflop_per_s:.1f} GFLOP/s ({r.clock} clock)",
+        )
+        return np.append(ys, r.theoretical_peak_gflop_per_s)
+    ax.text(0.02, 0.97, r.note, transform=ax.transAxes, va="top", fontsize=8, color="#a33")
+    return ys
+
+
 def roofline_figure(df: pd.DataFrame, ceil: pd.DataFrame) -> Figure | str:
     """Roofline per device: achieved GFLOP/s (2·MACs/latency) vs arithmetic intensity (FLOP/byte).
 
@@ -484,6 +506,7 @@ def roofline_figure(df: pd.DataFrame, ceil: pd.DataFrame) -> Figure | str:
                     label=f"{p.probe.removeprefix('probe:')} {p.peak_gflop_per_s:.1f} GFLOP/s",
                 )
             ys = np.concatenate([ys, peaks.peak_gflop_per_s.to_numpy(dtype=float)]) if not peaks.empty else ys
+            ys = _theoretical_roof(ax, theoretical_roofs(df, ceil), key, ys)
         else:
             ax.text(
                 0.02,
@@ -515,6 +538,101 @@ def roofline_figure(df: pd.DataFrame, ceil: pd.DataFrame) -> Figure | str:
     fig.tight_layout(rect=(0, 0.05, 1, 0.96))
     for ax, labels in jobs:
         place_labels(ax, [p for p, _ in labels], [t for _, t in labels], fontsize=6.5)
+    return fig
+
+
+# -- the claims at a glance ---------------------------------------------------------------------------
+#: Colour of a line in the forest plot: its direction verdict (an observation has none).
+VERDICT_COLORS = {
+    "supported": "#2e7d32",
+    "contradicted": "#c62828",
+    "inconclusive": "#8a8a8a",
+    "not claimed": "#1f5fa8",
+}
+_VERDICT_LABELS = {
+    "supported": "supported",
+    "contradicted": "contradicted",
+    "inconclusive": "inconclusive",
+    "not claimed": "observation (no claim)",
+}
+
+
+def _superscript(n: int) -> str:
+    return str(int(n)).translate(str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹"))
+
+
+def forest_figure(compact: pd.DataFrame) -> Figure | str:
+    """Every measured claim on one log axis: ratio and 95 % CI, the paper's value, the threshold.
+
+    One line per claim × device × set-up (``compact``: :func:`fnbench.report.tables.compact_claims`,
+    in its order, so the table under the figure reads line by line with it),
+    coloured by the direction verdict; an open diamond is the paper's value of the same statistic on
+    its device of the same class, a short orange bar the claim's threshold (none for an observation).
+    The right margin gives the reproduction verdict and measured / paper.
+    """
+    c = compact[np.isfinite(compact.ratio.astype(float))] if not compact.empty else compact
+    if c.empty:
+        return "no claim measured"
+    several = c.setup.nunique() > 1
+    n = len(c)
+    fig, ax = plt.subplots(figsize=(PAGE_W, 0.27 * n + 1.05))
+    ys = np.arange(n)[::-1]
+    labels = []
+    for y, r in zip(ys, c.itertuples()):
+        color = VERDICT_COLORS.get(r.direction, "#555")
+        lo, hi = float(r.ci95_low), float(r.ci95_high)
+        if np.isfinite(lo) and np.isfinite(hi):  # the 95% CI as whiskers
+            err = [[max(r.ratio - lo, 0.0)], [max(hi - r.ratio, 0.0)]]
+            ax.errorbar([r.ratio], [y], xerr=err, fmt="none", ecolor=color, elinewidth=1.8, capsize=3, zorder=3)
+        ax.scatter([r.ratio], [y], color=color, s=28, zorder=4, edgecolors="white", linewidths=0.5)
+        if np.isfinite(float(r.paper_ratio)):
+            ax.scatter([r.paper_ratio], [y], marker="D", s=30, facecolors="none", edgecolors="black", lw=1.1, zorder=5)
+        if np.isfinite(float(r.threshold)):
+            ax.plot([r.threshold] * 2, [y - 0.38, y + 0.38], color="#e07b00", lw=1.6, zorder=2)
+        dev = r.device.split(": ", 1)[-1]
+        labels.append(
+            f"{r.claim} · {dev}"
+            + (f" ({r.setup})" if several else "")
+            + (f"  {_superscript(r.footnote)}" if r.footnote else "")
+        )
+        mop = "" if not np.isfinite(float(r.measured_over_paper)) else f" {r.measured_over_paper:.2f}× paper"
+        ax.annotate(
+            f"{r.reproduction}{mop}",
+            xy=(1.005, y),
+            xycoords=("axes fraction", "data"),
+            fontsize=7.5,
+            va="center",
+            color="#333",
+        )
+    ax.set_yticks(ys)
+    ax.set_yticklabels(labels, fontsize=8)
+    ax.set_xscale("log")
+    vals = np.concatenate(
+        [c[k].astype(float).to_numpy() for k in ("ratio", "ci95_low", "ci95_high", "paper_ratio", "threshold")]
+    )
+    vals = vals[np.isfinite(vals) & (vals > 0)]
+    ax.set_xlim(vals.min() / 1.5, vals.max() * 1.5)
+    ax.set_ylim(-0.7, n - 0.3)
+    ax.axvline(1.0, color="#bbb", lw=0.8, zorder=1)
+    ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}×"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.grid(axis="x", which="both", alpha=0.25)
+    ax.set_xlabel("measured ratio (log scale): the claim's statistic, 95% CI", fontsize=8.5)
+    ax.tick_params(axis="x", labelsize=8)
+    handles = [
+        Line2D([], [], color=VERDICT_COLORS[v], lw=2.2, marker="o", ms=4, label=_VERDICT_LABELS[v])
+        for v in VERDICT_COLORS
+        if v in set(c.direction)
+    ]
+    handles += [
+        Line2D([], [], marker="D", ls="", mfc="none", mec="black", label="paper (same statistic, device class)"),
+        Line2D([], [], color="#e07b00", lw=1.6, label="claim's threshold"),
+    ]
+    ax.legend(
+        handles=handles, fontsize=7.5, ncol=len(handles), loc="lower left", bbox_to_anchor=(0, 1.0), frameon=False
+    )
+    fig.tight_layout(rect=(0, 0, 0.9, 1))
     return fig
 
 

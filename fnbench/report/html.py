@@ -26,11 +26,13 @@ th,td{border:1px solid #ccc;padding:3px 7px;text-align:right;vertical-align:top}
 th{background:#f3f3f3;text-align:center}td.l,th.l{text-align:left}
 tr.unstable td{background:#fff6d6}span.unstable{color:#9a6700;font-weight:600}
 .v-supported{background:#d9f2d9;font-weight:600}.v-contradicted{background:#f8d4d4;font-weight:600}
-.v-inconclusive{background:#eee}.v-not-measured{color:#888;font-style:italic}
+.v-inconclusive{background:#eee}.v-not-measured{color:#888;font-style:italic}.v-not-claimed{color:#1f5fa8}
 .muted{color:#777}.note{font-size:12.5px;color:#444}span.note{display:block;text-align:left}.warn{color:#a33}
 figure{margin:1em 0 2em}figure img{width:100%;height:auto;border:1px solid #ddd}
 ul.answer{font-size:15px;margin:.4em 0;padding-left:1.2em}ul.answer li{margin:.15em 0}figcaption{font-size:13px;color:#444}
 code{background:#f4f4f4;padding:0 3px}
+figure.forest{margin:.2em 0 .3em}.compact table{margin:.2em 0 .4em;font-size:12.5px}.compact td{padding:1px 6px}
+ul.footnotes{margin:.2em 0;padding-left:0;list-style:none}span.quote{min-width:20em}
 .scroll{overflow-x:auto}
 """
 
@@ -61,6 +63,12 @@ class Page:
     #: analysis of one more measurement condition.
     extra_sections: list[tuple[str, str, str]] = field(default_factory=list)
     above_roof: pd.DataFrame = field(default_factory=pd.DataFrame)
+    #: The claims at a glance: the forest plot's PNG (or why it is not drawn), the compact table
+    #: (:func:`fnbench.report.tables.compact_claims`) and the per-device unsettled-row footnotes.
+    forest: bytes | str = ""
+    compact: pd.DataFrame = field(default_factory=pd.DataFrame)
+    footnotes: list[tuple[int, str, str]] = field(default_factory=list)
+    theoretical: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def _e(v) -> str:
@@ -152,61 +160,84 @@ def _devices(p: Page) -> str:
     )
 
 
-#: The runtime label of the paper's set-up (eager, NCHW, FP32): its answers come first.
-PAPER_SETUP = "eager"
-
-
 def _verdict_span(v: str) -> str:
     return f'<span class="v-{v.replace(" ", "-")}">{_e(v)}</span>'
 
 
-def _answer_items(c: pd.DataFrame) -> str:
-    items = []
-    for r in c[c.verdict != "not measured"].itertuples():
-        text = _e(r.answer)
-        # the verdict word in colour: it follows the last "): " of the sentence
-        head, sep, tail = text.rpartition("): ")
-        word = r.verdict
-        if sep and tail.startswith(word):
-            text = f"{head}{sep}{_verdict_span(word)}{tail[len(word) :]}"
-        items.append(f"<li>{text}</li>")
-    missing = c[c.verdict == "not measured"]
-    out = f'<ul class="answer">{"".join(items)}</ul>' if items else ""
-    if len(missing):
-        out += (
-            f'<p class="note">Not measured on {_e(missing.device.iloc[0])}: '
-            f"{_e('; '.join(sorted(set(missing.claim))))} (reasons in the claims table).</p>"
-        )
-    return out
-
-
 def _answer(p: Page) -> str:
-    """One sentence per claim and device, the paper's set-up first; other set-ups folded below."""
+    """The claims at a glance: the forest plot, the compact table under it, footnotes per device.
+
+    The sentences (``compare``'s last line, ``verdicts.csv``'s ``answer``) are folded below: eight
+    near-identical sentences hide the pattern across claims that one figure shows.
+    """
     c = p.claims
     if c.empty:
         return '<p class="muted">No measurements to answer with: run <code>fnbench run</code> first.</p>'
-    first = c[c.runtime == PAPER_SETUP]
-    if first.empty:
-        first = c
-    rest = c.drop(first.index)
     out = []
-    groups = list(first.groupby(["device", "runtime", "threads", "batch"], dropna=False, sort=True))
-    for _, g in groups:
-        out.append(_answer_items(g))
-    if not rest.empty:
-        inner = "".join(
-            f"<h3>{_e(k[0])} · {_e(k[1])}</h3>" + _answer_items(g)
-            for k, g in rest.groupby(["device", "runtime", "threads", "batch"], dropna=False, sort=True)
-        )
+    if isinstance(p.forest, bytes) and p.forest:
+        b64 = base64.b64encode(p.forest).decode("ascii")
         out.append(
-            f"<details><summary>Other runtimes and set-ups ({rest.runtime.nunique()})</summary>{inner}</details>"
+            f'<figure id="fig-forest" class="forest"><img alt="The paper\'s claims on these devices: forest plot" '
+            f'src="data:image/png;base64,{b64}"></figure>'
         )
-    out.append(
-        '<p class="note">Ratios with bootstrap 95% CIs; the verdict is decided by the interval alone '
-        '(see <a href="#claims">the claims table</a> for each statistic, and <a href="#method">how the '
-        "numbers are made</a> for the stability rule).</p>"
-    )
+    elif p.forest:
+        out.append(f'<p class="muted">Forest plot not drawn: {_e(p.forest)}</p>')
+    out.append(_compact(p))
+    missing = c[c.verdict == "not measured"]
+    if len(missing):
+        out.append(
+            f'<p class="note">Not measured: {_e("; ".join(sorted(set(missing.claim))))} '
+            '(reasons in <a href="#claims">the claims table</a>).</p>'
+        )
+    if p.footnotes:
+        notes = "".join(f"<li><sup>{n}</sup> {_e(where)}: {_e(text)}</li>" for n, where, text in p.footnotes)
+        out.append(
+            '<ul class="footnotes note">'
+            + notes
+            + "</ul>"
+            + '<p class="note">Rows that missed their precision target do not veto a verdict: their '
+            "uncertainty is inside each interval.</p>"
+        )
+    sentences = "".join(f"<li>{_e(a)}</li>" for a in c[c.verdict != "not measured"].answer)
+    out.append(f'<details><summary>The answers as sentences</summary><ul class="answer">{sentences}</ul></details>')
     return "".join(out)
+
+
+_REPRO_CLASS = {"reproduces": "v-supported", "higher": "v-inconclusive", "lower": "v-inconclusive"}
+
+
+def _compact(p: Page) -> str:
+    """claim · device · ratio [CI] · paper · direction · reproduction, one line per forest line."""
+    c = p.compact
+    if c.empty:
+        return ""
+    several = c.setup.nunique() > 1
+    rows = []
+    for r in c.itertuples():
+        dev = _e(r.device) + (f' <span class="muted">({_e(r.setup)})</span>' if several else "")
+        if r.footnote:
+            dev += f" <sup>{int(r.footnote)}</sup>"
+        paper = "–" if pd.isna(r.paper_ratio) else f"{fmt(r.paper_ratio)}× ({_e(r.paper_device).upper()})"
+        mop = "" if pd.isna(r.measured_over_paper) else f" ({fmt(r.measured_over_paper)}×)"
+        rows.append(
+            [
+                _e(r.claim),
+                dev,
+                f"{fmt(r.ratio)}× [{_ci(r.ci95_low, r.ci95_high)}]",
+                paper,
+                _verdict_span(r.direction),
+                f'<span class="{_REPRO_CLASS.get(r.reproduction, "")}">{_e(r.reproduction)}</span>{mop}',
+            ]
+        )
+    return (
+        '<div class="compact">'
+        + _table(
+            ["claim", "device", "ratio [95% CI]", "paper", "direction", "reproduction (measured / paper)"],
+            rows,
+            left=2,
+        )
+        + "</div>"
+    )
 
 
 def _claims(p: Page) -> str:
@@ -238,13 +269,19 @@ def _claims(p: Page) -> str:
             [
                 _e(r.device),
                 _e(r.runtime) + ("" if pd.isna(r.threads) else f", {int(r.threads)} thr") + f", b{r.batch}",
-                _e(r.claim),
+                _e(r.claim)
+                + (
+                    f'<span class="note muted quote">{_e(r.paper_quote)}</span>'
+                    if getattr(r, "paper_quote", "")
+                    else ""
+                ),
                 f'<span class="note">{_e(r.statistic)}</span>',
                 fmt(r.ratio) + ("×" if measured else ""),
                 _ci(r.ci95_low, r.ci95_high),
                 thr,
                 _verdict_span(v),
                 paper,
+                _e(r.reproduction) + ("" if pd.isna(r.measured_over_paper) else f" ({fmt(r.measured_over_paper)}×)"),
                 per,
                 f'<span class="note">{_e(r.per_map)}</span>',
                 f'<span class="note">{_e(r.unsettled) or "none"}</span>' if measured else "–",
@@ -262,8 +299,9 @@ def _claims(p: Page) -> str:
                 "ratio",
                 "95% CI",
                 "threshold",
-                "verdict",
+                "direction verdict",
                 "paper (same statistic)",
+                "reproduction (measured / paper)",
                 "geometric mean of per-map ratios (95% CI)",
                 "per map",
                 "rows above their precision target",
@@ -584,6 +622,17 @@ def _ceilings(p: Page) -> str:
             for r in c.itertuples()
         ]
         out.append(_table(["device", "probe", "peak GFLOP/s", "bandwidth GB/s", "records", "stable"], rows, left=2))
+    for r in p.theoretical.itertuples() if not p.theoretical.empty else ():
+        if r.shown:
+            out.append(
+                f'<p class="note">{_e(r.device)}: theoretical FP32 peak {fmt(r.theoretical_peak_gflop_per_s)} '
+                f"GFLOP/s ({_e(r.basis)}; {_e(r.clock)} clock), drawn dash-dot on the roofline.</p>"
+            )
+        else:
+            out.append(
+                f'<p class="warn">{_e(r.device)}: {_e(r.note)} (measured FP32 roof '
+                f"{fmt(r.measured_gflop_per_s)} GFLOP/s; the peak at the {_e(r.clock)} clock is not drawn).</p>"
+            )
     if not p.above_roof.empty:
         rows = [
             [

@@ -15,7 +15,7 @@ import pandas as pd
 from ..reference import paper_networks, paper_table1
 from ..results import probe_rate, unstable_reason
 from ..units import ms as _ms
-from ..verdicts import PAPER_KIND
+from ..verdicts import CLAIMS, PAPER_KIND
 
 __all__ = [
     "RESULT_COLUMNS",
@@ -29,6 +29,10 @@ __all__ = [
     "is_probe",
     "roofs",
     "above_roof",
+    "COMPACT_COLUMNS",
+    "compact_claims",
+    "unsettled_footnotes",
+    "theoretical_roofs",
 ]
 
 RESULT_COLUMNS = [
@@ -415,7 +419,9 @@ def failures(df: pd.DataFrame) -> pd.DataFrame:
 
 
 #: Environment keys that describe one record's measurement, not the device (per-row values, already shown).
-_ENV_HIDDEN = {"measure_wall_s", "device_kind"}
+#: Not listed per device: the theoretical peak is shown under the ceilings, and withheld there
+#: where it lies below the measured roof (:func:`theoretical_roofs`).
+_ENV_HIDDEN = {"measure_wall_s", "device_kind", "theoretical_peak_gflop_per_s"}
 
 
 def environment(df: pd.DataFrame) -> pd.DataFrame:
@@ -510,3 +516,147 @@ def runtime_comparison(results: pd.DataFrame, claims: pd.DataFrame) -> tuple[pd.
         verdicts.columns.name = None
     gmacs.columns.name = None
     return gmacs, verdicts
+
+
+# -- the claims at a glance ----------------------------------------------------------------------------
+COMPACT_COLUMNS = [
+    "claim",
+    "claim_id",
+    "device",
+    "setup",
+    "ratio",
+    "ci95_low",
+    "ci95_high",
+    "paper_ratio",
+    "paper_device",
+    "threshold",
+    "direction",
+    "reproduction",
+    "measured_over_paper",
+    "footnote",
+]
+
+
+def _setup(r) -> str:
+    """The measurement group beside the device: runtime, threads, batch."""
+    parts = [str(r["runtime"])]
+    if r.get("threads") is not None and not pd.isna(r.get("threads")):
+        parts.append(f"{int(r['threads'])} thr")
+    return ", ".join(parts) + f", b{int(r['batch'])}"
+
+
+def _named(unsettled) -> bool:
+    """Whether a claim names unsettled rows (an empty cell reads back from CSV as NaN)."""
+    return isinstance(unsettled, str) and bool(unsettled)
+
+
+def _groups(claims: pd.DataFrame) -> list:
+    """Device × set-up groups in their order in the claims table (the footnote numbers)."""
+    keys = []
+    for r in claims.to_dict("records"):
+        k = (r["device"], _setup(r))
+        if k not in keys:
+            keys.append(k)
+    return keys
+
+
+def compact_claims(claims: pd.DataFrame) -> pd.DataFrame:
+    """One line per measured claim × device × set-up: ratio, CI, paper, the two verdicts, a footnote number.
+
+    ``direction`` is the direction verdict (``not claimed`` for an observation); ``footnote`` is
+    the number of the device's footnote (:func:`unsettled_footnotes`) when a row it rests on did
+    not settle, else 0. Rows not measured are left out (the claims table lists them with reasons).
+    """
+    if claims.empty:
+        return pd.DataFrame(columns=COMPACT_COLUMNS)
+    numbers = _footnote_numbers(claims)
+    rows = []
+    for r in claims[claims.verdict != "not measured"].to_dict("records"):
+        k = (r["device"], _setup(r))
+        rows.append(
+            dict(
+                claim=r["claim"],
+                claim_id=r["claim_id"],
+                device=r["device"],
+                setup=k[1],
+                ratio=r["ratio"],
+                ci95_low=r["ci95_low"],
+                ci95_high=r["ci95_high"],
+                paper_ratio=r["paper_ratio"],
+                paper_device=r["paper_device"],
+                threshold=r["threshold"],
+                direction=r["verdict"],
+                reproduction=r["reproduction"],
+                measured_over_paper=r["measured_over_paper"],
+                footnote=numbers.get(k, 0) if _named(r.get("unsettled")) else 0,
+            )
+        )
+    order = {c.id: i for i, c in enumerate(CLAIMS)}
+    rows.sort(key=lambda r: (order.get(r["claim_id"], len(order)), r["device"], r["setup"]))  # the forest's order
+    return pd.DataFrame(rows, columns=COMPACT_COLUMNS)
+
+
+def _footnote_numbers(claims: pd.DataFrame) -> dict:
+    """Footnote number per device × set-up group that has unsettled rows, 1, 2, … in table order."""
+    recs = claims.to_dict("records")
+    keys = [
+        k for k in _groups(claims) if any((r["device"], _setup(r)) == k and _named(r.get("unsettled")) for r in recs)
+    ]
+    return {k: i for i, k in enumerate(keys, start=1)}
+
+
+def unsettled_footnotes(claims: pd.DataFrame) -> list[tuple[int, str, str]]:
+    """(number, "device · set-up", text) per group with rows that missed their precision target.
+
+    The rows are named once per group, not once per claim (the claims table keeps each claim's
+    own list): "pconv 96x56x56 ±6.1%, dwconv 768x7x7 (1 round)".
+    """
+    out = []
+    if claims.empty:
+        return out
+    for k, n in _footnote_numbers(claims).items():
+        g = [r for r in claims.to_dict("records") if (r["device"], _setup(r)) == k and _named(r.get("unsettled"))]
+        named, target = [], ""
+        for r in g:
+            head, _, rows = r["unsettled"].partition(": ")
+            target = target or head.split(" rows above ", 1)[-1]
+            named += [x for x in rows.split(", ") if x not in named]
+        out.append((n, f"{k[0]} · {k[1]}", f"{len(named)} rows above {target}: {', '.join(named)}"))
+    return out
+
+
+def theoretical_roofs(df: pd.DataFrame, ceil: pd.DataFrame) -> pd.DataFrame:
+    """Per CPU device: the theoretical FP32 peak its probe records carry, and whether it may be drawn.
+
+    ``shown`` is False where the peak lies below the measured FP32 compute roof; ``note`` then
+    says why (:func:`fnbench.devices.roof_note`): a roof below the floor is never drawn.
+    """
+    from ..devices import roof_note
+
+    cols = ["device", "device_key", "theoretical_peak_gflop_per_s", "basis", "clock", "measured_gflop_per_s"]
+    cols += ["shown", "note"]
+    col = "env_theoretical_peak_gflop_per_s"
+    if df.empty or col not in df:
+        return pd.DataFrame(columns=cols)
+    p = df[is_probe(df) & df[col].notna()]
+    rows = []
+    for (label, key), g in p.groupby(["device_label", "device_key"], sort=True):
+        last = g.iloc[-1]
+        peak = float(last[col])
+        clock = last.get("env_theoretical_peak_clock")
+        clock = clock if isinstance(clock, str) and clock else None
+        measured, _ = roofs(ceil, key)
+        note = roof_note(peak, clock, measured if np.isfinite(measured) else None)
+        rows.append(
+            dict(
+                device=label,
+                device_key=key,
+                theoretical_peak_gflop_per_s=peak,
+                basis=last.get("env_theoretical_peak_basis"),
+                clock=clock or "nominal (not recorded)",
+                measured_gflop_per_s=measured,
+                shown=note is None,
+                note=note or "",
+            )
+        )
+    return pd.DataFrame(rows, columns=cols)
