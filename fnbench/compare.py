@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,6 +37,7 @@ from .stats import N_BOOT
 from .suites import TABLE1_SHAPES
 from .targets import Target, TargetSpec, resolve
 from .timing import measure
+from .usertargets import check_runtime_for, onnx_cost
 
 __all__ = [
     "Side",
@@ -298,9 +300,16 @@ def _default_shapes(a: str, b: str, shape) -> list:
 
     if shape is not None:
         return [tuple(shape)]
-    if a in OPERATORS and b in OPERATORS:
+    if all(n in OPERATORS or _user_operator(n) for n in (a, b)):
         return list(TABLE1_SHAPES)
     return [None]
+
+
+def _user_operator(name: str) -> bool:
+    """Whether ``name`` is the user's own operator (``mine.py:MyMixer`` taking a channel count)."""
+    from .usertargets import is_user_target
+
+    return is_user_target(name) and resolve(TargetSpec.make(name)).kind == "operator"
 
 
 def compare(
@@ -351,9 +360,14 @@ def compare(
     for i, (ta, tb) in enumerate(pairs):
         sides, modules = [], []
         for t in (ta, tb):
-            counted = count(t.build(seed), t.example_input(seed=seed), fvcore=False)
-            macs = t.analytic.macs if t.analytic else counted.macs
-            sides.append(Side(t.spec, macs, counted.mem_bytes_counted, batch=t.spec.batch))
+            check_runtime_for(t.spec.name, t.onnx is not None, runtime)
+            if t.onnx is not None:
+                c = onnx_cost(t.onnx, t.spec.batch, t.spec.shape)
+                macs, mem = c["macs"], c["mem_bytes_counted"]
+            else:
+                counted = count(t.build(seed), t.example_input(seed=seed), fvcore=False)
+                macs, mem = (t.analytic.macs if t.analytic else counted.macs), counted.mem_bytes_counted
+            sides.append(Side(t.spec, macs, mem, batch=t.spec.batch))
             try:
                 prepared, x = prepare_target(t, dev, conditions, seed)
             except Unsupported as e:
@@ -538,3 +552,17 @@ def compare_from_results(
     )
     c.claim = _evaluate(c, kind=recs[0]["device"], key=key, paired=False, seed=seed, rows=recs)
     return c
+
+
+class _CallableModule(type(sys.modules[__name__])):
+    """``fnbench.compare(a, b)`` is the notebook API (:func:`fnbench.api.compare`), and ``fnbench.compare``
+    is also this module: importing a submodule binds its name on the package, so the function cannot
+    hold the name alone. Calling the module calls the API."""
+
+    def __call__(self, a, b, **kw):
+        from .api import compare as api_compare
+
+        return api_compare(a, b, **kw)
+
+
+sys.modules[__name__].__class__ = _CallableModule

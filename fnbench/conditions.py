@@ -141,6 +141,7 @@ def prepare_target(target: Target, device: Device, conditions: Conditions, seed:
             threads=conditions.threads or 1,
             memory_format=conditions.memory_format,
             dtype=conditions.dtype,
+            onnx_model=target.onnx,
         )
     finally:
         torch.set_num_threads(prev_threads)

@@ -273,12 +273,17 @@ def prepare(
     threads: int = 1,
     memory_format: str = "contiguous",
     dtype: str = "float32",
+    onnx_model: bytes | None = None,
 ) -> Prepared:
     """Prepare the model from ``build()`` for ``runtime``; raise :class:`Unsupported` if it cannot run.
 
     ``example`` must already be on ``device`` with the right dtype and memory format.
+    ``onnx_model``: an ONNX graph given as such (an ``.onnx`` target), run by ONNX Runtime as it
+    is, not exported from ``build()``; only ``onnxruntime`` takes it.
     """
     check_runtime(runtime, device, memory_format=memory_format, dtype=dtype)
+    if onnx_model is not None:
+        return _prepare_graph(runtime, onnx_model, device=device, threads=threads, dtype=dtype)
     tdtype = DTYPES[dtype]
 
     def placed() -> nn.Module:
@@ -328,12 +333,7 @@ def prepare(
         ref_model, ref_example = _place(build(), "cpu", "contiguous", torch.float32), example.detach().float().cpu()
     data, export_info = export_onnx(ref_model, ref_example)
     info.update(export_info)
-    try:
-        session = OrtModule(data, device=device, threads=threads)
-    except Unsupported:
-        raise
-    except Exception as e:  # noqa: BLE001 — ORT raises its own exception types
-        raise Unsupported(f"ONNX Runtime could not load the exported model: {first_line(e)}") from None
+    session = _ort_session(data, device, threads, "the exported model")
     # An exporter can bake a value it could not trace into a constant and still write a valid
     # graph that reproduces the export input exactly. One forward on a *different* input,
     # against eager, catches such a wrong graph before it is ever timed.
@@ -356,3 +356,35 @@ def prepare(
         onnx_dtype=str(ref_example.dtype).replace("torch.", ""),
     )
     return Prepared(runtime, session, lambda: OrtModule(data, device=device, threads=threads), info)
+
+
+def _prepare_graph(runtime: str, data: bytes, *, device: str, threads: int, dtype: str) -> Prepared:
+    """An ONNX graph from the user's file under ONNX Runtime: nothing to export and no eager model to check against."""
+    if runtime != "onnxruntime":
+        raise Unsupported(f"an ONNX graph runs under onnxruntime only, not {runtime}")
+    reason = runtime_unavailable(runtime, device, dtype=dtype)
+    if reason:
+        raise Unsupported(reason)
+    session = _ort_session(data, device, threads, "the graph")
+    info: dict[str, Any] = {
+        "runtime": runtime,
+        "memory_format": "contiguous",
+        "dtype": dtype,
+        "exporter": "file",
+        "onnx_bytes": len(data),
+        "provider": session.provider,
+        "graph_optimization_level": session.graph_optimization_level,
+        "intra_op_threads": threads,
+        "io_binding": session.io_binding,
+    }
+    return Prepared(runtime, session, lambda: OrtModule(data, device=device, threads=threads), info)
+
+
+def _ort_session(data: bytes, device: str, threads: int, what: str) -> OrtModule:
+    """An :class:`OrtModule` over ``data``; a graph ONNX Runtime cannot load is :class:`Unsupported`."""
+    try:
+        return OrtModule(data, device=device, threads=threads)
+    except Unsupported:
+        raise
+    except Exception as e:  # noqa: BLE001 — ORT raises its own exception types
+        raise Unsupported(f"ONNX Runtime could not load {what}: {first_line(e)}") from None
