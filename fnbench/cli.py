@@ -215,7 +215,9 @@ def _print_count(r: dict[str, Any], by: str | None) -> None:
     t.add_row(
         "mem_bytes_analytic",
         _fmt_si(r["mem_bytes_analytic"], "B"),
-        "paper's formula x element size" if r["mem_bytes_analytic"] is not None else "no analytic model for networks",
+        "paper's formula x element size"
+        if r["mem_bytes_analytic"] is not None
+        else "no analytic model (networks, your own targets)",
     )
     t.add_row("mem_bytes_counted", _fmt_si(r["mem_bytes_counted"], "B"), "every executed aten op, read + written")
     ai_a, ai_c = r["arithmetic_intensity_analytic"], r["arithmetic_intensity_counted"]

@@ -73,9 +73,13 @@ _CALLABLES: dict[str, Any] = {}
 
 
 def register_callable(fn) -> str:
-    """A name (``callable:module.qualname#id``) under which :func:`load` finds ``fn`` in this process."""
-    qual = f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', type(fn).__name__)}"
-    name = f"callable:{qual}#{id(fn):x}"
+    """A name (``callable:module.qualname``, ``#2`` … for another callable of that name) under which
+    :func:`load` finds ``fn`` in this process."""
+    base = f"callable:{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', type(fn).__name__)}"
+    name, n = base, 1
+    while _CALLABLES.get(name, fn) is not fn:
+        n += 1
+        name = f"{base}#{n}"
     _CALLABLES[name] = fn
     return name
 
@@ -232,7 +236,7 @@ def load(name: str, options: dict[str, Any], digest: str | None = None, *, flag=
     if kind == "callable":
         if options:
             raise UserError(f"{name} is a zero-argument callable: it takes no options ({', '.join(options)})")
-        block = {"callable": name.split(":", 1)[1].rsplit("#", 1)[0], "name": None, "sha256": None, "options": {}}
+        block = {"callable": name.split(":", 1)[1], "name": None, "sha256": None, "options": {}}
         return UserSource("network", Entry(name, _factory(name, _CALLABLES[name], None), "a callable"), block)
     if not _IDENT.match(attr):
         raise UserError(f"{name}: {attr!r} is not a Python name; use FILE.py:NAME, e.g. mine.py:MyMixer")
