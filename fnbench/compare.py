@@ -435,6 +435,21 @@ def _ratio_row(sa: Side, sb: Side, *, paired: bool, seed: int) -> ShapeCompariso
     return ShapeComparison(sa, sb, ratio, ci, reps)
 
 
+def _versioned(df: pd.DataFrame, name: str) -> str:
+    """A user target's name as the frame holds it (``mine.py:MyMixer#1a2b3c4d``): the one version stored,
+    or a UserError listing them when the files hold several."""
+    names = set(df.target.dropna())
+    if name in names:
+        return name
+    versions = sorted(n for n in names if n.startswith(name + "#"))
+    if len(versions) > 1:
+        raise UserError(
+            f"{name} was measured in {len(versions)} versions of its file ({', '.join(versions)}); name one, "
+            f"e.g. `fnbench compare {versions[-1]} …`"
+        )
+    return versions[0] if versions else name
+
+
 def compare_from_results(
     paths,
     a: str,
@@ -462,6 +477,7 @@ def compare_from_results(
 
     df = load_frame(list(paths))
     if not df.empty:
+        a, b = _versioned(df, a), _versioned(df, b)
         alloc = df.get("allocator", pd.Series(LEGACY_ALLOCATOR, index=df.index)).fillna(LEGACY_ALLOCATOR)
         plain = (
             df.runtime_name.eq(runtime)

@@ -142,6 +142,18 @@ def test_an_edited_file_is_a_new_identity_and_resume_refuses(fnbench_cmd, cli_en
     assert record_key(a) != record_key(b)
     frame = load_results(out)
     assert frame["target"].nunique() == 2  # the versions are two rows of a report, never one
+    code = main(["compare", f"{mine}:MyMixer", "dwconv", "--from", str(out)])
+    assert code == 2  # compare --from asks which version, rather than pooling them
+
+
+def test_breakdown_takes_a_user_target(tmp_path):
+    out = tmp_path / "res"
+    code = main(["breakdown", f"{FIXTURE}:MyMixer", "--shape", "8x6x6", "--layers", "2", "--budget", "0.5",
+                 "--layer-budget", "0.05", "--out", str(out), "--json"])  # fmt: skip
+    assert code == 0
+    recs = [json.loads(line) for f in out.glob("*.jsonl") for line in f.read_text().splitlines()]
+    assert recs and all(r["target"]["source"]["name"] == "MyMixer" for r in recs)
+    assert any(r["status"] == "ok" and r["cost"]["macs"] == closed_form(8, 6, 6, 2)[0] for r in recs)
 
 
 def test_report_never_imports_user_code(fnbench_cmd, cli_env, tmp_path, mine):
