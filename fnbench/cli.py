@@ -165,7 +165,11 @@ def list_cmd(kind: str | None, pattern: str) -> None:
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout and nothing else.")
 def count(target: str, shape, batch, layers, by, as_json, **options) -> None:
-    """Params, MACs, FLOPs, memory bytes (analytic and counted) and arithmetic intensity of TARGET."""
+    """Params, MACs, FLOPs, memory bytes (analytic and counted) and arithmetic intensity of TARGET.
+
+    TARGET is a name from `fnbench list`, timm:NAME, tv:NAME, FILE.py:NAME or package.module:NAME
+    (a target file is Python that fnbench runs), or model.onnx (counted from the graph).
+    """
     from .target_cost import target_cost
 
     spec = make_spec(target, shape, 1 if batch is None else batch, layers, **options)

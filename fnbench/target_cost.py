@@ -87,7 +87,7 @@ def _onnx_target_cost(target: Target) -> dict[str, Any]:
     keys = ("params_analytic", "macs_analytic", "paper_macs", "macs_flopcounter", "macs_fvcore", "macs_fvcore_mac_ops")
     return {
         "target": spec.name,
-        "kind": "onnx",
+        "kind": target.kind,
         "shape": list(spec.shape),
         "batch": spec.batch,
         "layers": None,

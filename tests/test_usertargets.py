@@ -304,3 +304,17 @@ def test_api_count_run_and_compare(tmp_path):
     assert _records(tmp_path)[0]["id"] == rec["id"]  # the same record is in the JSONL file
     c = fnbench.compare(f"{FIXTURE}:MyMixer", "dwconv", shape=(C, H, W), layers=L, budget_s=1)
     assert c["rows"][0]["macs_ratio"] == pytest.approx(H * W * C * 9 * L / closed_form(C, H, W, L)[0])
+
+
+def test_a_worker_refuses_a_file_edited_since_the_run_resolved_it(mine):
+    from dataclasses import replace
+
+    from fnbench.errors import UserError
+    from fnbench.targets import TargetSpec, resolve
+
+    t = resolve(TargetSpec.make(f"{mine}:MyMixer", (8, 6, 6), 1, 1))
+    assert resolve(t.spec).source["sha256"] == t.spec.digest  # the same file resolves again
+    mine.write_text(mine.read_text() + "\n# edited\n")
+    with pytest.raises(UserError, match="changed since it was resolved"):
+        resolve(t.spec)  # what a worker does with the spec it is sent
+    assert resolve(replace(t.spec, digest=None)).spec.digest != t.spec.digest
