@@ -260,7 +260,7 @@ def _target_specs(suite, targets, shape, batch, layers, options):
         raise UserError("give either --suite or --target, not both")
     if targets:
         return [make_spec(t, shape, batch, layers, **options) for t in targets]
-    if shape is not None or layers is not None or any(v not in (None, ()) for v in options.values()):
+    if shape is not None or layers is not None or any(v not in (None, (), []) for v in options.values()):
         raise UserError("--shape, --layers and operator options apply to --target; suites fix their own")
     return get_suite(suite or "table1").specs(batch)
 
