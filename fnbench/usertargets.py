@@ -197,7 +197,8 @@ def _import_module(where: str) -> tuple[Any, str | None]:
         module = importlib.import_module(where)
     except ModuleNotFoundError as e:
         raise UserError(
-            f"{where}: no such module ({first_line(e)}); check the name, or give a file as path/to/file.py:NAME"
+            f"{where}: no such module ({first_line(e)}); check the name or PYTHONPATH, give a file as "
+            "path/to/file.py:NAME, or see `fnbench list` (timm:NAME and tv:NAME name those libraries' models)"
         ) from None
     except SyntaxError as e:
         raise UserError(f"{e.filename}:{e.lineno}: syntax error ({e.msg}); fix the file and run again") from None
