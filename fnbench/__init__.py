@@ -8,6 +8,8 @@ Library entry points (the CLI is a thin layer over these):
   allocations, as a :class:`fnbench.Measurement` with raw samples, median, IQR, p90 and a 95 % CI
 - :func:`fnbench.runner.run_suite` — count, measure and record a list of targets
 - :func:`fnbench.load_results` — result files and directories → one pandas DataFrame
+- :func:`fnbench.count`, :func:`fnbench.run`, :func:`fnbench.compare` (:mod:`fnbench.api`) — the
+  commands for notebooks; a target may be a name, ``FILE.py:NAME`` or a zero-argument callable
 
 The layers (a module imports only from its own layer or below; ``tests/test_import_layers.py``
 checks it, and that no two modules import each other, directly or around a loop):
@@ -16,13 +18,16 @@ checks it, and that no two modules import each other, directly or around a loop)
    footnotes, progress bars) and ``report/`` (HTML, CSV and figures from stored records).
 2. engine — what is measured and how:
 
-   - targets and their cost: ``targets``, ``suites`` (every named suite), ``catalog`` (what
-     ``fnbench list`` shows), ``counting`` (the dispatch counter), ``target_cost``;
+   - targets and their cost: ``targets``, ``usertargets`` (the user's ``FILE.py:NAME``,
+     ``package.module:NAME`` and ``.onnx`` targets, below ``targets``), ``suites`` (every named
+     suite), ``catalog`` (what ``fnbench list`` shows), ``counting`` (the dispatch counter),
+     ``target_cost``;
    - taking a latency: ``timing`` (one measurement in this process), ``runtimes`` (one registry:
-     eager, compile, ONNX Runtime, OpenVINO, ExecuTorch), ``conditions`` (the run policy and a target prepared under it),
+     eager, compile, ONNX Runtime, OpenVINO, ExecuTorch), ``conditions`` (the run policy and a
+     target prepared under it),
      ``workers`` (fresh processes; they import ``conditions``, never the run loop),
      ``passes`` (a target measured over passes), ``runner`` (the run loop), ``probe``,
-     ``compare``, ``layers`` (per-layer breakdown);
+     ``compare``, ``layers`` (per-layer breakdown), ``api`` (the notebook API over them);
    - records and what they say: ``results`` (schema, record builders, crash-safe files),
      ``merge`` (records into frames), ``verdicts`` (the paper's claims judged).
 1. foundation — ``errors``, ``units`` (quantities and their formatting), ``stats``,
@@ -34,15 +39,24 @@ checks it, and that no two modules import each other, directly or around a loop)
 
 __version__ = "0.1.0"
 
-__all__ = ["load_results", "measure", "Measurement", "__version__"]
+__all__ = ["load_results", "measure", "Measurement", "count", "run", "compare", "__version__"]
 
 
 def __getattr__(name: str):
-    """``fnbench.measure`` and ``fnbench.Measurement``, imported on first use (they import torch)."""
+    """``fnbench.measure``, ``fnbench.Measurement`` and the notebook API (``fnbench.count``, ``fnbench.run``,
+    ``fnbench.compare``, :mod:`fnbench.api`), imported on first use (they import torch)."""
     if name in ("measure", "Measurement"):
         from . import timing
 
         return getattr(timing, name)
+    if name in ("count", "run"):
+        from . import api
+
+        return getattr(api, name)
+    if name == "compare":  # the submodule, callable as the API (see fnbench.compare._CallableModule)
+        import importlib
+
+        return importlib.import_module(".compare", __name__)
     raise AttributeError(f"module 'fnbench' has no attribute {name!r}")
 
 

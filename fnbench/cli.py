@@ -96,6 +96,13 @@ def target_options(fn):
         click.option(
             "--forward", type=click.Choice(["split_cat", "slicing"]), help="PConv forward (default split_cat)."
         ),
+        click.option(
+            "--opt",
+            "opt",
+            multiple=True,
+            metavar="KEY=VALUE",
+            help="A keyword for a FILE.py:NAME target's factory, VALUE a Python literal (repeatable).",
+        ),
     ]
     for opt in reversed(opts):
         fn = opt(fn)
@@ -105,7 +112,21 @@ def target_options(fn):
 def make_spec(name: str, shape: str | None, batch: int, layers: int | None, **options: Any):
     from .targets import TargetSpec, parse_shape
 
+    options = _with_opts(options)
     return TargetSpec.make(name, parse_shape(shape) if shape is not None else None, batch, layers, **options)
+
+
+def _with_opts(options: dict[str, Any]) -> dict[str, Any]:
+    """The flag options with ``--opt KEY=VALUE`` parsed into them (a key given both ways is refused)."""
+    from .usertargets import parse_opts
+
+    options = dict(options)
+    extra = parse_opts(options.pop("opt", None) or ())
+    for key, value in extra.items():
+        if options.get(key) is not None:
+            raise UserError(f"--opt {key} repeats an option given by its own flag; give it once")
+        options[key] = value
+    return options
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -144,7 +165,11 @@ def list_cmd(kind: str | None, pattern: str) -> None:
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout and nothing else.")
 def count(target: str, shape, batch, layers, by, as_json, **options) -> None:
-    """Params, MACs, FLOPs, memory bytes (analytic and counted) and arithmetic intensity of TARGET."""
+    """Params, MACs, FLOPs, memory bytes (analytic and counted) and arithmetic intensity of TARGET.
+
+    TARGET is a name from `fnbench list`, timm:NAME, tv:NAME, FILE.py:NAME or package.module:NAME
+    (a target file is Python that fnbench runs), or model.onnx (counted from the graph).
+    """
     from .target_cost import target_cost
 
     spec = make_spec(target, shape, 1 if batch is None else batch, layers, **options)
@@ -194,7 +219,9 @@ def _print_count(r: dict[str, Any], by: str | None) -> None:
     t.add_row(
         "mem_bytes_analytic",
         _fmt_si(r["mem_bytes_analytic"], "B"),
-        "paper's formula x element size" if r["mem_bytes_analytic"] is not None else "no analytic model for networks",
+        "paper's formula x element size"
+        if r["mem_bytes_analytic"] is not None
+        else "no analytic model (networks, your own targets)",
     )
     t.add_row("mem_bytes_counted", _fmt_si(r["mem_bytes_counted"], "B"), "every executed aten op, read + written")
     ai_a, ai_c = r["arithmetic_intensity_analytic"], r["arithmetic_intensity_counted"]
@@ -233,7 +260,7 @@ def _target_specs(suite, targets, shape, batch, layers, options):
         raise UserError("give either --suite or --target, not both")
     if targets:
         return [make_spec(t, shape, batch, layers, **options) for t in targets]
-    if shape is not None or layers is not None or any(v is not None for v in options.values()):
+    if shape is not None or layers is not None or any(v not in (None, (), []) for v in options.values()):
         raise UserError("--shape, --layers and operator options apply to --target; suites fix their own")
     return get_suite(suite or "table1").specs(batch)
 
@@ -241,7 +268,14 @@ def _target_specs(suite, targets, shape, batch, layers, options):
 @cli.command()
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, arm or cuda.")
 @click.option("--suite", help="A suite from `fnbench list suites` (default: table1).")
-@click.option("--target", "targets", multiple=True, help="A target to measure (repeatable); see `fnbench list`.")
+@click.option(
+    "--target",
+    "targets",
+    multiple=True,
+    help="A target to measure (repeatable): a name from `fnbench list`, timm:NAME, tv:NAME, "
+    "FILE.py:NAME or package.module:NAME (a target file is Python that fnbench runs, here and in "
+    "every worker), or model.onnx (measured under --runtime onnxruntime).",
+)
 @target_options
 @click.option(
     "--runtime",

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,6 +36,7 @@ from .runtimes import Unsupported
 from .stats import N_BOOT
 from .suites import TABLE1_SHAPES
 from .targets import Target, TargetSpec, resolve
+from .usertargets import check_runtime_for, onnx_cost, register_callable
 
 __all__ = [
     "Side",
@@ -302,9 +304,16 @@ def _default_shapes(a: str, b: str, shape) -> list:
 
     if shape is not None:
         return [tuple(shape)]
-    if a in OPERATORS and b in OPERATORS:
+    if all(n in OPERATORS or _user_operator(n) for n in (a, b)):
         return list(TABLE1_SHAPES)
     return [None]
+
+
+def _user_operator(name: str) -> bool:
+    """Whether ``name`` is the user's own operator (``mine.py:MyMixer`` taking a channel count)."""
+    from .usertargets import is_user_target
+
+    return is_user_target(name) and resolve(TargetSpec.make(name)).kind == "operator"
 
 
 def compare(
@@ -355,9 +364,14 @@ def compare(
     for i, (ta, tb) in enumerate(pairs):
         sides, modules = [], []
         for t in (ta, tb):
-            counted = count(t.build(seed), t.example_input(seed=seed), fvcore=False)
-            macs = t.analytic.macs if t.analytic else counted.macs
-            sides.append(Side(t.spec, macs, counted.mem_bytes_counted, batch=t.spec.batch))
+            check_runtime_for(t.spec.name, t.onnx is not None, runtime)
+            if t.onnx is not None:
+                c = onnx_cost(t.onnx, t.spec.batch, t.spec.shape)
+                macs, mem = c["macs"], c["mem_bytes_counted"]
+            else:
+                counted = count(t.build(seed), t.example_input(seed=seed), fvcore=False)
+                macs, mem = (t.analytic.macs if t.analytic else counted.macs), counted.mem_bytes_counted
+            sides.append(Side(t.spec, macs, mem, batch=t.spec.batch))
             try:
                 prepared, x = prepare_target(t, dev, conditions, seed)
             except Unsupported as e:
@@ -421,6 +435,21 @@ def _ratio_row(sa: Side, sb: Side, *, paired: bool, seed: int) -> ShapeCompariso
     return ShapeComparison(sa, sb, ratio, ci, reps)
 
 
+def _versioned(df: pd.DataFrame, name: str) -> str:
+    """A user target's name as the frame holds it (``mine.py:MyMixer#1a2b3c4d``): the one version stored,
+    or a UserError listing them when the files hold several."""
+    names = set(df.target.dropna())
+    if name in names:
+        return name
+    versions = sorted(n for n in names if n.startswith(name + "#"))
+    if len(versions) > 1:
+        raise UserError(
+            f"{name} was measured in {len(versions)} versions of its file ({', '.join(versions)}); name one, "
+            f"e.g. `fnbench compare {versions[-1]} …`"
+        )
+    return versions[0] if versions else name
+
+
 def compare_from_results(
     paths,
     a: str,
@@ -448,6 +477,7 @@ def compare_from_results(
 
     df = load_frame(list(paths))
     if not df.empty:
+        a, b = _versioned(df, a), _versioned(df, b)
         alloc = df.get("allocator", pd.Series(LEGACY_ALLOCATOR, index=df.index)).fillna(LEGACY_ALLOCATOR)
         plain = (
             df.runtime_name.eq(runtime)
@@ -538,3 +568,31 @@ def compare_from_results(
     )
     c.claim = _evaluate(c, kind=recs[0]["device"], key=key, paired=False, seed=seed, rows=recs)
     return c
+
+
+def compare_targets(a, b, *, shape=None, layers: int | None = None, device: str = "cpu", budget_s: float = 8.0, **kw):
+    """``fnbench compare A B`` in this process (interleaved rounds); returns the ``--json`` dict.
+
+    A and B may be names or zero-argument callables returning a module: compare always measures
+    in this process, so a callable (which no worker could import) is measured like a name.
+    """
+
+    def name(target) -> str:
+        return target if isinstance(target, str) else register_callable(target)
+
+    result = compare(
+        name(a), name(b), device=device, shape=tuple(shape) if shape else None, layers=layers, budget_s=budget_s, **kw
+    )
+    return result.as_dict()
+
+
+class _CallableModule(type(sys.modules[__name__])):
+    """``fnbench.compare(a, b)`` is the notebook API (:func:`compare_targets`), and ``fnbench.compare``
+    is also this module: importing a submodule binds its name on the package, so the function cannot
+    hold the name alone. Calling the module calls the API."""
+
+    def __call__(self, a, b, **kw):
+        return compare_targets(a, b, **kw)
+
+
+sys.modules[__name__].__class__ = _CallableModule

@@ -141,6 +141,8 @@ def prepare_target(target: Target, device: Device, conditions: Conditions, seed:
             threads=conditions.threads or 1,
             memory_format=conditions.memory_format,
             dtype=conditions.dtype,
+            # only an .onnx target hands its graph over (every other call stays as it was)
+            **({"onnx_model": target.onnx} if target.onnx is not None else {}),
         )
     finally:
         torch.set_num_threads(prev_threads)

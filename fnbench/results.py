@@ -607,12 +607,17 @@ def identity_key(
     dtype: str,
     memory_format: str = "contiguous",
     allocator: str = LEGACY_ALLOCATOR,
+    digest: str | None = None,
 ) -> str:
-    """Canonical identity of a measurement (what ``--resume`` matches on), as a JSON string."""
+    """Canonical identity of a measurement (what ``--resume`` matches on), as a JSON string.
+
+    ``digest``: a user target's sha256 (its file's bytes): an edited file is another target. It is
+    appended only when present, so built-in targets keep the keys they always had.
+    """
     opts = sorted((str(k), v) for k, v in (options.items() if isinstance(options, dict) else options))
     return json.dumps(
         [
-            name,
+            name if digest is None else [name, digest],
             list(shape) if shape is not None else None,
             layers,
             opts,
@@ -642,6 +647,7 @@ def record_key(rec: dict[str, Any]) -> str:
         dtype=rec.get("dtype"),
         memory_format=rec.get("memory_format", "contiguous"),
         allocator=record_allocator(rec),
+        digest=(t.get("source") or {}).get("sha256"),
     )
 
 
@@ -659,6 +665,13 @@ def _shape_str(shape) -> str | None:
     return "x".join(map(str, shape)) if shape else None
 
 
+def _target_label(t: dict[str, Any]) -> str | None:
+    """A frame's target name: a user target's name carries its file's digest (``mine.py:MyMixer#1a2b3c4d``),
+    so that the rows of an edited file never pool with the old version's."""
+    sha = (t.get("source") or {}).get("sha256")
+    return f"{t.get('name')}#{sha[:8]}" if sha else t.get("name")
+
+
 def _flatten(rec: dict[str, Any], source: Path) -> dict[str, Any]:
     t = rec.get("target") or {}
     dev = rec.get("device") or {}
@@ -672,7 +685,7 @@ def _flatten(rec: dict[str, Any], source: Path) -> dict[str, Any]:
         "created": rec.get("created"),
         "status": rec.get("status", "ok"),
         "error": rec.get("error"),
-        "target": t.get("name"),
+        "target": _target_label(t),
         "target_kind": t.get("kind"),
         "shape": _shape_str(rec.get("shape") or t.get("shape")),
         "layers": t.get("layers"),

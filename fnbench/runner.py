@@ -54,6 +54,7 @@ from .runtimes import Unsupported, check_runtime, get_runtime, runtime_unavailab
 from .target_cost import record_cost, scale_cost
 from .targets import Target, TargetSpec, resolve
 from .timing import DEFAULT_BUDGET_S, DEFAULT_PRECISION, Measurement
+from .usertargets import check_runtime_for
 from .workers import WorkerError, WorkerPool
 
 __all__ = [
@@ -280,9 +281,8 @@ class _Run:
         """Counted once per target, whatever the runtime."""
         if id(target) not in self._costs:
             seed = self.settings.seed
-            self._costs[id(target)] = record_cost(
-                target, target.build(seed), target.example_input("cpu", seed=seed), dtype
-            )
+            module = None if target.onnx is not None else target.build(seed)
+            self._costs[id(target)] = record_cost(target, module, target.example_input("cpu", seed=seed), dtype)
         return self._costs[id(target)]
 
     def header(self, task: PendingTarget, fp: dict[str, Any]) -> dict[str, Any]:
@@ -519,6 +519,9 @@ def _make_plan(
     settings = RunSettings(policy.device, policy.precision, policy.budget_s, passes, workers, seed)
     conditions, unavailable = _conditions(policy, runtimes, memory_format, dtype, workers)
     targets = [resolve(replace(s, batch=policy.batch_for(s.batch))) for s in specs]  # UserError: nothing measured
+    for t in targets:
+        for rt in runtimes:
+            check_runtime_for(t.spec.name, t.onnx is not None, rt)
     run_id = _results.check_run_id(resume) if resume is not None else _results.new_run_id()
     dev = policy.device
     keys = [_identity(t, dev, c) for t in targets for c in conditions]
@@ -532,6 +535,9 @@ def _make_plan(
         **{f: v[0] if len(v) == 1 else v for f, v in shared.items()},
         "keys": keys,
     }
+    sources = [f"{t.spec.name} sha256 {t.spec.digest[:12]}" for t in targets if t.spec.digest]
+    if sources:  # an edited user file: --resume says which one differs
+        stored["sources"] = sources
     return _Plan(run_id, settings, targets, conditions, unavailable, keys, stored)
 
 
@@ -581,6 +587,7 @@ def _identity(target: Target, device: Device, cond: Conditions) -> str:
         dtype=cond.dtype,
         memory_format=cond.memory_format,
         allocator=cond.allocator,
+        digest=spec.digest,
     )
 
 

@@ -58,6 +58,7 @@ __all__ = [
     "runtime_unavailable",
     "OutputMismatch",
     "check_outputs",
+    "graph_runtimes",
 ]
 
 MEMORY_FORMATS = ("contiguous", "channels_last")
@@ -122,6 +123,9 @@ class Runtime:
     process). ``deepcopy_rounds``: rounds deep-copy the prepared module rather than calling
     ``rebuild``. ``halve_on_oom``: may the batch be halved on out-of-memory. ``no_breakdown``:
     why a per-layer breakdown means nothing under it (None: it can be broken down).
+    ``make_graph(data, info, device=, threads=, dtype=)`` prepares an ONNX graph given as such
+    (a user's ``.onnx`` target) with nothing exported and no eager model to check against; None:
+    the runtime needs a PyTorch module.
     """
 
     name: str
@@ -135,6 +139,7 @@ class Runtime:
     deepcopy_rounds: bool = False
     halve_on_oom: bool = False
     no_breakdown: str | None = None
+    make_graph: Callable[..., Prepared] | None = None
 
     def unavailable(self, device: str = "cpu", dtype: str = "float32") -> str | None:
         """Why this runtime cannot run on ``device`` here with ``dtype`` (None when it can)."""
@@ -369,10 +374,13 @@ def prepare(
     threads: int = 1,
     memory_format: str = "contiguous",
     dtype: str = "float32",
+    onnx_model: bytes | None = None,
 ) -> Prepared:
     """Prepare the model from ``build()`` for ``runtime``; raise :class:`Unsupported` if it cannot run.
 
     ``example`` must already be on ``device`` with the right dtype and memory format.
+    ``onnx_model``: an ONNX graph given as such (an ``.onnx`` target), run as it is by a runtime
+    that takes graphs (:attr:`Runtime.make_graph`), not exported from ``build()``.
     """
     check_runtime(runtime, device, memory_format=memory_format, dtype=dtype)
     info: dict[str, Any] = {
@@ -385,6 +393,11 @@ def prepare(
     reason = rt.unavailable(device, dtype)
     if reason:
         raise Unsupported(reason)
+    if onnx_model is not None:
+        if rt.make_graph is None:
+            raise Unsupported(f"{runtime} needs a PyTorch module, not an ONNX graph; use --runtime onnxruntime")
+        info.update(memory_format="contiguous", dtype_method=None)
+        return rt.make_graph(onnx_model, info, device=device, threads=threads, dtype=dtype)
     return rt.make(build, example, info, device=device, threads=threads, memory_format=memory_format, dtype=dtype)
 
 
@@ -445,12 +458,7 @@ def _make_onnxruntime(build, example, info, *, device, threads, memory_format, d
         ref_model, ref_example = reference_on_host(build, example)
     data, export_info = export_onnx(ref_model, ref_example)
     info.update(export_info)
-    try:
-        session = OrtModule(data, device=device, threads=threads)
-    except Unsupported:
-        raise
-    except Exception as e:  # noqa: BLE001 — ORT raises its own exception types
-        raise Unsupported(f"ONNX Runtime could not load the exported model: {first_line(e)}") from None
+    session = _ort_session(data, device, threads, "the exported model")
     probe = probe_input(ref_example)
     with torch.inference_mode():
         want = ref_model(probe).float()
@@ -468,6 +476,35 @@ def _make_onnxruntime(build, example, info, *, device, threads, memory_format, d
         onnx_dtype=str(ref_example.dtype).replace("torch.", ""),
     )
     return Prepared("onnxruntime", session, lambda: OrtModule(data, device=device, threads=threads), info)
+
+
+def _ort_graph(data: bytes, info: dict[str, Any], *, device: str, threads: int, dtype: str) -> Prepared:
+    """An ONNX graph from the user's file under ONNX Runtime: nothing to export and no eager model to check against."""
+    session = _ort_session(data, device, threads, "the graph")
+    info.update(
+        exporter="file",
+        onnx_bytes=len(data),
+        provider=session.provider,
+        graph_optimization_level=session.graph_optimization_level,
+        intra_op_threads=threads,
+        io_binding=session.io_binding,
+    )
+    return Prepared("onnxruntime", session, lambda: OrtModule(data, device=device, threads=threads), info)
+
+
+def _ort_session(data: bytes, device: str, threads: int, what: str) -> OrtModule:
+    """An :class:`OrtModule` over ``data``; a graph ONNX Runtime cannot load is :class:`Unsupported`."""
+    try:
+        return OrtModule(data, device=device, threads=threads)
+    except Unsupported:
+        raise
+    except Exception as e:  # noqa: BLE001 — ORT raises its own exception types
+        raise Unsupported(f"ONNX Runtime could not load {what}: {first_line(e)}") from None
+
+
+def graph_runtimes() -> list[str]:
+    """The runtimes that can run an ONNX graph given as such (an ``.onnx`` target)."""
+    return [name for name, rt in RUNTIMES.items() if rt.make_graph is not None]
 
 
 def _package_version(name: str) -> Callable[[], str | None]:
@@ -513,6 +550,7 @@ register_runtime(
         _make_onnxruntime,
         why_unavailable=_onnxruntime_unavailable,
         version=_package_version("onnxruntime"),
+        make_graph=_ort_graph,
         no_breakdown=f"ONNX Runtime fuses and reorders nodes and offers no honest per-layer timing of the fused graph; {_FUSES}",
     )
 )

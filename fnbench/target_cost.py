@@ -16,6 +16,7 @@ from .errors import UserError, first_line
 from .reference import paper_macs_for
 from .runtimes import DTYPES
 from .targets import Target, TargetSpec, resolve
+from .usertargets import onnx_cost
 
 __all__ = ["target_cost", "record_cost", "scale_cost"]
 
@@ -26,6 +27,10 @@ def target_cost(spec: TargetSpec, *, breakdown: str | None = None, fvcore: bool 
     """Resolve, build and count ``spec``; return a JSON-ready dict (keys are the `count --json` contract)."""
     target = resolve(spec)
     spec = target.spec
+    if target.onnx is not None:
+        if breakdown:
+            raise UserError(f"--by {breakdown} needs a PyTorch module; {spec.name} is an ONNX graph: drop --by")
+        return _onnx_target_cost(target)
     module = target.build()
     x = target.example_input()
     counted = count(module, x, fvcore=fvcore)
@@ -65,6 +70,8 @@ def target_cost(spec: TargetSpec, *, breakdown: str | None = None, fvcore: bool 
         "zero_flop_ops": counted.zero_flop_ops,
         "fvcore_unsupported": counted.fvcore_unsupported,
     }
+    if target.source is not None:
+        out["source"] = target.source
     if breakdown == "operator":
         out["by_operator"] = {k: v.as_dict() for k, v in counted.by_operator.items()}
     elif breakdown == "module":
@@ -72,8 +79,55 @@ def target_cost(spec: TargetSpec, *, breakdown: str | None = None, fvcore: bool 
     return out
 
 
-def record_cost(target: Target, module: torch.nn.Module, x: torch.Tensor, dtype: str) -> dict[str, Any]:
-    """A record's ``cost`` block: analytic and counted. Counting runs in FP32 on the CPU; byte counts scale to ``dtype``."""
+def _onnx_target_cost(target: Target) -> dict[str, Any]:
+    """``count``'s report for an ``.onnx`` target: counted from the graph (:func:`fnbench.usertargets.onnx_cost`)."""
+    spec = target.spec
+    c = onnx_cost(target.onnx, spec.batch, spec.shape)
+    flops = 2 * c["macs"]
+    keys = ("params_analytic", "macs_analytic", "paper_macs", "macs_flopcounter", "macs_fvcore", "macs_fvcore_mac_ops")
+    return {
+        "target": spec.name,
+        "kind": target.kind,
+        "shape": list(spec.shape),
+        "batch": spec.batch,
+        "layers": None,
+        "options": {},
+        "dtype": "float32",
+        "params": c["params"],
+        "macs": c["macs"],
+        "flops": flops,
+        **dict.fromkeys(keys),
+        "macs_agree": None,
+        "fvcore_error": "an ONNX graph: MACs and bytes counted from the graph with onnx-tool",
+        "mem_bytes_analytic": None,
+        "mem_bytes_counted": c["mem_bytes_counted"],
+        "arithmetic_intensity_analytic": None,
+        "arithmetic_intensity_counted": flops / c["mem_bytes_counted"] if c["mem_bytes_counted"] else None,
+        "units": {"macs": "multiply-adds", "flops": "2 x macs", "mem_bytes": "bytes read + written"},
+        "uncounted_ops": {},
+        "zero_flop_ops": {},
+        "fvcore_unsupported": {},
+        "source": target.source,
+        "counter": "onnx-tool",
+    }
+
+
+def record_cost(target: Target, module: torch.nn.Module | None, x: torch.Tensor, dtype: str) -> dict[str, Any]:
+    """A record's ``cost`` block: analytic and counted. Counting runs in FP32 on the CPU; byte counts scale to ``dtype``.
+
+    An ``.onnx`` target (``module`` None) is counted from its graph.
+    """
+    if target.onnx is not None:
+        c = onnx_cost(target.onnx, target.spec.batch, target.spec.shape)
+        return {
+            "params": c["params"],
+            "macs": c["macs"],
+            "flops": 2 * c["macs"],
+            "mem_bytes_analytic": None,
+            "mem_bytes_counted": c["mem_bytes_counted"],
+            "macs_counted": c["macs"],
+            "counter": "onnx-tool",
+        }
     elem = torch.tensor([], dtype=DTYPES[dtype]).element_size()
     scale_bytes = elem / 4
     analytic = target.analytic

@@ -20,6 +20,7 @@ from operators import NETWORKS, OPERATORS, ConfigError, Cost, Entry
 from operators.fasternet import resolve_variant
 from operators.zoo import resolve_zoo
 
+from . import usertargets
 from .errors import UserError, suggest
 
 __all__ = [
@@ -85,6 +86,8 @@ class TargetSpec:
     batch: int = 1
     layers: int | None = None
     options: tuple[tuple[str, Any], ...] = ()
+    #: sha256 of a user target's file, pinned when it is first resolved (:mod:`fnbench.usertargets`).
+    digest: str | None = None
 
     @staticmethod
     def make(name: str, shape=None, batch: int = 1, layers: int | None = None, **options: Any) -> TargetSpec:
@@ -118,6 +121,10 @@ class Target:
     analytic: Cost | None
     out_shape: tuple[int, ...] | None = None
     _options: dict[str, Any] = field(default_factory=dict)
+    #: A user target's origin (file or module, NAME, options, sha256): the record's ``target.source``.
+    source: dict[str, Any] | None = None
+    #: An ``.onnx`` target's graph, measured as given under ONNX Runtime.
+    onnx: bytes | None = None
 
     def build(self, seed: int = 0) -> nn.Module:
         """A fresh module in ``eval()`` mode, initialised from ``seed`` (random weights, never downloaded)."""
@@ -132,7 +139,7 @@ class Target:
     def record_block(self) -> dict[str, Any]:
         """A record's ``target`` block: name, kind, shape, layers, options and batch."""
         spec = self.spec
-        return {
+        block = {
             "name": spec.name,
             "kind": self.kind,
             "shape": list(spec.shape) if spec.shape else None,
@@ -140,6 +147,9 @@ class Target:
             "options": spec.options_dict(),
             "batch": spec.batch,
         }
+        if self.source is not None:
+            block["source"] = dict(self.source)
+        return block
 
     def example_input(
         self, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32, seed: int = 0
@@ -176,6 +186,8 @@ def resolve(spec: TargetSpec) -> Target:
     if spec.batch < 1:
         raise UserError(f"batch {spec.batch} is not positive: use --batch 1 or more")
     options = spec.options_dict()
+    if spec.name not in OPERATORS and spec.name not in NETWORKS and usertargets.is_user_target(spec.name):
+        return _resolve_user(spec, options)
     if spec.name in OPERATORS:
         entry = OPERATORS.get(spec.name)
         layers = DEFAULT_LAYERS if spec.layers is None else spec.layers
@@ -284,3 +296,55 @@ def _check_memory(spec: TargetSpec, elements: int) -> None:
     from .checks import check_memory
 
     check_memory(4 * elements, f"{spec.label}", "use a smaller --shape, --batch or --layers")
+
+
+def _resolve_user(spec: TargetSpec, options: dict[str, Any]) -> Target:
+    """A user target (``FILE.py:NAME``, ``package.module:NAME``, ``model.onnx``): imported here, checked, pinned.
+
+    The file's sha256 goes into the spec (``digest``), so that a worker resolving the same spec
+    refuses a file edited since. User operators have no analytic cost: their cost is counted.
+    """
+    src = usertargets.load(spec.name, options, spec.digest, flag=_flag)
+    spec = replace(spec, digest=src.block["sha256"])
+    if src.kind == "onnx":
+        return _resolve_onnx(spec, src)
+    if src.kind == "network":
+        if spec.layers is not None:
+            raise UserError(f"{spec.name} is a network (it takes no channel count); drop --layers")
+        spec = replace(spec, shape=tuple(spec.shape or DEFAULT_NET_SHAPE))
+        module = usertargets.build_checked(spec.name, lambda: src.entry.factory(**options))
+        usertargets.probe_shape(spec.name, module, spec.shape)
+        return Target(spec, "network", src.entry, None, None, options, source=src.block)
+    layers = DEFAULT_LAYERS if spec.layers is None else spec.layers
+    if layers < 1:
+        raise UserError(f"layers {layers} is not positive: use --layers 1 or more (the paper uses 10)")
+    shape = tuple(spec.shape or DEFAULT_OP_SHAPE)
+    spec = replace(spec, shape=shape, layers=layers)
+    layer = usertargets.build_checked(spec.name, lambda: src.entry.factory(shape[0], **options))
+    _check_memory(spec, 2 * sum(p.numel() for p in layer.parameters()) * layers + 3 * _numel(shape) * spec.batch)
+    out = usertargets.probe_shape(spec.name, layer, shape)
+    if out and out != shape and layers > 1:
+        raise UserError(
+            f"{spec.name} maps {'x'.join(map(str, shape))} to {'x'.join(map(str, out))}: a stack of {layers} "
+            "needs layers that keep the shape; use --layers 1"
+        )
+    out_shape = (spec.batch, *(out or shape))
+    return Target(spec, "operator", src.entry, None, out_shape, options, source=src.block)
+
+
+def _resolve_onnx(spec: TargetSpec, src) -> Target:
+    """An ``.onnx`` file: its input shape from the graph (``--shape`` only where the graph leaves it open)."""
+    if spec.layers is not None:
+        raise UserError(f"{spec.name} is an ONNX graph; --layers applies to operator stacks only")
+    graph_shape = src.onnx_shape
+    if spec.shape is None and graph_shape is None:
+        raise UserError(f"{spec.name}'s input has dynamic C, H or W: give them with --shape CxHxW")
+    if spec.shape is not None and graph_shape is not None and tuple(spec.shape) != graph_shape:
+        raise UserError(
+            f"{spec.name} takes input {'x'.join(map(str, graph_shape))} (fixed in the graph); drop --shape "
+            f"or give --shape {'x'.join(map(str, graph_shape))}"
+        )
+    if src.onnx_batch is not None and spec.batch != src.onnx_batch:
+        raise UserError(f"{spec.name} has a fixed batch of {src.onnx_batch} in its graph: use --batch {src.onnx_batch}")
+    spec = replace(spec, shape=tuple(spec.shape or graph_shape))
+    return Target(spec, "network", src.entry, None, None, {}, source=src.block, onnx=src.onnx)
