@@ -31,7 +31,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet $(TORCH_PINS) -e '.[test]'
+	$(BIN)/python -m pip install --quiet $(TORCH_PINS) -e '.[test,cluster]'
 	touch $@
 
 # Headless Chromium for the report's browser test (Debian package; needs root, as CI has).
