@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+# Read when ray is first imported: without it Ray advertises the machine's routed address, not 127.0.0.1.
+os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
 ray = pytest.importorskip("ray")
 
 from fnbench import results  # noqa: E402
@@ -116,3 +118,153 @@ def test_local_campaign_streams_the_nodes_file_home(fnbench_cmd, tmp_path):
     final = [json.loads(ln) for ln in home if json.loads(ln)["status"] == "ok"]
     assert [r["target"]["name"] for r in final] == ["pconv"] and final[0]["device"]["key"] == job["device_key"]
     assert f"node {job['node']}" in proc.stdout and f"fnbench report {d}" in proc.stdout
+
+
+# -- a cluster of nodes on this one machine ----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    """A head that measures nothing and two nodes advertising ``fnbench`` (labels a, b), all on 127.0.0.1."""
+    from ray.cluster_utils import Cluster
+
+    os.environ["FNBENCH_NODE_DIR"] = str(tmp_path_factory.mktemp("node"))
+    c = Cluster(
+        initialize_head=True,
+        head_node_args={
+            "num_cpus": 0,
+            "object_store_memory": 100 * 2**20,
+            "include_dashboard": False,
+            "node_ip_address": "127.0.0.1",
+        },
+    )
+    try:
+        c.nodes = {}
+        for name in ("a", "b"):
+            c.nodes[name] = c.add_node(**NODE, labels={"fnbench-test": name})
+        ray.init(address=c.address, log_to_driver=False)
+        try:
+            _assert_loopback(n["NodeManagerAddress"] for n in ray.nodes())
+        finally:
+            ray.shutdown()
+        yield c
+    finally:
+        c.shutdown()
+
+
+def _node_names(plan: dict) -> dict[str, str]:
+    """Test label of each node → its display name in the campaign."""
+    return {n["name"]: n["name"] for n in plan["nodes"]}
+
+
+def test_two_nodes_on_one_host_take_turns(fnbench_cmd, tmp_path, cluster):
+    out = tmp_path / "out"
+    args = ["campaign", "--address", cluster.address, "--nodes", "fnbench-test=[ab]", *TINY, "--out", str(out)]
+    proc = _fnbench(fnbench_cmd, args, _env(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    plan = _plan(_campaign_dir(out))
+    jobs = plan["jobs"]
+    assert len(jobs) == 2 and all(j["status"] == "done" for j in jobs)
+    assert len({j["node_id"] for j in jobs}) == 2  # both nodes took part …
+    assert len({j["host"] for j in jobs}) == 1  # … recognised as one machine …
+    (a, b) = sorted(jobs, key=lambda j: j["started"])
+    assert a["finished"] <= b["started"]  # … and never measured at the same time (node clocks, one machine)
+    recs = _all_records(_campaign_dir(out))
+    assert {r["run_id"] for r in recs} == {a["run_id"], b["run_id"]}
+    for j in jobs:  # each node's table in the merged output names it
+        assert f"node {j['node']} (cpu, host {j['host']}): run {j['run_id']}" in proc.stdout
+    _assert_loopback(n["address"] for n in plan["nodes"])
+
+
+def test_nodes_pattern_matching_nothing_lists_the_nodes(fnbench_cmd, tmp_path, cluster):
+    proc = _fnbench(
+        fnbench_cmd, ["campaign", "--address", cluster.address, "--nodes", "nomatch*", *TINY], _env(tmp_path)
+    )
+    assert proc.returncode == 2
+    line = _one_line_error(proc)
+    assert "--nodes 'nomatch*' matches none of the nodes: 127.0.0.1#" in line and line.count("127.0.0.1#") == 2
+
+
+@pytest.fixture
+def extra_node(cluster):
+    """Nodes added for one test (label, env for its raylet) and removed after it, dead or alive."""
+    added = []
+
+    def add(name, **env):
+        node = cluster.add_node(**NODE, labels={"fnbench-test": name}, env_vars=env or None)
+        added.append(node)
+        return node
+
+    yield add
+    for node in added:
+        if node in cluster.worker_nodes:
+            cluster.remove_node(node)
+
+
+def test_a_node_with_another_fnbench_is_refused(fnbench_cmd, tmp_path, cluster, extra_node):
+    extra_node("c", FNBENCH_TEST_NODE_VERSION="0.0.9")
+    out = tmp_path / "out"
+    args = ["campaign", "--address", cluster.address, "--nodes", "fnbench-test=c", *TINY, "--out", str(out)]
+    proc = _fnbench(fnbench_cmd, args, _env(tmp_path))
+    assert proc.returncode == 2
+    assert "runs fnbench 0.0.9, this machine 0.1.0" in _one_line_error(proc)
+    assert not out.exists() or not list(out.iterdir())  # refused before anything was stored or measured
+    proc = _fnbench(fnbench_cmd, [*args, "--allow-mixed"], _env(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    plan = _plan(_campaign_dir(out))
+    assert plan["allow_mixed"] is True and plan["nodes"][0]["fnbench"] == "0.0.9"
+    assert any("0.0.9" in n and "--allow-mixed" in n for n in plan["notes"])
+
+
+def test_a_lost_node_leaves_a_resumable_campaign(fnbench_cmd, tmp_path, cluster, extra_node):
+    """Node d dies while its run streams; a's job finishes; --resume measures d's rest on a (same host), once."""
+    extra_node("d")
+    out = tmp_path / "out"
+    longer = ["--target", "pconv", "--target", "dwconv", "--shape", "16x8x8", "--budget", "3", "--passes", "3"]
+    args = ["campaign", "--address", cluster.address, "--nodes", "fnbench-test=[ad]", *longer, "--out", str(out)]
+    env = _env(tmp_path)
+    proc = subprocess.Popen([*fnbench_cmd, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        d_node = next(n for n in cluster.worker_nodes if n not in cluster.nodes.values())
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:  # until d's run has sent some of its passes home
+            plans = [p for p in out.glob("*/campaign.json")] if out.exists() else []
+            jobs = json.loads(plans[0].read_text()).get("jobs", []) if plans else []
+            d_job = [j for j in jobs if j["node_id"] == d_node.node_id]
+            if d_job and d_job[0]["status"] == "running" and d_job[0]["records"] >= 1:
+                break
+            time.sleep(0.1)
+        else:
+            pytest.fail("node d's job never streamed a record")
+        cluster.remove_node(d_node, allow_graceful=False)
+        stdout, stderr = proc.communicate(timeout=240)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 1, stderr
+    d = _campaign_dir(out)
+    cid = d.name
+    assert f"fnbench campaign --resume {cid} --address {cluster.address}" in stderr
+    plan = _plan(d)
+    lost = [j for j in plan["jobs"] if j["status"] == "lost"]
+    assert len(lost) == 1 and lost[0]["node_id"] == d_node.node_id and lost[0]["records"] >= 1
+    assert [j["status"] for j in plan["jobs"] if j is not lost[0]] == ["done"]
+    before = {r["id"] for r in _all_records(d)}
+
+    proc = _fnbench(fnbench_cmd, ["campaign", "--resume", cid, "--address", cluster.address, "--out", str(out)], env)
+    assert proc.returncode == 0, proc.stderr
+    plan = _plan(d)
+    assert plan["status"] == "done" and all(j["status"] == "done" for j in plan["jobs"])
+    recs = _all_records(d)
+    assert before <= {r["id"] for r in recs}  # what arrived before the loss is kept
+    assert len({r["id"] for r in recs}) == len(recs)  # and no record came twice
+    for job in plan["jobs"]:
+        mine = [r for r in recs if r["run_id"] == job["run_id"]]
+        finals = [results.record_key(r) for r in mine if r["status"] != "partial"]
+        parts = [(results.record_key(r), r["pass"]) for r in mine if r["status"] == "partial"]
+        assert sorted(finals) == sorted(set(finals)) and len(finals) == job["planned"] == 2
+        assert len(parts) == len(set(parts))  # no pass of any target measured twice
+    resumed = next(j for j in plan["jobs"] if j["key"] == lost[0]["key"])
+    assert resumed["node_id"] != d_node.node_id  # finished on the node of the same host that is there
+    proc = _fnbench(fnbench_cmd, ["campaign", "--resume", cid, "--address", cluster.address, "--out", str(out)], env)
+    assert proc.returncode == 2 and "is finished" in _one_line_error(proc)
