@@ -519,6 +519,7 @@ class _Driver:
                 self.writer((rec.get("device") or {}).get("key") or job.device_key).write(rec)
                 job.records += 1
                 job.finals += rec.get("status", "ok") != "partial"
+                self.save()  # the plan says how far every job got, for a reader and for resume
             elif kind == "finished":
                 job.finished = payload["t"]
                 if payload["rc"] in (0, 1):  # 1: some measurement failed, and is recorded as such
