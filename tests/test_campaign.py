@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import signal
 import socket
 import subprocess
 import time
@@ -268,3 +269,36 @@ def test_a_lost_node_leaves_a_resumable_campaign(fnbench_cmd, tmp_path, cluster,
     assert resumed["node_id"] != d_node.node_id  # finished on the node of the same host that is there
     proc = _fnbench(fnbench_cmd, ["campaign", "--resume", cid, "--address", cluster.address, "--out", str(out)], env)
     assert proc.returncode == 2 and "is finished" in _one_line_error(proc)
+
+
+def test_ctrl_c_cancels_and_leaves_a_resumable_campaign(fnbench_cmd, tmp_path, cluster):
+    out = tmp_path / "out"
+    longer = ["--target", "pconv", "--target", "dwconv", "--shape", "16x8x8", "--budget", "3", "--passes", "3"]
+    args = ["campaign", "--address", cluster.address, "--nodes", "fnbench-test=a", *longer, "--out", str(out)]
+    env = _env(tmp_path)
+    proc = subprocess.Popen([*fnbench_cmd, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:  # until the run has sent a pass home
+            plans = list(out.glob("*/campaign.json")) if out.exists() else []
+            jobs = json.loads(plans[0].read_text()).get("jobs", []) if plans else []
+            if jobs and jobs[0]["records"] >= 1:
+                break
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    d = _campaign_dir(out)
+    assert proc.returncode == 130, stderr
+    assert f"fnbench campaign --resume {d.name} --address {cluster.address}" in stderr
+    plan = _plan(d)
+    assert plan["status"] == "interrupted" and plan["jobs"][0]["status"] == "cancelled"
+    node_files = list((Path(os.environ["FNBENCH_NODE_DIR"]) / d.name).rglob("*.jsonl.lock"))
+    assert not node_files  # the node's run stopped (its lock is gone): nothing measures on
+    proc = _fnbench(fnbench_cmd, ["campaign", "--resume", d.name, "--address", cluster.address, "--out", str(out)], env)
+    assert proc.returncode == 0, proc.stderr
+    recs = _all_records(d)
+    finals = [results.record_key(r) for r in recs if r["status"] != "partial"]
+    assert len(finals) == len(set(finals)) == 2 and len({r["id"] for r in recs}) == len(recs)
