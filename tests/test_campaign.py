@@ -217,26 +217,32 @@ def test_a_node_with_another_fnbench_is_refused(fnbench_cmd, tmp_path, cluster, 
     assert any("0.0.9" in n and "--allow-mixed" in n for n in plan["notes"])
 
 
+#: Two targets over three passes: a job long enough to be interrupted between its passes.
+LONGER = ["--target", "pconv", "--target", "dwconv", "--shape", "16x8x8", "--budget", "3", "--passes", "3"]
+
+
+def _wait_for_records(out: Path, node_id: str | None = None, timeout_s: float = 180) -> None:
+    """Until a job (on ``node_id``, if given) is running and has sent a record home (campaign.json says)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        plans = list(out.glob("*/campaign.json")) if out.exists() else []
+        jobs = json.loads(plans[0].read_text()).get("jobs", []) if plans else []
+        if any(j["status"] == "running" and j["records"] >= 1 and node_id in (None, j["node_id"]) for j in jobs):
+            return
+        time.sleep(0.1)
+    pytest.fail("no job streamed a record")
+
+
 def test_a_lost_node_leaves_a_resumable_campaign(fnbench_cmd, tmp_path, cluster, extra_node):
     """Node d dies while its run streams; a's job finishes; --resume measures d's rest on a (same host), once."""
     extra_node("d")
     out = tmp_path / "out"
-    longer = ["--target", "pconv", "--target", "dwconv", "--shape", "16x8x8", "--budget", "3", "--passes", "3"]
-    args = ["campaign", "--address", cluster.address, "--nodes", "fnbench-test=[ad]", *longer, "--out", str(out)]
+    args = ["campaign", "--address", cluster.address, "--nodes", "fnbench-test=[ad]", *LONGER, "--out", str(out)]
     env = _env(tmp_path)
     proc = subprocess.Popen([*fnbench_cmd, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
         d_node = next(n for n in cluster.worker_nodes if n not in cluster.nodes.values())
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:  # until d's run has sent some of its passes home
-            plans = [p for p in out.glob("*/campaign.json")] if out.exists() else []
-            jobs = json.loads(plans[0].read_text()).get("jobs", []) if plans else []
-            d_job = [j for j in jobs if j["node_id"] == d_node.node_id]
-            if d_job and d_job[0]["status"] == "running" and d_job[0]["records"] >= 1:
-                break
-            time.sleep(0.1)
-        else:
-            pytest.fail("node d's job never streamed a record")
+        _wait_for_records(out, d_node.node_id)  # d's run has sent some of its passes home
         cluster.remove_node(d_node, allow_graceful=False)
         stdout, stderr = proc.communicate(timeout=240)
     finally:
@@ -273,18 +279,11 @@ def test_a_lost_node_leaves_a_resumable_campaign(fnbench_cmd, tmp_path, cluster,
 
 def test_ctrl_c_cancels_and_leaves_a_resumable_campaign(fnbench_cmd, tmp_path, cluster):
     out = tmp_path / "out"
-    longer = ["--target", "pconv", "--target", "dwconv", "--shape", "16x8x8", "--budget", "3", "--passes", "3"]
-    args = ["campaign", "--address", cluster.address, "--nodes", "fnbench-test=a", *longer, "--out", str(out)]
+    args = ["campaign", "--address", cluster.address, "--nodes", "fnbench-test=a", *LONGER, "--out", str(out)]
     env = _env(tmp_path)
     proc = subprocess.Popen([*fnbench_cmd, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:  # until the run has sent a pass home
-            plans = list(out.glob("*/campaign.json")) if out.exists() else []
-            jobs = json.loads(plans[0].read_text()).get("jobs", []) if plans else []
-            if jobs and jobs[0]["records"] >= 1:
-                break
-            time.sleep(0.1)
+        _wait_for_records(out)
         proc.send_signal(signal.SIGINT)
         _, stderr = proc.communicate(timeout=120)
     finally:
