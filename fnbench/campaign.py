@@ -603,8 +603,8 @@ def _resume_jobs(
     return jobs
 
 
-def _start(ray, where, run_args, devices, nodes_pattern, allow_mixed, out_dir, resume):
-    """The campaign's plan and jobs, new or resumed, after every node's software is checked."""
+def _start(ray, where, run_args, devices, nodes_pattern, allow_mixed, stored):
+    """The campaign's plan and jobs, new or resumed (``stored``), after every node's software is checked."""
     nodes = select_nodes(ray, nodes_pattern, where)
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
@@ -613,13 +613,17 @@ def _start(ray, where, run_args, devices, nodes_pattern, allow_mixed, out_dir, r
         n["NodeID"]: probe.options(scheduling_strategy=NodeAffinitySchedulingStrategy(n["NodeID"], soft=False)).remote()
         for _, n in nodes
     }
-    facts = {nid: ray.get(ref, timeout=120) for nid, ref in refs.items()}
-    if resume is not None:
-        plan = read_campaign(out_dir, resume)
-        if plan.get("status") == "done":
-            raise UserError(
-                f"campaign {resume} is finished: nothing to resume; see `fnbench report {Path(out_dir) / resume}`"
-            )
+    facts, gone = {}, []
+    for (name, _), (nid, ref) in zip(nodes, refs.items()):
+        try:
+            facts[nid] = ray.get(ref, timeout=120)
+        except (ray.exceptions.RayError, TimeoutError) as e:  # died since ray.nodes() listed it: not there
+            gone.append(f"{name}: did not answer ({type(e).__name__})")
+    nodes = [(nm, n) for nm, n in nodes if n["NodeID"] in facts]
+    if not nodes:
+        raise UserError(f"no node of the cluster at {where} answered: {'; '.join(gone)}")
+    if stored is not None:
+        plan = stored
         allow_mixed = allow_mixed or bool(plan.get("allow_mixed"))
         notes = check_versions(nodes, facts, allow_mixed)
         jobs = _resume_jobs(plan.get("jobs") or [], nodes, facts)
@@ -645,7 +649,7 @@ def _start(ray, where, run_args, devices, nodes_pattern, allow_mixed, out_dir, r
         {"name": nm, "node_id": n["NodeID"], "address": n.get("NodeManagerAddress"), **facts[n["NodeID"]]}
         for nm, n in nodes
     ]
-    plan["notes"] = notes
+    plan["notes"] = notes = notes + gone
     plan["status"] = "running"
     return plan, jobs, skipped, notes
 
@@ -673,9 +677,16 @@ def run_campaign(
     ``KeyboardInterrupt`` cancels the tasks, stores what arrived and is raised again.
     """
     devices = list(devices) or ["auto"]
+    stored = None
+    if resume is not None:  # refused before connecting: an unknown or finished campaign
+        stored = read_campaign(out_dir, resume)
+        if stored.get("status") == "done":
+            raise UserError(
+                f"campaign {resume} is finished: nothing to resume; see `fnbench report {Path(out_dir) / resume}`"
+            )
     with connect(address, local) as where:
         ray = import_ray()
-        plan, jobs, skipped, notes = _start(ray, where, run_args, devices, nodes, allow_mixed, out_dir, resume)
+        plan, jobs, skipped, notes = _start(ray, where, run_args, devices, nodes, allow_mixed, stored)
         root = Path(out_dir) / plan["campaign_id"]
         root.mkdir(parents=True, exist_ok=True)
         driver = _Driver(ray, plan, jobs, root, on_event or (lambda *a: None))

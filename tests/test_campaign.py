@@ -27,6 +27,7 @@ from fnbench import results  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 #: One tiny target, a few passes: each job takes seconds.
 TINY = ["--target", "pconv", "--shape", "16x8x8", "--budget", "1", "--passes", "1"]
+HEAD = {"num_cpus": 0, "object_store_memory": 100 * 2**20, "include_dashboard": False, "node_ip_address": "127.0.0.1"}
 NODE = {"num_cpus": 1, "object_store_memory": 100 * 2**20, "resources": {"fnbench": 1}, "node_ip_address": "127.0.0.1"}
 
 
@@ -121,6 +122,19 @@ def test_local_campaign_streams_the_nodes_file_home(fnbench_cmd, tmp_path):
     assert f"node {job['node']}" in proc.stdout and f"fnbench report {d}" in proc.stdout
 
 
+def test_a_cluster_without_fnbench_nodes_says_how_to_add_one(fnbench_cmd, tmp_path):
+    from ray.cluster_utils import Cluster
+
+    c = Cluster(initialize_head=True, head_node_args=HEAD)  # a head that advertises nothing
+    try:
+        proc = _fnbench(fnbench_cmd, ["campaign", "--address", c.address, *TINY], _env(tmp_path))
+    finally:
+        c.shutdown()
+    assert proc.returncode == 2
+    line = _one_line_error(proc)
+    assert "advertises the resource 'fnbench'" in line and """--resources '{"fnbench": 1}'""" in line
+
+
 # -- a cluster of nodes on this one machine ----------------------------------------------------------------
 
 
@@ -132,12 +146,7 @@ def cluster(tmp_path_factory):
     os.environ["FNBENCH_NODE_DIR"] = str(tmp_path_factory.mktemp("node"))
     c = Cluster(
         initialize_head=True,
-        head_node_args={
-            "num_cpus": 0,
-            "object_store_memory": 100 * 2**20,
-            "include_dashboard": False,
-            "node_ip_address": "127.0.0.1",
-        },
+        head_node_args=HEAD,
     )
     try:
         c.nodes = {}
@@ -162,6 +171,7 @@ def test_two_nodes_on_one_host_take_turns(fnbench_cmd, tmp_path, cluster):
     out = tmp_path / "out"
     args = ["campaign", "--address", cluster.address, "--nodes", "fnbench-test=[ab]", *TINY, "--out", str(out)]
     proc = _fnbench(fnbench_cmd, args, _env(tmp_path))
+    print(f"$ fnbench {' '.join(args)}\n{proc.stderr}{proc.stdout}")  # shown with pytest -s
     assert proc.returncode == 0, proc.stderr
     plan = _plan(_campaign_dir(out))
     jobs = plan["jobs"]
@@ -275,6 +285,13 @@ def test_a_lost_node_leaves_a_resumable_campaign(fnbench_cmd, tmp_path, cluster,
     assert resumed["node_id"] != d_node.node_id  # finished on the node of the same host that is there
     proc = _fnbench(fnbench_cmd, ["campaign", "--resume", cid, "--address", cluster.address, "--out", str(out)], env)
     assert proc.returncode == 2 and "is finished" in _one_line_error(proc)
+
+
+def test_resume_of_an_unknown_campaign_is_refused(fnbench_cmd, tmp_path):
+    args = ["campaign", "--resume", "20261202T000000Z-0000", "--address", "127.0.0.1:9", "--out", str(tmp_path)]
+    proc = _fnbench(fnbench_cmd, args, _env(tmp_path))
+    assert proc.returncode == 2
+    assert "no campaign '20261202T000000Z-0000' to resume" in _one_line_error(proc)
 
 
 def test_ctrl_c_cancels_and_leaves_a_resumable_campaign(fnbench_cmd, tmp_path, cluster):
