@@ -12,10 +12,10 @@ ARCH   := $(shell uname -m)
 # torch: executorch 1.5.1 with torch 2.14.1 on x86_64. On aarch64 its rows say how to install it.
 ifeq ($(ARCH),aarch64)
 TORCH_PINS := torch==2.9.1 torchvision==0.24.1
-EXTRAS := test
+EXTRAS := test,cluster
 else
 TORCH_PINS := torch==2.14.1 torchvision==0.29.1
-EXTRAS := test,executorch
+EXTRAS := test,cluster,executorch
 endif
 
 STAMP := $(VENV)/.installed

@@ -27,7 +27,8 @@ checks it, and that no two modules import each other, directly or around a loop)
      target prepared under it),
      ``workers`` (fresh processes; they import ``conditions``, never the run loop),
      ``passes`` (a target measured over passes), ``runner`` (the run loop), ``probe``,
-     ``compare``, ``layers`` (per-layer breakdown), ``api`` (the notebook API over them);
+     ``compare``, ``layers`` (per-layer breakdown), ``api`` (the notebook API over them),
+     ``campaign`` (ordinary runs on the nodes of a Ray cluster, their records streamed home);
    - records and what they say: ``results`` (schema, record builders, crash-safe files),
      ``merge`` (records into frames), ``verdicts`` (the paper's claims judged).
 1. foundation — ``errors``, ``units`` (quantities and their formatting), ``stats``,
