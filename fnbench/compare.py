@@ -175,7 +175,7 @@ class Comparison:
     @property
     def latency_ci(self) -> tuple[float, float]:
         reps = np.exp(np.mean(np.log(np.stack([r.replicates for r in self.rows])), axis=0))
-        return stats.percentile_ci(reps)[:2]
+        return stats.containing(self.latency_ratio, stats.percentile_ci(reps))[:2]
 
     @property
     def flops_ratio(self) -> float:

@@ -744,10 +744,10 @@ def evaluate(
             note=res,
         )
         return out
-    lo, hi = stats.percentile_ci(res.reps)[:2]
+    lo, hi = stats.containing(res.ratio, stats.percentile_ci(res.reps))[:2]
     plo = phi = np.nan
     if res.per_map_reps is not None:
-        plo, phi = stats.percentile_ci(res.per_map_reps)[:2]
+        plo, phi = stats.containing(res.per_map_ratio, stats.percentile_ci(res.per_map_reps))[:2]
     notes = [n for n in (res.note.strip("; "),) if n]
     if not _has_round_ids(res.rows):
         notes.append("no round ids: bootstrap over iterations (CI too narrow)")

@@ -127,3 +127,18 @@ def test_verdict(ci, expected):
 def test_verdict_unstable_is_inconclusive():
     assert stats.verdict((2.0, 3.0), 1.0, stable=False) == "inconclusive"
     assert stats.verdict((2.0, 3.0), 2.5) == "inconclusive"
+
+
+def test_an_interval_is_stretched_to_contain_its_own_point_estimate():
+    # the claim sentence once printed "11.8x (95% CI 11.6-11.7x)": a percentile interval of
+    # combined bootstrap replicates need not contain the full-data estimate
+    ci = stats.containing(11.8, stats.CI(11.6, 11.7, 0.95))
+    assert (ci.low, ci.high) == (11.6, 11.8)
+    ci = stats.containing(11.5, stats.CI(11.6, 11.7, 0.95))
+    assert (ci.low, ci.high) == (11.5, 11.7)
+    # a point already inside leaves the interval exactly as it was
+    ci = stats.containing(11.65, stats.CI(11.6, 11.7, 0.95))
+    assert (ci.low, ci.high) == (11.6, 11.7)
+    # a non-finite point (nothing measured) leaves it alone
+    ci = stats.containing(float("nan"), stats.CI(11.6, 11.7, 0.95))
+    assert (ci.low, ci.high) == (11.6, 11.7)
