@@ -24,6 +24,7 @@ checks it, and that no two modules import each other, directly or around a loop)
      ``passes`` (a target measured over passes), ``runner`` (the run loop), ``probe``,
      ``compare``, ``layers`` (per-layer breakdown);
    - records and what they say: ``results`` (schema, record builders, crash-safe files),
+     ``validation`` (what a stored record must satisfy before a number is derived from it),
      ``merge`` (records into frames), ``verdicts`` (the paper's claims judged).
 1. foundation — ``errors``, ``units`` (quantities and their formatting), ``stats``,
    ``allocators``, ``devices``, ``reference`` (the paper's numbers, Table 1's maps and operators and

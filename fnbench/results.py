@@ -42,12 +42,13 @@ import math
 import os
 import re
 import secrets
+import stat as _stat
 from collections.abc import Iterable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import allocators, units
+from . import allocators, units, validation
 from .errors import SaveError, UserError, warn
 
 if TYPE_CHECKING:
@@ -394,6 +395,9 @@ def _check_record(rec: dict[str, Any], path: Path, n: int) -> None:
                 raise _bad(path, n, f"{key} does not give one integer per sample")
     if status == "partial" and not isinstance(rec.get("pass"), int):
         raise _bad(path, n, "a partial record without its pass number")
+    problem = validation.record_problem(rec)
+    if problem:
+        raise _bad(path, n, problem)
 
 
 def read_records(
@@ -409,8 +413,16 @@ def read_records(
     *last* line (an interrupted write: no newline and not JSON) is skipped with a warning. A
     non-JSON line elsewhere, a record that misses keys or samples, a binary file, or a record
     written by a newer schema raises :class:`UserError` naming the file and line. Exact repeats
-    of a record id are dropped (:func:`dedupe`).
+    of a record id are dropped (:func:`dedupe`). Every measurement record passes
+    :func:`fnbench.validation.record_problem` (cost, shape, batch, plausible samples, identity).
     """
+    return [r for r, _, _ in _read_numbered(path, partial=partial, records_of=records_of)]
+
+
+def _read_numbered(
+    path: str | os.PathLike, *, partial: bool = False, records_of: tuple[str, ...] = ()
+) -> list[tuple[dict[str, Any], Path, int]]:
+    """:func:`read_records` as ``(record, file, line)``, so that later checks can name the line."""
     path = Path(path)
     lines, torn = _split_torn(_read_text(path))
     if torn is not None:
@@ -453,7 +465,7 @@ def read_records(
         _check_record(rec, path, i)
         if partial or rec.get("status") != "partial":
             records.append((rec, path, i))
-    return [r for r, _, _ in dedupe(records)]
+    return dedupe(records)
 
 
 def read_breakdowns(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> list[dict[str, Any]]:
@@ -478,8 +490,9 @@ def record_id(rec: dict[str, Any]) -> str:
 def dedupe(items: Iterable[tuple[dict[str, Any], Path, int]]) -> list[tuple[dict[str, Any], Path, int]]:
     """Drop exact repeats of a record id (keeping the last) with one warning; refuse conflicting ones.
 
-    ``items`` are ``(record, file, line)``. Two records with one id and different samples cannot
-    both be true (two processes measured one run): :class:`UserError` names both places.
+    ``items`` are ``(record, file, line)``. Two records with one id and different contents cannot
+    both be true (two processes measured one run, or one was edited: a copy whose MACs were changed
+    must not silently win): :class:`UserError` names both places and what differs.
     """
     seen: dict[str, tuple[dict[str, Any], Path, int]] = {}
     dropped = 0
@@ -487,14 +500,14 @@ def dedupe(items: Iterable[tuple[dict[str, Any], Path, int]]) -> list[tuple[dict
         rid = record_id(rec)
         if rid in seen:
             prev, psrc, pline = seen[rid]
-            if (prev.get("samples_s") or []) != (rec.get("samples_s") or []) or (prev.get("rounds") or []) != (
-                rec.get("rounds") or []
-            ):
+            if prev != rec:
                 t = rec.get("target") or {}
+                diff = [k for k in dict(prev, **rec) if prev.get(k) != rec.get(k)]
+                what = "different samples" if "samples_s" in diff or "rounds" in diff else f"different {diff[0]}"
                 raise UserError(
                     f"{psrc} line {pline} and {src} line {line} claim the same measurement (id {rid}: "
-                    f"run {rec.get('run_id')}, {t.get('name')}) with different samples; two processes "
-                    "wrote one run: keep one of the two lines, or measure again"
+                    f"run {rec.get('run_id')}, {t.get('name')}) with {what}; two processes "
+                    "wrote one run, or one was edited: keep one of the two lines, or measure again"
                 )
             dropped += 1
         seen[rid] = (rec, src, line)
@@ -545,10 +558,12 @@ def load_records(
     statistics recomputed from the samples. Unfinished runs are named with the ``--resume`` that finishes them."""
     items = []
     for f in iter_result_files(paths):
-        recs = read_records(f, partial=True)
-        _note_unfinished(f, recs)
-        items += [(r, f, 0) for r in recs if r.get("status") != "partial"]
-    return [(_recompute_stats(r) if r.get("status", "ok") == "ok" else r, f) for r, f, _ in dedupe(items)]
+        numbered = _read_numbered(f, partial=True)
+        _note_unfinished(f, [r for r, _, _ in numbered])
+        items += [(r, src, line) for r, src, line in numbered if r.get("status") != "partial"]
+    items = dedupe(items)
+    validation.identity_conflict([it for it in items if it[0].get("status", "ok") == "ok"], record_key)
+    return [(_recompute_stats(r) if r.get("status", "ok") == "ok" else r, f) for r, f, _ in items]
 
 
 def _note_unfinished(path: Path, recs: list[dict[str, Any]]) -> None:
@@ -566,15 +581,26 @@ def _note_unfinished(path: Path, recs: list[dict[str, Any]]) -> None:
 
 
 def iter_result_files(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> Iterator[Path]:
-    """Expand files and directories (their ``*.jsonl``, sorted) into result file paths."""
+    """Expand files and directories (their ``*.jsonl`` at any depth, sorted) into result file paths.
+
+    Directories are read recursively: ``scripts/gpu-check`` writes into
+    ``results/gpu-check/<time>/``, and a report of ``results`` that skipped those without a word
+    would leave a device out. When subfolders contribute, one warning says how many files came
+    from where. Anything found that is not a regular readable file (a FIFO, which would block the
+    read forever, a device, a dangling link, a file without read permission) is skipped with one
+    warning; named explicitly it is refused.
+    """
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
     seen: set[Path] = set()
     for p in paths:
         p = Path(p)
         if p.is_dir():
-            found = sorted(p.glob("*.jsonl"))
-        elif p.exists():
+            found = _files_under(p)
+        elif p.exists() or p.is_symlink():
+            why = _not_readable(p)
+            if why:
+                raise UserError(f"{p} {why}; give a result file (results/<run_id>.jsonl) or its directory")
             found = [p]
         else:
             raise UserError(f"no result file or directory at {p}")
@@ -582,6 +608,47 @@ def iter_result_files(paths: str | os.PathLike | Iterable[str | os.PathLike]) ->
             if f.resolve() not in seen:
                 seen.add(f.resolve())
                 yield f
+
+
+def _not_readable(f: Path) -> str | None:
+    """Why ``f`` cannot be read as a result file (not a regular file, no permission), or None."""
+    try:
+        st = os.stat(f)
+    except OSError:
+        return "is a dangling link" if f.is_symlink() else "cannot be read"
+    if not _stat.S_ISREG(st.st_mode):
+        return "is not a regular file (a FIFO, socket or device)"
+    if not os.access(f, os.R_OK):
+        return "is not readable (permission denied)"
+    return None
+
+
+def _files_under(d: Path) -> list[Path]:
+    found, skipped = [], []
+    for f in sorted(d.rglob("*.jsonl")):
+        if f.is_dir() and not f.is_symlink():
+            continue
+        why = _not_readable(f)
+        if why:
+            skipped.append(f"{f.relative_to(d)} ({why})")
+        else:
+            found.append(f)
+    if skipped:
+        warn(
+            f"{d}: skipped {len(skipped)} entr{'y' if len(skipped) == 1 else 'ies'} that are not readable files: "
+            + ", ".join(skipped[:3])
+            + (f" and {len(skipped) - 3} more" if len(skipped) > 3 else "")
+        )
+    deep = sorted({str(f.parent.relative_to(d)) for f in found if f.parent != d})
+    if deep:
+        n_deep = sum(1 for f in found if f.parent != d)
+        warn(
+            f"{d}: read {len(found)} result file(s), {n_deep} of them in subfolders ("
+            + ", ".join(x + "/" for x in deep[:3])
+            + (f" and {len(deep) - 3} more" if len(deep) > 3 else "")
+            + "); name a file or subfolder to read fewer"
+        )
+    return found
 
 
 #: The allocator of a record written before the allocator was a recorded condition: those runs
