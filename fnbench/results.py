@@ -75,10 +75,12 @@ __all__ = [
     "plan_path",
     "read_plan",
     "plan_differences",
+    "options_from_records",
     "dedupe",
     "frame_of",
     "read_breakdowns",
     "record_header",
+    "json_document",
     "measurement_record",
     "partial_record",
     "failure_record",
@@ -249,9 +251,23 @@ def _jsonable(v: Any) -> Any:
         return {str(k): _jsonable(x) for k, x in v.items()}
     if isinstance(v, (list, tuple)):
         return [_jsonable(x) for x in v]
+    if hasattr(v, "tolist") and callable(v.tolist) and getattr(v, "ndim", 0):  # numpy / torch arrays
+        return _jsonable(v.tolist())
     if hasattr(v, "item") and callable(v.item):  # numpy / torch scalars
         return _jsonable(v.item())
+    if v is not None and type(v).__name__ in ("NAType", "NaTType"):  # pandas' missing values
+        return None
     return v
+
+
+def json_document(obj: Any, *, indent: int | None = None) -> str:
+    """``obj`` as strict JSON (RFC 8259): every non-finite number becomes ``null``.
+
+    Python's ``json`` writes ``NaN`` and ``Infinity`` by default, which JavaScript's
+    ``JSON.parse`` and other strict parsers reject; ``compare --json`` once printed a bare ``NaN``
+    for ``paper_ratio`` at any shape outside Table 1. Every ``--json`` output goes through here.
+    """
+    return json.dumps(_jsonable(obj), allow_nan=False, indent=indent)
 
 
 class ResultWriter:
@@ -1030,7 +1046,15 @@ class RunFile:
             self.write_plan(dict(plan, run_id=self.run_id, created=utc_now(), cli=cli or {}))
             return set(), {}
         keys = set(plan["keys"])
-        records = read_records(self.path, partial=True)
+        numbered = _read_numbered(self.path, partial=True)
+        records = [r for r, _, _ in numbered]
+        for r, src, line in numbered:
+            if r.get("run_id") != self.run_id:
+                raise UserError(
+                    f"--resume {self.run_id}: {src} line {line} is a record of run {r.get('run_id')}, not of "
+                    f"{self.run_id}; this file is not that run's own: move it aside and start a new run with "
+                    f"`fnbench run {options_from_records(records)}`"
+                )
         if self.plan is not None:
             stored = {k: v for k, v in self.plan.items() if k not in ("keys", "cli", "run_id", "created")}
             diffs = plan_differences(stored, {k: v for k, v in plan.items() if k != "keys"})
@@ -1038,7 +1062,14 @@ class RunFile:
                 diffs = ["the measurements (same targets and options, other details)"]
         else:
             foreign = sorted({(r.get("target") or {}).get("name", "?") for r in records if record_key(r) not in keys})
-            diffs = [f"targets or options: the run holds {', '.join(foreign)} measured otherwise"] if foreign else []
+            if foreign:  # no plan to go back to: the records say what the run measured
+                raise UserError(
+                    f"--resume {self.run_id}: this call differs from the run in targets or options (it holds "
+                    f"{', '.join(foreign)} measured otherwise) and the run has no readable plan; the records "
+                    f"were measured with `fnbench run --resume {self.run_id} {options_from_records(records)} "
+                    f"--out {self.out_dir}`: repeat those options"
+                )
+            diffs = []
         if diffs:
             raise UserError(
                 f"--resume {self.run_id}: this call differs from the run in "
@@ -1066,6 +1097,52 @@ class RunFile:
                 f"writing {target} failed ({e.strerror}); nothing was measured: free space and run again"
             ) from None
         self.plan = plan
+
+
+#: ``fnbench run`` flags of target options whose record key is not the flag's name.
+_OPTION_FLAGS = {"k": "kernel", "n_div": "n-div"}
+
+
+def options_from_records(records: list[dict[str, Any]]) -> str:
+    """The ``fnbench run`` options that measure what ``records`` hold, as one command-line string.
+
+    For a run whose plan is missing or unreadable: the records still say which targets, shape,
+    layers, batch, operator options, device, runtimes, allocators, threads, budget, passes and
+    workers were used. A run of several shapes (a suite) gives its targets without ``--shape``.
+    """
+    recs = [r for r in records if isinstance(r.get("target"), dict)]
+    flags: list[str] = []
+
+    def distinct(values) -> list:
+        return [v for v in dict.fromkeys(values) if v is not None]
+
+    def one(flag: str, values, skip=()) -> None:
+        vals = distinct(values)
+        if len(vals) == 1 and vals[0] not in skip:
+            flags.extend([flag, str(vals[0])])
+
+    def each(flag: str, values) -> None:
+        for v in distinct(values):
+            flags.extend([flag, str(v)])
+
+    one("--device", ((r.get("device") or {}).get("kind") for r in recs))
+    each("--target", (r["target"].get("name") for r in recs))
+    one("--shape", (_shape_str(r["target"].get("shape")) for r in recs))
+    one("--layers", (r["target"].get("layers") for r in recs))
+    one("--batch", (r["target"].get("batch") for r in recs))
+    opts = [r["target"].get("options") or {} for r in recs]
+    for k in distinct(k for o in opts for k in o):
+        one("--" + _OPTION_FLAGS.get(k, k.replace("_", "-")), (o.get(k) for o in opts))
+    each("--runtime", (r.get("runtime") for r in recs))
+    each("--allocator", (r.get("allocator") for r in recs))
+    one("--memory-format", (r.get("memory_format") for r in recs), skip=("contiguous",))
+    one("--dtype", (r.get("dtype") for r in recs), skip=("float32",))
+    one("--threads", (r.get("threads") for r in recs))
+    finals = [r.get("stats") or {} for r in recs if r.get("status", "ok") == "ok"]
+    one("--budget", (st.get("budget_s") for st in finals))
+    one("--passes", [r.get("passes_planned") for r in recs] + [st.get("passes") for st in finals])
+    one("--workers", (st.get("workers") for st in finals), skip=(1,))
+    return " ".join(flags)
 
 
 def plan_differences(stored: dict[str, Any], current: dict[str, Any]) -> list[str]:
