@@ -106,9 +106,9 @@ def _size_problem(rec: dict[str, Any]) -> str | None:
         problem = _shape_problem(v, where)
         if problem:
             return problem
-    for v, where in ((rec.get("batch"), "batch"), (t.get("batch"), "target batch")):
-        if v is not None and not _positive_int(v):
-            return f"{where} is {v!r}, not a positive integer"
+    for block, where in ((rec, "batch"), (t, "target batch")):
+        if "batch" in block and not _positive_int(block["batch"]):  # absent: a record older than the field
+            return f"{where} is {block['batch']!r}, not a positive integer"
     return None
 
 
