@@ -474,6 +474,9 @@ def _read_numbered(
             raise UserError(f"{path}, line {i}: unknown schema version {schema}; remove the file")
         if rec.get("record", "measurement") != "measurement":  # a per-layer breakdown, not a measurement
             if rec.get("record") in records_of:
+                problem = validation.breakdown_problem(rec) if rec.get("record") == "breakdown" else None
+                if problem:
+                    raise _bad(path, i, problem)
                 records.append((rec, path, i))
             continue
         if records_of:

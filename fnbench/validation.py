@@ -27,6 +27,9 @@ The rules, and why:
   the FP32 peak of a two-socket AVX-512 server) and 10^16 MAC/s on CUDA (10 PMAC/s, about 10× the
   densest FP16 tensor-core peak of current GPUs). A record beyond these is a corrupt or forged
   one, not a fast machine.
+- **Breakdown lines** (``record: "breakdown"``) follow the same identity, size and cost rules;
+  their whole-network samples the same bounds; each layer's counts are non-negative integers
+  and its median a positive time (:func:`breakdown_problem`).
 - **Repeats agree**: records of one measurement identity on one device (what
   :mod:`fnbench.merge` pools) must state the same cost, target block and device block; two that
   disagree are refused naming both lines, and nothing is pooled across them.
@@ -46,6 +49,7 @@ __all__ = [
     "MAX_MACS_PER_S",
     "COST_FIELDS",
     "record_problem",
+    "breakdown_problem",
     "identity_conflict",
 ]
 
@@ -173,6 +177,55 @@ def record_problem(rec: dict[str, Any]) -> str | None:
         if problem:
             return problem
     return _cost_problem(rec, status) or _samples_problem(rec)
+
+
+def _finite_positive(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0
+
+
+def breakdown_problem(rec: dict[str, Any]) -> str | None:
+    """:func:`record_problem` for a per-layer breakdown line (:mod:`fnbench.layers`), or None.
+
+    The same identity, size and cost rules; the whole network's samples (``end_to_end``) within
+    the sample bounds; each layer's counts non-negative integers and its median a positive time.
+    """
+    if not isinstance(rec.get("run_id"), str) or not isinstance(rec.get("target"), dict):
+        return "not a valid breakdown record: run_id or target is missing"
+    if not isinstance(rec["target"].get("name"), str) or not isinstance(rec.get("device"), dict):
+        return "not a valid breakdown record: the target has no name or the device is missing"
+    for check in (_identity_problem, _size_problem):
+        problem = check(rec)
+        if problem:
+            return problem
+    cost = rec.get("cost")
+    if cost is not None and not isinstance(cost, dict):
+        return "cost is not an object"
+    for key in COST_FIELDS:
+        v = (cost or {}).get(key)
+        if v is not None and not (_is_int(v) and v >= 0):
+            return f"cost.{key} is {v!r}, not a non-negative integer count"
+    e2e = rec.get("end_to_end")
+    if rec.get("status", "ok") == "ok":
+        if not isinstance(e2e, dict) or not isinstance(e2e.get("stats"), dict):
+            return "end_to_end (the whole network's measurement) is missing"
+        samples = e2e.get("samples_s") or []
+        if not isinstance(samples, list) or not all(_finite_positive(x) for x in samples):
+            return "end_to_end.samples_s is not a list of positive finite seconds"
+        if samples and (min(samples) < MIN_SAMPLE_S or max(samples) > MAX_SAMPLE_S):
+            return f"end_to_end.samples_s is outside the plausible {MIN_SAMPLE_S:g}–{MAX_SAMPLE_S:g} s per iteration"
+        if not _finite_positive(e2e["stats"].get("median_s")):
+            return f"end_to_end.stats.median_s is {e2e['stats'].get('median_s')!r}, not a positive time"
+    layers = rec.get("layers")
+    if layers is not None and not (isinstance(layers, list) and all(isinstance(x, dict) for x in layers)):
+        return "layers is not a list of objects"
+    for i, layer in enumerate(layers or []):
+        for key in ("params", "macs", "bytes"):
+            v = layer.get(key)
+            if v is not None and not (_is_int(v) and v >= 0):
+                return f"layers[{i}].{key} is {v!r}, not a non-negative integer count"
+        if layer.get("median_s") is not None and not _finite_positive(layer["median_s"]):
+            return f"layers[{i}].median_s is {layer['median_s']!r}, not a positive time"
+    return None
 
 
 def _pooling_identity(rec: dict[str, Any], key: str) -> tuple:

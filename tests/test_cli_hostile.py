@@ -780,6 +780,18 @@ def test_every_json_output_is_strict_json(capsys, tmp_path):
         assert code in (0, 2), (name, err)
         docs[name] = _strict_json(text)
         TRIED.append((f"{name} --json is strict JSON", True))
+    # a per-layer breakdown line is checked on load too
+    (bd,) = [r for r in docs["breakdown"]["records"] if r.get("record") == "breakdown"]
+    for field, value, says in (
+        ("layers.0.macs", -1, "layers[0].macs is -1"),
+        ("layers.0.median_s", 0, "layers[0].median_s is 0"),
+        ("end_to_end.samples_s", [1e9], "end_to_end.samples_s is outside"),
+        ("shape", "8x8x8", "shape is '8x8x8'"),
+    ):
+        rec = json.loads(json.dumps(bd))
+        _set(rec, field, value)
+        f = _write_records(tmp_path / "bd" / "bad.jsonl", [*map(json.loads, _rec_lines()), rec])
+        check(capsys, ["report", f, "--out", tmp_path / "rep"], 2, contains=says, max_lines=1)
     # outside Table 1 there is no paper value: null, not NaN
     assert docs["compare"]["summary"]["paper_ratio"] is None
     assert (
