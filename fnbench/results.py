@@ -338,6 +338,10 @@ class _suppress_oserror:
 
 
 def _read_text(path: Path) -> str:
+    if path.exists() and not path.is_dir():
+        why = _not_readable(path)
+        if why:  # a FIFO or device would block the read, or never end it
+            raise UserError(f"{path} {why}; give a result file (results/<run_id>.jsonl) or its directory")
     try:
         data = path.read_bytes()
     except FileNotFoundError:
@@ -909,7 +913,12 @@ def plan_path(out_dir: str | os.PathLike, run_id: str) -> Path:
 
 
 def read_plan(path: str | os.PathLike) -> dict[str, Any] | None:
-    """A run's stored plan, or None when there is none (runs written before plans existed) or it is unreadable."""
+    """A run's stored plan, or None when there is none (runs written before plans existed) or it is unreadable.
+
+    A plan that is not a regular file (a FIFO would block the read forever) is unreadable.
+    """
+    if Path(path).exists() and _not_readable(Path(path)):
+        return None
     try:
         plan = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -956,6 +965,9 @@ class RunFile:
         last_run = (self.run_id, self.out_dir)
         try:
             if self.resume:
+                why = _not_readable(self.path)
+                if why:
+                    raise UserError(f"--resume {self.run_id}: {self.path} {why}; it is not a run's result file")
                 _read_text(self.path)  # a binary or unreadable file is refused before anything is changed
                 self.torn_bytes = self._heal()
                 self.plan = read_plan(plan_path(self.out_dir, self.run_id))

@@ -704,6 +704,18 @@ def test_folders_are_read_recursively_and_odd_entries_skipped(capsys, tmp_path):
     check(capsys, ["report", root / "dangling.jsonl", "--out", tmp_path / "rep"], 2, contains="dangling link")
 
 
+def test_no_read_blocks_on_a_fifo_or_a_device(capsys, tmp_path):
+    """A FIFO where a run or its plan belongs would block the read forever: refused or skipped at once."""
+    d = tmp_path / "fifo"
+    d.mkdir()
+    os.mkfifo(d / "20260101T000000Z-0000.jsonl")
+    check(capsys, ["run", "--resume", "20260101T000000Z-0000", "--out", d], 2, contains="not a regular file")
+    shutil.copy(GOOD, d / GOOD.name)
+    os.mkfifo(results.plan_path(d, GOOD.stem))  # the plan is read for every result file
+    check(capsys, ["compare", "pconv", "dwconv", "--from", d / GOOD.name], 0)
+    check(capsys, ["report", "/dev/zero", "--out", tmp_path / "rep"], 2, contains="not a regular file")
+
+
 def test_a_target_named_twice_is_measured_once(capsys, tmp_path):
     out = tmp_path / "d"
     args = ["run", "--device", "cpu", "--target", "dwconv", "--target", "dwconv", *TINY, "--out", out, "--json"]
