@@ -92,6 +92,8 @@ def _identity_problem(rec: dict[str, Any]) -> str | None:
             return f"{name} is {block[key]!r}, not a name"
     if not isinstance(dev.get("kind"), str):
         return "the device has no kind (cpu, arm or cuda)"
+    if not isinstance(rec.get("runtime"), str) or not rec["runtime"]:  # every report label starts with it
+        return f"runtime is {rec.get('runtime')!r}, not a runtime's name (eager, compile, onnxruntime, …)"
     for key in _STR_FIELDS:
         if rec.get(key) is not None and not isinstance(rec[key], str):
             return f"{key} is {rec[key]!r}, not a name"
