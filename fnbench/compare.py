@@ -557,8 +557,9 @@ def _device_choices(df: pd.DataFrame) -> str:
 def _on_device(df: pd.DataFrame, device: str, a: str, b: str) -> pd.DataFrame:
     """The rows of the device ``device`` names: its key, its name or its kind (cpu, arm, cuda).
 
-    Two machines of one kind share ``--device cpu``; their keys (``fnbench list devices`` shows
-    this machine's) tell them apart, so a key or a name is accepted where a kind is not enough.
+    Two machines of one kind share ``--device cpu``; their keys (the ``device_key`` column of the
+    report's results.csv, and the error that lists the choices) tell them apart, so a key or a
+    name is accepted where a kind is not enough.
     """
     picked = df[df.device_key.eq(device) | df.device_name.eq(device) | df.device.eq(device)]
     if picked.empty:

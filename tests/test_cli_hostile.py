@@ -970,7 +970,7 @@ _mutation = dict(
 )
 
 #: Examples of the two property tests (compare --from is a fraction of a second; a report draws figures).
-COMPARE_EXAMPLES, REPORT_EXAMPLES = 100, 15
+COMPARE_EXAMPLES, REPORT_EXAMPLES = 100, 50
 
 
 @settings(max_examples=COMPARE_EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
