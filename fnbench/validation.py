@@ -26,7 +26,8 @@ The rules, and why:
   ``MAX_MACS_PER_S`` for the device kind: 10^14 MAC/s on a CPU or ARM device (100 TMAC/s, over 20×
   the FP32 peak of a two-socket AVX-512 server) and 10^16 MAC/s on CUDA (10 PMAC/s, about 10× the
   densest FP16 tensor-core peak of current GPUs). A record beyond these is a corrupt or forged
-  one, not a fast machine.
+  one, not a fast machine. Page faults per iteration lie in [0, 10^9] (``MAX_FAULTS_PER_ITER``:
+  a billion 4 KiB faults is 4 TB touched in one forward).
 - **Breakdown lines** (``record: "breakdown"``) follow the same identity, size and cost rules;
   their whole-network samples the same bounds; each layer's counts are non-negative integers
   and its median a positive time (:func:`breakdown_problem`).
@@ -47,6 +48,7 @@ __all__ = [
     "MIN_SAMPLE_S",
     "MAX_SAMPLE_S",
     "MAX_MACS_PER_S",
+    "MAX_FAULTS_PER_ITER",
     "COST_FIELDS",
     "record_problem",
     "breakdown_problem",
@@ -59,6 +61,8 @@ MIN_SAMPLE_S = 1e-7
 MAX_SAMPLE_S = 3600.0
 #: Highest plausible MAC/s of one device, by kind (others: the CUDA bound).
 MAX_MACS_PER_S = {"cpu": 1e14, "arm": 1e14, "cuda": 1e16}
+#: Most page faults one iteration can take: 10^9 faults of 4 KiB is 4 TB touched in one forward.
+MAX_FAULTS_PER_ITER = 1e9
 #: Cost fields the numbers depend on: counts of operations or bytes.
 COST_FIELDS = ("params", "macs", "flops", "mem_bytes_analytic", "mem_bytes_counted")
 
@@ -161,9 +165,9 @@ def _stats_problem(rec: dict[str, Any]) -> str | None:
     for key in ("minor_faults_per_iter", "major_faults_per_iter"):
         v = st.get(key)
         if v is not None and not (
-            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v >= 0
+            isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= MAX_FAULTS_PER_ITER
         ):
-            return f"stats.{key} is {v!r}, not a non-negative number"
+            return f"stats.{key} is {v!r}, not a number of page faults between 0 and {MAX_FAULTS_PER_ITER:.0e}"
     return None
 
 
