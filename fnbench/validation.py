@@ -85,8 +85,22 @@ def _shape_problem(v: Any, where: str) -> str | None:
     return None
 
 
+def _unprintable(rec: dict[str, Any]) -> str | None:
+    """The first identity name holding a control character (a CR or NUL breaks every CSV row it lands in)."""
+    t, dev = rec["target"], rec["device"]
+    names = [("run_id", rec.get("run_id")), ("target name", t.get("name")), ("target kind", t.get("kind"))]
+    names += [(f"device {k}", dev.get(k)) for k in ("kind", "name", "key", "arch")]
+    names += [(k, rec.get(k)) for k in ("runtime", *_STR_FIELDS)]
+    for where, v in names:
+        if isinstance(v, str) and not v.isprintable():
+            return f"{where} is {v!r}: a name with control characters"
+    return None
+
+
 def _identity_problem(rec: dict[str, Any]) -> str | None:
     t, dev = rec["target"], rec["device"]
+    if _unprintable(rec):
+        return _unprintable(rec)
     if not rec["run_id"]:
         return "run_id is empty"
     if not t["name"]:
