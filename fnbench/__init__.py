@@ -30,6 +30,7 @@ checks it, and that no two modules import each other, directly or around a loop)
      ``compare``, ``layers`` (per-layer breakdown), ``api`` (the notebook API over them),
      ``campaign`` (ordinary runs on the nodes of a Ray cluster, their records streamed home);
    - records and what they say: ``results`` (schema, record builders, crash-safe files),
+     ``validation`` (what a stored record must satisfy before a number is derived from it),
      ``merge`` (records into frames), ``verdicts`` (the paper's claims judged).
 1. foundation — ``errors``, ``units`` (quantities and their formatting), ``stats``,
    ``allocators``, ``devices``, ``reference`` (the paper's numbers, Table 1's maps and operators and

@@ -6,7 +6,6 @@ and exit code 2; a failed measurement exits 1. Tracebacks are for fnbench's own 
 
 from __future__ import annotations
 
-import json
 import sys
 from typing import Any
 
@@ -14,6 +13,7 @@ import click
 
 from . import units
 from .errors import UserError
+from .results import json_document
 
 __all__ = ["cli", "main"]
 
@@ -175,7 +175,7 @@ def count(target: str, shape, batch, layers, by, as_json, **options) -> None:
     spec = make_spec(target, shape, 1 if batch is None else batch, layers, **options)
     report = target_cost(spec, breakdown=by)
     if as_json:
-        click.echo(json.dumps(report, indent=2))
+        click.echo(json_document(report, indent=2))
         return
     _print_count(report, by)
 
@@ -398,7 +398,7 @@ def run(
             cli_options=cli_options,
         )
     if as_json:
-        click.echo(json.dumps({"run_id": summary.run_id, "path": str(summary.path), "records": summary.records}))
+        click.echo(json_document({"run_id": summary.run_id, "path": str(summary.path), "records": summary.records}))
         if summary.failed:
             raise SystemExit(1)
         return
@@ -421,8 +421,12 @@ def _resumed_options(ctx: click.Context, resume: str, out_dir: str) -> dict[str,
 
     from .results import check_run_id, plan_path, read_plan
 
-    plan = read_plan(plan_path(out_dir, check_run_id(resume)))
-    stored = (plan or {}).get("cli") or {}
+    rid = check_run_id(resume)
+    plan = read_plan(plan_path(out_dir, rid))
+    stored = (plan or {}).get("cli")
+    if not isinstance(stored, dict):
+        _refuse_lost_plan(ctx, rid, out_dir, plan)
+        stored = {}
     values = dict(ctx.params)
     differ = []
     for name, value in ctx.params.items():
@@ -447,6 +451,35 @@ def _resumed_options(ctx: click.Context, resume: str, out_dir: str) -> dict[str,
             + f"; drop them to finish the run as started (`fnbench run --resume {resume}`)"
         )
     return values
+
+
+def _refuse_lost_plan(ctx: click.Context, rid: str, out_dir: str, plan: dict[str, Any] | None) -> None:
+    """A run whose plan is missing or unreadable is never resumed with the default suite.
+
+    With no options given, its records say what it measured: they are the options to repeat.
+    Given options are checked against the records when the file is opened (:class:`fnbench.results.RunFile`).
+    """
+    from pathlib import Path
+
+    from click.core import ParameterSource
+
+    from .results import options_from_records, plan_path, read_records
+
+    run_path = Path(out_dir) / f"{rid}.jsonl"
+    if not run_path.exists():
+        return  # RunFile says there is no such run
+    given = [
+        n for n in ctx.params if n not in _NOT_STORED and ctx.get_parameter_source(n) == ParameterSource.COMMANDLINE
+    ]
+    if given:
+        return
+    pp = plan_path(out_dir, rid)
+    state = "missing" if not pp.exists() else ("unreadable" if plan is None else "without its options")
+    flags = options_from_records(read_records(run_path, partial=True))
+    raise UserError(
+        f"--resume {rid}: the run's plan {pp} is {state}, so the options it was started with are not known; "
+        f"its records were measured with `fnbench run --resume {rid} {flags} --out {out_dir}`: repeat those options"
+    )
 
 
 def _show_opt(v: Any) -> str:
@@ -482,8 +515,14 @@ def _show_opt(v: Any) -> str:
 )
 @click.option("--allocator", default="tuned", show_default=True, help=_ALLOCATOR_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
-def compare(a, b, device, shape, layers, batch, threads, runtime, budget, from_paths, allocator, as_json) -> None:
-    """Measure A and B in interleaved rounds; ratios B/A of MACs, latency and FLOPS with bootstrap CIs."""
+@click.pass_context
+def compare(ctx, a, b, device, shape, layers, batch, threads, runtime, budget, from_paths, allocator, as_json) -> None:
+    """Measure A and B in interleaved rounds; ratios B/A of MACs, latency and FLOPS with bootstrap CIs.
+
+    With --from, A and B are read from stored records: --device, --shape, --runtime and
+    --allocator pick among them; --layers, --batch, --threads and --budget say how to measure,
+    which stored records cannot honour, and are refused.
+    """
     from . import allocators
     from . import compare as cmp
     from .targets import parse_shape
@@ -491,6 +530,7 @@ def compare(a, b, device, shape, layers, batch, threads, runtime, budget, from_p
     allocators.check_allocator(allocator)
     sh = parse_shape(shape) if shape else None
     if from_paths:
+        _refuse_measuring_options(ctx, ("layers", "batch", "threads", "budget"))
         result = cmp.compare_from_results(
             list(from_paths),
             a,
@@ -519,9 +559,23 @@ def compare(a, b, device, shape, layers, batch, threads, runtime, budget, from_p
                 allocator=allocator,
             )
     if as_json:
-        click.echo(json.dumps(result.as_dict()))
+        click.echo(json_document(result.as_dict()))
         return
     _print_compare(result)
+
+
+def _refuse_measuring_options(ctx: click.Context, names: tuple[str, ...]) -> None:
+    """Refuse options given on the command line that only a measurement can honour (``compare --from``)."""
+    from click.core import ParameterSource
+
+    given = [n for n in names if ctx.get_parameter_source(n) == ParameterSource.COMMANDLINE]
+    if given:
+        flags = " ".join(f"--{n} {ctx.params[n]}" for n in given)
+        raise UserError(
+            f"compare --from reads stored records and cannot apply {flags}: drop "
+            f"{'it' if len(given) == 1 else 'them'} (the records say how they were measured), or measure "
+            "anew without --from"
+        )
 
 
 def _print_compare(c) -> None:
@@ -634,7 +688,7 @@ def probe(device, threads, budget, out_dir, allocator, as_json) -> None:
     peak = peak_text(records[0].get("env") or {}, best.get("compute_float32_flop_per_s"))
     if as_json:
         doc = {"run_id": run_id, "path": str(path), "ceilings": best, "theoretical_peak": peak, "records": records}
-        click.echo(json.dumps(doc))
+        click.echo(json_document(doc))
         return
     from rich.table import Table
 
@@ -763,7 +817,7 @@ def breakdown(
     preds = [bd.predictions(r, bd.device_ceilings(probes, r["device"]["key"])) for r in ok]
     if as_json:
         click.echo(
-            json.dumps(
+            json_document(
                 {
                     "run_id": run_id,
                     "path": str(path),
@@ -1192,7 +1246,7 @@ def main(argv: list[str] | None = None) -> int:
     def fail(msg: str, code: int) -> int:
         click.echo(f"fnbench: error: {msg}", err=True)
         if as_json:
-            click.echo(json.dumps({"error": msg, "exit_code": code}))
+            click.echo(json_document({"error": msg, "exit_code": code}))
         return code
 
     old_show = warnings.showwarning

@@ -492,7 +492,7 @@ def compare_from_results(
         labelled = df.runtime.eq(runtime) & df.runtime.ne(df.runtime_name)  # e.g. "eager channels_last"
         df = df[df.target_kind.ne("probe") & (plain | labelled) & df.target.isin([a, b]) & df.status.eq("ok")]
         if device is not None:
-            df = df[df.device.eq(device)]
+            df = _on_device(df, device, a, b)
     if not df.empty:
         df = df.assign(batch_group=df["batch_requested"].fillna(df["batch"]))
         if shape is not None:
@@ -510,7 +510,10 @@ def compare_from_results(
     if len(groups) > 1:
         devices = {k[0] for k, _, _ in groups}
         if len(devices) > 1:
-            raise UserError(f"{a} and {b} were measured on {len(devices)} devices; pick one with --device")
+            raise UserError(
+                f"{a} and {b} were measured on {len(devices)} devices: {_device_choices(df[df.device_key.isin(devices)])}; "
+                "pick one with --device KEY (a kind or name picks it where only one device has it)"
+            )
         raise UserError(
             f"{a} and {b} were measured under {len(groups)} set-ups (threads or batch) on one device; "
             "keep one set-up's files in the --from paths"
@@ -521,7 +524,10 @@ def compare_from_results(
         p = g["precision"].dropna() if "precision" in g else []
         precision = float(max(p)) if len(p) else 0.02
     rows = []
-    for pair in op_pairs(recs, a, b)[0]:
+    pairs = op_pairs(recs, a, b)[0]
+    if not pairs:
+        raise UserError(_unpaired(g, a, b))
+    for pair in pairs:
         sides = []
         for r in pair:
             sh = r["shape"]
@@ -568,6 +574,47 @@ def compare_from_results(
     )
     c.claim = _evaluate(c, kind=recs[0]["device"], key=key, paired=False, seed=seed, rows=recs)
     return c
+
+
+def _device_choices(df: pd.DataFrame) -> str:
+    """``"KEY (kind: name), …"`` for every device in ``df``."""
+    first = df.drop_duplicates("device_key").sort_values("device_key")
+    return ", ".join(
+        f"{k} ({kind}: {name})" for k, kind, name in zip(first.device_key, first.device, first.device_name)
+    )
+
+
+def _on_device(df: pd.DataFrame, device: str, a: str, b: str) -> pd.DataFrame:
+    """The rows of the device ``device`` names: its key, its name or its kind (cpu, arm, cuda).
+
+    Two machines of one kind share ``--device cpu``; their keys (the ``device_key`` column of the
+    report's results.csv, and the error that lists the choices) tell them apart, so a key or a
+    name is accepted where a kind is not enough.
+    """
+    picked = df[df.device_key.eq(device) | df.device_name.eq(device) | df.device.eq(device)]
+    if picked.empty:
+        raise UserError(
+            f"no record of {a} or {b} on a device {device!r} in the result files; "
+            f"they hold {_device_choices(df) or 'none'}: give --device as one of those keys, names or kinds"
+        )
+    return picked
+
+
+def _unpaired(g: pd.DataFrame, a: str, b: str) -> str:
+    """Why A and B share a shape yet no row pairs: they were measured under other layers or options."""
+
+    def setups(name: str) -> str:
+        rows = g[g.target.eq(name)].drop_duplicates(["shape", "layers", "options"])
+        return "; ".join(
+            f"{sh} layers {'-' if pd.isna(lay) else int(lay)} options {opt}"
+            for sh, lay, opt in zip(rows["shape"], rows["layers"], rows["options"])
+        )
+
+    return (
+        f"{a} and {b} were measured at one shape but under different layers or options ({a}: {setups(a)}; "
+        f"{b}: {setups(b)}); measure both with the same --layers and options (`fnbench run --target {a} "
+        f"--target {b}`), or compare them live with `fnbench compare {a} {b}`"
+    )
 
 
 def compare_targets(a, b, *, shape=None, layers: int | None = None, device: str = "cpu", budget_s: float = 8.0, **kw):

@@ -42,12 +42,13 @@ import math
 import os
 import re
 import secrets
+import stat as _stat
 from collections.abc import Iterable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import allocators, units
+from . import allocators, units, validation
 from .errors import SaveError, UserError, warn
 
 if TYPE_CHECKING:
@@ -74,10 +75,12 @@ __all__ = [
     "plan_path",
     "read_plan",
     "plan_differences",
+    "options_from_records",
     "dedupe",
     "frame_of",
     "read_breakdowns",
     "record_header",
+    "json_document",
     "measurement_record",
     "partial_record",
     "failure_record",
@@ -248,9 +251,23 @@ def _jsonable(v: Any) -> Any:
         return {str(k): _jsonable(x) for k, x in v.items()}
     if isinstance(v, (list, tuple)):
         return [_jsonable(x) for x in v]
+    if hasattr(v, "tolist") and callable(v.tolist) and getattr(v, "ndim", 0):  # numpy / torch arrays
+        return _jsonable(v.tolist())
     if hasattr(v, "item") and callable(v.item):  # numpy / torch scalars
         return _jsonable(v.item())
+    if v is not None and type(v).__name__ in ("NAType", "NaTType"):  # pandas' missing values
+        return None
     return v
+
+
+def json_document(obj: Any, *, indent: int | None = None) -> str:
+    """``obj`` as strict JSON (RFC 8259): every non-finite number becomes ``null``.
+
+    Python's ``json`` writes ``NaN`` and ``Infinity`` by default, which JavaScript's
+    ``JSON.parse`` and other strict parsers reject; ``compare --json`` once printed a bare ``NaN``
+    for ``paper_ratio`` at any shape outside Table 1. Every ``--json`` output goes through here.
+    """
+    return json.dumps(_jsonable(obj), allow_nan=False, indent=indent)
 
 
 class ResultWriter:
@@ -321,6 +338,10 @@ class _suppress_oserror:
 
 
 def _read_text(path: Path) -> str:
+    if path.exists() and not path.is_dir():
+        why = _not_readable(path)
+        if why:  # a FIFO or device would block the read, or never end it
+            raise UserError(f"{path} {why}; give a result file (results/<run_id>.jsonl) or its directory")
     try:
         data = path.read_bytes()
     except FileNotFoundError:
@@ -394,6 +415,9 @@ def _check_record(rec: dict[str, Any], path: Path, n: int) -> None:
                 raise _bad(path, n, f"{key} does not give one integer per sample")
     if status == "partial" and not isinstance(rec.get("pass"), int):
         raise _bad(path, n, "a partial record without its pass number")
+    problem = validation.record_problem(rec)
+    if problem:
+        raise _bad(path, n, problem)
 
 
 def read_records(
@@ -409,8 +433,16 @@ def read_records(
     *last* line (an interrupted write: no newline and not JSON) is skipped with a warning. A
     non-JSON line elsewhere, a record that misses keys or samples, a binary file, or a record
     written by a newer schema raises :class:`UserError` naming the file and line. Exact repeats
-    of a record id are dropped (:func:`dedupe`).
+    of a record id are dropped (:func:`dedupe`). Every measurement record passes
+    :func:`fnbench.validation.record_problem` (cost, shape, batch, plausible samples, identity).
     """
+    return [r for r, _, _ in _read_numbered(path, partial=partial, records_of=records_of)]
+
+
+def _read_numbered(
+    path: str | os.PathLike, *, partial: bool = False, records_of: tuple[str, ...] = ()
+) -> list[tuple[dict[str, Any], Path, int]]:
+    """:func:`read_records` as ``(record, file, line)``, so that later checks can name the line."""
     path = Path(path)
     lines, torn = _split_torn(_read_text(path))
     if torn is not None:
@@ -446,6 +478,9 @@ def read_records(
             raise UserError(f"{path}, line {i}: unknown schema version {schema}; remove the file")
         if rec.get("record", "measurement") != "measurement":  # a per-layer breakdown, not a measurement
             if rec.get("record") in records_of:
+                problem = validation.breakdown_problem(rec) if rec.get("record") == "breakdown" else None
+                if problem:
+                    raise _bad(path, i, problem)
                 records.append((rec, path, i))
             continue
         if records_of:
@@ -453,7 +488,7 @@ def read_records(
         _check_record(rec, path, i)
         if partial or rec.get("status") != "partial":
             records.append((rec, path, i))
-    return [r for r, _, _ in dedupe(records)]
+    return dedupe(records)
 
 
 def read_breakdowns(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> list[dict[str, Any]]:
@@ -478,8 +513,9 @@ def record_id(rec: dict[str, Any]) -> str:
 def dedupe(items: Iterable[tuple[dict[str, Any], Path, int]]) -> list[tuple[dict[str, Any], Path, int]]:
     """Drop exact repeats of a record id (keeping the last) with one warning; refuse conflicting ones.
 
-    ``items`` are ``(record, file, line)``. Two records with one id and different samples cannot
-    both be true (two processes measured one run): :class:`UserError` names both places.
+    ``items`` are ``(record, file, line)``. Two records with one id and different contents cannot
+    both be true (two processes measured one run, or one was edited: a copy whose MACs were changed
+    must not silently win): :class:`UserError` names both places and what differs.
     """
     seen: dict[str, tuple[dict[str, Any], Path, int]] = {}
     dropped = 0
@@ -487,14 +523,14 @@ def dedupe(items: Iterable[tuple[dict[str, Any], Path, int]]) -> list[tuple[dict
         rid = record_id(rec)
         if rid in seen:
             prev, psrc, pline = seen[rid]
-            if (prev.get("samples_s") or []) != (rec.get("samples_s") or []) or (prev.get("rounds") or []) != (
-                rec.get("rounds") or []
-            ):
+            if prev != rec:
                 t = rec.get("target") or {}
+                diff = [k for k in dict(prev, **rec) if prev.get(k) != rec.get(k)]
+                what = "different samples" if "samples_s" in diff or "rounds" in diff else f"different {diff[0]}"
                 raise UserError(
                     f"{psrc} line {pline} and {src} line {line} claim the same measurement (id {rid}: "
-                    f"run {rec.get('run_id')}, {t.get('name')}) with different samples; two processes "
-                    "wrote one run: keep one of the two lines, or measure again"
+                    f"run {rec.get('run_id')}, {t.get('name')}) with {what}; two processes "
+                    "wrote one run, or one was edited: keep one of the two lines, or measure again"
                 )
             dropped += 1
         seen[rid] = (rec, src, line)
@@ -545,10 +581,12 @@ def load_records(
     statistics recomputed from the samples. Unfinished runs are named with the ``--resume`` that finishes them."""
     items = []
     for f in iter_result_files(paths):
-        recs = read_records(f, partial=True)
-        _note_unfinished(f, recs)
-        items += [(r, f, 0) for r in recs if r.get("status") != "partial"]
-    return [(_recompute_stats(r) if r.get("status", "ok") == "ok" else r, f) for r, f, _ in dedupe(items)]
+        numbered = _read_numbered(f, partial=True)
+        _note_unfinished(f, [r for r, _, _ in numbered])
+        items += [(r, src, line) for r, src, line in numbered if r.get("status") != "partial"]
+    items = dedupe(items)
+    validation.identity_conflict([it for it in items if it[0].get("status", "ok") == "ok"], record_key)
+    return [(_recompute_stats(r) if r.get("status", "ok") == "ok" else r, f) for r, f, _ in items]
 
 
 def _note_unfinished(path: Path, recs: list[dict[str, Any]]) -> None:
@@ -566,15 +604,26 @@ def _note_unfinished(path: Path, recs: list[dict[str, Any]]) -> None:
 
 
 def iter_result_files(paths: str | os.PathLike | Iterable[str | os.PathLike]) -> Iterator[Path]:
-    """Expand files and directories (their ``*.jsonl``, sorted) into result file paths."""
+    """Expand files and directories (their ``*.jsonl`` at any depth, sorted) into result file paths.
+
+    Directories are read recursively: ``scripts/gpu-check`` writes into
+    ``results/gpu-check/<time>/``, and a report of ``results`` that skipped those without a word
+    would leave a device out. When subfolders contribute, one warning says how many files came
+    from where. Anything found that is not a regular readable file (a FIFO, which would block the
+    read forever, a device, a dangling link, a file without read permission) is skipped with one
+    warning; named explicitly it is refused.
+    """
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
     seen: set[Path] = set()
     for p in paths:
         p = Path(p)
         if p.is_dir():
-            found = sorted(p.glob("*.jsonl"))
-        elif p.exists():
+            found = _files_under(p)
+        elif p.exists() or p.is_symlink():
+            why = _not_readable(p)
+            if why:
+                raise UserError(f"{p} {why}; give a result file (results/<run_id>.jsonl) or its directory")
             found = [p]
         else:
             raise UserError(f"no result file or directory at {p}")
@@ -582,6 +631,47 @@ def iter_result_files(paths: str | os.PathLike | Iterable[str | os.PathLike]) ->
             if f.resolve() not in seen:
                 seen.add(f.resolve())
                 yield f
+
+
+def _not_readable(f: Path) -> str | None:
+    """Why ``f`` cannot be read as a result file (not a regular file, no permission), or None."""
+    try:
+        st = os.stat(f)
+    except OSError:
+        return "is a dangling link" if f.is_symlink() else "cannot be read"
+    if not _stat.S_ISREG(st.st_mode):
+        return "is not a regular file (a FIFO, socket or device)"
+    if not os.access(f, os.R_OK):
+        return "is not readable (permission denied)"
+    return None
+
+
+def _files_under(d: Path) -> list[Path]:
+    found, skipped = [], []
+    for f in sorted(d.rglob("*.jsonl")):
+        if f.is_dir() and not f.is_symlink():
+            continue
+        why = _not_readable(f)
+        if why:
+            skipped.append(f"{f.relative_to(d)} ({why})")
+        else:
+            found.append(f)
+    if skipped:
+        warn(
+            f"{d}: skipped {len(skipped)} entr{'y' if len(skipped) == 1 else 'ies'} that are not readable files: "
+            + ", ".join(skipped[:3])
+            + (f" and {len(skipped) - 3} more" if len(skipped) > 3 else "")
+        )
+    deep = sorted({str(f.parent.relative_to(d)) for f in found if f.parent != d})
+    if deep:
+        n_deep = sum(1 for f in found if f.parent != d)
+        warn(
+            f"{d}: read {len(found)} result file(s), {n_deep} of them in subfolders ("
+            + ", ".join(x + "/" for x in deep[:3])
+            + (f" and {len(deep) - 3} more" if len(deep) > 3 else "")
+            + "); name a file or subfolder to read fewer"
+        )
+    return found
 
 
 #: The allocator of a record written before the allocator was a recorded condition: those runs
@@ -836,7 +926,12 @@ def plan_path(out_dir: str | os.PathLike, run_id: str) -> Path:
 
 
 def read_plan(path: str | os.PathLike) -> dict[str, Any] | None:
-    """A run's stored plan, or None when there is none (runs written before plans existed) or it is unreadable."""
+    """A run's stored plan, or None when there is none (runs written before plans existed) or it is unreadable.
+
+    A plan that is not a regular file (a FIFO would block the read forever) is unreadable.
+    """
+    if Path(path).exists() and _not_readable(Path(path)):
+        return None
     try:
         plan = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -883,6 +978,9 @@ class RunFile:
         last_run = (self.run_id, self.out_dir)
         try:
             if self.resume:
+                why = _not_readable(self.path)
+                if why:
+                    raise UserError(f"--resume {self.run_id}: {self.path} {why}; it is not a run's result file")
                 _read_text(self.path)  # a binary or unreadable file is refused before anything is changed
                 self.torn_bytes = self._heal()
                 self.plan = read_plan(plan_path(self.out_dir, self.run_id))
@@ -976,7 +1074,15 @@ class RunFile:
             self.write_plan(dict(plan, run_id=self.run_id, created=utc_now(), cli=cli or {}))
             return set(), {}
         keys = set(plan["keys"])
-        records = read_records(self.path, partial=True)
+        numbered = _read_numbered(self.path, partial=True)
+        records = [r for r, _, _ in numbered]
+        for r, src, line in numbered:
+            if r.get("run_id") != self.run_id:
+                raise UserError(
+                    f"--resume {self.run_id}: {src} line {line} is a record of run {r.get('run_id')}, not of "
+                    f"{self.run_id}; this file is not that run's own: move it aside and start a new run with "
+                    f"`fnbench run {options_from_records(records)}`"
+                )
         if self.plan is not None:
             stored = {k: v for k, v in self.plan.items() if k not in ("keys", "cli", "run_id", "created")}
             diffs = plan_differences(stored, {k: v for k, v in plan.items() if k != "keys"})
@@ -984,7 +1090,14 @@ class RunFile:
                 diffs = ["the measurements (same targets and options, other details)"]
         else:
             foreign = sorted({(r.get("target") or {}).get("name", "?") for r in records if record_key(r) not in keys})
-            diffs = [f"targets or options: the run holds {', '.join(foreign)} measured otherwise"] if foreign else []
+            if foreign:  # no plan to go back to: the records say what the run measured
+                raise UserError(
+                    f"--resume {self.run_id}: this call differs from the run in targets or options (it holds "
+                    f"{', '.join(foreign)} measured otherwise) and the run has no readable plan; the records "
+                    f"were measured with `fnbench run --resume {self.run_id} {options_from_records(records)} "
+                    f"--out {self.out_dir}`: repeat those options"
+                )
+            diffs = []
         if diffs:
             raise UserError(
                 f"--resume {self.run_id}: this call differs from the run in "
@@ -1012,6 +1125,52 @@ class RunFile:
                 f"writing {target} failed ({e.strerror}); nothing was measured: free space and run again"
             ) from None
         self.plan = plan
+
+
+#: ``fnbench run`` flags of target options whose record key is not the flag's name.
+_OPTION_FLAGS = {"k": "kernel", "n_div": "n-div"}
+
+
+def options_from_records(records: list[dict[str, Any]]) -> str:
+    """The ``fnbench run`` options that measure what ``records`` hold, as one command-line string.
+
+    For a run whose plan is missing or unreadable: the records still say which targets, shape,
+    layers, batch, operator options, device, runtimes, allocators, threads, budget, passes and
+    workers were used. A run of several shapes (a suite) gives its targets without ``--shape``.
+    """
+    recs = [r for r in records if isinstance(r.get("target"), dict)]
+    flags: list[str] = []
+
+    def distinct(values) -> list:
+        return [v for v in dict.fromkeys(values) if v is not None]
+
+    def one(flag: str, values, skip=()) -> None:
+        vals = distinct(values)
+        if len(vals) == 1 and vals[0] not in skip:
+            flags.extend([flag, str(vals[0])])
+
+    def each(flag: str, values) -> None:
+        for v in distinct(values):
+            flags.extend([flag, str(v)])
+
+    one("--device", ((r.get("device") or {}).get("kind") for r in recs))
+    each("--target", (r["target"].get("name") for r in recs))
+    one("--shape", (_shape_str(r["target"].get("shape")) for r in recs))
+    one("--layers", (r["target"].get("layers") for r in recs))
+    one("--batch", (r["target"].get("batch") for r in recs))
+    opts = [r["target"].get("options") or {} for r in recs]
+    for k in distinct(k for o in opts for k in o):
+        one("--" + _OPTION_FLAGS.get(k, k.replace("_", "-")), (o.get(k) for o in opts))
+    each("--runtime", (r.get("runtime") for r in recs))
+    each("--allocator", (r.get("allocator") for r in recs))
+    one("--memory-format", (r.get("memory_format") for r in recs), skip=("contiguous",))
+    one("--dtype", (r.get("dtype") for r in recs), skip=("float32",))
+    one("--threads", (r.get("threads") for r in recs))
+    finals = [r.get("stats") or {} for r in recs if r.get("status", "ok") == "ok"]
+    one("--budget", (st.get("budget_s") for st in finals))
+    one("--passes", [r.get("passes_planned") for r in recs] + [st.get("passes") for st in finals])
+    one("--workers", (st.get("workers") for st in finals), skip=(1,))
+    return " ".join(flags)
 
 
 def plan_differences(stored: dict[str, Any], current: dict[str, Any]) -> list[str]:

@@ -524,6 +524,12 @@ def _make_plan(
             check_runtime_for(t.spec.name, t.onnx is not None, rt)
     run_id = _results.check_run_id(resume) if resume is not None else _results.new_run_id()
     dev = policy.device
+    # A target named twice is measured once, as a repeated --allocator or --runtime is: two final
+    # records of one identity in one run share an id, and every reader refuses such a file.
+    unique: dict[str, Target] = {}
+    for t in targets:
+        unique.setdefault(_identity(t, dev, conditions[0]), t)
+    targets = list(unique.values())
     keys = [_identity(t, dev, c) for t in targets for c in conditions]
     shared = {
         f: list(dict.fromkeys(getattr(c, f) for c in conditions)) for f in asdict(conditions[0]) if f != "runtime"

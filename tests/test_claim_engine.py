@@ -13,18 +13,20 @@ from fnbench.report import build_report
 from fnbench.verdicts import CLAIMS
 
 FIXTURES = Path(__file__).parent / "fixtures"
+#: The top-level fixture runs (a directory is read with its subfolders, which hold other set-ups).
+TOP = sorted(FIXTURES.glob("*.jsonl"))
 
 
 @pytest.fixture(scope="module")
 def report_claims(tmp_path_factory):
-    summary = build_report([FIXTURES], tmp_path_factory.mktemp("report"))
+    summary = build_report(TOP, tmp_path_factory.mktemp("report"))
     return pd.read_csv(summary.csv["verdicts"]).set_index("claim_id")
 
 
 @pytest.mark.parametrize("other", ["dwconv", "gconv"])
 def test_compare_from_and_report_agree(fnbench_cmd, cli_env, report_claims, other):
     res = subprocess.run(
-        fnbench_cmd + ["compare", "pconv", other, "--from", str(FIXTURES), "--json"],
+        fnbench_cmd + ["compare", "pconv", other, *[a for f in TOP for a in ("--from", str(f))], "--json"],
         capture_output=True,
         text=True,
         env=cli_env,

@@ -20,6 +20,8 @@ from fnbench.verdicts import CLAIM_COLUMNS
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).parent / "fixtures"
+#: The top-level fixture runs (a directory is read with its subfolders, which hold other set-ups).
+TOP = sorted(FIXTURES.glob("*.jsonl"))
 ARTIFACTS = Path(__file__).parent / "artifacts"
 CHROMIUM = Path("/usr/bin/chromium")
 FIGURES = ("ratio_per_map", "table1", "latency_vs_macs", "flops_vs_flops", "roofline")
@@ -29,7 +31,7 @@ PAGE_IMAGES = len(FIGURES) + 1  # and the forest plot at the top
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
     out = tmp_path_factory.mktemp("report")
-    return build_report([FIXTURES], out)
+    return build_report(TOP, out)
 
 
 def _records():

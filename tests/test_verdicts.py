@@ -26,6 +26,8 @@ from fnbench.verdicts import (
 )
 
 FIXTURES = Path(__file__).parent / "fixtures"
+#: The top-level fixture runs (a directory is read with its subfolders, which hold other set-ups).
+TOP = sorted(FIXTURES.glob("*.jsonl"))
 MAPS = ["x".join(map(str, s)) for s in TABLE1_SHAPES]
 # MACs of the 10-layer stacks (batch 1) for each map: conv c²·9·hw, pconv (c/4)²·9·hw, dwconv c·9·hw, gconv /16
 MACS = {
@@ -136,7 +138,7 @@ def claim(table, claim_id, device=None):
 
 
 def test_columns_and_words_on_recorded_fixtures():
-    table = claim_table(load_frame(FIXTURES))
+    table = claim_table(load_frame(TOP))
     assert list(table.columns) == CLAIM_COLUMNS
     assert len(table) == 8 and set(table.verdict) <= set(VERDICT_WORDS)
     assert table.device.iloc[0].startswith("cpu: ")
@@ -144,7 +146,7 @@ def test_columns_and_words_on_recorded_fixtures():
     assert dw.n_rows == 8 and dw.paper_ratio == pytest.approx(39.91 / 6.42, rel=2e-3)
     assert dw.ci95_low <= dw.ratio <= dw.ci95_high
     # the ratio is the paper's statistic: mean GMAC/s of pconv over mean GMAC/s of dwconv, 10-layer maps
-    df = load_frame(FIXTURES)
+    df = load_frame(TOP)
     t1 = df[df.layers.eq(10)]
     expect = t1[t1.target == "pconv"].gmacs_per_s.mean() / t1[t1.target == "dwconv"].gmacs_per_s.mean()
     assert dw.ratio == pytest.approx(expect, rel=1e-9)

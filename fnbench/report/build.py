@@ -13,6 +13,7 @@ import pandas as pd
 
 from ..errors import SaveError, UserError
 from ..merge import load_frame
+from ..results import iter_result_files
 from ..verdicts import CLAIM_COLUMNS, PAPER_KIND, claim_table
 from . import breakdown as _breakdown
 from . import figures as _fig
@@ -166,19 +167,20 @@ def build_report(
     """
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
-    paths = list(paths)
+    named = list(paths)
+    paths = list(iter_result_files(named))  # once: its notes on folders are said once, not per section
     df = load_frame(paths)
     if runtimes and not df.empty:
         wanted = set(runtimes)
         df = df[df.runtime_name.isin(wanted) | _tab.is_probe(df)]
         if not (~_tab.is_probe(df)).any():
             raise UserError(
-                f"no measurements with runtime {', '.join(sorted(wanted))} in {', '.join(map(str, paths))}; "
+                f"no measurements with runtime {', '.join(sorted(wanted))} in {', '.join(map(str, named))}; "
                 "drop --runtime or run `fnbench run --runtime …` first"
             )
     if df.empty:
         raise UserError(
-            f"no result records in {', '.join(map(str, paths))}; run `fnbench run` first "
+            f"no result records in {', '.join(map(str, named))}; run `fnbench run` first "
             "or point `fnbench report` at a results directory"
         )
     out = Path(out_dir)
@@ -240,7 +242,7 @@ def build_report(
     page = _html.Page(
         title=title,
         generated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        inputs=[Path(p).name or str(p) for p in paths],
+        inputs=[Path(p).name or str(p) for p in named],
         devices=_devices_table(df),
         claims=claims,
         table1_titles=t1_titles,
