@@ -12,7 +12,8 @@ tasks and carries the records; fnbench adds nothing of its own on the wire. The 
   orphan measuring against the next one.
 - **Records stream as they are written.** The task follows the node's result file and yields each
   whole line as it appears (a Ray streaming generator), so what reaches the driver is exactly what
-  the node fsync-ed. The driver appends each one (fsync-ed again) to
+  the node fsync-ed. The driver stamps each one with the node that measured it (a ``campaign``
+  block: campaign id, node, node id, host) and appends it (fsync-ed again) to
   ``OUT/<campaign_id>/<device key>.jsonl``; what arrived is kept whatever happens after.
 - **One measurement per physical host at a time.** Two Ray nodes on one machine (the same
   ``/etc/machine-id``) would measure each other's contention; the driver runs one job per host at a
@@ -507,6 +508,15 @@ class _Driver:
                         lines.append(ln)
         return {"run_id": job.run_id, "plan": job.run_plan, "lines": lines}
 
+    def stamp(self, job: Job) -> dict[str, Any]:
+        """Which campaign and node measured a record, added to each one the driver stores.
+
+        Two nodes of one machine share a device key, hence one file; only this block tells their
+        records apart (the report's devices table lists it). Neither the record's ``id`` nor its
+        identity key reads it, so a resumed run still knows what it has measured.
+        """
+        return {"id": self.plan["campaign_id"], "node": job.node, "node_id": job.node_id, "host": job.host}
+
     def handle(self, job: Job, kind: str, payload: Any) -> None:
         with self.lock:
             if kind == "started":
@@ -516,6 +526,7 @@ class _Driver:
                 self.save()
             elif kind == "record":
                 rec = json.loads(payload)
+                rec["campaign"] = self.stamp(job)
                 self.writer((rec.get("device") or {}).get("key") or job.device_key).write(rec)
                 job.records += 1
                 job.finals += rec.get("status", "ok") != "partial"

@@ -16,6 +16,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 # Read when ray is first imported: without it Ray advertises the machine's routed address, not 127.0.0.1.
@@ -113,11 +114,13 @@ def test_local_campaign_streams_the_nodes_file_home(fnbench_cmd, tmp_path):
     _assert_loopback(n["address"] for n in plan["nodes"])
     (job,) = plan["jobs"]
     assert job["status"] == "done" and job["planned"] == job["finals"] == 1
-    # The driver's copy holds exactly the lines the node's run wrote, in its own file.
-    home = (d / f"{job['device_key']}.jsonl").read_text().splitlines()
+    # The driver's copy holds exactly the records the node's run wrote, each stamped with the node.
+    home = [json.loads(ln) for ln in (d / f"{job['device_key']}.jsonl").read_text().splitlines()]
     (node_file,) = (tmp_path / "node").rglob(f"{job['run_id']}.jsonl")
-    assert home == node_file.read_text().splitlines()
-    final = [json.loads(ln) for ln in home if json.loads(ln)["status"] == "ok"]
+    stamp = {"id": d.name, "node": job["node"], "node_id": job["node_id"], "host": job["host"]}
+    assert [r.pop("campaign") for r in home] == [stamp] * len(home)
+    assert home == [json.loads(ln) for ln in node_file.read_text().splitlines()]
+    final = [r for r in home if r["status"] == "ok"]
     assert [r["target"]["name"] for r in final] == ["pconv"] and final[0]["device"]["key"] == job["device_key"]
     assert f"node {job['node']}" in proc.stdout and f"fnbench report {d}" in proc.stdout
 
@@ -185,6 +188,16 @@ def test_two_nodes_on_one_host_take_turns(fnbench_cmd, tmp_path, cluster):
     for j in jobs:  # each node's table in the merged output names it
         assert f"node {j['node']} (cpu, host {j['host']}): run {j['run_id']}" in proc.stdout
     _assert_loopback(n["address"] for n in plan["nodes"])
+    # The merged report: one device (one machine, one file), holding the records of both nodes.
+    from fnbench.report.build import build_report
+
+    assert {r["campaign"]["node"] for r in recs} == {a["node"], b["node"]}
+    report = build_report([_campaign_dir(out)], tmp_path / "report")
+    devices = pd.read_csv(report.csv["devices"])
+    assert len(devices) == 1 and devices.device_key[0] == a["device_key"] == b["device_key"]
+    assert devices.nodes[0].split(", ") == sorted([a["node"], b["node"]])
+    page = report.index.read_text()
+    assert "campaign nodes" in page and all(j["node"] in page for j in jobs)
 
 
 def test_nodes_pattern_matching_nothing_lists_the_nodes(fnbench_cmd, tmp_path, cluster):
