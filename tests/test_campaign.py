@@ -7,6 +7,7 @@ The campaigns run the real command in a subprocess, as a user would; measurement
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import json
 import os
@@ -331,3 +332,43 @@ def test_ctrl_c_cancels_and_leaves_a_resumable_campaign(fnbench_cmd, tmp_path, c
     recs = _all_records(d)
     finals = [results.record_key(r) for r in recs if r["status"] != "partial"]
     assert len(finals) == len(set(finals)) == 2 and len({r["id"] for r in recs}) == len(recs)
+
+
+def test_the_cluster_going_away_leaves_every_job_lost(fnbench_cmd, tmp_path):
+    """The head dies while a node's run streams: the driver keeps what arrived, marks the job lost, exits 1."""
+    from ray.cluster_utils import Cluster
+
+    c = Cluster(initialize_head=True, head_node_args=HEAD)
+    try:
+        node = c.add_node(**NODE)
+        out = tmp_path / "out"
+        args = ["campaign", "--address", c.address, *LONGER, "--out", str(out)]
+        proc = subprocess.Popen(
+            [*fnbench_cmd, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(tmp_path)
+        )
+        try:
+            _wait_for_records(out, node.node_id)
+            arrived = {r["id"] for r in _all_records(_campaign_dir(out))}
+            address = c.address
+            c.head_node.kill_all_processes(check_alive=False, allow_graceful=False)
+            t0 = time.monotonic()
+            stdout, stderr = proc.communicate(timeout=150)
+            took = time.monotonic() - t0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    finally:
+        with contextlib.suppress(Exception):  # noqa: BLE001 — the head is already gone
+            c.shutdown()
+        for n in c.list_all_nodes():
+            with contextlib.suppress(Exception):  # noqa: BLE001
+                n.kill_all_processes(check_alive=False, allow_graceful=False)
+    print(f"rc {proc.returncode} after {took:.1f} s\n{stderr}\n{stdout}")
+    assert proc.returncode == 1, stderr
+    d = _campaign_dir(out)
+    assert f"fnbench campaign --resume {d.name} --address {address}" in stderr
+    plan = _plan(d)
+    assert plan["status"] == "unfinished" and [j["status"] for j in plan["jobs"]] == ["lost"]
+    assert "the cluster went away" in plan["jobs"][0]["error"]
+    assert arrived and arrived <= {r["id"] for r in _all_records(d)}  # every record that arrived is kept
