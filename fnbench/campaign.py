@@ -12,7 +12,8 @@ tasks and carries the records; fnbench adds nothing of its own on the wire. The 
   orphan measuring against the next one.
 - **Records stream as they are written.** The task follows the node's result file and yields each
   whole line as it appears (a Ray streaming generator), so what reaches the driver is exactly what
-  the node fsync-ed. The driver appends each one (fsync-ed again) to
+  the node fsync-ed. The driver stamps each one with the node that measured it (a ``campaign``
+  block: campaign id, node, node id, host) and appends it (fsync-ed again) to
   ``OUT/<campaign_id>/<device key>.jsonl``; what arrived is kept whatever happens after.
 - **One measurement per physical host at a time.** Two Ray nodes on one machine (the same
   ``/etc/machine-id``) would measure each other's contention; the driver runs one job per host at a
@@ -25,7 +26,10 @@ tasks and carries the records; fnbench adds nothing of its own on the wire. The 
   arrived; the others finish and the campaign asks to be resumed. ``resume`` sends each unfinished
   job's records back to a node of the same host, where ``fnbench run --resume`` measures only what
   is missing (the run's own resume: stored passes are reused). Tasks are never retried by Ray: a
-  retried stream would send records twice.
+  retried stream would send records twice. The cluster going away entirely (its head, hence the
+  object store the driver is attached to) is the same for every job: Ray ends the driver's process
+  at once, so ``fnbench campaign`` runs the driver in a child process and, when that dies with the
+  campaign still running, marks every unfinished job lost (:func:`abandon`) and asks to be resumed.
 
 The driver side is :func:`run_campaign`; printing is the caller's (``on_event`` callbacks).
 """
@@ -58,6 +62,7 @@ __all__ = [
     "RESOURCE",
     "CampaignSummary",
     "Job",
+    "abandon",
     "connect",
     "host_key",
     "node_facts",
@@ -507,6 +512,15 @@ class _Driver:
                         lines.append(ln)
         return {"run_id": job.run_id, "plan": job.run_plan, "lines": lines}
 
+    def stamp(self, job: Job) -> dict[str, Any]:
+        """Which campaign and node measured a record, added to each one the driver stores.
+
+        Two nodes of one machine share a device key, hence one file; only this block tells their
+        records apart (the report's devices table lists it). Neither the record's ``id`` nor its
+        identity key reads it, so a resumed run still knows what it has measured.
+        """
+        return {"id": self.plan["campaign_id"], "node": job.node, "node_id": job.node_id, "host": job.host}
+
     def handle(self, job: Job, kind: str, payload: Any) -> None:
         with self.lock:
             if kind == "started":
@@ -516,6 +530,7 @@ class _Driver:
                 self.save()
             elif kind == "record":
                 rec = json.loads(payload)
+                rec["campaign"] = self.stamp(job)
                 self.writer((rec.get("device") or {}).get("key") or job.device_key).write(rec)
                 job.records += 1
                 job.finals += rec.get("status", "ok") != "partial"
@@ -581,6 +596,33 @@ class _Driver:
         for gen in gens:
             with contextlib.suppress(Exception):  # noqa: BLE001 — a task already gone needs no cancelling
                 self.ray.cancel(gen)
+
+
+#: Set in the process that holds the campaign's Ray connection: the file it names receives the campaign id.
+DRIVER_ENV = "FNBENCH_CAMPAIGN_DRIVER"
+
+
+def abandon(out_dir: str | os.PathLike, campaign_id: str, why: str) -> list[Job]:
+    """Mark every unfinished job of a campaign whose driver died ``lost``; return those jobs.
+
+    The process connected to Ray is Ray's to end: when the cluster's head goes, its object store
+    goes with it and Ray terminates the connected process at once (no Python handler runs), so the
+    campaign's plan would say ``running`` for ever. The process that started it calls this: the
+    records that arrived are already in the campaign's files (each fsync-ed as it came), and
+    ``resume`` measures the rest.
+    """
+    root = Path(out_dir) / campaign_id
+    plan = json.loads((root / "campaign.json").read_text(encoding="utf-8"))
+    lost = []
+    for d in plan.get("jobs") or []:
+        if d.get("status") in ("pending", "running"):
+            d["status"], d["error"] = "lost", f"lost: {why}"
+            lost.append(Job(**d))
+    plan["status"] = "unfinished"
+    tmp = root / f"campaign.json.tmp{os.getpid()}"
+    tmp.write_text(json.dumps(plan, indent=1), encoding="utf-8")
+    os.replace(tmp, root / "campaign.json")
+    return lost
 
 
 def _resume_jobs(

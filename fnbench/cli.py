@@ -6,6 +6,7 @@ and exit code 2; a failed measurement exits 1. Tracebacks are for fnbench's own 
 
 from __future__ import annotations
 
+import json
 import sys
 from typing import Any
 
@@ -1068,8 +1069,10 @@ def campaign(ctx, address, local, devices, nodes_pattern, allow_mixed, out_dir, 
     stream to OUT/<campaign_id>/<device key>.jsonl as the nodes write them; two nodes on one machine
     measure one after the other. `fnbench report OUT/<campaign_id>` gives the full report.
     """
+    import os
+
     from . import checks
-    from .campaign import run_campaign
+    from .campaign import DRIVER_ENV, run_campaign
 
     checks.writable_dir(out_dir)
     argv = _run_argv(ctx)
@@ -1077,8 +1080,11 @@ def campaign(ctx, address, local, devices, nodes_pattern, allow_mixed, out_dir, 
         raise UserError(f"--resume {resume_id} repeats the campaign's own options: drop the others")
     if resume_id is None:
         _check_run_argv(argv)
+    if not os.environ.get(DRIVER_ENV):
+        child = _campaign_argv(argv, address, local, devices, nodes_pattern, allow_mixed, out_dir, resume_id)
+        raise SystemExit(_supervise_campaign(child, address, local, out_dir, resume_id))
     err = _console(stderr=True)
-    view = _CampaignView(err)
+    view = _CampaignView(err, os.environ[DRIVER_ENV])
     try:
         with view:
             summary = run_campaign(
@@ -1110,6 +1116,71 @@ def campaign(ctx, address, local, devices, nodes_pattern, allow_mixed, out_dir, 
         raise SystemExit(1)
 
 
+def _campaign_argv(argv, address, local, devices, nodes_pattern, allow_mixed, out_dir, resume_id) -> list[str]:
+    """This command line again, for the process that holds the Ray connection."""
+    out = ["campaign", *argv, "--out", out_dir]
+    out += ["--address", address] if address else []
+    out += ["--local"] if local else []
+    out += [x for d in devices for x in ("--device", d)]
+    out += ["--nodes", nodes_pattern] if nodes_pattern else []
+    out += ["--allow-mixed"] if allow_mixed else []
+    return out + (["--resume", resume_id] if resume_id else [])
+
+
+def _supervise_campaign(child_argv: list[str], address, local: bool, out_dir: str, resume_id: str | None) -> int:
+    """Run the campaign in a child process; if the cluster took it down mid-campaign, close the campaign.
+
+    Ray ends the process connected to it, with no Python handler run, when the cluster's head (and
+    its object store) goes away; this process outlives it, marks every unfinished job lost, and
+    prints the resume hint (exit 1), as for a lost node. The child has its own process group and
+    gets Ctrl-C (and SIGTERM) once, forwarded from here: it cancels the tasks itself, and a second
+    interrupt would cut its clean-up short. Where Ray instead keeps a cut-off driver waiting, it
+    gives up on the cluster after its GCS reconnect timeout (60 s by default) and ends it the same way.
+    """
+    import os
+    import signal
+    import subprocess
+    import tempfile
+    from pathlib import Path
+
+    from .campaign import DRIVER_ENV, abandon
+
+    fd, id_file = tempfile.mkstemp(prefix="fnbench-campaign-", suffix=".id")
+    os.close(fd)
+    code = "import sys; from fnbench.cli import main; sys.exit(main(sys.argv[1:]))"
+    try:
+        # Its own process group: a Ctrl-C at the terminal reaches it once, forwarded from here.
+        proc = subprocess.Popen(
+            [sys.executable, "-c", code, *child_argv], env=dict(os.environ, **{DRIVER_ENV: id_file}), process_group=0
+        )
+        sigs = (signal.SIGINT, signal.SIGTERM)
+        old = {s: signal.signal(s, lambda n, _f: proc.send_signal(n)) for s in sigs}
+        try:
+            rc = proc.wait()
+        finally:
+            for s, h in old.items():
+                signal.signal(s, h)
+        cid = Path(id_file).read_text(encoding="utf-8").strip() or resume_id
+    finally:
+        Path(id_file).unlink(missing_ok=True)
+    path = Path(out_dir) / cid / "campaign.json" if cid else None
+    status = json.loads(path.read_text(encoding="utf-8")).get("status") if path and path.exists() else None
+    if status != "running":  # the child ended the campaign itself, or never began one
+        if rc < 0:  # killed as it exited (Ray's threads can crash a process's shutdown): the plan says how it ended
+            return {"interrupted": 130, "unfinished": 1}.get(status, 128 - rc)
+        return rc
+    lost = abandon(out_dir, cid, f"the cluster went away (Ray ended the driver's connection, exit {rc})")
+    for j in lost:
+        click.echo(f"fnbench: {j.key}: {j.error}", err=True)
+    cmd = _campaign_resume(cid, address, local, out_dir)
+    click.echo(
+        f"fnbench: the Ray cluster went away mid-campaign; the records that arrived are saved in "
+        f"{Path(out_dir) / cid}; measure what is missing with `{cmd}`",
+        err=True,
+    )
+    return 1
+
+
 def _campaign_resume(cid: str, address: str | None, local: bool, out_dir: str) -> str:
     where = "--local" if local else f"--address {address}"
     return f"fnbench campaign --resume {cid} {where}" + ("" if out_dir == "results" else f" --out {out_dir}")
@@ -1118,10 +1189,11 @@ def _campaign_resume(cid: str, address: str | None, local: bool, out_dir: str) -
 class _CampaignView:
     """One progress line per job (final records of the run's plan), and a line when a job starts or ends."""
 
-    def __init__(self, console):
+    def __init__(self, console, id_file: str):
         from .console import progress_bar
 
         self.console, self.bar, self.tasks, self.summary = console, progress_bar(console), {}, None
+        self.id_file = id_file
 
     def __enter__(self):
         return self
@@ -1132,6 +1204,9 @@ class _CampaignView:
 
     def plan(self, summary) -> None:
         self.summary = summary
+        from pathlib import Path
+
+        Path(self.id_file).write_text(summary.campaign_id, encoding="utf-8")  # for the supervising process
         self.console.print(
             f"campaign {summary.campaign_id}: {len(summary.jobs)} job(s) on "
             f"{len({j.node for j in summary.jobs})} node(s), writing {summary.path} "

@@ -36,7 +36,7 @@ from .results import LEGACY_ALLOCATOR, frame_of, load_records
 #: The precision target of records that do not store one (the default of ``fnbench run``).
 DEFAULT_PRECISION = 0.02
 
-__all__ = ["IDENTITY_COLUMNS", "load_frame", "merge_repeats", "device_labels"]
+__all__ = ["IDENTITY_COLUMNS", "load_frame", "merge_repeats", "device_labels", "join_names"]
 
 #: Columns that identify "the same measurement on the same device".
 IDENTITY_COLUMNS = (
@@ -84,6 +84,11 @@ def load_frame(
         + ("" if (a == DEFAULT_ALLOCATOR or not several) else f" alloc={a}")
         for r, f, d, a in zip(df["runtime"], fmt, df["dtype"], alloc)
     ]
+    # The Ray node that measured a record, where a campaign stored it (fnbench.campaign): two nodes
+    # of one machine share a device key, and only this tells their records apart.
+    df["node"] = [
+        (rec.get("campaign") or {}).get("node") if isinstance(rec.get("campaign"), dict) else None for rec in raw
+    ]
     df["round_ids"] = [rec.get("rounds") or [] for rec in raw]
     df["worker_ids"] = [rec.get("workers") or None for rec in raw]
     df["n_repeats"] = 1
@@ -121,16 +126,26 @@ def _round_ids(row) -> np.ndarray:
     return np.arange(len(row["samples_s"]))  # no ids recorded: every sample is its own round
 
 
+def join_names(values: pd.Series) -> str | None:
+    """The distinct non-empty names in ``values`` (each may itself be ``", "``-joined), sorted, ``", "``-joined."""
+    names = sorted({n for v in values.dropna() for n in str(v).split(", ") if n})
+    return ", ".join(names) or None
+
+
 def _pool(group: pd.DataFrame) -> dict:
     ok = group[group.status == "ok"]
     latest = group.sort_values("created").iloc[-1]
     if ok.empty:
         row = latest.to_dict()
         row.update(n_repeats=len(group), n_failed_repeats=len(group), run_ids=",".join(map(str, group.run_id)))
+        if "node" in group:
+            row["node"] = join_names(group["node"])
         return row
     ok = ok.sort_values("created")
     row = ok.iloc[-1].to_dict()
     row.update(n_repeats=len(group), n_failed_repeats=len(group) - len(ok), run_ids=",".join(map(str, ok.run_id)))
+    if "node" in group:  # every node that measured a repeat (a campaign's two nodes of one machine)
+        row["node"] = join_names(group["node"])
     if len(ok) == 1:
         return row
     samples, rids, clusters = [], [], []

@@ -7,6 +7,7 @@ The campaigns run the real command in a subprocess, as a user would; measurement
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import json
 import os
@@ -16,6 +17,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 # Read when ray is first imported: without it Ray advertises the machine's routed address, not 127.0.0.1.
@@ -113,11 +115,13 @@ def test_local_campaign_streams_the_nodes_file_home(fnbench_cmd, tmp_path):
     _assert_loopback(n["address"] for n in plan["nodes"])
     (job,) = plan["jobs"]
     assert job["status"] == "done" and job["planned"] == job["finals"] == 1
-    # The driver's copy holds exactly the lines the node's run wrote, in its own file.
-    home = (d / f"{job['device_key']}.jsonl").read_text().splitlines()
+    # The driver's copy holds exactly the records the node's run wrote, each stamped with the node.
+    home = [json.loads(ln) for ln in (d / f"{job['device_key']}.jsonl").read_text().splitlines()]
     (node_file,) = (tmp_path / "node").rglob(f"{job['run_id']}.jsonl")
-    assert home == node_file.read_text().splitlines()
-    final = [json.loads(ln) for ln in home if json.loads(ln)["status"] == "ok"]
+    stamp = {"id": d.name, "node": job["node"], "node_id": job["node_id"], "host": job["host"]}
+    assert [r.pop("campaign") for r in home] == [stamp] * len(home)
+    assert home == [json.loads(ln) for ln in node_file.read_text().splitlines()]
+    final = [r for r in home if r["status"] == "ok"]
     assert [r["target"]["name"] for r in final] == ["pconv"] and final[0]["device"]["key"] == job["device_key"]
     assert f"node {job['node']}" in proc.stdout and f"fnbench report {d}" in proc.stdout
 
@@ -185,6 +189,16 @@ def test_two_nodes_on_one_host_take_turns(fnbench_cmd, tmp_path, cluster):
     for j in jobs:  # each node's table in the merged output names it
         assert f"node {j['node']} (cpu, host {j['host']}): run {j['run_id']}" in proc.stdout
     _assert_loopback(n["address"] for n in plan["nodes"])
+    # The merged report: one device (one machine, one file), holding the records of both nodes.
+    from fnbench.report.build import build_report
+
+    assert {r["campaign"]["node"] for r in recs} == {a["node"], b["node"]}
+    report = build_report([_campaign_dir(out)], tmp_path / "report")
+    devices = pd.read_csv(report.csv["devices"])
+    assert len(devices) == 1 and devices.device_key[0] == a["device_key"] == b["device_key"]
+    assert devices.nodes[0].split(", ") == sorted([a["node"], b["node"]])
+    page = report.index.read_text()
+    assert "campaign nodes" in page and all(j["node"] in page for j in jobs)
 
 
 def test_nodes_pattern_matching_nothing_lists_the_nodes(fnbench_cmd, tmp_path, cluster):
@@ -318,3 +332,43 @@ def test_ctrl_c_cancels_and_leaves_a_resumable_campaign(fnbench_cmd, tmp_path, c
     recs = _all_records(d)
     finals = [results.record_key(r) for r in recs if r["status"] != "partial"]
     assert len(finals) == len(set(finals)) == 2 and len({r["id"] for r in recs}) == len(recs)
+
+
+def test_the_cluster_going_away_leaves_every_job_lost(fnbench_cmd, tmp_path):
+    """The head dies while a node's run streams: the driver keeps what arrived, marks the job lost, exits 1."""
+    from ray.cluster_utils import Cluster
+
+    c = Cluster(initialize_head=True, head_node_args=HEAD)
+    try:
+        node = c.add_node(**NODE)
+        out = tmp_path / "out"
+        args = ["campaign", "--address", c.address, *LONGER, "--out", str(out)]
+        proc = subprocess.Popen(
+            [*fnbench_cmd, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(tmp_path)
+        )
+        try:
+            _wait_for_records(out, node.node_id)
+            arrived = {r["id"] for r in _all_records(_campaign_dir(out))}
+            address = c.address
+            c.head_node.kill_all_processes(check_alive=False, allow_graceful=False)
+            t0 = time.monotonic()
+            stdout, stderr = proc.communicate(timeout=150)
+            took = time.monotonic() - t0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    finally:
+        with contextlib.suppress(Exception):  # noqa: BLE001 — the head is already gone
+            c.shutdown()
+        for n in c.list_all_nodes():
+            with contextlib.suppress(Exception):  # noqa: BLE001
+                n.kill_all_processes(check_alive=False, allow_graceful=False)
+    print(f"rc {proc.returncode} after {took:.1f} s\n{stderr}\n{stdout}")
+    assert proc.returncode == 1, stderr
+    d = _campaign_dir(out)
+    assert f"fnbench campaign --resume {d.name} --address {address}" in stderr
+    plan = _plan(d)
+    assert plan["status"] == "unfinished" and [j["status"] for j in plan["jobs"]] == ["lost"]
+    assert "the cluster went away" in plan["jobs"][0]["error"]
+    assert arrived and arrived <= {r["id"] for r in _all_records(d)}  # every record that arrived is kept

@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import SaveError, UserError
-from ..merge import load_frame
+from ..merge import join_names, load_frame
 from ..results import iter_result_files
 from ..verdicts import CLAIM_COLUMNS, PAPER_KIND, claim_table
 from . import breakdown as _breakdown
@@ -134,6 +134,7 @@ def _devices_table(df: pd.DataFrame) -> pd.DataFrame:
                 n_unstable=int(((m.status == "ok") & ~m.stable.fillna(False).astype(bool)).sum()),
                 n_failed=int((m.status != "ok").sum()),
                 n_probes=int(probe.sum()),
+                nodes=_node_names(g),
             )
         )
     return pd.DataFrame(
@@ -149,8 +150,16 @@ def _devices_table(df: pd.DataFrame) -> pd.DataFrame:
             "n_unstable",
             "n_failed",
             "n_probes",
+            "nodes",
         ],
     )
+
+
+def _node_names(g: pd.DataFrame) -> str:
+    """The campaign nodes (fnbench.campaign) whose records a device's rows hold; empty for plain runs."""
+    if "node" not in g:
+        return ""
+    return join_names(g["node"]) or ""
 
 
 def build_report(
@@ -202,6 +211,7 @@ def build_report(
     compact = _tab.compact_claims(claims)
     summary = ReportSummary(out_dir=out, index=out / "index.html", claims=claims)
     for name, frame in (
+        ("devices", _devices_table(df)),
         ("results", results),
         ("verdicts", claims),
         ("claims_compact", compact),

@@ -139,6 +139,7 @@ def _devices(p: Page) -> str:
             fmt(r.n_unstable),
             fmt(r.n_failed),
             fmt(r.n_probes),
+            _e(getattr(r, "nodes", "") or ""),
         ]
         for r in p.devices.itertuples()
     ]
@@ -154,6 +155,7 @@ def _devices(p: Page) -> str:
             "unstable",
             "failed / unsupported",
             "probe records",
+            "campaign nodes",
         ],
         rows,
         left=6,
