@@ -226,6 +226,7 @@ def _record(name, key, layer_specs, e2e_s, created="2026-11-28T00:00:00Z"):
         "target": {"name": name},
         "batch": 1,
         "threads": 1,
+        "runtime": "eager",
         "device": {"kind": "cpu", "key": key},
         "cost": {"macs": macs, "flops": 2 * macs},
         "layers": lys,

@@ -535,7 +535,7 @@ def test_tables_are_tidy(report):
 def test_report_command_prints_the_compact_table(fnbench_cmd, cli_env, tmp_path):
     """`fnbench report` prints the compact table (one line per measured claim) and each device's footnote."""
     res = subprocess.run(
-        fnbench_cmd + ["report", str(FIXTURES), "--out", str(tmp_path / "out")],
+        fnbench_cmd + ["report", *map(str, TOP), "--out", str(tmp_path / "out")],
         capture_output=True,
         text=True,
         env={**cli_env, "COLUMNS": "250"},

@@ -375,7 +375,7 @@ def test_each_claim_quotes_the_paper(c):
 
 
 def test_observations_get_a_reproduction_and_no_direction_verdict():
-    table = claim_table(load_frame(FIXTURES), n_boot=500)
+    table = claim_table(load_frame(TOP), n_boot=500)
     assert {c.id for c in CLAIMS if c.observation} == {"pconv_vs_dwconv_latency", "pconv_vs_gconv_latency"}
     obs = table[table.claim_id.isin(["pconv_vs_dwconv_latency", "pconv_vs_gconv_latency"])]
     assert len(obs) == 2 and set(obs.verdict) == {NOT_CLAIMED}
