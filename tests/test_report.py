@@ -549,3 +549,23 @@ def test_report_command_prints_the_compact_table(fnbench_cmd, cli_env, tmp_path)
         assert c.direction in row and c.reproduction in row and f"{c.ratio:.3g}×" in row
     assert any(ln.startswith("[1] cpu: AMD EPYC · eager, 1 thr, b1: ") for ln in lines)
     assert "; 3 of 8 rows unsettled." not in res.stdout  # the sentences stay in verdicts.csv
+
+
+def test_campaign_answers_are_the_reports_with_rounds_resampled(tmp_path):
+    """The sentences `fnbench campaign` ends with are the report's, from frames that carry rounds.
+
+    A plain frame of records has no round ids, and the claim engine then resamples iterations:
+    an interval several times too narrow for rows this wide.
+    """
+    from fnbench.cli import _campaign_answers
+    from fnbench.merge import load_frame
+    from fnbench.results import load_results
+    from fnbench.verdicts import claim_table
+
+    for f in TOP:
+        (tmp_path / f.name).write_text(f.read_text())
+    want = claim_table(load_frame(TOP))
+    want = list(want[want.verdict != "not measured"].answer)
+    assert want and _campaign_answers(tmp_path) == want
+    narrow = claim_table(load_results(TOP))
+    assert all("no round ids" in n for n in narrow[narrow.verdict != "not measured"].note)

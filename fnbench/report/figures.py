@@ -629,10 +629,9 @@ def forest_figure(compact: pd.DataFrame) -> Figure | str:
         Line2D([], [], marker="D", ls="", mfc="none", mec="black", label="paper (same statistic, device class)"),
         Line2D([], [], color="#e07b00", lw=1.6, label="claim's threshold"),
     ]
-    ax.legend(
-        handles=handles, fontsize=7.5, ncol=len(handles), loc="lower left", bbox_to_anchor=(0, 1.0), frameon=False
-    )
-    fig.tight_layout(rect=(0, 0, 0.9, 1))
+    # across the whole figure, above the axes: anchored to the axes it ran past the figure's right edge
+    fig.legend(handles=handles, fontsize=7.5, ncol=len(handles), loc="upper center", frameon=False)
+    fig.tight_layout(rect=(0, 0, 0.9, 1.0 - 0.32 / fig.get_figheight()))  # 0.32 in: the legend's row
     return fig
 
 

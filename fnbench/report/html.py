@@ -185,12 +185,7 @@ def _answer(p: Page) -> str:
     elif p.forest:
         out.append(f'<p class="muted">Forest plot not drawn: {_e(p.forest)}</p>')
     out.append(_compact(p))
-    missing = c[c.verdict == "not measured"]
-    if len(missing):
-        out.append(
-            f'<p class="note">Not measured: {_e("; ".join(sorted(set(missing.claim))))} '
-            '(reasons in <a href="#claims">the claims table</a>).</p>'
-        )
+    out.extend(_not_measured(c))
     if p.footnotes:
         notes = "".join(f"<li><sup>{n}</sup> {_e(where)}: {_e(text)}</li>" for n, where, text in p.footnotes)
         out.append(
@@ -203,6 +198,26 @@ def _answer(p: Page) -> str:
     sentences = "".join(f"<li>{_e(a)}</li>" for a in c[c.verdict != "not measured"].answer)
     out.append(f'<details><summary>The answers as sentences</summary><ul class="answer">{sentences}</ul></details>')
     return "".join(out)
+
+
+def _not_measured(c: pd.DataFrame) -> list[str]:
+    """One note per set-up (device, runtime) naming the claims it did not measure.
+
+    A claim measured under the default set-up but not under a second one (a single-map allocator
+    run) would otherwise read as not measured at all.
+    """
+    missing = c[c.verdict == "not measured"]
+    if missing.empty:
+        return []
+    setups = c[["device", "runtime"]].drop_duplicates()
+    out = []
+    for (device, runtime), g in missing.groupby(["device", "runtime"], sort=True):
+        where = f" on {device} ({runtime})" if len(setups) > 1 else ""
+        out.append(
+            f'<p class="note">Not measured{_e(where)}: {_e("; ".join(sorted(set(g.claim))))} '
+            '(reasons in <a href="#claims">the claims table</a>).</p>'
+        )
+    return out
 
 
 _REPRO_CLASS = {"reproduces": "v-supported", "higher": "v-inconclusive", "lower": "v-inconclusive"}
