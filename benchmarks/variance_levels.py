@@ -70,16 +70,22 @@ def main() -> None:
             with contextlib.nullcontext(kept[a]) if kept else WorkerPool(1, allocator=a) as pool:
                 for spec in specs:
                     req = ChunkRequest(
-                        spec, budget_s=args.chunk, min_rounds=500, max_rounds=500, round_s=args.round, precision=1e-9
+                        spec,
+                        chunk_budget_s=args.chunk,
+                        min_rounds=500,
+                        max_rounds=500,
+                        round_s=args.round,
+                        precision=1e-9,
                     )
                     r = pool.run_chunk(0, req)
-                    if r.status != "ok":
-                        raise SystemExit(f"{spec.label} under {a}: {r.status}: {r.error}")
-                    s, ids = np.asarray(r.samples_s), np.asarray(r.round_ids)
+                    if r.failure is not None:
+                        raise SystemExit(f"{spec.label} under {a}: {r.status}: {r.failure.error}")
+                    m = r.measurement
+                    s, ids = np.asarray(m.samples_s), np.asarray(m.round_ids)
                     meds = np.array([np.median(s[ids == i]) for i in np.unique(ids)])
                     key = (a, spec.label)
                     data.setdefault(key, []).append(meds)
-                    faults.setdefault(key, []).append(sum(r.faults_minor) / max(sum(r.round_iters), 1))
+                    faults.setdefault(key, []).append(sum(m.counts.minor) / max(sum(m.counts.iters), 1))
         print(f"pass {p + 1}/{args.processes} done at {time.perf_counter() - t0:.0f} s", flush=True)
     for pool in kept.values():
         pool.close()

@@ -118,8 +118,8 @@ def main() -> None:
         child(args.suite, args.budget, args.passes, args.child_pass)
         return
 
+    from fnbench.measurement import DEFAULT_MIN_ROUNDS, workers_settled
     from fnbench.stats import HIERARCHICAL_CI_METHOD, hierarchical_median_ci, round_medians
-    from fnbench.timing import DEFAULT_MIN_ROUNDS, workers_settled
 
     rows: dict[str, list[dict]] = {}
     t_start = time.perf_counter()

@@ -392,8 +392,8 @@ def compare(
                     seed=seed + k,
                     allocator=None,
                 )
-                sides[j].faults_minor += sum(m.round_faults_minor)
-                sides[j].faults_iters += sum(m.round_iters)
+                sides[j].faults_minor += sum(m.counts.minor)
+                sides[j].faults_iters += sum(m.counts.iters)
                 sides[j].samples_s += m.samples_s
                 sides[j].chunk_ids += [k] * m.n
                 sides[j].batch = m.batch

@@ -665,28 +665,9 @@ def _mean(m: Measurement) -> float:
 
 
 def _pooled(a: Measurement, b: Measurement) -> Measurement:
-    """Two measurements of the same thing as one: samples concatenated, ``b``'s rounds renumbered."""
-    off = max(a.round_ids, default=-1) + 1
-    return Measurement(
-        samples_s=a.samples_s + b.samples_s,
-        round_ids=a.round_ids + [r + off for r in b.round_ids],
-        batch=a.batch,
-        precision=a.precision,
-        min_rounds=a.min_rounds,
-        iters_per_sample=max(a.iters_per_sample, b.iters_per_sample),
-        warmup_iters=a.warmup_iters + b.warmup_iters,
-        budget_s=(a.budget_s or 0) + (b.budget_s or 0),
-        wall_s=a.wall_s + b.wall_s,
-        budget_exhausted=a.budget_exhausted or b.budget_exhausted,
-        device=a.device,
-        threads=a.threads,
-        bn_folded=a.bn_folded,
-        round_faults_minor=a.round_faults_minor + b.round_faults_minor,
-        round_faults_major=a.round_faults_major + b.round_faults_major,
-        round_iters=a.round_iters + b.round_iters,
-        round_ref_s=a.round_ref_s + b.round_ref_s,
-        allocator=a.allocator,
-    )
+    """Two measurements of the same thing in this process as one (samples concatenated, ``b``'s rounds
+    renumbered), with the budget both had."""
+    return Measurement.merge([a, b], processes=[0, 0], budget_s=(a.budget_s or 0) + (b.budget_s or 0))
 
 
 def prepare_network(module: nn.Module, x: Tensor, *, fold: bool = True) -> tuple[nn.Module, int]:

@@ -11,17 +11,17 @@ target after :data:`MIN_PASSES` passes is done early.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .conditions import Conditions
 from .devices import Device
+from .measurement import DEFAULT_MIN_ROUNDS, Measurement
 from .runtimes import Unsupported
 from .targets import Target
-from .timing import DEFAULT_MIN_ROUNDS, ROUNDS_PER_BUDGET, Measurement
-from .workers import ChunkRequest, WorkerError, WorkerPool
+from .timing import ROUNDS_PER_BUDGET
+from .workers import ChunkRequest, ChunkResult, WorkerError, WorkerPool
 
 __all__ = [
     "DEFAULT_PASSES",
@@ -30,6 +30,8 @@ __all__ = [
     "FRESH_PROCESS_PER_TARGET",
     "effective_passes",
     "measure_pass",
+    "PassResult",
+    "round_length_s",
     "combine_passes",
     "PendingTarget",
 ]
@@ -63,79 +65,73 @@ def measure_pass(
     pass_budget_s: float,
     seed: int,
     batch: int | None,
-) -> dict[str, Any]:
+) -> list[ChunkResult]:
     """One pass over one target: a chunk on each of the pool's (fresh) workers, one after another.
 
     Each chunk has ``pass_budget_s / workers`` seconds (preparing the target included) and takes
-    rounds of ``budget_s / 25`` seconds until they are spent. ``batch``, once a first pass has
-    settled it (CUDA halves it on out-of-memory), is asked for again. Returns the pass's raw
-    samples with chunk-local round ids and the worker index per sample; raises
+    rounds of ``budget_s / 25`` seconds (``budget_s``: the target's whole budget) until they are
+    spent. ``batch``, once a first pass has settled it (CUDA halves it on out-of-memory), is asked
+    for again. Returns the workers' answers, each with its measurement; raises
     :class:`Unsupported` or :class:`WorkerError`.
     """
     spec = target.spec if batch is None else replace(target.spec, batch=batch)
-    round_s = max(budget_s / ROUNDS_PER_BUDGET, 1e-3)
-    per_worker = pass_budget_s / pool.n
-    out: dict[str, Any] = {
-        "samples_s": [],
-        "rounds": [],
-        "workers": [],
-        "warmup_iters": [],
-        "chunks": [],
-        "faults": {"minor": [], "major": [], "iters": [], "ref_s": []},
-    }
-    first = None
-    t0 = time.perf_counter()
-    for worker in range(pool.n):
-        req = ChunkRequest(
-            spec, conditions, device.kind, per_worker, seed, CHUNK_MAX_ROUNDS, CHUNK_MAX_ROUNDS, round_s, precision
-        )
-        res = pool.run_chunk(worker, req)
-        if res.status == "unsupported":
-            raise Unsupported(res.error)
-        if res.status != "ok":
-            raise WorkerError(f"worker {worker}: {res.error}", res.traceback)
-        if first is None:
-            first = res
-        elif res.batch != first.batch:
-            raise WorkerError(
-                f"worker {worker} measured batch {res.batch}, worker 0 batch {first.batch} "
-                "(out of memory in one process only); use --batch to fix the batch"
-            )
-        out["samples_s"] += res.samples_s
-        out["rounds"] += res.round_ids
-        out["workers"] += [worker] * len(res.samples_s)
-        out["warmup_iters"] += res.warmup_iters
-        out["faults"]["minor"] += res.faults_minor
-        out["faults"]["major"] += res.faults_major
-        out["faults"]["iters"] += res.round_iters
-        out["faults"]["ref_s"] += res.round_ref_s
-        if res.gpu_samples_s:
-            out.setdefault("gpu_samples_s", []).extend(res.gpu_samples_s)
-        chunk = {
-            "worker": worker,
-            "pid": res.pid,
-            "rounds": len(set(res.round_ids)),
-            "wall_s": res.wall_s,
-            "iters_per_sample": res.iters_per_sample,
-            "prepare_s": res.prepare_s,
-        }
-        if res.gpu_state:
-            chunk["gpu_state"] = res.gpu_state  # clocks and throttle reasons right after the chunk's timed blocks
-        if res.oom_batches:
-            chunk["oom_batches"] = res.oom_batches
-        out["chunks"].append(chunk)
-    out.update(
-        batch=first.batch,
-        iters_per_sample=first.iters_per_sample,
-        bn_folded=first.bn_folded,
-        threads_used=first.threads,
-        runtime_info=dict(first.runtime_info, tf32=first.tf32),
-        wall_s=time.perf_counter() - t0,
-        round_s=round_s,
-        budget_s=pass_budget_s,
-        allocator_state=first.allocator,
+    req = ChunkRequest(
+        spec,
+        conditions,
+        device.kind,
+        chunk_budget_s=pass_budget_s / pool.n,
+        seed=seed,
+        min_rounds=CHUNK_MAX_ROUNDS,
+        max_rounds=CHUNK_MAX_ROUNDS,
+        round_s=round_length_s(budget_s),
+        precision=precision,
     )
-    return out
+    chunks: list[ChunkResult] = []
+    for worker in range(pool.n):
+        res = pool.run_chunk(worker, req)
+        if res.failure is not None and res.failure.status == "unsupported":
+            raise Unsupported(res.failure.error)
+        if res.failure is not None:
+            raise WorkerError(f"worker {worker}: {res.failure.error}", res.failure.traceback)
+        if chunks and res.measurement.batch != chunks[0].measurement.batch:
+            raise WorkerError(
+                f"worker {worker} measured batch {res.measurement.batch}, worker 0 batch "
+                f"{chunks[0].measurement.batch} (out of memory in one process only); use --batch to fix the batch"
+            )
+        chunks.append(res)
+    return chunks
+
+
+def round_length_s(budget_s: float) -> float:
+    """The length of one round for a target whose whole budget is ``budget_s`` seconds."""
+    return max(budget_s / ROUNDS_PER_BUDGET, 1e-3)
+
+
+@dataclass
+class PassResult:
+    """One pass over one target as the run stores it: the workers' answers and their merged measurement."""
+
+    chunks: list[ChunkResult]
+    measurement: Measurement
+    round_s: float
+
+    @classmethod
+    def of(cls, chunks: list[ChunkResult], *, wall_s: float, pass_budget_s: float, round_s: float) -> PassResult:
+        """The pass's chunks merged (one process each), timed ``wall_s`` by the run, with ``pass_budget_s`` to spend."""
+        m = Measurement.merge([c.measurement for c in chunks], min_rounds=DEFAULT_MIN_ROUNDS, budget_s=pass_budget_s)
+        m.wall_s = wall_s
+        return cls(chunks, m, round_s)
+
+    def record_block(self) -> dict[str, Any]:
+        """What a ``partial`` record holds besides its header: the raw measurement, the chunks, the runtime's info."""
+        m = self.measurement
+        return dict(
+            m.to_record(raw=True),
+            chunks=[c.chunk_summary() for c in self.chunks],
+            runtime_info=dict(self.chunks[0].runtime_info, tf32=m.tf32),
+            round_s=self.round_s,
+            pass_wall_s=m.wall_s,
+        )
 
 
 def combine_passes(
@@ -143,54 +139,15 @@ def combine_passes(
 ) -> Measurement:
     """One :class:`Measurement` from the partial records of a target's passes.
 
-    Every (pass, worker) is one process: it becomes one cluster id in ``worker_ids`` (0, 1, … in
-    pass order), and every (pass, worker, round) one round id, so the interval is the bootstrap
-    over processes, then rounds.
+    Every (pass, worker) is one process: it becomes one worker id (0, 1, … in pass order), and
+    every (pass, worker, round) one round id, so the interval is the bootstrap over processes,
+    then rounds (:meth:`Measurement.merge`); every sample keeps its pass.
     """
-    samples: list[float] = []
-    rids: list[int] = []
-    procs: list[int] = []
-    warm: list[int] = []
-    faults: dict[str, list] = {"minor": [], "major": [], "iters": [], "ref_s": []}
-    gpu: list[float] = []
-    proc_index: dict[tuple[int, int], int] = {}
-    round_index: dict[tuple[int, int, int], int] = {}
     parts = sorted(parts, key=lambda r: r["pass"])
-    for rec in parts:
-        pass_no = int(rec["pass"])
-        for sample, round_id, worker in zip(rec["samples_s"], rec["rounds"], rec["workers"]):
-            procs.append(proc_index.setdefault((pass_no, int(worker)), len(proc_index)))
-            rids.append(round_index.setdefault((pass_no, int(worker), int(round_id)), len(round_index)))
-            samples.append(float(sample))
-        warm += rec.get("warmup_iters") or []
-        stored = rec.get("faults") or {}
-        for key in faults:
-            faults[key] += list(stored.get(key) or [])
-        gpu += rec.get("gpu_samples_s") or []  # absent in records from before GPU time was taken
-    first = parts[0]
-    m = Measurement(
-        samples_s=samples,
-        round_ids=rids,
-        batch=int(first["batch"]),
-        precision=precision,
-        min_rounds=DEFAULT_MIN_ROUNDS,
-        iters_per_sample=int(first.get("iters_per_sample") or 1),
-        warmup_iters=warm,
-        budget_s=budget_s,
-        wall_s=float(sum(r.get("pass_wall_s") or 0.0 for r in parts)),
-        device=device,
-        threads=first.get("threads_used"),
-        bn_folded=int(first.get("bn_folded") or 0),
-        worker_ids=procs,
-        allocator=first.get("allocator_state"),
-        gpu_samples_s=gpu or None,
-        tf32=(first.get("runtime_info") or {}).get("tf32"),
-    )
-    if len(faults["iters"]) == len(round_index):  # passes without fault counts (older files) leave them out
-        m.round_faults_minor, m.round_faults_major, m.round_iters = faults["minor"], faults["major"], faults["iters"]
-        m.round_ref_s = faults["ref_s"] if len(faults["ref_s"]) == len(round_index) else []
-    m.budget_exhausted = not m.stable
-    return m
+    ms = [Measurement.from_record(rec, device=device) for rec in parts]
+    for m, rec in zip(ms, parts):
+        m.pass_ids = [int(rec["pass"])] * m.n
+    return Measurement.merge(ms, precision=precision, min_rounds=DEFAULT_MIN_ROUNDS, budget_s=budget_s)
 
 
 @dataclass

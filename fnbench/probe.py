@@ -276,7 +276,7 @@ def run_probe(
             allocator=allocator,
             dtype=spec.dtype,
         )
-        m.allocator = alloc_state  # the probes ran in this process, under the state it was set to
+        m.allocator_state = alloc_state  # the probes ran in this process, under the state it was set to
         writer.write(
             _results.measurement_record(
                 head, m, cost=cost, env=fp, batch=1, runtime_info={"tf32": m.tf32, "module_reused": on_device}

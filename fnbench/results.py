@@ -46,13 +46,11 @@ import stat as _stat
 from collections.abc import Iterable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from . import allocators, units, validation
 from .errors import SaveError, UserError, warn
-
-if TYPE_CHECKING:
-    from .timing import Measurement
+from .measurement import Measurement
 
 __all__ = [
     "ROW_KINDS",
@@ -84,7 +82,6 @@ __all__ = [
     "measurement_record",
     "partial_record",
     "failure_record",
-    "stats_with_flags",
     "unstable_reason",
     "probe_rate",
     "ceilings",
@@ -165,16 +162,12 @@ def unstable_reason(st: dict[str, Any]) -> str:
     return f"95% CI ±{hw:.1%} > ±{target:.0%} target within the budget"
 
 
-def stats_with_flags(m: Measurement, cost: dict[str, Any]) -> dict[str, Any]:
-    """A record's ``stats``: the measurement's, plus why a row is not to be trusted as is.
-
-    ``faults_flag`` says when the timed iterations still page-fault (not a steady state, see
-    :func:`fnbench.allocators.faults_flag`); ``unstable_reason`` when the CI missed the precision
-    target, with the half-width reached.
-    """
-    st = m.to_stats()
+def _with_flags(st: dict[str, Any], m: Measurement, cost: dict[str, Any]) -> dict[str, Any]:
+    """A record's ``stats``, plus why a row is not to be trusted as is: ``faults_flag`` when the timed
+    iterations still page-fault (not a steady state, :func:`fnbench.allocators.faults_flag`),
+    ``unstable_reason`` when the CI missed the precision target, with the half-width reached."""
     st["faults_flag"] = allocators.faults_flag(
-        m.minor_faults_per_iter, cost.get("mem_bytes_counted"), (m.allocator or {}).get("name")
+        m.minor_faults_per_iter, cost.get("mem_bytes_counted"), (m.allocator_state or {}).get("name")
     )
     st["unstable_reason"] = None if st["stable"] else unstable_reason(st)
     return st
@@ -189,42 +182,27 @@ def measurement_record(
     runtime_info: dict[str, Any],
     batch: int | None = None,
     stats_extra: dict[str, Any] | None = None,
-    **extra: Any,
 ) -> dict[str, Any]:
-    """A finished measurement: the header, then cost, raw samples with their round ids, stats, faults.
+    """A finished measurement: the header, cost, then the measurement's own keys
+    (:meth:`~fnbench.measurement.Measurement.to_record`: raw samples with their round, worker and
+    pass ids, faults, stats with the flags of :func:`_with_flags`), env and runtime info.
 
-    ``batch`` is the batch measured (default: the measurement's; a probe's input is not a batch).
-    ``extra`` adds keys (a run's ``workers`` and ``passes`` per sample) and ``stats_extra`` keys of
-    ``stats``.
+    ``batch`` is the batch measured (default: the measurement's; a probe's input is not a batch);
+    ``stats_extra`` adds keys to ``stats``.
     """
-    return dict(
-        header,
-        batch=m.batch if batch is None else batch,
-        cost=cost,
-        samples_s=m.samples_s,
-        rounds=m.round_ids,
-        **extra,
-        stats=dict(stats_with_flags(m, cost), **(stats_extra or {})),
-        env=env,
-        runtime_info=runtime_info,
-        faults=m.faults(),
-        allocator_state=m.allocator,
-    )
+    body = m.to_record()
+    body["stats"] = dict(_with_flags(body["stats"], m, cost), **(stats_extra or {}))
+    if batch is not None:
+        body["batch"] = batch
+    return dict(header, cost=cost, **body, env=env, runtime_info=runtime_info)
 
 
 def partial_record(
-    header: dict[str, Any], part: dict[str, Any], *, pass_index: int, passes_planned: int, env: dict[str, Any]
+    header: dict[str, Any], block: dict[str, Any], *, pass_index: int, passes_planned: int, env: dict[str, Any]
 ) -> dict[str, Any]:
-    """One pass over a target (``status: "partial"``): the pass's raw samples, rounds, workers and faults."""
-    return dict(
-        header,
-        **part,
-        status="partial",
-        **{"pass": pass_index},
-        passes_planned=passes_planned,
-        pass_wall_s=part["wall_s"],
-        env=env,
-    )
+    """One pass over a target (``status: "partial"``): ``block`` is the pass's raw measurement, chunks
+    and runtime info (:meth:`fnbench.passes.PassResult.record_block`)."""
+    return dict(header, **block, status="partial", **{"pass": pass_index}, passes_planned=passes_planned, env=env)
 
 
 def failure_record(
@@ -544,16 +522,8 @@ def dedupe(items: Iterable[tuple[dict[str, Any], Path, int]]) -> list[tuple[dict
 
 def _recompute_stats(rec: dict[str, Any]) -> dict[str, Any]:
     """The record with its statistics recomputed from ``samples_s`` (the stored block is only a cache)."""
-    from .timing import Measurement
-
-    samples = [float(x) for x in rec["samples_s"]]
     st = dict(rec.get("stats") or {})
-    m = Measurement(
-        samples_s=samples,
-        round_ids=[int(r) for r in rec.get("rounds") or range(len(samples))],
-        batch=int(rec.get("batch") or 1),
-        worker_ids=rec.get("workers") or None,
-    )
+    m = Measurement.from_record(rec)
     fresh = {
         "median_s": m.median_s,
         "iqr_s": m.iqr_s,

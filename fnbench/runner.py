@@ -41,19 +41,22 @@ from . import results as _results
 from .conditions import Conditions, RunPolicy, prepare_fitting, resolve_policy
 from .devices import Device, device_record, fingerprint, gpu_state
 from .errors import UserError, cause_first, first_line
+from .measurement import DEFAULT_PRECISION, Measurement
 from .passes import (
     DEFAULT_PASSES,
     FRESH_PROCESS_PER_TARGET,
     MIN_PASSES,
+    PassResult,
     PendingTarget,
     combine_passes,
     effective_passes,
     measure_pass,
+    round_length_s,
 )
 from .runtimes import Unsupported, check_runtime, get_runtime, runtime_unavailable
 from .target_cost import record_cost, scale_cost
 from .targets import Target, TargetSpec, resolve
-from .timing import DEFAULT_BUDGET_S, DEFAULT_PRECISION, Measurement
+from .timing import DEFAULT_BUDGET_S
 from .usertargets import check_runtime_for
 from .workers import WorkerError, WorkerPool
 
@@ -140,7 +143,7 @@ class Measurer(Protocol):
 
     def whole(self, pending: PendingTarget, run: RunSettings) -> tuple[Measurement, dict[str, Any]]: ...
 
-    def one_pass(self, pending: PendingTarget, pass_no: int, run: RunSettings) -> dict[str, Any]: ...
+    def one_pass(self, pending: PendingTarget, pass_no: int, run: RunSettings) -> PassResult: ...
 
     def close(self) -> None: ...
 
@@ -155,7 +158,7 @@ class ProcessMeasurer:
     :class:`~fnbench.workers.WorkerPool` and :func:`~fnbench.passes.measure_pass`) can be replaced.
     """
 
-    def __init__(self, pool_factory: Callable[..., Any] | None = None, pass_fn: Callable[..., dict] | None = None):
+    def __init__(self, pool_factory: Callable[..., Any] | None = None, pass_fn: Callable[..., list] | None = None):
         self.pool_factory = pool_factory or WorkerPool
         self.pass_fn = pass_fn or measure_pass
         self.pools: dict[str, Any] = {}  # allocator → this pass's workers
@@ -169,7 +172,7 @@ class ProcessMeasurer:
             info["gpu_state"] = gpu_state()
         return m, info
 
-    def one_pass(self, pending: PendingTarget, pass_no: int, run: RunSettings) -> dict[str, Any]:
+    def one_pass(self, pending: PendingTarget, pass_no: int, run: RunSettings) -> PassResult:
         alloc = pending.conditions.allocator
         if self.pools and self.pool_pass != pass_no:
             self.close()  # every pass on fresh processes
@@ -178,8 +181,9 @@ class ProcessMeasurer:
             pool = self.pool_factory(run.workers, allocator=alloc, device=run.device.kind)
             pool.start()  # closes what it started if it fails; the next target retries
             self.pools[alloc], self.pool_pass = pool, pass_no
+        t0 = time.perf_counter()
         try:
-            return self.pass_fn(
+            chunks = self.pass_fn(
                 pool,
                 pending.target,
                 run.device,
@@ -189,6 +193,12 @@ class ProcessMeasurer:
                 run.pass_budget_s,
                 run.seed,
                 pending.stored_batch(),
+            )
+            return PassResult.of(
+                chunks,
+                wall_s=time.perf_counter() - t0,
+                pass_budget_s=run.pass_budget_s,
+                round_s=round_length_s(run.budget_s),
             )
         finally:
             if alloc in FRESH_PROCESS_PER_TARGET:
@@ -354,7 +364,7 @@ class _Run:
             )
             return
         rec = _results.partial_record(
-            self.header(task, env), part, pass_index=pass_no, passes_planned=run.passes, env=env
+            self.header(task, env), part.record_block(), pass_index=pass_no, passes_planned=run.passes, env=env
         )
         self.run_file.writer.write(rec)
         task.parts[pass_no] = rec
@@ -393,8 +403,6 @@ class _Run:
                 cost=cost,
                 env=env,
                 runtime_info=info,
-                workers=m.worker_ids,
-                passes=[int(r["pass"]) for r in parts for _ in r["samples_s"]],
                 stats_extra={"passes": len(parts)},
             ),
         )

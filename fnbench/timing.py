@@ -83,7 +83,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import allocators, stats
+from . import allocators
+from .measurement import (
+    DEFAULT_MIN_ROUNDS,
+    DEFAULT_PRECISION,
+    LAUNCH_BOUND_RATIO,
+    Measurement,
+    RoundCounts,
+    rounds_settled,
+)
 
 __all__ = [
     "Measurement",
@@ -103,26 +111,19 @@ __all__ = [
     "MIN_BLOCK_S",
 ]
 
-#: Target relative half-width of the 95 % CI of the median.
-DEFAULT_PRECISION = 0.02
 #: Wall-clock seconds one target may take (build, warm-up and sampling included).
 DEFAULT_BUDGET_S = 9.0
-#: The fewest rounds whose order-statistic interval reaches 95 % ([min, max] of 6 is 96.9 %).
-DEFAULT_MIN_ROUNDS = 6
 #: Target number of rounds a budget is split into (rounds are the unit of the CI).
 ROUNDS_PER_BUDGET = 25
 _MIN_SAMPLES_PER_ROUND = 3
 _MAX_SAMPLES_PER_ROUND = 2000
 #: Shortest timed block: on CUDA long enough to amortise the synchronisation, on CPU the timer.
 MIN_BLOCK_S = {"cuda": 2e-3, "cpu": 2e-5}
-_CONFIDENCE = 0.95
 
 #: ``timer(step, iters) -> seconds`` runs ``step`` ``iters`` times and returns the elapsed time.
 Timer = Callable[[Callable[[], Any], int], float]
 #: ``gpu_timer(step, iters, hold_s) -> seconds`` of GPU execution of ``iters`` calls (launch gaps excluded).
 GpuTimer = Callable[[Callable[[], Any], int, float], float]
-#: A row is launch-bound when its GPU time is under this fraction of its wall time.
-LAUNCH_BOUND_RATIO = 0.8
 _GPU_SAMPLES_PER_ROUND = 3
 
 
@@ -145,223 +146,6 @@ def is_out_of_memory(e: BaseException) -> bool:
                 return True
         e = getattr(e, "inner_exception", None) or e.__cause__ or e.__context__
     return False
-
-
-@dataclass
-class Measurement:
-    """Raw per-iteration samples of one target, grouped in rounds; statistics are derived.
-
-    ``samples_s[i]`` is seconds per iteration (a block's time divided by ``iters_per_sample``)
-    taken in round ``round_ids[i]``. Nothing here is rounded; render-time code does that.
-
-    ``worker_ids[i]``, when given, is the worker process that took sample ``i`` (round ids are
-    then unique across workers). With two or more workers the CI is the two-stage bootstrap over
-    workers and rounds (:func:`fnbench.stats.hierarchical_median_ci`), which holds across fresh
-    processes, and ``stable`` also needs every worker to have contributed ≥ 2 rounds.
-    """
-
-    samples_s: list[float]
-    round_ids: list[int]
-    batch: int
-    precision: float = DEFAULT_PRECISION
-    min_rounds: int = DEFAULT_MIN_ROUNDS
-    iters_per_sample: int = 1
-    warmup_iters: list[int] = field(default_factory=list)
-    budget_s: float | None = None
-    wall_s: float = 0.0
-    budget_exhausted: bool = False
-    device: str = "cpu"
-    threads: int | None = None
-    bn_folded: int = 0
-    worker_ids: list[int] | None = None
-    #: Minor/major page faults and iterations of each round's timed blocks (getrusage deltas),
-    #: one entry per round in round order.
-    round_faults_minor: list[int] = field(default_factory=list)
-    round_faults_major: list[int] = field(default_factory=list)
-    round_iters: list[int] = field(default_factory=list)
-    #: Seconds of a fixed reference kernel (:func:`reference_s`) timed before each round on the CPU:
-    #: the machine's own speed at that moment, so a run that was slower everywhere can be told
-    #: from a target that was slower.
-    round_ref_s: list[float] = field(default_factory=list)
-    #: The allocator the samples were taken under (:func:`fnbench.allocators.state`).
-    allocator: dict[str, Any] | None = None
-    tf32: bool | None = None
-    gpu_samples_s: list[float] | None = None
-    oom_batches: list[int] = field(default_factory=list)
-    _ci_memo: dict = field(default_factory=dict, repr=False, compare=False)
-
-    # -- derived -----------------------------------------------------------------------------
-    @property
-    def n(self) -> int:
-        return len(self.samples_s)
-
-    @property
-    def rounds(self) -> int:
-        return len(set(self.round_ids))
-
-    def round_medians_s(self) -> list[float]:
-        return [float(v) for v in stats.round_medians(self.samples_s, self.round_ids)]
-
-    @property
-    def median_s(self) -> float:
-        """Median of the per-round medians (the estimate the CI is about)."""
-        return stats.median(stats.round_medians(self.samples_s, self.round_ids))
-
-    @property
-    def pooled_median_s(self) -> float:
-        """Median of all samples regardless of round (for comparison with single-loop tools)."""
-        return stats.median(self.samples_s)
-
-    @property
-    def gpu_median_s(self) -> float | None:
-        """Median GPU execution time per iteration (CUDA events, launch gaps excluded); None off CUDA."""
-        return stats.median(self.gpu_samples_s) if self.gpu_samples_s else None
-
-    @property
-    def launch_bound(self) -> bool | None:
-        """True when the GPU was busy for under :data:`LAUNCH_BOUND_RATIO` of the wall time."""
-        g = self.gpu_median_s
-        return None if g is None else bool(g < LAUNCH_BOUND_RATIO * self.median_s)
-
-    @property
-    def workers(self) -> int:
-        """How many worker processes contributed samples (0: measured in the calling process)."""
-        return len(set(self.worker_ids)) if self.worker_ids else 0
-
-    @property
-    def ci_method(self) -> str:
-        if self.workers >= 2:
-            return stats.HIERARCHICAL_CI_METHOD
-        return "order-statistic(rounds)"
-
-    @property
-    def ci95(self) -> stats.CI:
-        key = (len(self.samples_s), self.workers)
-        if key not in self._ci_memo:
-            if self.workers >= 2:
-                self._ci_memo.clear()
-                self._ci_memo[key] = stats.hierarchical_median_ci(
-                    self.samples_s, self.round_ids, self.worker_ids, _CONFIDENCE
-                )[1]
-            else:
-                self._ci_memo[key] = stats.median_ci(stats.round_medians(self.samples_s, self.round_ids), _CONFIDENCE)
-        return self._ci_memo[key]
-
-    @property
-    def ci95_low_s(self) -> float:
-        return self.ci95.low
-
-    @property
-    def ci95_high_s(self) -> float:
-        return self.ci95.high
-
-    @property
-    def iqr_s(self) -> float:
-        return stats.iqr(self.samples_s)
-
-    @property
-    def p90_s(self) -> float:
-        return stats.p90(self.samples_s)
-
-    @property
-    def minor_faults_per_iter(self) -> float | None:
-        """Minor page faults per timed iteration (None where faults were not counted)."""
-        iters = sum(self.round_iters)
-        return sum(self.round_faults_minor) / iters if iters else None
-
-    @property
-    def major_faults_per_iter(self) -> float | None:
-        iters = sum(self.round_iters)
-        return sum(self.round_faults_major) / iters if iters else None
-
-    @property
-    def rel_ci_halfwidth(self) -> float:
-        return stats.rel_halfwidth(self.ci95, self.median_s)
-
-    @property
-    def stable(self) -> bool:
-        """True when ≥ ``min_rounds`` rounds give a real 95 % CI within ±``precision`` of the median."""
-        if self.workers >= 2:
-            return workers_settled(
-                self.samples_s, self.round_ids, self.worker_ids, self.precision, self.min_rounds, ci=self.ci95
-            )
-        return _settled(self.samples_s, self.round_ids, self.precision, self.min_rounds)
-
-    def to_stats(self) -> dict[str, Any]:
-        return {
-            "median_s": self.median_s,
-            "iqr_s": self.iqr_s,
-            "p90_s": self.p90_s,
-            "ci95_low_s": self.ci95_low_s,
-            "ci95_high_s": self.ci95_high_s,
-            "n": self.n,
-            "stable": self.stable,
-            "rounds": self.rounds,
-            "rel_ci_halfwidth": self.rel_ci_halfwidth,
-            "iters_per_sample": self.iters_per_sample,
-            "precision": self.precision,
-            "budget_s": self.budget_s,
-            "wall_s": self.wall_s,
-            "budget_exhausted": self.budget_exhausted,
-            "ci_method": self.ci_method,
-            "workers": self.workers,
-            "minor_faults_per_iter": self.minor_faults_per_iter,
-            "major_faults_per_iter": self.major_faults_per_iter,
-            "reference_median_s": self.reference_median_s,
-            "gpu_median_s": self.gpu_median_s,
-            "launch_bound": self.launch_bound,
-            "oom_batches": list(self.oom_batches),
-        }
-
-    def faults(self) -> dict[str, Any]:
-        """Raw page-fault counts per round, as stored in a result record's ``faults``."""
-        return {
-            "minor": list(self.round_faults_minor),
-            "major": list(self.round_faults_major),
-            "iters": list(self.round_iters),
-            "minor_per_iter": self.minor_faults_per_iter,
-            "major_per_iter": self.major_faults_per_iter,
-            "ref_s": list(self.round_ref_s),
-        }
-
-    @property
-    def reference_median_s(self) -> float | None:
-        """Median over rounds of the reference kernel's time (None where it was not timed)."""
-        return stats.median(self.round_ref_s) if self.round_ref_s else None
-
-
-#: Fewest rounds each worker must contribute before a multi-worker measurement can be stable.
-MIN_ROUNDS_PER_WORKER = 2
-
-
-def workers_settled(
-    samples, round_ids, worker_ids, precision: float, min_rounds: int, ci: stats.CI | None = None
-) -> bool:
-    """The stopping rule across workers: ≥ 2 rounds from every worker, ≥ ``min_rounds`` in all,
-    and the hierarchical 95 % CI within ±``precision`` of the median of round medians."""
-    if not samples:
-        return False
-    r = np.asarray(round_ids)
-    w = np.asarray(worker_ids)
-    per_worker = [np.unique(r[w == wid]).size for wid in np.unique(w)]
-    if len(per_worker) < 2 or min(per_worker) < MIN_ROUNDS_PER_WORKER or sum(per_worker) < min_rounds:
-        return False
-    if ci is None:
-        ci = stats.hierarchical_median_ci(samples, round_ids, worker_ids, _CONFIDENCE)[1]
-    center = stats.median(stats.round_medians(samples, round_ids))
-    return stats.settled(ci, center, precision)
-
-
-def _settled(samples, round_ids, precision: float, min_rounds: int) -> bool:
-    if not samples:
-        return False
-    meds = stats.round_medians(samples, round_ids)
-    if meds.size < min_rounds:
-        return False
-    ci = stats.median_ci(meds, _CONFIDENCE)
-    if ci.level < _CONFIDENCE:
-        return False
-    return stats.settled(ci, float(np.median(meds)), precision)
 
 
 # -- BatchNorm folding ------------------------------------------------------------------------
@@ -636,7 +420,7 @@ def measure(
                     fold=fold,
                     gpu_timer=gpu_timer,
                 )
-                m.allocator = alloc_state
+                m.allocator_state = alloc_state
                 m.tf32 = bool(tf32) if dev.type == "cuda" else None
                 m.oom_batches = failed_batches
                 return m
@@ -686,10 +470,7 @@ class _Rounds:
     samples: list[float] = field(default_factory=list)
     rids: list[int] = field(default_factory=list)
     warm_counts: list[int] = field(default_factory=list)
-    faults_minor: list[int] = field(default_factory=list)
-    faults_major: list[int] = field(default_factory=list)
-    iters: list[int] = field(default_factory=list)
-    ref_s: list[float] = field(default_factory=list)
+    counts: RoundCounts = field(default_factory=RoundCounts)
     gpu_samples: list[float] = field(default_factory=list)
 
 
@@ -727,7 +508,7 @@ def _sample_round(
     """Take round ``r``'s timed blocks (garbage collection off), with the page faults they paid; return how many."""
     gc_was = gc.isenabled()
     if dev.type == "cpu":
-        acc.ref_s.append(reference_s())
+        acc.counts.ref_s.append(reference_s())
     gc.disable()  # a collection inside a timed block is noise from the harness, not the model
     taken = 0
     ru0 = resource.getrusage(resource.RUSAGE_SELF)
@@ -744,9 +525,9 @@ def _sample_round(
             gc.enable()
     # The whole process's faults over the round's timed blocks (the clock reads between
     # blocks allocate nothing that could fault): what the timed iterations paid.
-    acc.faults_minor.append(ru1.ru_minflt - ru0.ru_minflt)
-    acc.faults_major.append(ru1.ru_majflt - ru0.ru_majflt)
-    acc.iters.append(taken * block)
+    acc.counts.minor.append(ru1.ru_minflt - ru0.ru_minflt)
+    acc.counts.major.append(ru1.ru_majflt - ru0.ru_majflt)
+    acc.counts.iters.append(taken * block)
     return taken
 
 
@@ -821,13 +602,13 @@ def _measure_at(
         # cuDNN autotuning, lazy initialisation, the long warm-up) do not recur, so only its
         # sampling counts. Otherwise one slow start makes every chunk stop after a single round.
         last_round_s = now - (t_sampling if r == 0 else t_round)
-        if r + 1 >= min_rounds and _settled(acc.samples, acc.rids, precision, min_rounds):
+        if r + 1 >= min_rounds and rounds_settled(acc.samples, acc.rids, precision, min_rounds):
             break
         if now >= deadline or now + last_round_s > deadline + 0.25 * last_round_s:
-            exhausted = not _settled(acc.samples, acc.rids, precision, min_rounds)
+            exhausted = not rounds_settled(acc.samples, acc.rids, precision, min_rounds)
             break
     else:
-        exhausted = not _settled(acc.samples, acc.rids, precision, min_rounds)
+        exhausted = not rounds_settled(acc.samples, acc.rids, precision, min_rounds)
 
     return Measurement(
         samples_s=[float(v) for v in acc.samples],
@@ -841,12 +622,9 @@ def _measure_at(
         wall_s=clock() - t_start,
         budget_exhausted=exhausted,
         device=str(dev),
-        threads=threads,
+        threads_used=threads,
         bn_folded=folded,
-        round_faults_minor=acc.faults_minor,
-        round_faults_major=acc.faults_major,
-        round_iters=acc.iters,
-        round_ref_s=acc.ref_s,
+        counts=acc.counts,
         gpu_samples_s=acc.gpu_samples or None,
     )
 

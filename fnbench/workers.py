@@ -28,7 +28,7 @@ Example::
 
     >>> from fnbench.targets import TargetSpec
     >>> with WorkerPool(2) as pool:  # doctest: +SKIP
-    ...     r = pool.run_chunk(0, ChunkRequest(TargetSpec.make("pconv", (32, 14, 14), layers=2), budget_s=1.0))
+    ...     r = pool.run_chunk(0, ChunkRequest(TargetSpec.make("pconv", (32, 14, 14), layers=2), chunk_budget_s=1.0))
     >>> r.status, len(set(r.round_ids))  # doctest: +SKIP
     ('ok', 2)
 """
@@ -49,9 +49,10 @@ from typing import Any
 from . import allocators
 from .conditions import Conditions
 from .errors import first_line
+from .measurement import DEFAULT_PRECISION, Measurement
 from .targets import TargetSpec
 
-__all__ = ["ChunkRequest", "ChunkResult", "WorkerPool", "WorkerError"]
+__all__ = ["ChunkRequest", "ChunkResult", "Failure", "WorkerPool", "WorkerError"]
 
 #: Seconds a worker may take to start (a cold interpreter importing torch on a busy machine).
 _START_TIMEOUT_S = 180.0
@@ -117,52 +118,72 @@ def _started_under(allocator: str):
 
 @dataclass(frozen=True)
 class ChunkRequest:
-    """One chunk of one target's measurement: what to build, how to run it, how many rounds.
+    """One chunk of one target's measurement: what to build, how to run it, for how long.
 
     ``conditions``: runtime, memory format, dtype, threads and allocator (default: eager FP32
-    contiguous on one thread).
+    contiguous on one thread). ``chunk_budget_s`` is the chunk's wall-clock share of its pass
+    (preparing the target included), ``round_s`` the length of one round, ``precision`` the
+    run's target half-width (a chunk may stop early once its own rounds reach it).
     """
 
     spec: TargetSpec
     conditions: Conditions = Conditions()
     device: str = "cpu"
-    budget_s: float = 1.0
+    chunk_budget_s: float = 1.0
     seed: int = 0
     min_rounds: int = 2
     max_rounds: int = 2
     round_s: float | None = None
-    precision: float = 0.02
+    precision: float = DEFAULT_PRECISION
+
+
+@dataclass(frozen=True)
+class Failure:
+    """Why a chunk has no measurement: ``unsupported`` (the runtime cannot take the model, with the
+    reason) or ``failed`` (the error's first line and the worker's traceback)."""
+
+    status: str  # "unsupported" or "failed"
+    error: str
+    traceback: str | None = None
 
 
 @dataclass
 class ChunkResult:
-    """What a worker sends back: raw samples with round ids local to the chunk, or why not."""
+    """What a worker sends back: its measurement (round ids local to the chunk) or the failure.
 
-    status: str  # "ok", "unsupported" or "failed"
+    ``prepare_s`` is what building and preparing the target cost this worker (0 when it was
+    already prepared for an earlier chunk), ``runtime_info`` what the runtime reports of itself,
+    ``gpu_state`` the GPU's clocks and throttle reasons right after the timed blocks (CUDA only).
+    """
+
     worker: int
     pid: int
-    error: str | None = None
-    traceback: str | None = None
-    samples_s: list[float] = field(default_factory=list)
-    round_ids: list[int] = field(default_factory=list)
-    batch: int = 0
-    iters_per_sample: int = 1
-    warmup_iters: list[int] = field(default_factory=list)
-    wall_s: float = 0.0
-    budget_exhausted: bool = False
-    bn_folded: int = 0
-    threads: int | None = None
-    runtime_info: dict[str, Any] = field(default_factory=dict)
+    measurement: Measurement | None = None
+    failure: Failure | None = None
     prepare_s: float = 0.0
-    faults_minor: list[int] = field(default_factory=list)  # per round, like round ids
-    faults_major: list[int] = field(default_factory=list)
-    round_iters: list[int] = field(default_factory=list)
-    round_ref_s: list[float] = field(default_factory=list)
-    allocator: dict[str, Any] | None = None
-    gpu_samples_s: list[float] | None = None
-    tf32: bool | None = None
-    oom_batches: list[int] = field(default_factory=list)
+    runtime_info: dict[str, Any] = field(default_factory=dict)
     gpu_state: dict[str, Any] | None = None
+
+    @property
+    def status(self) -> str:
+        return "ok" if self.failure is None else self.failure.status
+
+    def chunk_summary(self) -> dict[str, Any]:
+        """The chunk as a partial record lists it (``chunks``): which process, how long, how prepared."""
+        m = self.measurement
+        out = {
+            "worker": self.worker,
+            "pid": self.pid,
+            "rounds": m.rounds,
+            "wall_s": m.wall_s,
+            "iters_per_sample": m.iters_per_sample,
+            "prepare_s": self.prepare_s,
+        }
+        if self.gpu_state:
+            out["gpu_state"] = self.gpu_state  # clocks and throttle reasons right after the chunk's timed blocks
+        if m.oom_batches:
+            out["oom_batches"] = list(m.oom_batches)
+        return out
 
 
 class WorkerError(RuntimeError):
@@ -235,6 +256,10 @@ def _prepare(req: ChunkRequest):
     return prepared, x, dev, req.conditions, oom_batches
 
 
+def _failed(e: BaseException) -> Failure:
+    return Failure("failed", first_line(e), traceback.format_exc(limit=8))
+
+
 def _handle(worker: int, req: ChunkRequest, cache: dict) -> ChunkResult:
     from .runtimes import Unsupported
 
@@ -245,20 +270,18 @@ def _handle(worker: int, req: ChunkRequest, cache: dict) -> ChunkResult:
         gc.collect(1)  # young cycles only: a full collection costs ~0.15 s with torch loaded
         t0 = time.perf_counter()
         try:
-            cache[key] = ("ok", _prepare(req), time.perf_counter() - t0)
+            cache[key] = (_prepare(req), time.perf_counter() - t0)
         except (Unsupported, NotImplementedError) as e:
-            cache[key] = ("unsupported", str(e) if isinstance(e, Unsupported) else first_line(e), None)
+            cache[key] = (Failure("unsupported", str(e) if isinstance(e, Unsupported) else first_line(e)), 0.0)
         except Exception as e:  # noqa: BLE001 — a model error is an outcome, not a worker crash
-            cache[key] = ("failed", first_line(e), traceback.format_exc(limit=8))
-    status, payload, extra = cache[key]
-    if status == "unsupported":
-        return ChunkResult("unsupported", worker, os.getpid(), error=payload)
-    if status == "failed":
-        return ChunkResult("failed", worker, os.getpid(), error=payload, traceback=extra)
-    prepared, x, dev, cond, prepare_ooms = payload
+            cache[key] = (_failed(e), 0.0)
+    prepared_or_failure, prepare_s = cache[key]
+    if isinstance(prepared_or_failure, Failure):
+        return ChunkResult(worker, os.getpid(), failure=prepared_or_failure)
+    prepared, x, dev, cond, prepare_ooms = prepared_or_failure
     # The chunk's budget covers preparing the target (an export can take seconds), so a pass over
     # a suite takes the time it was given; at least a quarter of it is left for sampling.
-    budget_s = max(req.budget_s - extra, 0.25 * req.budget_s) if fresh else req.budget_s
+    budget_s = max(req.chunk_budget_s - prepare_s, 0.25 * req.chunk_budget_s) if fresh else req.chunk_budget_s
     try:
         m = prepared.measure(
             x,
@@ -273,35 +296,19 @@ def _handle(worker: int, req: ChunkRequest, cache: dict) -> ChunkResult:
             allocator=None,
         )
     except Exception as e:  # noqa: BLE001
-        return ChunkResult("failed", worker, os.getpid(), error=first_line(e), traceback=traceback.format_exc(limit=8))
+        return ChunkResult(worker, os.getpid(), failure=_failed(e))
+    m.oom_batches = list(prepare_ooms) + list(m.oom_batches)
     state = None
     if dev.kind == "cuda":  # right after the last timed block, while the GPU is still at its working clocks
         from .devices import gpu_state
 
         state = gpu_state()
     return ChunkResult(
-        "ok",
         worker,
         os.getpid(),
-        samples_s=m.samples_s,
-        round_ids=m.round_ids,
-        batch=m.batch,
-        iters_per_sample=m.iters_per_sample,
-        warmup_iters=m.warmup_iters,
-        wall_s=m.wall_s,
-        budget_exhausted=m.budget_exhausted,
-        bn_folded=m.bn_folded,
-        threads=m.threads,
+        measurement=m,
+        prepare_s=prepare_s if fresh else 0.0,
         runtime_info=dict(prepared.info),
-        prepare_s=extra,
-        faults_minor=m.round_faults_minor,
-        faults_major=m.round_faults_major,
-        round_iters=m.round_iters,
-        round_ref_s=m.round_ref_s,
-        allocator=m.allocator,
-        gpu_samples_s=m.gpu_samples_s,
-        tf32=m.tf32,
-        oom_batches=list(prepare_ooms) + list(m.oom_batches),
         gpu_state=state,
     )
 
@@ -344,9 +351,7 @@ def _serve(
             try:
                 res = _handle(worker, req, cache)
             except BaseException as e:  # noqa: BLE001 — last resort: say so and keep serving
-                res = ChunkResult(
-                    "failed", worker, os.getpid(), error=first_line(e), traceback=traceback.format_exc(limit=8)
-                )
+                res = ChunkResult(worker, os.getpid(), failure=_failed(e))
             try:
                 conn.send(res)
             except (BrokenPipeError, OSError):
@@ -469,12 +474,8 @@ class WorkerPool:
             p.join(timeout=5)
             code = p.exitcode
             self._restart(i)
-            return ChunkResult(
-                "failed",
-                i,
-                self.pids[i] or -1,
-                error=f"worker process died (exit code {code}) while measuring: {first_line(e)}",
-            )
+            why = f"worker process died (exit code {code}) while measuring: {first_line(e)}"
+            return ChunkResult(i, self.pids[i] or -1, failure=Failure("failed", why))
 
     def query_allocator(self, i: int) -> dict[str, Any]:
         """Worker ``i``'s own view of its allocator: ``{"state": …, "maps": {library: path}}``."""

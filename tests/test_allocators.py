@@ -56,14 +56,14 @@ def test_faults_are_counted_per_round_for_fresh_pages_and_not_for_a_reused_buffe
     fresh = measure(FreshPages(64), x, budget_s=0.5, min_rounds=3, allocator=None, fold=False)
     reused = measure(ReusedBuffer(64 * PAGE // 4), x, budget_s=0.5, min_rounds=3, allocator=None, fold=False)
     # one entry per round, in round order, with the iterations it covers
-    assert len(fresh.round_faults_minor) == fresh.rounds == len(fresh.round_iters)
-    assert sum(fresh.round_iters) == fresh.n * fresh.iters_per_sample
+    assert len(fresh.counts.minor) == fresh.rounds == len(fresh.counts.iters)
+    assert sum(fresh.counts.iters) == fresh.n * fresh.iters_per_sample
     assert 60 <= fresh.minor_faults_per_iter <= 80  # 64 pages, plus the odd page of the harness
     assert reused.minor_faults_per_iter < 1
     st = fresh.to_stats()
     assert st["minor_faults_per_iter"] == pytest.approx(fresh.minor_faults_per_iter)
-    f = fresh.faults()
-    assert f["minor"] == fresh.round_faults_minor and f["iters"] == fresh.round_iters
+    f = fresh.to_record()["faults"]
+    assert f["minor"] == fresh.counts.minor and f["iters"] == fresh.counts.iters
 
 
 def test_faults_flag_rule():
@@ -80,10 +80,11 @@ def test_faults_flag_rule():
 def _chunk(pool, spec, budget=0.8):
     """One chunk's result and its faults per iteration after the first round (a new process's first
     round also pays first-touch of its heap, which on a slow machine is spread over few iterations)."""
-    r = pool.run_chunk(0, ChunkRequest(spec, budget_s=budget, min_rounds=500, max_rounds=500, round_s=0.1))
-    assert r.status == "ok", r.error
-    assert len(r.faults_minor) >= 2, "the chunk took a single round; give it more budget"
-    return r, sum(r.faults_minor[1:]) / sum(r.round_iters[1:])
+    r = pool.run_chunk(0, ChunkRequest(spec, chunk_budget_s=budget, min_rounds=500, max_rounds=500, round_s=0.1))
+    assert r.status == "ok", r.failure
+    counts = r.measurement.counts
+    assert len(counts.minor) >= 2, "the chunk took a single round; give it more budget"
+    return r, sum(counts.minor[1:]) / sum(counts.iters[1:])
 
 
 def test_tuned_and_system_workers_set_what_they_claim():
@@ -95,7 +96,7 @@ def test_tuned_and_system_workers_set_what_they_claim():
         assert state["name"] == "tuned" and state["settings"] == allocators.TUNED_SETTINGS
         assert state["library"] is None and pool.query_allocator(0)["maps"] == {}
         r, tuned_faults = _chunk(pool, spec)
-        assert r.allocator["name"] == "tuned"
+        assert r.measurement.allocator_state["name"] == "tuned"
     with WorkerPool(1, allocator="system") as pool:
         assert pool.allocator_states[0]["name"] == "system" and pool.allocator_states[0]["settings"] == {}
         _, system_faults = _chunk(pool, spec)
@@ -115,7 +116,7 @@ def test_preloaded_allocator_is_mapped_in_the_worker(name):
         other = ({"jemalloc", "tcmalloc"} - {name}).pop()
         assert other not in seen["maps"]
         r, _ = _chunk(pool, TargetSpec.make("dwconv", (32, 14, 14), 1, 2), budget=0.6)
-        assert r.allocator["library"] == seen["maps"][name]
+        assert r.measurement.allocator_state["library"] == seen["maps"][name]
     # the parent itself is untouched: nothing preloaded here, LD_PRELOAD restored
     assert name not in allocators.loaded_libraries()
 
@@ -223,5 +224,5 @@ def test_legacy_records_read_as_system():
 
 def test_measure_records_the_allocator_state():
     m = measure(nn.Conv2d(4, 4, 3, padding=1), torch.randn(1, 4, 8, 8), budget_s=0.3)
-    assert m.allocator["name"] == "tuned" and m.allocator["settings"] == allocators.TUNED_SETTINGS
+    assert m.allocator_state["name"] == "tuned" and m.allocator_state["settings"] == allocators.TUNED_SETTINGS
     assert np.isfinite(m.minor_faults_per_iter)

@@ -251,15 +251,15 @@ def test_worker_samples_gpu_state_after_measuring_and_keeps_gpu_time(monkeypatch
     prepared = Prepared("eager", nn.Identity(), nn.Identity, {"runtime": "eager"})
     cache = {
         (req.spec, req.conditions, req.device, req.seed): (
-            "ok",
             (prepared, torch.zeros(32, 1), FAKE_GPU, how, [128]),
             0.1,
         )
     }
     res = workers._handle(0, req, cache)
     assert res.status == "ok" and order == [("measure", True), "state"]  # sampled after the timed blocks
-    assert res.gpu_state == {"clocks_sm": "1980"} and res.gpu_samples_s == [2e-4] * 6
-    assert res.tf32 is False and res.oom_batches == [128, 64]
+    m = res.measurement
+    assert res.gpu_state == {"clocks_sm": "1980"} and m.gpu_samples_s == [2e-4] * 6
+    assert m.tf32 is False and m.oom_batches == [128, 64]
 
 
 def test_a_worker_for_cuda_initialises_it_before_it_reports_ready():
@@ -274,23 +274,15 @@ def test_pass_records_carry_gpu_time_tf32_and_gpu_state():
         n = 1
 
         def run_chunk(self, i, req):
-            return workers.ChunkResult(
-                "ok",
-                0,
-                123,
-                samples_s=[1e-3, 1e-3],
-                round_ids=[0, 1],
-                batch=32,
-                gpu_samples_s=[5e-4, 5e-4],
-                tf32=False,
-                gpu_state={"pstate": "P0"},
-            )
+            m = Measurement([1e-3, 1e-3], [0, 1], 32, gpu_samples_s=[5e-4, 5e-4], tf32=False)
+            return workers.ChunkResult(0, 123, measurement=m, gpu_state={"pstate": "P0"})
 
     t = resolve(TargetSpec.make("dwconv", (16, 8, 8), 32, 1))
-    part = passes.measure_pass(Pool(), t, FAKE_GPU, conditions.Conditions(threads=None), 0.02, 1.0, 1.0, 0, None)
+    chunks = passes.measure_pass(Pool(), t, FAKE_GPU, conditions.Conditions(threads=None), 0.02, 1.0, 1.0, 0, None)
+    part = passes.PassResult.of(chunks, wall_s=1.0, pass_budget_s=1.0, round_s=0.04).record_block()
     assert part["gpu_samples_s"] == [5e-4, 5e-4] and part["runtime_info"]["tf32"] is False
     assert part["chunks"][0]["gpu_state"] == {"pstate": "P0"}
-    part.update({"pass": 0, "pass_wall_s": 1.0})
+    part["pass"] = 0
     m = passes.combine_passes([part], precision=0.02, budget_s=1.0, device="cuda")
     assert m.gpu_median_s == pytest.approx(5e-4) and m.launch_bound is True and m.tf32 is False
     old = {k: v for k, v in part.items() if k != "gpu_samples_s"}  # a record from before GPU time was kept
@@ -354,12 +346,13 @@ def test_cuda_worker_pool_and_run_with_batch_one(tmp_path, fnbench_cmd, cli_env)
                 TargetSpec.make("dwconv", (32, 14, 14), 32, 2),
                 conditions.Conditions(threads=None),
                 "cuda",
-                budget_s=1.0,
+                chunk_budget_s=1.0,
                 round_s=0.05,
             ),
         )
-    assert r.status == "ok", r.error
-    assert len(set(r.round_ids)) >= 2 and r.gpu_samples_s and r.tf32 is False
+    assert r.status == "ok", r.failure
+    m = r.measurement
+    assert len(set(m.round_ids)) >= 2 and m.gpu_samples_s and m.tf32 is False
     res = subprocess.run(
         fnbench_cmd
         + [

@@ -12,8 +12,10 @@ import pytest
 
 from fnbench import runner
 from fnbench.errors import UserError
+from fnbench.measurement import Measurement
 from fnbench.results import read_records
 from fnbench.suites import get_suite
+from fnbench.workers import ChunkResult
 
 
 class FakeCount:
@@ -54,21 +56,10 @@ def make_fake_pass(calls, noise, crash_at=None):
         rng = np.random.default_rng(len(calls))
         level = 1e-3 * (1.0 + noise[target.spec.name] * rng.standard_normal())
         samples = [level * (1 + 1e-4 * i) for i in range(20)]
-        return {
-            "samples_s": samples,
-            "rounds": [i // 5 for i in range(20)],
-            "workers": [0] * 20,
-            "warmup_iters": [1] * 4,
-            "chunks": [{"worker": 0, "pid": 1000 + len(calls), "rounds": 4}],
-            "batch": 1,
-            "iters_per_sample": 1,
-            "bn_folded": 0,
-            "threads_used": 1,
-            "runtime_info": {},
-            "wall_s": 0.01,
-            "round_s": budget_s / 25,
-            "budget_s": pass_budget_s,
-        }
+        m = Measurement(
+            samples, [i // 5 for i in range(20)], 1, warmup_iters=[1] * 4, wall_s=0.01, threads_used=1, budget_s=1.0
+        )
+        return [ChunkResult(0, 1000 + len(calls), measurement=m)]
 
     return fake
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from fnbench import stats
-from fnbench.timing import Measurement, workers_settled
+from fnbench.measurement import Measurement, workers_settled
 
 TRUE_MEDIAN = 1e-3
 

@@ -21,16 +21,17 @@ TINY = TargetSpec.make("pconv", (16, 8, 8), layers=1)
 def test_pool_round_trip_and_a_model_error_does_not_kill_the_worker():
     with WorkerPool(2) as pool:
         assert len(set(pool.pids)) == 2 and os.getpid() not in pool.pids
-        req = ChunkRequest(TINY, Conditions(), "cpu", budget_s=0.5, min_rounds=2, max_rounds=2, round_s=0.02)
+        req = ChunkRequest(TINY, Conditions(), "cpu", chunk_budget_s=0.5, min_rounds=2, max_rounds=2, round_s=0.02)
         a = pool.run_chunk(0, req)
-        assert a.status == "ok", a.error
-        assert a.pid == pool.pids[0] and a.worker == 0 and a.batch == 1 and a.iters_per_sample >= 1
-        assert sorted(set(a.round_ids)) == [0, 1] and len(a.samples_s) == len(a.round_ids) >= 6
+        assert a.status == "ok", a.failure
+        m = a.measurement
+        assert a.pid == pool.pids[0] and a.worker == 0 and m.batch == 1 and m.iters_per_sample >= 1
+        assert sorted(set(m.round_ids)) == [0, 1] and len(m.samples_s) == len(m.round_ids) >= 6
         assert a.prepare_s > 0
-        again = pool.run_chunk(0, req)  # same target: the prepared model is reused
-        assert again.status == "ok" and again.prepare_s == a.prepare_s
+        again = pool.run_chunk(0, req)  # same target: the prepared model is reused, nothing is prepared again
+        assert again.status == "ok" and again.prepare_s == 0.0
         bad = pool.run_chunk(1, ChunkRequest(TargetSpec.make("no_such_op", (16, 8, 8), layers=1), Conditions(), "cpu"))
-        assert bad.status == "failed" and "no_such_op" in bad.error and bad.traceback
+        assert bad.status == "failed" and "no_such_op" in bad.failure.error and bad.failure.traceback
         assert pool.run_chunk(1, req).status == "ok"  # the worker survived its failure
         procs = list(pool._procs)
     assert all(not p.is_alive() for p in procs)
@@ -75,7 +76,7 @@ def test_workers_exit_when_their_parent_is_killed(tmp_path):
         from fnbench.workers import ChunkRequest, WorkerPool
         pool = WorkerPool(2)
         pool.start()
-        busy = ChunkRequest(TargetSpec.make("conv", (64, 28, 28), layers=4), Conditions(), "cpu", budget_s=30.0,
+        busy = ChunkRequest(TargetSpec.make("conv", (64, 28, 28), layers=4), Conditions(), "cpu", chunk_budget_s=30.0,
                             min_rounds=50, max_rounds=50, round_s=0.5)
         threading.Thread(target=pool.run_chunk, args=(0, busy), daemon=True).start()  # worker 0 busy
         time.sleep(1.0)
