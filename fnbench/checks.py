@@ -8,7 +8,6 @@ process with nothing on stderr). These run first, so bad input costs a second.
 
 from __future__ import annotations
 
-import math
 import os
 import resource
 import tempfile
@@ -18,7 +17,6 @@ from .errors import UserError, warn
 from .units import si
 
 __all__ = [
-    "finite_positive",
     "writable_dir",
     "max_workers",
     "check_workers",
@@ -34,14 +32,6 @@ WORKERS_PER_CORE = 4
 #: File descriptors the parent holds per worker (its pipe end and the process sentinel), plus slack.
 _FDS_PER_WORKER = 3
 _FD_RESERVE = 64
-
-
-def finite_positive(value: float | None, flag: str, example: str) -> None:
-    """Refuse ``nan``, ``inf`` and values ≤ 0 for ``flag`` (e.g. ``--budget``)."""
-    if value is None:
-        return
-    if not math.isfinite(value) or value <= 0:
-        raise UserError(f"{flag} {value} is not a positive finite number: use e.g. {flag} {example}")
 
 
 def writable_dir(path: str | os.PathLike, flag: str = "--out") -> Path:

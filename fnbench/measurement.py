@@ -164,11 +164,6 @@ class Measurement:
         return stats.median(stats.round_medians(self.samples_s, self.round_ids))
 
     @property
-    def pooled_median_s(self) -> float:
-        """Median of all samples regardless of round (for comparison with single-loop tools)."""
-        return stats.median(self.samples_s)
-
-    @property
     def gpu_median_s(self) -> float | None:
         """Median GPU execution time per iteration (CUDA events, launch gaps excluded); None off CUDA."""
         return stats.median(self.gpu_samples_s) if self.gpu_samples_s else None

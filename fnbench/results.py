@@ -65,7 +65,6 @@ __all__ = [
     "load_results",
     "record_key",
     "identity_key",
-    "measured_keys",
     "record_id",
     "load_records",
     "check_run_id",
@@ -709,16 +708,6 @@ def record_key(rec: dict[str, Any]) -> str:
         allocator=record_allocator(rec),
         digest=(t.get("source") or {}).get("sha256"),
     )
-
-
-def measured_keys(path: str | os.PathLike, *, statuses: tuple[str, ...] = ("ok", "unsupported")) -> set[str]:
-    """Identity keys of records already in ``path`` with one of ``statuses``.
-
-    Failed measurements are not included, so a resumed run retries them.
-    """
-    if not Path(path).exists():
-        return set()
-    return {record_key(r) for r in read_records(path) if r.get("status", "ok") in statuses}
 
 
 def _shape_str(shape) -> str | None:

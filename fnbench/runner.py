@@ -296,7 +296,7 @@ class _Run:
         return self._costs[id(target)]
 
     def header(self, task: PendingTarget, fp: dict[str, Any]) -> dict[str, Any]:
-        """``t``'s record header (created now) for a measurement taken under the device fingerprint ``fp``."""
+        """``task``'s record header (created now) for a measurement taken under the device fingerprint ``fp``."""
         spec, cond = task.target.spec, task.conditions
         head = _results.record_header(
             run_id=self.run_id,
@@ -376,7 +376,7 @@ class _Run:
             self.finalize(task, m, env)
 
     def finalize(self, task: PendingTarget, m: Measurement | None = None, env: dict[str, Any] | None = None) -> None:
-        """Write ``t``'s final record from its stored passes (``m``: their combination, if already made)."""
+        """Write ``task``'s final record from its stored passes (``m``: their combination, if already made)."""
         run = self.settings
         parts = task.ordered_parts()
         m = (

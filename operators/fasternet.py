@@ -63,7 +63,6 @@ __all__ = [
     "gconv_groups",
     "stage_dims",
     "analytic_macs",
-    "analytic_params",
     "match_width",
     "parse_variant",
     "resolve_variant",
@@ -404,35 +403,6 @@ def analytic_macs(
         extra += depth * 2 * h * w * 2 * c
     extra += h * w * dims[-1]
     return macs + dims[-1] * head_dim + head_dim * num_classes + (extra if norm else 0)
-
-
-def analytic_params(
-    dims: Sequence[int],
-    depths: Sequence[int],
-    *,
-    mixer: str = "pconv",
-    n_div: int = 4,
-    max_groups: int = 16,
-    in_chans: int = 3,
-    num_classes: int = 1000,
-    head_dim: int = HEAD_DIM,
-) -> int:
-    """Parameter count (BN weight and bias included, running statistics not)."""
-
-    def mixer_params(c: int) -> int:
-        return {
-            "pconv": 9 * (c // n_div) ** 2,
-            "dwconv": 9 * c,
-            "conv": 9 * c * c,
-            "gconv": 9 * c * c // gconv_groups(c, max_groups),
-        }[mixer]
-
-    p = 16 * in_chans * dims[0] + 2 * dims[0]
-    for i, (c, depth) in enumerate(zip(dims, depths)):
-        if i:
-            p += 4 * dims[i - 1] * c + 2 * c
-        p += depth * (mixer_params(c) + 4 * c * c + 4 * c)
-    return p + dims[-1] * head_dim + head_dim * num_classes + num_classes
 
 
 def _scaled_dims(base_dims: Sequence[int], last: int) -> tuple[int, ...]:

@@ -159,10 +159,10 @@ def test_partial_records_are_invisible_to_readers(tmp_path, fakes):
     calls = []
     measurer = fake_measurer(calls, STEADY)
     s = runner.run_suite(SPECS[:2], out_dir=tmp_path, budget_s=5.0, passes=5, measurer=measurer)
-    from fnbench.results import load_results, measured_keys
+    from fnbench.results import load_results
 
     df = load_results(tmp_path)
     assert list(df["status"]) == ["ok", "ok"]
-    assert len(measured_keys(s.path)) == 2
+    assert len(read_records(s.path)) == 2
     lines = [json.loads(x) for x in s.path.read_text().splitlines()]
     assert sum(r["status"] == "partial" for r in lines) == 2 * runner.MIN_PASSES

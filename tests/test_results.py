@@ -100,28 +100,6 @@ def test_corrupt_middle_line_names_file_and_line(tmp_path):
     assert "bad.jsonl" in str(e.value) and "line 2" in str(e.value)
 
 
-def test_measured_keys_for_resume(tmp_path):
-    path = tmp_path / "run.jsonl"
-    w = results.ResultWriter(path)
-    w.write(rec("pconv"))
-    w.write(rec("conv", status="failed", error="RuntimeError: boom"))
-    keys = results.measured_keys(path)
-    assert len(keys) == 1  # failed measurements are retried on resume
-    want = results.identity_key(
-        name="pconv",
-        shape=(96, 56, 56),
-        layers=10,
-        options={},
-        batch=1,
-        device_kind="cpu",
-        runtime="eager",
-        threads=1,
-        dtype="float32",
-    )
-    assert keys == {want}
-    assert results.measured_keys(tmp_path / "absent.jsonl") == set()
-
-
 def test_load_results_flattens_with_units(tmp_path):
     d = tmp_path / "results"
     results.ResultWriter(d / "a.jsonl").write(rec("pconv", median=0.005))
