@@ -21,6 +21,8 @@ __all__ = [
     "max_workers",
     "check_workers",
     "check_threads",
+    "usable_cores",
+    "max_live_processes",
     "available_memory_bytes",
     "check_memory",
     "fmt_bytes",
@@ -73,9 +75,20 @@ def check_workers(n: int | None) -> None:
         )
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity mask; all of them where there is none)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def max_live_processes() -> int:
+    """How many worker processes the open-file limit lets one pass hold at once."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return 1 << 16 if soft == resource.RLIM_INFINITY else max(1, (soft - _FD_RESERVE) // _FDS_PER_WORKER)
+
+
 def check_threads(n: int | None) -> None:
     """Warn (not refuse) when ``--threads`` exceeds the cores: the timings then measure oversubscription."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    cores = usable_cores()
     if n is not None and n > cores:
         warn(
             f"--threads {n} is more than the {cores} core(s) this process may use; the threads will share "

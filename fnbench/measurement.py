@@ -9,8 +9,9 @@ places that know how it is laid out in a result record. This module needs numpy 
 :mod:`fnbench.stats` only, so reading and reporting results never import torch.
 
 Names follow the record: a field is stored under its own name, except the per-sample ids
-(``round_ids`` → ``rounds``, ``worker_ids`` → ``workers``, ``pass_ids`` → ``passes``) and the
-per-round counters, kept together in :class:`RoundCounts` and stored as ``faults``.
+(``round_ids`` → ``rounds``, ``worker_ids`` → ``workers``, ``pass_ids`` → ``passes``,
+``cycle_ids`` → ``cycles``) and the per-round counters, kept together in :class:`RoundCounts`
+and stored as ``faults``.
 
 Example::
 
@@ -111,7 +112,10 @@ class Measurement:
     taken in round ``round_ids[i]``. Nothing here is rounded; render-time code does that.
 
     ``worker_ids[i]``, when given, is the worker process that took sample ``i`` (round ids are
-    then unique across workers), and ``pass_ids[i]`` the pass over the suite it was taken in.
+    then unique across workers), ``pass_ids[i]`` the pass over the suite it was taken in, and
+    ``cycle_ids[i]`` the cycle of that pass: the rounds of every target of an interleaved pass are
+    taken in cycles, one round of each target per cycle, so rounds of two targets with the same
+    pass and cycle were taken moments apart and see the same machine (:mod:`fnbench.passes`).
     With two or more workers the CI is the two-stage bootstrap over workers and rounds
     (:func:`fnbench.stats.hierarchical_median_ci`), which holds across fresh processes, and
     ``stable`` also needs every worker to have contributed ≥ 2 rounds.
@@ -139,6 +143,7 @@ class Measurement:
     bn_folded: int = 0
     worker_ids: list[int] | None = None
     pass_ids: list[int] | None = None
+    cycle_ids: list[int] | None = None
     counts: RoundCounts = field(default_factory=RoundCounts)
     allocator_state: dict[str, Any] | None = None
     tf32: bool | None = None
@@ -305,6 +310,7 @@ class Measurement:
         rids: list[int] = []
         wids: list[int] = []
         pids: list[int] = []
+        cids: list[int] = []
         for proc, p in zip(procs, parts):
             workers = p.worker_ids or [0] * p.n
             for s, r, w in zip(p.samples_s, p.round_ids, workers):
@@ -312,6 +318,7 @@ class Measurement:
                 rids.append(round_index.setdefault((proc, int(w), int(r)), len(round_index)))
                 samples.append(float(s))
             pids += p.pass_ids if p.pass_ids else []
+            cids += p.cycle_ids if p.cycle_ids else []
         counts = RoundCounts()
         for p in parts:
             counts = counts + p.counts
@@ -335,6 +342,7 @@ class Measurement:
             bn_folded=first.bn_folded,
             worker_ids=wids if several else None,
             pass_ids=pids if len(pids) == len(samples) else None,
+            cycle_ids=cids if len(cids) == len(samples) else None,
             counts=counts,
             allocator_state=first.allocator_state,
             tf32=first.tf32,
@@ -358,6 +366,8 @@ class Measurement:
             rec["workers"] = list(self.worker_ids)
         if self.pass_ids is not None:
             rec["passes"] = list(self.pass_ids)
+        if self.cycle_ids is not None:
+            rec["cycles"] = list(self.cycle_ids)
         rec["stats"] = self.to_stats()
         rec["faults"] = self.counts.to_record()
         rec["allocator_state"] = self.allocator_state
@@ -402,6 +412,7 @@ class Measurement:
             bn_folded=int(rec.get("bn_folded") or 0),
             worker_ids=[int(w) for w in rec["workers"]] if rec.get("workers") else None,
             pass_ids=[int(p) for p in rec["passes"]] if rec.get("passes") else None,
+            cycle_ids=[int(c) for c in rec["cycles"]] if rec.get("cycles") else None,
             counts=RoundCounts.from_record(rec.get("faults"), len(set(rids))),
             allocator_state=rec.get("allocator_state"),
             tf32=tf32,

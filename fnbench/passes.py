@@ -1,105 +1,68 @@
-"""A target measured in passes over a suite: one pass on fresh worker processes, passes combined, pending state.
+"""A suite measured in passes: one pass interleaves the rounds of a group of targets on fresh processes.
 
-:func:`fnbench.runner.run_suite` makes several passes over a suite; each pass gives every target
-that is not done yet ``budget_s / passes`` seconds on a pool of fresh processes
-(:func:`measure_pass`), and stores what it got as a ``partial`` record. :class:`PendingTarget`
+:func:`fnbench.runner.run_suite` makes several passes over a suite. In each, every target not yet
+done gets a fresh worker process that prepares it (build, runtime, warm-up) while nothing is
+timed, and then the targets' rounds are taken in cycles, one round of each target per cycle in an
+order drawn afresh every cycle, one measurement at a time on the host (:func:`interleaved_pass`):
+every row samples the same moments, so a ratio between rows sees the same machine, as ``compare``
+does for two (the runs it replaced measured a suite target after target, and a host that drifted
+over minutes moved one claim by 20 % between two runs whose intervals excluded each other). Every
+round keeps its pass and cycle, and the claim engine pairs the rounds of a claim's rows by them.
+
+Which targets share a pass: the targets a claim compares (:func:`claim_components`) always, and
+as many more as the memory the workers of a pass may hold allows (:func:`interleave_groups`).
+A pass of a target is stored as a ``partial`` record (:class:`PassResult`); :class:`PendingTarget`
 holds a target's stored passes; :func:`combine_passes` turns them into one
-:class:`~fnbench.timing.Measurement` whose interval is the bootstrap over processes, then rounds
-(:func:`fnbench.stats.hierarchical_median_ci`). A target whose interval is within the precision
-target after :data:`MIN_PASSES` passes is done early.
+:class:`~fnbench.measurement.Measurement` whose interval is the bootstrap over processes, then
+rounds (:func:`fnbench.stats.hierarchical_median_ci`). The targets of a claim stop together, after
+:data:`MIN_PASSES` passes, once all of them are within the precision target.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import numpy as np
+
 from .conditions import Conditions
 from .devices import Device
-from .measurement import DEFAULT_MIN_ROUNDS, Measurement
+from .measurement import DEFAULT_MIN_ROUNDS, MIN_ROUNDS_PER_WORKER, Measurement
 from .runtimes import Unsupported
-from .targets import Target
+from .targets import Target, TargetSpec
 from .timing import ROUNDS_PER_BUDGET
-from .workers import ChunkRequest, ChunkResult, WorkerError, WorkerPool
+from .workers import FINISH, ChunkResult, Failure, Prepare, Round, WorkerError, WorkerPool
 
 __all__ = [
     "DEFAULT_PASSES",
     "MIN_PASSES",
     "MIN_PASS_S",
-    "FRESH_PROCESS_PER_TARGET",
     "effective_passes",
-    "measure_pass",
     "PassResult",
+    "interleaved_pass",
+    "interleave_groups",
+    "claim_components",
+    "cycles_per_pass",
+    "worker_bytes",
     "round_length_s",
     "combine_passes",
     "PendingTarget",
 ]
 
-#: Allocators whose state depends on what the process allocated before (glibc's dynamic mmap and
-#: trim thresholds rise after a large free): under these every target of every pass gets a fresh
-#: worker, so it is measured as a fresh process would run it, not after the targets before it.
-FRESH_PROCESS_PER_TARGET = ("system",)
 #: Passes over a suite for targets measured on worker processes; each pass has fresh processes.
 DEFAULT_PASSES = 5
 #: A target may stop before the last pass once this many passes give a CI within ±precision.
 MIN_PASSES = 3
 #: Fewest seconds a pass gives one target; a smaller ``budget_s`` means fewer passes.
 MIN_PASS_S = 0.3
-#: Rounds a chunk may take: the chunk runs until its share of the pass budget is spent.
-CHUNK_MAX_ROUNDS = 500
 
 
 def effective_passes(passes: int, budget_s: float) -> int:
     """``passes``, reduced so that each pass still gives a target at least :data:`MIN_PASS_S` seconds."""
     return max(1, min(int(passes), int(budget_s / MIN_PASS_S)))
-
-
-def measure_pass(
-    pool: WorkerPool,
-    target: Target,
-    device: Device,
-    conditions: Conditions,
-    precision: float,
-    budget_s: float,
-    pass_budget_s: float,
-    seed: int,
-    batch: int | None,
-) -> list[ChunkResult]:
-    """One pass over one target: a chunk on each of the pool's (fresh) workers, one after another.
-
-    Each chunk has ``pass_budget_s / workers`` seconds (preparing the target included) and takes
-    rounds of ``budget_s / 25`` seconds (``budget_s``: the target's whole budget) until they are
-    spent. ``batch``, once a first pass has settled it (CUDA halves it on out-of-memory), is asked
-    for again. Returns the workers' answers, each with its measurement; raises
-    :class:`Unsupported` or :class:`WorkerError`.
-    """
-    spec = target.spec if batch is None else replace(target.spec, batch=batch)
-    req = ChunkRequest(
-        spec,
-        conditions,
-        device.kind,
-        chunk_budget_s=pass_budget_s / pool.n,
-        seed=seed,
-        min_rounds=CHUNK_MAX_ROUNDS,
-        max_rounds=CHUNK_MAX_ROUNDS,
-        round_s=round_length_s(budget_s),
-        precision=precision,
-    )
-    chunks: list[ChunkResult] = []
-    for worker in range(pool.n):
-        res = pool.run_chunk(worker, req)
-        if res.failure is not None and res.failure.status == "unsupported":
-            raise Unsupported(res.failure.error)
-        if res.failure is not None:
-            raise WorkerError(f"worker {worker}: {res.failure.error}", res.failure.traceback)
-        if chunks and res.measurement.batch != chunks[0].measurement.batch:
-            raise WorkerError(
-                f"worker {worker} measured batch {res.measurement.batch}, worker 0 batch "
-                f"{chunks[0].measurement.batch} (out of memory in one process only); use --batch to fix the batch"
-            )
-        chunks.append(res)
-    return chunks
 
 
 def round_length_s(budget_s: float) -> float:
@@ -150,6 +113,191 @@ def combine_passes(
     return Measurement.merge(ms, precision=precision, min_rounds=DEFAULT_MIN_ROUNDS, budget_s=budget_s)
 
 
+#: Share of the memory available when a pass starts that its live workers may take together.
+WORKER_MEMORY_SHARE = 0.5
+#: Private memory of a worker before it builds its target (a forked interpreter with torch loaded).
+WORKER_BASE_BYTES = 200 * 2**20
+
+
+def worker_bytes(cost: dict[str, Any] | None) -> int:
+    """What a worker holding a target of ``cost`` is expected to take: its base, the module three times
+    over (built, folded, one round's fresh copy; FP32), and the activations (half the bytes its ops move)."""
+    cost = cost or {}
+    return WORKER_BASE_BYTES + 12 * int(cost.get("params") or 0) + int(cost.get("mem_bytes_counted") or 0) // 2
+
+
+def claim_components(tasks: Sequence[PendingTarget], linked: Sequence[Sequence[str]]) -> list[list[PendingTarget]]:
+    """``tasks`` cut into the sets whose rows a claim compares, in suite order: targets named together in
+    one of ``linked`` (the targets of each claim) are in one set; every other target is a set of its own.
+
+    A set is interleaved in one group and stops together (:meth:`fnbench.runner._Run.settle`), so
+    every round of one of its rows has the rounds of the others in the same cycle to be paired with.
+    """
+    names = {t.target.spec.name for t in tasks}
+    parent = {n: n for n in names}
+
+    def root(n: str) -> str:
+        while parent[n] != n:
+            n = parent[n]
+        return n
+
+    for group in linked:
+        present = [n for n in group if n in names]
+        for n in present[1:]:
+            parent[root(n)] = root(present[0])
+    components: dict[str, list[PendingTarget]] = {}
+    for t in tasks:
+        components.setdefault(root(t.target.spec.name), []).append(t)
+    return list(components.values())
+
+
+def interleave_groups(
+    components: Sequence[Sequence[PendingTarget]],
+    costs: dict[str, dict[str, Any] | None],
+    *,
+    workers: int,
+    memory_bytes: int | None,
+    max_processes: int,
+) -> list[list[PendingTarget]]:
+    """The groups whose rounds one pass interleaves: ``components`` (:func:`claim_components`) packed in
+    suite order while their workers (``workers`` per task, :func:`worker_bytes` each by ``costs``) fit
+    in :data:`WORKER_MEMORY_SHARE` of ``memory_bytes`` and ``max_processes``. Only a component that alone
+    exceeds that is cut, and its claims are then judged unpaired across the cut.
+    """
+    cap = math.inf if memory_bytes is None else WORKER_MEMORY_SHARE * memory_bytes
+    groups: list[list[PendingTarget]] = [[]]
+    used = procs = 0.0
+
+    def add(items: Sequence[PendingTarget]) -> None:
+        nonlocal used, procs
+        need = sum(workers * worker_bytes(costs.get(t.key)) for t in items)
+        if groups[-1] and (used + need > cap or procs + workers * len(items) > max_processes):
+            groups.append([])
+            used = procs = 0.0
+        groups[-1].extend(items)
+        used += need
+        procs += workers * len(items)
+
+    for comp in components:
+        need = sum(workers * worker_bytes(costs.get(t.key)) for t in comp)
+        if need > cap or workers * len(comp) > max_processes:
+            for t in comp:  # too large to interleave whole: cut where it has to be
+                add([t])
+        else:
+            add(comp)
+    return [g for g in groups if g]
+
+
+def cycles_per_pass(pass_budget_s: float, round_s: float) -> int:
+    """Cycles of an interleaved pass: as many rounds as a target's share of the pass holds (at least two,
+    so that every process gives the two rounds its interval needs)."""
+    return max(MIN_ROUNDS_PER_WORKER, round(pass_budget_s / round_s))
+
+
+def interleaved_pass(
+    pool: WorkerPool,
+    tasks: Sequence[PendingTarget],
+    *,
+    device: Device,
+    seed: int,
+    pass_no: int,
+    budget_s: float,
+    pass_budget_s: float,
+    workers: int = 1,
+    concurrency: int = 1,
+    progress: Callable[[float], None] | None = None,
+) -> dict[str, PassResult | Exception]:
+    """One pass over ``tasks`` with their rounds interleaved: ``{task key: its pass, or why it has none}``.
+
+    The pool holds ``workers`` fresh processes per task (task ``t``'s ``w``-th is worker
+    ``t * workers + w``). First every worker prepares its task — build, prepare for the runtime,
+    warm up — ``concurrency`` at a time, while nothing is timed. Then the rounds, one measurement
+    at a time on the host: in every cycle each task takes one round, in an order drawn afresh per
+    cycle (seeded by ``seed`` and the pass), so every task samples the same stretch of the run and
+    a ratio between two of them sees the same machine; a task's round in cycle ``k`` goes to its
+    worker ``k mod workers``. There are :func:`cycles_per_pass` cycles; a task whose rounds have
+    used more than its share of the pass (``pass_budget_s``; a slow network whose three samples
+    per round outlast a round) sits out the cycles left once each of its workers has two rounds.
+    A failure (the runtime cannot take the model, an error, a worker that died) ends that task's
+    pass as an :class:`Unsupported` or :class:`WorkerError`; the others go on. ``progress(f)``
+    is told the fraction of the pass done after every cycle.
+    """
+    round_s = round_length_s(budget_s)
+    warm_s = 0.15 * pass_budget_s
+    slot = {(t.key, w): i * workers + w for i, t in enumerate(tasks) for w in range(workers)}
+    requests = {
+        slot[t.key, w]: Prepare(_spec_at(t), t.conditions, device.kind, seed, round_s, warm_s)
+        for t in tasks
+        for w in range(workers)
+    }
+    wall = {t.key: 0.0 for t in tasks}
+    failed: dict[str, Exception] = {}
+    answers = pool.ask_many(requests, concurrency)
+    for (key, w), i in slot.items():
+        answer, seconds = answers[i]
+        wall[key] = max(wall[key], seconds)  # the task's workers prepare side by side
+        if isinstance(answer, Failure) and key not in failed:
+            failed[key] = _as_error(answer, w)
+    _check_batches(tasks, answers, slot, workers, failed)
+    cycles = cycles_per_pass(pass_budget_s, round_s)
+    rng = np.random.default_rng([seed, pass_no])
+    spent = {t.key: 0.0 for t in tasks}
+    last = {t.key: 0.0 for t in tasks}
+    for k in range(cycles):
+        active = [t for t in tasks if t.key not in failed]
+        for j in rng.permutation(len(active)):
+            t = active[int(j)]
+            if k >= MIN_ROUNDS_PER_WORKER * workers and spent[t.key] + last[t.key] > 1.25 * pass_budget_s:
+                continue  # its share of the pass is used up
+            t0 = time.perf_counter()
+            answer = pool.ask(slot[t.key, k % workers], Round(k))
+            last[t.key] = time.perf_counter() - t0
+            spent[t.key] += last[t.key]
+            if isinstance(answer, Failure):
+                failed[t.key] = _as_error(answer, k % workers)
+        if progress is not None:
+            progress((k + 1) / cycles)
+    out: dict[str, PassResult | Exception] = dict(failed)
+    for t in tasks:
+        if t.key in failed:
+            continue
+        t0 = time.perf_counter()
+        chunks = [pool.ask(slot[t.key, w], FINISH) for w in range(workers)]
+        bad = [(w, c.failure if isinstance(c, ChunkResult) else c) for w, c in enumerate(chunks)]
+        bad = [(w, f) for w, f in bad if isinstance(f, Failure)]
+        if bad:
+            out[t.key] = _as_error(bad[0][1], bad[0][0])
+            continue
+        task_wall = wall[t.key] + spent[t.key] + time.perf_counter() - t0
+        out[t.key] = PassResult.of(chunks, wall_s=task_wall, pass_budget_s=pass_budget_s, round_s=round_s)
+    return out
+
+
+def _spec_at(task: PendingTarget) -> TargetSpec:
+    """The task's spec at the batch its first stored pass settled on (CUDA halves it on out-of-memory)."""
+    batch = task.stored_batch()
+    return task.target.spec if batch is None else replace(task.target.spec, batch=batch)
+
+
+def _as_error(failure: Failure, worker: int) -> Exception:
+    if failure.status == "unsupported":
+        return Unsupported(failure.error)
+    return WorkerError(f"worker {worker}: {failure.error}", failure.traceback)
+
+
+def _check_batches(tasks, answers, slot, workers: int, failed: dict[str, Exception]) -> None:
+    """A task whose workers settled on different batches (out of memory in one process only) fails."""
+    for t in tasks:
+        if t.key in failed:
+            continue
+        batches = {answers[slot[t.key, w]][0].batch for w in range(workers)}
+        if len(batches) > 1:
+            failed[t.key] = WorkerError(
+                f"the workers of {t.label} measured batches {sorted(batches)} (out of memory in one process "
+                "only); use --batch to fix the batch"
+            )
+
+
 @dataclass
 class PendingTarget:
     """A target under one set of conditions, still being measured: its stored passes and whether it is done."""
@@ -181,11 +329,3 @@ class PendingTarget:
 
     def combined(self, *, precision: float, budget_s: float, device: str) -> Measurement:
         return combine_passes(self.ordered_parts(), precision=precision, budget_s=budget_s, device=device)
-
-    def settled_after(
-        self, pass_no: int, passes: int, *, precision: float, budget_s: float, device: str
-    ) -> tuple[bool, Measurement | None]:
-        """After pass ``pass_no`` is stored: is the target done, and its combined measurement if it was needed."""
-        enough = len(self.parts) >= MIN_PASSES
-        combined = self.combined(precision=precision, budget_s=budget_s, device=device) if enough else None
-        return pass_no == passes - 1 or (combined is not None and combined.stable), combined

@@ -386,7 +386,7 @@ def _check_record(rec: dict[str, Any], path: Path, n: int) -> None:
             )
         if not all(math.isfinite(x) and x > 0 for x in samples):
             raise _bad(path, n, "samples_s holds a non-positive or non-finite time")
-        for key in ("rounds", "workers", "passes"):
+        for key in ("rounds", "workers", "passes", "cycles"):
             v = rec.get(key)
             if v is not None and (not _is_num_list(v) or len(v) != len(samples)):
                 raise _bad(path, n, f"{key} does not give one integer per sample")

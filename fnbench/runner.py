@@ -9,14 +9,17 @@ and the suite goes on.
 
 Each target is measured in several passes over the suite (:mod:`fnbench.passes`), each pass on
 fresh worker processes (:mod:`fnbench.workers`), so its interval covers process-to-process
-differences and the machine's drift over the minutes a run lasts; every pass is stored as it
-finishes. ``workers=0`` measures in the calling process.
+differences and the machine's drift over the minutes a run lasts; within a pass the rounds of a
+group of targets are interleaved, so rows that a claim compares see the same moments. Every pass
+is stored as it finishes. ``workers=0`` measures in the calling process.
 
-The shape of a run: :func:`run_suite` resolves the options into a plan (a :class:`_Run`: the
-policy, the targets under each set of conditions, the open results file), then loops over passes
-and targets; :meth:`_Run.step` takes one target's next measurement from a :class:`Measurer` and
-writes what comes back as a record (:mod:`fnbench.results` builds them). Printing is the caller's:
-``progress`` and ``notify`` are callbacks (:mod:`fnbench.console` draws them).
+The shape of a run: :func:`run_suite` resolves the options into a plan (a :class:`_Plan`: the
+settings, the targets under each set of conditions), opens the results file and starts a
+:class:`_Run`, which measures the targets that run in this process first (:meth:`_Run.step_whole`),
+then loops over passes and groups (:meth:`_Run.step_pass`: one interleaved pass from a
+:class:`Measurer`, each target's result written as a record, :mod:`fnbench.results` builds them),
+and finalizes a claim's targets together once all are settled (:meth:`_Run.settle`). Printing is
+the caller's: ``progress`` and ``notify`` are callbacks (:mod:`fnbench.console` draws them).
 
 Example::
 
@@ -38,20 +41,21 @@ from typing import Any, Protocol
 
 from . import allocators
 from . import results as _results
+from .checks import available_memory_bytes, max_live_processes, usable_cores
 from .conditions import Conditions, RunPolicy, prepare_fitting, resolve_policy
 from .devices import Device, device_record, fingerprint, gpu_state
 from .errors import UserError, cause_first, first_line
 from .measurement import DEFAULT_PRECISION, Measurement
 from .passes import (
     DEFAULT_PASSES,
-    FRESH_PROCESS_PER_TARGET,
     MIN_PASSES,
     PassResult,
     PendingTarget,
+    claim_components,
     combine_passes,
     effective_passes,
-    measure_pass,
-    round_length_s,
+    interleave_groups,
+    interleaved_pass,
 )
 from .runtimes import Unsupported, check_runtime, get_runtime, runtime_unavailable
 from .target_cost import record_cost, scale_cost
@@ -139,11 +143,18 @@ def measure_in_process(
 
 
 class Measurer(Protocol):
-    """Takes a run's measurements: a target whole (in this process), or one pass of it (on fresh processes)."""
+    """Takes a run's measurements: a target whole (in this process), or one interleaved pass over a group
+    of targets (on fresh processes)."""
 
     def whole(self, pending: PendingTarget, run: RunSettings) -> tuple[Measurement, dict[str, Any]]: ...
 
-    def one_pass(self, pending: PendingTarget, pass_no: int, run: RunSettings) -> PassResult: ...
+    def one_pass(
+        self,
+        tasks: list[PendingTarget],
+        pass_no: int,
+        run: RunSettings,
+        progress: Callable[[float], None] | None = None,
+    ) -> dict[str, PassResult | Exception]: ...
 
     def close(self) -> None: ...
 
@@ -151,18 +162,16 @@ class Measurer(Protocol):
 class ProcessMeasurer:
     """The measurer :func:`run_suite` uses unless given another.
 
-    Whole targets are measured here (:func:`measure_in_process`); a pass runs on a
-    :class:`~fnbench.workers.WorkerPool` per allocator that lives for that pass only, so every pass
-    has fresh processes, and under the allocators of :data:`~fnbench.passes.FRESH_PROCESS_PER_TARGET`
-    every target of every pass has its own. ``pool_factory`` and ``pass_fn`` (default
-    :class:`~fnbench.workers.WorkerPool` and :func:`~fnbench.passes.measure_pass`) can be replaced.
+    Whole targets are measured here (:func:`measure_in_process`); a pass over a group of targets
+    runs on a :class:`~fnbench.workers.WorkerPool` of its own, ``workers`` fresh processes per
+    target, each started under its target's allocator, that lives for that pass only
+    (:func:`~fnbench.passes.interleaved_pass`). ``pool_factory`` and ``pass_fn`` (default
+    :class:`~fnbench.workers.WorkerPool` and :func:`~fnbench.passes.interleaved_pass`) can be replaced.
     """
 
-    def __init__(self, pool_factory: Callable[..., Any] | None = None, pass_fn: Callable[..., list] | None = None):
+    def __init__(self, pool_factory: Callable[..., Any] | None = None, pass_fn: Callable[..., dict] | None = None):
         self.pool_factory = pool_factory or WorkerPool
-        self.pass_fn = pass_fn or measure_pass
-        self.pools: dict[str, Any] = {}  # allocator → this pass's workers
-        self.pool_pass = -1
+        self.pass_fn = pass_fn or interleaved_pass
 
     def whole(self, pending: PendingTarget, run: RunSettings) -> tuple[Measurement, dict[str, Any]]:
         m, info = measure_in_process(
@@ -172,41 +181,34 @@ class ProcessMeasurer:
             info["gpu_state"] = gpu_state()
         return m, info
 
-    def one_pass(self, pending: PendingTarget, pass_no: int, run: RunSettings) -> PassResult:
-        alloc = pending.conditions.allocator
-        if self.pools and self.pool_pass != pass_no:
-            self.close()  # every pass on fresh processes
-        pool = self.pools.get(alloc)
-        if pool is None:
-            pool = self.pool_factory(run.workers, allocator=alloc, device=run.device.kind)
-            pool.start()  # closes what it started if it fails; the next target retries
-            self.pools[alloc], self.pool_pass = pool, pass_no
-        t0 = time.perf_counter()
+    def one_pass(
+        self,
+        tasks: list[PendingTarget],
+        pass_no: int,
+        run: RunSettings,
+        progress: Callable[[float], None] | None = None,
+    ) -> dict[str, PassResult | Exception]:
+        allocs = [t.conditions.allocator for t in tasks for _ in range(run.workers)]
+        pool = self.pool_factory(len(allocs), allocator=allocs, device=run.device.kind)
+        pool.start()  # closes what it started if it fails
         try:
-            chunks = self.pass_fn(
+            return self.pass_fn(
                 pool,
-                pending.target,
-                run.device,
-                pending.conditions,
-                run.precision,
-                run.budget_s,
-                run.pass_budget_s,
-                run.seed,
-                pending.stored_batch(),
-            )
-            return PassResult.of(
-                chunks,
-                wall_s=time.perf_counter() - t0,
+                tasks,
+                device=run.device,
+                seed=run.seed,
+                pass_no=pass_no,
+                budget_s=run.budget_s,
                 pass_budget_s=run.pass_budget_s,
-                round_s=round_length_s(run.budget_s),
+                workers=run.workers,
+                concurrency=usable_cores(),
+                progress=progress,
             )
         finally:
-            if alloc in FRESH_PROCESS_PER_TARGET:
-                self.pools.pop(alloc).close()
+            pool.close()
 
     def close(self) -> None:
-        while self.pools:
-            self.pools.popitem()[1].close()
+        pass
 
 
 def _failure(e: BaseException) -> tuple[str, str, str | None]:
@@ -276,16 +278,47 @@ class _Run:
         return run
 
     def loop(self) -> None:
-        """The passes: each pending target's next measurement in turn, until every target is done."""
+        """The run: targets measured in this process first, then the passes, each interleaving a group's rounds."""
         settings = self.settings
         self.show(f"{settings.device.kind} run {self.run_id}")
+        for task in self.pending:
+            if settings.in_process(task.conditions) and task.needs_pass(0):
+                self.step_whole(task)
+        components, groups = self.groups([t for t in self.pending if not settings.in_process(t.conditions)])
         for pass_no in range(settings.passes):
-            for task in self.pending:
-                if task.needs_pass(pass_no) and not (settings.in_process(task.conditions) and pass_no > 0):
-                    self.step(task, pass_no)
+            for group in groups:
+                tasks = [t for t in group if t.needs_pass(pass_no)]
+                if tasks:
+                    self.step_pass(tasks, pass_no)
+                    for comp in components:
+                        if any(t in tasks for t in comp):
+                            self.settle(comp, pass_no)
         for task in self.pending:  # resumed with fewer passes than were stored: nothing left to measure
             if not task.done and task.parts:
                 self.finalize(task)
+
+    def groups(self, tasks: list[PendingTarget]) -> tuple[list[list[PendingTarget]], list[list[PendingTarget]]]:
+        """The claims' sets of targets (:func:`~fnbench.passes.claim_components`), which stop together, and the
+        groups whose rounds are interleaved (:func:`~fnbench.passes.interleave_groups`); costs counted first."""
+        from .verdicts import CLAIMS
+
+        costs = {}
+        for t in tasks:
+            try:
+                costs[t.key] = self.cost_of(t.target, t.conditions.dtype)
+            except UserError:
+                raise
+            except Exception:  # noqa: BLE001 — the task's own step records why
+                costs[t.key] = None
+        components = claim_components(tasks, [c.needs for c in CLAIMS])
+        groups = interleave_groups(
+            components,
+            costs,
+            workers=self.settings.workers,
+            memory_bytes=available_memory_bytes(),
+            max_processes=max_live_processes(),
+        )
+        return components, groups
 
     def cost_of(self, target: Target, dtype: str) -> dict[str, Any]:
         """Counted once per target, whatever the runtime."""
@@ -311,10 +344,12 @@ class _Run:
         )
         return head
 
-    def show(self, description: str = "") -> None:
+    def show(self, description: str = "", fraction: float = 0.0) -> None:
+        """Tell ``progress`` where the run is: units are target passes (``fraction``: of the pass under way)."""
         if self.progress is not None:
             passes = self.settings.passes
-            self.progress(description, sum(t.units_done(passes) for t in self.pending), len(self.pending) * passes)
+            done = sum(t.units_done(passes) for t in self.pending)
+            self.progress(description, done + fraction, len(self.pending) * passes)
 
     def write_final(self, task: PendingTarget, rec: dict[str, Any]) -> None:
         rec["env"]["measure_wall_s"] = task.wall_s
@@ -323,57 +358,91 @@ class _Run:
         task.done = True
         self.show()
 
-    def step(self, task: PendingTarget, pass_no: int) -> None:
-        """Take ``task``'s measurement for pass ``pass_no``; write it: final, partial (final too if settled), failed."""
+    def fail(self, task: PendingTarget, e: BaseException, env: dict[str, Any]) -> None:
+        """Write ``task``'s final record for a measurement that raised ``e`` (failed, or unsupported with the reason)."""
+        status, error, tb = _failure(e)
+        cost = self._costs.get(id(task.target))
+        self.write_final(
+            task,
+            _results.failure_record(
+                self.header(task, env), status=status, error=error, traceback=tb, cost=cost, env=env
+            ),
+        )
+
+    def ready(self, task: PendingTarget) -> dict[str, Any]:
+        """``task``'s cost, once its runtime is known to be available here (raises why not)."""
+        if self.unavailable.get(task.conditions.runtime):
+            raise Unsupported(self.unavailable[task.conditions.runtime])
+        return self.cost_of(task.target, task.conditions.dtype)
+
+    def step_whole(self, task: PendingTarget) -> None:
+        """Measure ``task`` whole in this process and write its final (or failed) record."""
         run = self.settings
-        label = task.label + (f" [{task.conditions.runtime}]" if self.label_runtime else "")
-        in_process = run.in_process(task.conditions)
-        self.show((f"pass {pass_no + 1}/{run.passes} " if run.passes > 1 and not in_process else "") + label)
+        self.show(task.label + (f" [{task.conditions.runtime}]" if self.label_runtime else ""))
         env = fingerprint(run.device, task.conditions.threads)  # per record: load and clocks change during a run
         t0 = time.perf_counter()
         try:
-            if self.unavailable.get(task.conditions.runtime):
-                raise Unsupported(self.unavailable[task.conditions.runtime])
-            cost = self.cost_of(task.target, task.conditions.dtype)
-            if in_process:
-                m, info = self.measurer.whole(task, run)
-            else:
-                part = self.measurer.one_pass(task, pass_no, run)
+            cost = self.ready(task)
+            m, info = self.measurer.whole(task, run)
         except UserError:
             raise
         except Exception as e:  # noqa: BLE001 — record the failure or the reason, go on with the suite
             task.wall_s += time.perf_counter() - t0
-            status, error, tb = _failure(e)
-            self.write_final(
-                task,
-                _results.failure_record(
-                    self.header(task, env),
-                    status=status,
-                    error=error,
-                    traceback=tb,
-                    cost=self._costs.get(id(task.target)),
-                    env=env,
-                ),
-            )
+            self.fail(task, e, env)
             return
         task.wall_s += time.perf_counter() - t0
-        if in_process:
-            cost = scale_cost(cost, m.batch, task.target.spec.batch)
-            self.write_final(
-                task, _results.measurement_record(self.header(task, env), m, cost=cost, env=env, runtime_info=info)
+        cost = scale_cost(cost, m.batch, task.target.spec.batch)
+        self.write_final(
+            task, _results.measurement_record(self.header(task, env), m, cost=cost, env=env, runtime_info=info)
+        )
+
+    def step_pass(self, tasks: list[PendingTarget], pass_no: int) -> None:
+        """Pass ``pass_no`` over ``tasks``, their rounds interleaved; write each task's partial record (or its failure)."""
+        run = self.settings
+        envs = {t.key: fingerprint(run.device, t.conditions.threads) for t in tasks}  # taken before, not during
+        ready = []
+        for t in tasks:
+            try:
+                self.ready(t)
+                ready.append(t)
+            except UserError:
+                raise
+            except Exception as e:  # noqa: BLE001
+                self.fail(t, e, envs[t.key])
+        head = f"pass {pass_no + 1}/{run.passes} " if run.passes > 1 else ""
+        self.show(head + ", ".join(t.label for t in ready[:3]) + (f" +{len(ready) - 3}" if len(ready) > 3 else ""))
+        t0 = time.perf_counter()
+        results = (
+            self.measurer.one_pass(ready, pass_no, run, lambda f: self.show(fraction=f * len(ready))) if ready else {}
+        )
+        for t in ready:
+            res = results[t.key]
+            if isinstance(res, Exception):
+                t.wall_s += time.perf_counter() - t0
+                self.fail(t, res, envs[t.key])
+                continue
+            t.wall_s += res.measurement.wall_s
+            env = envs[t.key]
+            rec = _results.partial_record(
+                self.header(t, env), res.record_block(), pass_index=pass_no, passes_planned=run.passes, env=env
             )
-            return
-        rec = _results.partial_record(
-            self.header(task, env), part.record_block(), pass_index=pass_no, passes_planned=run.passes, env=env
-        )
-        self.run_file.writer.write(rec)
-        task.parts[pass_no] = rec
+            self.run_file.writer.write(rec)
+            t.parts[pass_no] = rec
         self.show()
-        done, m = task.settled_after(
-            pass_no, run.passes, precision=run.precision, budget_s=run.budget_s, device=str(run.device.torch_device)
-        )
-        if done:
-            self.finalize(task, m, env)
+
+    def settle(self, component: list[PendingTarget], pass_no: int) -> None:
+        """Finalize a claim's set of targets after ``pass_no`` if it was the last pass or every one of them has
+        settled (they stop together, so that every round of one has its cycle's rounds of the others)."""
+        run = self.settings
+        live = [t for t in component if not t.done and t.parts]
+        if not live:
+            return
+        last = pass_no == run.passes - 1
+        kw = dict(precision=run.precision, budget_s=run.budget_s, device=str(run.device.torch_device))
+        combined = {t.key: t.combined(**kw) for t in live if len(t.parts) >= MIN_PASSES}
+        if last or (len(combined) == len(live) and all(m.stable for m in combined.values())):
+            for t in live:
+                self.finalize(t, combined.get(t.key))
 
     def finalize(self, task: PendingTarget, m: Measurement | None = None, env: dict[str, Any] | None = None) -> None:
         """Write ``task``'s final record from its stored passes (``m``: their combination, if already made)."""

@@ -101,6 +101,21 @@ class Prepared:
             **options,
         )
 
+    def sampler(self, x: Tensor, **options: Any):
+        """A :func:`fnbench.timing.open_sampler` for rounds taken one at a time, made as :meth:`measure`
+        makes its rounds (a fresh instance the runtime's way; the batch halved only where it may be)."""
+        from . import timing
+
+        rt = get_runtime(self.runtime)
+        return timing.open_sampler(
+            self.module,
+            x,
+            rebuild=None if rt.deepcopy_rounds else self.rebuild,
+            fold=False,
+            halve_on_oom=rt.halve_on_oom,
+            **options,
+        )
+
 
 def _available(device: str, dtype: str) -> str | None:
     return None

@@ -69,6 +69,7 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import gc
 import math
@@ -107,6 +108,8 @@ __all__ = [
     "drop_frames",
     "outputs_close",
     "make_timer",
+    "Sampler",
+    "open_sampler",
     "ROUNDS_PER_BUDGET",
     "MIN_BLOCK_S",
 ]
@@ -379,12 +382,91 @@ def measure(
     ``clock``); ``clock`` also enforces the budget.
     """
     dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("measure(device='cuda') but CUDA is not available")
     if not budget_s or budget_s <= 0:
         raise ValueError(f"budget_s must be positive seconds, got {budget_s!r}")
     if min_rounds < 1:
         raise ValueError("min_rounds must be at least 1")
+    round_s = round_s if round_s is not None else max(budget_s / ROUNDS_PER_BUDGET, 1e-3)
+    with _device_state(dev, threads, tf32, allocator) as alloc_state:
+
+        def attempt(batch: int) -> Measurement:
+            sampler = Sampler(
+                module,
+                example_input[:batch],
+                device=dev,
+                round_s=round_s,
+                seed=seed,
+                clock=clock,
+                timer=timer,
+                rebuild=rebuild,
+                fold=fold,
+                gpu_timer=gpu_timer,
+            )
+            return _rounds_until_settled(sampler, budget_s, precision, min_rounds, max_rounds)
+
+        m, failed = _halving_on_oom(attempt, example_input, dev, halve_on_oom)
+    m.allocator_state = alloc_state
+    m.tf32 = bool(tf32) if dev.type == "cuda" else None
+    m.oom_batches = failed
+    return m
+
+
+def open_sampler(
+    module: nn.Module,
+    example_input: torch.Tensor,
+    *,
+    device: str | torch.device = "cpu",
+    threads: int | None = None,
+    round_s: float,
+    warm_s: float,
+    seed: int = 0,
+    rebuild: Callable[[], nn.Module] | None = None,
+    fold: bool = True,
+    tf32: bool = False,
+    halve_on_oom: bool = True,
+) -> tuple[Sampler, list[int]]:
+    """A :class:`Sampler` warmed for rounds taken one at a time, and the batches that ran out of memory.
+
+    For a process that measures this one target (a worker of an interleaved pass): the device
+    state :func:`measure` sets for its duration (threads, cuDNN autotuning, the math mode) is set
+    here for the rest of the process, under the allocator the process already has. The warm-up
+    (at most ``warm_s`` seconds) is done now, before any round, and out of memory during it halves
+    the batch as :func:`measure` does.
+    """
+    dev = torch.device(device)
+    alloc_state, _ = _set_device_state(dev, threads, tf32, None)  # not restored: the process is this target's
+
+    def attempt(batch: int) -> Sampler:
+        sampler = Sampler(
+            module, example_input[:batch], device=dev, round_s=round_s, seed=seed, rebuild=rebuild, fold=fold
+        )
+        sampler.warm(warm_s)
+        return sampler
+
+    sampler, failed = _halving_on_oom(attempt, example_input, dev, halve_on_oom)
+    sampler.allocator_state = alloc_state
+    sampler.tf32 = bool(tf32) if dev.type == "cuda" else None
+    return sampler, failed
+
+
+@contextlib.contextmanager
+def _device_state(dev: torch.device, threads: int | None, tf32: bool, allocator: str | None):
+    """Set what a measurement runs under (:func:`_set_device_state`) for the block, restore the rest
+    after it; yields the allocator's state."""
+    alloc_state, restore = _set_device_state(dev, threads, tf32, allocator)
+    try:
+        yield alloc_state
+    finally:
+        restore()
+
+
+def _set_device_state(
+    dev: torch.device, threads: int | None, tf32: bool, allocator: str | None
+) -> tuple[dict[str, Any], Callable[[], None]]:
+    """Put this process under ``allocator`` (None: as it is), set the CPU threads (default 1), and on
+    CUDA cuDNN autotuning and the TF32 math mode; ``(allocator state, a function that restores the rest)``."""
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("measure(device='cuda') but CUDA is not available")
     alloc_state = allocators.apply(allocator) if allocator is not None else allocators.state()
     prev_threads = torch.get_num_threads()
     prev_cudnn = torch.backends.cudnn.benchmark
@@ -394,50 +476,36 @@ def measure(
     else:
         torch.backends.cudnn.benchmark = True
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = bool(tf32)
-        if gpu_timer is None:
-            gpu_timer = _cuda_gpu_timer(dev)
-    batch = int(example_input.shape[0]) if example_input.dim() > 0 else 1
-    can_halve = halve_on_oom and example_input.dim() >= 2
-    failed_batches: list[int] = []
-    try:
-        while True:
-            try:
-                m = _measure_at(
-                    module,
-                    example_input,
-                    batch,
-                    dev=dev,
-                    threads=torch.get_num_threads() if dev.type == "cpu" else None,
-                    precision=precision,
-                    budget_s=budget_s,
-                    min_rounds=min_rounds,
-                    max_rounds=max_rounds,
-                    round_s=round_s,
-                    seed=seed,
-                    clock=clock,
-                    timer=timer,
-                    rebuild=rebuild,
-                    fold=fold,
-                    gpu_timer=gpu_timer,
-                )
-                m.allocator_state = alloc_state
-                m.tf32 = bool(tf32) if dev.type == "cuda" else None
-                m.oom_batches = failed_batches
-                return m
-            except Exception as e:  # noqa: BLE001 — only out-of-memory is handled; the rest is re-raised
-                if not (is_out_of_memory(e) and can_halve and batch > 1):
-                    raise
-                drop_frames(e)
-            # Out of the handler, the exception and its traceback are gone, and with them the
-            # frames that held the failed attempt's module, input and outputs: now they can be freed.
-            failed_batches.append(batch)
-            batch //= 2
-            free_device_memory(dev)
-    finally:
+
+    def restore() -> None:
         torch.set_num_threads(prev_threads)
         torch.backends.cudnn.benchmark = prev_cudnn
         if dev.type == "cuda":
             torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = prev_tf32
+
+    return alloc_state, restore
+
+
+def _halving_on_oom(attempt: Callable[[int], Any], example_input: torch.Tensor, dev: torch.device, halve: bool):
+    """``(attempt(batch), batches that ran out of memory)``: the batch halved after each out-of-memory.
+
+    The batch is never halved when ``halve`` is false or the input has no batch dimension (1-D).
+    """
+    batch = int(example_input.shape[0]) if example_input.dim() > 0 else 1
+    can_halve = halve and example_input.dim() >= 2
+    failed: list[int] = []
+    while True:
+        try:
+            return attempt(batch), failed
+        except Exception as e:  # noqa: BLE001 — only out-of-memory is handled; the rest is re-raised
+            if not (is_out_of_memory(e) and can_halve and batch > 1):
+                raise
+            drop_frames(e)
+        # Out of the handler, the exception and its traceback are gone, and with them the
+        # frames that held the failed attempt's module, input and outputs: now they can be freed.
+        failed.append(batch)
+        batch //= 2
+        free_device_memory(dev)
 
 
 def drop_frames(e: BaseException) -> None:
@@ -493,6 +561,144 @@ def _fold_checked(m: nn.Module, x: torch.Tensor, fresh_module: Callable[[], nn.M
     return m, n_fold
 
 
+class Sampler:
+    """One target measured in rounds of fresh allocations, in this process, a round at a time.
+
+    :meth:`warm` makes round 0's instance (a fresh module, BN folded and checked, a fresh clone of
+    the input) and warms it until steady, which also fixes the block length; :meth:`take_round`
+    takes one round's samples (the warmed instance for the first, a fresh one, warmed briefly,
+    for every later one); :meth:`measurement` is what the rounds gathered. :func:`measure` takes
+    rounds until they settle or the budget is spent; a worker process takes them one at a time
+    as its run asks, interleaved with other targets' rounds (:mod:`fnbench.workers`).
+    ``example_input`` is used at its batch; the device state (threads, math mode) is the caller's.
+    """
+
+    def __init__(
+        self,
+        module: nn.Module,
+        example_input: torch.Tensor,
+        *,
+        device: torch.device,
+        round_s: float,
+        seed: int = 0,
+        clock: Callable[[], float] = time.perf_counter,
+        timer: Timer | None = None,
+        rebuild: Callable[[], nn.Module] | None = None,
+        fold: bool = True,
+        gpu_timer: GpuTimer | None = None,
+    ):
+        torch.manual_seed(seed)
+        self.module, self.x, self.dev, self.round_s = module, example_input, device, round_s
+        self.clock, self.rebuild, self.fold = clock, rebuild, fold
+        self.timer = timer or make_timer(clock, _sync_for(device))
+        if gpu_timer is None and device.type == "cuda":
+            gpu_timer = _cuda_gpu_timer(device)
+        self.gpu_timer = gpu_timer
+        self.threads = torch.get_num_threads() if device.type == "cpu" else None
+        self.acc = _Rounds()
+        self.block = 1
+        self.per_sample = 0.0  # seconds per block, estimated in round 0
+        self.folded = 0
+        self.t_start = clock()
+        self._warmed: tuple[nn.Module, torch.Tensor] | None = None
+        self.allocator_state: dict[str, Any] | None = None
+        self.tf32: bool | None = None
+
+    @property
+    def batch(self) -> int:
+        return int(self.x.shape[0]) if self.x.dim() > 0 else 1
+
+    @property
+    def rounds(self) -> int:
+        return len(self.acc.warm_counts) - (self._warmed is not None)
+
+    def _fresh_module(self) -> nn.Module:
+        m = self.rebuild() if self.rebuild is not None else copy.deepcopy(self.module)
+        return m.eval().to(self.dev)
+
+    def _instance(self) -> tuple[nn.Module, torch.Tensor]:
+        return self._fresh_module(), self.x.detach().clone().to(self.dev)
+
+    def warm(self, max_s: float) -> None:
+        """Round 0's instance, BN folded (kept unfolded if folding changes the output) and warmed until
+        steady within ``max_s`` seconds; the block length and the seconds per block follow from it."""
+        m, x = self._instance()
+        if self.fold:
+            m, self.folded = _fold_checked(m, x, self._fresh_module)
+            self.fold = self.folded > 0 or not _has_bn(m)  # unfolded from here on if folding changed the output
+        with torch.inference_mode():
+            warm = _warm_up(self.timer, lambda: m(x), min_iters=3, window=2, max_iters=50, max_s=max(max_s, 1e-3))
+        t_iter = float(np.median(warm[-3:]))
+        min_block_s = MIN_BLOCK_S["cuda" if self.dev.type == "cuda" else "cpu"]
+        self.block = max(1, math.ceil(min_block_s / max(t_iter, 1e-12)))
+        self.per_sample = t_iter * self.block
+        self.acc.warm_counts.append(len(warm))
+        self._warmed = (m, x)
+
+    def take_round(self, deadline: float = math.inf) -> None:
+        """One round: ``round_s`` seconds of samples (at least 3) on a fresh instance, stopping early at ``deadline``."""
+        r = self.rounds
+        if self._warmed is not None:
+            (m, x), self._warmed = self._warmed, None
+        else:
+            m, x = self._instance()
+            if self.fold:
+                fold_bn(m)
+        with torch.inference_mode():
+
+            def step(m=m, x=x):
+                return m(x)
+
+            if r > 0:
+                warm = _warm_briefly(
+                    self.timer,
+                    step,
+                    steady_s=self.per_sample / self.block,
+                    max_iters=10,
+                    max_s=max(0.5 * self.round_s, 1e-3),
+                )
+                self.acc.warm_counts.append(len(warm))
+            n = int(min(max(round(self.round_s / self.per_sample), _MIN_SAMPLES_PER_ROUND), _MAX_SAMPLES_PER_ROUND))
+            taken = _sample_round(
+                self.acc, r, self.timer, step, self.block, n, dev=self.dev, clock=self.clock, deadline=deadline
+            )
+            # the next round's length follows this round's speed, not the warm-up's alone: a warm-up
+            # taken while other processes prepared their targets can be several times slower
+            self.per_sample = float(np.median(self.acc.samples[-taken:])) * self.block
+            if self.gpu_timer is not None:  # after the fault count: these iterations are not in the round's iters
+                hold_s = 2.0 * self.per_sample / self.block + 1e-3  # longer than the CPU takes to queue one iteration
+                self.acc.gpu_samples += [self.gpu_timer(step, 1, hold_s) for _ in range(_GPU_SAMPLES_PER_ROUND)]
+        del m, x, step
+
+    def settled(self, precision: float, min_rounds: int) -> bool:
+        return rounds_settled(self.acc.samples, self.acc.rids, precision, min_rounds)
+
+    def measurement(
+        self, *, precision: float, min_rounds: int, budget_s: float | None, exhausted: bool = False
+    ) -> Measurement:
+        """What the rounds so far gathered (raw samples, round ids, counts), with the settings they ran under."""
+        acc = self.acc
+        return Measurement(
+            samples_s=[float(v) for v in acc.samples],
+            round_ids=list(acc.rids),
+            batch=self.batch,
+            precision=precision,
+            min_rounds=min_rounds,
+            iters_per_sample=self.block,
+            warmup_iters=list(acc.warm_counts),
+            budget_s=budget_s,
+            wall_s=self.clock() - self.t_start,
+            budget_exhausted=exhausted,
+            device=str(self.dev),
+            threads_used=self.threads,
+            bn_folded=self.folded,
+            counts=acc.counts,
+            allocator_state=self.allocator_state,
+            tf32=self.tf32,
+            gpu_samples_s=list(acc.gpu_samples) or None,
+        )
+
+
 def _sample_round(
     acc: _Rounds,
     r: int,
@@ -531,102 +737,30 @@ def _sample_round(
     return taken
 
 
-def _measure_at(
-    module,
-    example_input,
-    batch,
-    *,
-    dev,
-    threads,
-    precision,
-    budget_s,
-    min_rounds,
-    max_rounds,
-    round_s,
-    seed,
-    clock,
-    timer,
-    rebuild,
-    fold,
-    gpu_timer=None,
+def _rounds_until_settled(
+    sampler: Sampler, budget_s: float, precision: float, min_rounds: int, max_rounds: int
 ) -> Measurement:
-    torch.manual_seed(seed)
-    timer = timer or make_timer(clock, _sync_for(dev))
-    round_s = round_s if round_s is not None else max(budget_s / ROUNDS_PER_BUDGET, 1e-3)
-    min_block_s = MIN_BLOCK_S["cuda" if dev.type == "cuda" else "cpu"]
-    t_start = clock()
-    deadline = t_start + budget_s
-    acc = _Rounds()
-    block = 1
-    per_sample = 0.0  # seconds per block, estimated in round 0
-    folded = 0
+    """Take ``sampler``'s rounds until they settle (after ``min_rounds``) or the next would overrun ``budget_s``."""
+    clock = sampler.clock
+    deadline = sampler.t_start + budget_s
+    sampler.warm(0.15 * budget_s)
     exhausted = False
-
-    def fresh_module() -> nn.Module:
-        m = rebuild() if rebuild is not None else copy.deepcopy(module)
-        return m.eval().to(dev)
-
     for r in range(max_rounds):
         t_round = clock()
-        m = fresh_module()
-        x = example_input[:batch].detach().clone().to(dev)
-        if fold and r == 0:
-            m, folded = _fold_checked(m, x, fresh_module)
-            fold = folded > 0 or not _has_bn(m)  # unfolded from here on if folding changed the output
-        elif fold:
-            fold_bn(m)
-        with torch.inference_mode():
-
-            def step(m=m, x=x):
-                return m(x)
-
-            if r == 0:
-                warm = _warm_up(timer, step, min_iters=3, window=2, max_iters=50, max_s=max(0.15 * budget_s, 1e-3))
-                t_iter = float(np.median(warm[-3:]))
-                block = max(1, math.ceil(min_block_s / max(t_iter, 1e-12)))
-                per_sample = t_iter * block
-            else:
-                warm = _warm_briefly(
-                    timer, step, steady_s=per_sample / block, max_iters=10, max_s=max(0.5 * round_s, 1e-3)
-                )
-            acc.warm_counts.append(len(warm))
-            n_samples = int(min(max(round(round_s / per_sample), _MIN_SAMPLES_PER_ROUND), _MAX_SAMPLES_PER_ROUND))
-            t_sampling = clock()
-            _sample_round(acc, r, timer, step, block, n_samples, dev=dev, clock=clock, deadline=deadline)
-            if gpu_timer is not None:  # after the fault count: these iterations are not in the round's iters
-                hold_s = 2.0 * per_sample / block + 1e-3  # longer than the CPU takes to queue one iteration
-                acc.gpu_samples += [gpu_timer(step, 1, hold_s) for _ in range(_GPU_SAMPLES_PER_ROUND)]
-        del m, x, step
+        sampler.take_round(deadline)
         now = clock()
         # The next round is predicted from this one; round 0's first-time costs (CUDA context,
         # cuDNN autotuning, lazy initialisation, the long warm-up) do not recur, so only its
         # sampling counts. Otherwise one slow start makes every chunk stop after a single round.
-        last_round_s = now - (t_sampling if r == 0 else t_round)
-        if r + 1 >= min_rounds and rounds_settled(acc.samples, acc.rids, precision, min_rounds):
+        last_round_s = now - t_round
+        if r + 1 >= min_rounds and sampler.settled(precision, min_rounds):
             break
         if now >= deadline or now + last_round_s > deadline + 0.25 * last_round_s:
-            exhausted = not rounds_settled(acc.samples, acc.rids, precision, min_rounds)
+            exhausted = not sampler.settled(precision, min_rounds)
             break
     else:
-        exhausted = not rounds_settled(acc.samples, acc.rids, precision, min_rounds)
-
-    return Measurement(
-        samples_s=[float(v) for v in acc.samples],
-        round_ids=acc.rids,
-        batch=batch,
-        precision=precision,
-        min_rounds=min_rounds,
-        iters_per_sample=block,
-        warmup_iters=acc.warm_counts,
-        budget_s=budget_s,
-        wall_s=clock() - t_start,
-        budget_exhausted=exhausted,
-        device=str(dev),
-        threads_used=threads,
-        bn_folded=folded,
-        counts=acc.counts,
-        gpu_samples_s=acc.gpu_samples or None,
-    )
+        exhausted = not sampler.settled(precision, min_rounds)
+    return sampler.measurement(precision=precision, min_rounds=min_rounds, budget_s=budget_s, exhausted=exhausted)
 
 
 def _has_bn(m: nn.Module) -> bool:

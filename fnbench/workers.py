@@ -43,16 +43,17 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from . import allocators
 from .conditions import Conditions
 from .errors import first_line
-from .measurement import DEFAULT_PRECISION, Measurement
+from .measurement import DEFAULT_MIN_ROUNDS, DEFAULT_PRECISION, Measurement
 from .targets import TargetSpec
 
-__all__ = ["ChunkRequest", "ChunkResult", "Failure", "WorkerPool", "WorkerError"]
+__all__ = ["ChunkRequest", "ChunkResult", "Failure", "Prepare", "Ready", "Round", "FINISH", "WorkerPool", "WorkerError"]
 
 #: Seconds a worker may take to start (a cold interpreter importing torch on a busy machine).
 _START_TIMEOUT_S = 180.0
@@ -186,6 +187,44 @@ class ChunkResult:
         return out
 
 
+@dataclass(frozen=True)
+class Prepare:
+    """Make one target ready in this worker for rounds taken on demand (an interleaved pass).
+
+    The worker builds the target, prepares it for its runtime (halving the batch while that runs out
+    of device memory) and warms it until steady within ``warm_s`` seconds: everything a process pays
+    once, done before any round of the pass is timed. Each :class:`Round` then takes one round of
+    ``round_s`` seconds; :data:`FINISH` returns the pass's measurement.
+    """
+
+    spec: TargetSpec
+    conditions: Conditions = Conditions()
+    device: str = "cpu"
+    seed: int = 0
+    round_s: float = 0.05
+    warm_s: float = 1.0
+
+
+@dataclass
+class Ready:
+    """A worker's answer to :class:`Prepare`: what building and preparing cost, and the batch that fitted."""
+
+    prepare_s: float
+    warm_s: float
+    batch: int
+
+
+@dataclass(frozen=True)
+class Round:
+    """Take one round now; ``cycle`` is the cycle of the pass it belongs to (kept with its samples)."""
+
+    cycle: int
+
+
+#: Ask a worker of an interleaved pass for its measurement (a :class:`ChunkResult`).
+FINISH = "finish"
+
+
 class WorkerError(RuntimeError):
     """A target failed inside a worker; ``remote_traceback`` is the worker's traceback."""
 
@@ -245,7 +284,7 @@ def _warm_device(device: str) -> None:
         torch.backends.cudnn.benchmark = prev
 
 
-def _prepare(req: ChunkRequest):
+def _prepare(req: ChunkRequest | Prepare):
     from .conditions import prepare_fitting
     from .devices import resolve_device
     from .targets import resolve
@@ -313,6 +352,83 @@ def _handle(worker: int, req: ChunkRequest, cache: dict) -> ChunkResult:
     )
 
 
+@dataclass
+class _Session:
+    """The target a worker of an interleaved pass holds: its sampler, and the cycle of each round taken."""
+
+    sampler: Any
+    prepared: Any
+    device_kind: str
+    prepare_s: float
+    oom_batches: list[int]
+    cycles: list[int] = field(default_factory=list)
+
+
+def _open_session(req: Prepare) -> _Session | Failure:
+    from .runtimes import Unsupported
+
+    t0 = time.perf_counter()
+    try:
+        prepared, x, dev, cond, prepare_ooms = _prepare(req)
+    except (Unsupported, NotImplementedError) as e:
+        return Failure("unsupported", str(e) if isinstance(e, Unsupported) else first_line(e))
+    except Exception as e:  # noqa: BLE001 — a model error is an outcome, not a worker crash
+        return _failed(e)
+    prepare_s = time.perf_counter() - t0
+    try:
+        sampler, ooms = prepared.sampler(
+            x, device=dev.torch_device, threads=cond.threads, round_s=req.round_s, warm_s=req.warm_s, seed=req.seed
+        )
+    except Exception as e:  # noqa: BLE001
+        return _failed(e)
+    return _Session(sampler, prepared, dev.kind, prepare_s, list(prepare_ooms) + ooms)
+
+
+def _session_answer(worker: int, req: Any, session: _Session | None) -> Any:
+    """What a worker of an interleaved pass answers to :class:`Round` or :data:`FINISH`."""
+    if session is None:
+        return Failure("failed", "no target prepared in this worker (Prepare comes first)")
+    if isinstance(req, Round):
+        try:
+            session.sampler.take_round()
+        except Exception as e:  # noqa: BLE001
+            return _failed(e)
+        session.cycles.append(req.cycle)
+        return None
+    m = session.sampler.measurement(precision=DEFAULT_PRECISION, min_rounds=DEFAULT_MIN_ROUNDS, budget_s=None)
+    m.cycle_ids = [session.cycles[r] for r in m.round_ids]
+    m.oom_batches = list(session.oom_batches)
+    state = None
+    if session.device_kind == "cuda":
+        from .devices import gpu_state
+
+        state = gpu_state()
+    return ChunkResult(
+        worker,
+        os.getpid(),
+        measurement=m,
+        prepare_s=session.prepare_s,
+        runtime_info=dict(session.prepared.info),
+        gpu_state=state,
+    )
+
+
+def _answer(worker: int, req: Any, cache: dict) -> Any:
+    """One request of the worker's loop: a whole chunk, or a step of an interleaved pass."""
+    if isinstance(req, ChunkRequest):
+        return _handle(worker, req, cache)
+    if isinstance(req, Prepare):
+        cache.clear()
+        gc.collect(1)
+        t0 = time.perf_counter()
+        session = _open_session(req)
+        if isinstance(session, Failure):
+            return session
+        cache["session"] = session
+        return Ready(session.prepare_s, time.perf_counter() - t0 - session.prepare_s, session.sampler.batch)
+    return _session_answer(worker, req, cache.get("session"))
+
+
 def _serve(
     conn, worker: int, parent_pid: int, allocator: str = allocators.DEFAULT_ALLOCATOR, device: str = "cpu"
 ) -> None:
@@ -349,7 +465,7 @@ def _serve(
                 conn.send({"state": allocators.state(), "maps": allocators.loaded_libraries()})
                 continue
             try:
-                res = _handle(worker, req, cache)
+                res = _answer(worker, req, cache)
             except BaseException as e:  # noqa: BLE001 — last resort: say so and keep serving
                 res = ChunkResult(worker, os.getpid(), failure=_failed(e))
             try:
@@ -389,7 +505,9 @@ class WorkerPool:
 
     :meth:`run_chunk` sends one request to one worker and waits for its answer (chunks are run
     one at a time on purpose: workers measuring at once would compete for cores). A worker that
-    dies is replaced and the chunk reported as ``failed``.
+    dies is replaced and the chunk reported as ``failed``. :meth:`ask` and :meth:`ask_many` serve
+    an interleaved pass: its workers prepare several at a time (nothing is timed then) and take
+    their rounds one at a time. ``allocator`` is one mode for every worker or one per worker.
     """
 
     def __init__(
@@ -397,16 +515,21 @@ class WorkerPool:
         n: int,
         *,
         start_timeout_s: float = _START_TIMEOUT_S,
-        allocator: str = allocators.DEFAULT_ALLOCATOR,
+        allocator: str | Sequence[str] = allocators.DEFAULT_ALLOCATOR,
         device: str = "cpu",
     ):
         if n < 1:
             raise ValueError(f"a worker pool needs at least one worker, got {n}")
         self.n = int(n)
         self.device = device  # each worker initialises it before it reports ready
-        self.allocator = allocators.check_allocator(allocator)
-        if allocator in allocators.LIBRARIES:
-            allocators.require_library(allocator)
+        names = [allocator] * self.n if isinstance(allocator, str) else list(allocator)
+        if len(names) != self.n:
+            raise ValueError(f"{len(names)} allocators for {self.n} workers")
+        self.allocators = [allocators.check_allocator(a) for a in names]
+        for name in set(self.allocators):
+            if name in allocators.LIBRARIES:
+                allocators.require_library(name)
+        self.allocator = self.allocators[0]
         #: Each worker's allocator state, as it reported it when ready.
         self.allocator_states: list[dict[str, Any] | None] = [None] * self.n
         self.start_timeout_s = start_timeout_s
@@ -427,11 +550,11 @@ class WorkerPool:
         parent_conn, child_conn = self._ctx.Pipe(duplex=True)
         p = self._ctx.Process(
             target=_serve,
-            args=(child_conn, i, os.getpid(), self.allocator, self.device),
+            args=(child_conn, i, os.getpid(), self.allocators[i], self.device),
             daemon=True,
             name=f"fnbench-worker-{i}",
         )
-        with _main_not_rerun(), _started_under(self.allocator):
+        with _main_not_rerun(), _started_under(self.allocators[i]):
             p.start()
         child_conn.close()  # the child holds the only other end: its death is EOF here, ours is EOF there
         self._procs[i], self._conns[i] = p, parent_conn
@@ -448,7 +571,7 @@ class WorkerPool:
             raise WorkerError(f"worker {i}: {info}")
         self.pids[i] = pid
         if tag != "ready":
-            raise WorkerError(f"worker {i} could not use allocator {self.allocator}: {info}")
+            raise WorkerError(f"worker {i} could not use allocator {self.allocators[i]}: {info}")
         self.allocator_states[i] = info
 
     def start(self) -> None:
@@ -476,6 +599,41 @@ class WorkerPool:
             self._restart(i)
             why = f"worker process died (exit code {code}) while measuring: {first_line(e)}"
             return ChunkResult(i, self.pids[i] or -1, failure=Failure("failed", why))
+
+    def ask(self, i: int, req: Any) -> Any:
+        """Send ``req`` to worker ``i`` and wait for its answer; a worker that died answers a :class:`Failure`
+        (and is not restarted: what it held is gone)."""
+        self.send(i, req)
+        return self.receive(i)
+
+    def send(self, i: int, req: Any) -> None:
+        try:
+            self._conns[i].send(req)
+        except (OSError, BrokenPipeError):
+            pass  # the worker is gone; receive() says so
+
+    def receive(self, i: int) -> Any:
+        try:
+            return self._conns[i].recv()
+        except (EOFError, OSError) as e:
+            p = self._procs[i]
+            p.join(timeout=5)
+            return Failure("failed", f"worker process died (exit code {p.exitcode}) while measuring: {first_line(e)}")
+
+    def ask_many(self, requests: dict[int, Any], concurrency: int) -> dict[int, tuple[Any, float]]:
+        """Send each worker its request, at most ``concurrency`` at a time; ``{worker: (answer, seconds)}``."""
+        from multiprocessing.connection import wait
+
+        todo, busy, out = list(requests), {}, {}
+        while todo or busy:
+            while todo and len(busy) < max(1, concurrency):
+                i = todo.pop(0)
+                self.send(i, requests[i])
+                busy[self._conns[i]] = (i, time.perf_counter())
+            for conn in wait(list(busy)):
+                i, t0 = busy.pop(conn)
+                out[i] = (self.receive(i), time.perf_counter() - t0)
+        return out
 
     def query_allocator(self, i: int) -> dict[str, Any]:
         """Worker ``i``'s own view of its allocator: ``{"state": …, "maps": {library: path}}``."""

@@ -273,13 +273,19 @@ def test_pass_records_carry_gpu_time_tf32_and_gpu_state():
     class Pool:
         n = 1
 
-        def run_chunk(self, i, req):
-            m = Measurement([1e-3, 1e-3], [0, 1], 32, gpu_samples_s=[5e-4, 5e-4], tf32=False)
-            return workers.ChunkResult(0, 123, measurement=m, gpu_state={"pstate": "P0"})
+        def ask_many(self, requests, concurrency):
+            return {i: (workers.Ready(0.1, 0.05, 32), 0.2) for i in requests}
+
+        def ask(self, i, req):
+            if req == workers.FINISH:
+                m = Measurement([1e-3, 1e-3], [0, 1], 32, gpu_samples_s=[5e-4, 5e-4], tf32=False, cycle_ids=[0, 1])
+                return workers.ChunkResult(0, 123, measurement=m, gpu_state={"pstate": "P0"})
+            return None
 
     t = resolve(TargetSpec.make("dwconv", (16, 8, 8), 32, 1))
-    chunks = passes.measure_pass(Pool(), t, FAKE_GPU, conditions.Conditions(threads=None), 0.02, 1.0, 1.0, 0, None)
-    part = passes.PassResult.of(chunks, wall_s=1.0, pass_budget_s=1.0, round_s=0.04).record_block()
+    task = passes.PendingTarget(t, conditions.Conditions(threads=None), "k")
+    out = passes.interleaved_pass(Pool(), [task], device=FAKE_GPU, seed=0, pass_no=0, budget_s=1.0, pass_budget_s=1.0)
+    part = out["k"].record_block()
     assert part["gpu_samples_s"] == [5e-4, 5e-4] and part["runtime_info"]["tf32"] is False
     assert part["chunks"][0]["gpu_state"] == {"pstate": "P0"}
     part["pass"] = 0

@@ -313,19 +313,19 @@ def test_tf32_is_set_for_the_measurement_recorded_and_restored(monkeypatch):
 
     seen = []
 
-    def fake_measure_at(module, x, batch, **kw):
+    def fake_rounds(sampler, budget_s, precision, min_rounds, max_rounds):
         seen.append(
             (
                 torch.backends.cuda.matmul.allow_tf32,
                 torch.backends.cudnn.allow_tf32,
                 torch.backends.cudnn.benchmark,
-                kw["gpu_timer"] is not None,
+                sampler.gpu_timer is not None,
             )
         )
-        return Measurement([1e-3] * 6, list(range(6)), batch)
+        return Measurement([1e-3] * 6, list(range(6)), sampler.batch)
 
     monkeypatch.setattr(timing.torch.cuda, "is_available", lambda: True)
-    monkeypatch.setattr(timing, "_measure_at", fake_measure_at)
+    monkeypatch.setattr(timing, "_rounds_until_settled", fake_rounds)
     monkeypatch.setattr(timing, "_cuda_gpu_timer", lambda dev: lambda step, iters, hold: 0.0)
     before = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
     torch.backends.cudnn.allow_tf32 = True  # PyTorch's default: convolutions in TF32
