@@ -167,5 +167,5 @@ def prepare_fitting(
                 raise
             drop_frames(e)
         failed.append(target.spec.batch)  # out of the handler: the failed attempt's tensors can be freed
-        target = resolve(replace(target.spec, batch=target.spec.batch // 2))
+        target = resolve(replace(target.spec, batch=target.spec.batch // 2), check=False)
         free_device_memory(device.torch_device)

@@ -40,6 +40,7 @@ __all__ = [
     "LAUNCH_BOUND_RATIO",
     "MIN_ROUNDS_PER_WORKER",
     "CONFIDENCE",
+    "MIN_SAMPLES_P99",
     "workers_settled",
     "rounds_settled",
 ]
@@ -54,6 +55,8 @@ LAUNCH_BOUND_RATIO = 0.8
 MIN_ROUNDS_PER_WORKER = 2
 #: The confidence of every interval a measurement reports.
 CONFIDENCE = 0.95
+#: Fewest samples for a 99th percentile: with fewer, it is the slowest sample or an interpolation to it.
+MIN_SAMPLES_P99 = 100
 
 
 @dataclass
@@ -124,8 +127,10 @@ class Measurement:
     per-target ``--budget``), ``wall_s`` the seconds it took. ``threads_used`` is the thread
     count the samples were taken with, ``allocator_state`` the allocator's
     (:func:`fnbench.allocators.state`), ``tf32`` the math mode on CUDA (None elsewhere),
-    ``gpu_samples_s`` the GPU execution times per iteration (CUDA events; None elsewhere) and
-    ``oom_batches`` the batches that ran out of device memory before ``batch`` fitted.
+    ``gpu_samples_s`` the GPU execution times per iteration (CUDA events; None elsewhere),
+    ``oom_batches`` the batches that ran out of device memory before ``batch`` fitted, and
+    ``peak_memory_bytes`` what one warm forward needed at its peak above what was allocated before
+    it, read as ``peak_memory_method`` says (None where it could not be read).
     """
 
     samples_s: list[float]
@@ -149,6 +154,8 @@ class Measurement:
     tf32: bool | None = None
     gpu_samples_s: list[float] | None = None
     oom_batches: list[int] = field(default_factory=list)
+    peak_memory_bytes: int | None = None
+    peak_memory_method: str | None = None
     _ci_memo: dict = field(default_factory=dict, repr=False, compare=False)
 
     # -- derived -----------------------------------------------------------------------------
@@ -216,8 +223,36 @@ class Measurement:
         return stats.iqr(self.samples_s)
 
     @property
+    def p50_s(self) -> float:
+        return stats.percentile(self.samples_s, 50.0)
+
+    @property
     def p90_s(self) -> float:
         return stats.p90(self.samples_s)
+
+    @property
+    def p99_s(self) -> float | None:
+        """The 99th percentile of per-iteration latency; None under :data:`MIN_SAMPLES_P99` samples, where
+        it would be little more than the slowest one."""
+        return stats.percentile(self.samples_s, 99.0) if self.n >= MIN_SAMPLES_P99 else None
+
+    @property
+    def timed_s(self) -> float:
+        """Seconds spent inside timed blocks: each round's samples times its block length."""
+        c = self.counts
+        if not c.iters:
+            return float(np.sum(self.samples_s)) * self.iters_per_sample
+        s = np.asarray(self.samples_s, dtype=float)
+        _, first, inverse = np.unique(np.asarray(self.round_ids), return_index=True, return_inverse=True)
+        order = np.argsort(first)  # rounds in order of appearance, as the counts are
+        sums = np.bincount(inverse, weights=s)[order]
+        sizes = np.bincount(inverse)[order]
+        return float(np.sum(sums * np.asarray(c.iters, dtype=float) / sizes))
+
+    @property
+    def timed_fraction(self) -> float | None:
+        """Timed seconds over the seconds the measurement took (preparing, warming and building rounds included)."""
+        return self.timed_s / self.wall_s if self.wall_s and self.wall_s > 0 else None
 
     @property
     def minor_faults_per_iter(self) -> float | None:
@@ -251,7 +286,9 @@ class Measurement:
         return {
             "median_s": self.median_s,
             "iqr_s": self.iqr_s,
+            "p50_s": self.p50_s,
             "p90_s": self.p90_s,
+            "p99_s": self.p99_s,
             "ci95_low_s": self.ci95_low_s,
             "ci95_high_s": self.ci95_high_s,
             "n": self.n,
@@ -262,6 +299,8 @@ class Measurement:
             "precision": self.precision,
             "budget_s": self.budget_s,
             "wall_s": self.wall_s,
+            "timed_s": self.timed_s,
+            "timed_fraction": self.timed_fraction,
             "budget_exhausted": self.budget_exhausted,
             "ci_method": self.ci_method,
             "workers": self.workers,
@@ -271,6 +310,8 @@ class Measurement:
             "gpu_median_s": self.gpu_median_s,
             "launch_bound": self.launch_bound,
             "oom_batches": list(self.oom_batches),
+            "peak_memory_bytes": self.peak_memory_bytes,
+            "peak_memory_method": self.peak_memory_method,
         }
 
     # -- combining -----------------------------------------------------------------------------
@@ -288,7 +329,7 @@ class Measurement:
 
         ``processes[i]`` is the worker process that took part ``i`` (default: each part its own). A
         part taken on several workers keeps them apart: every distinct (process, worker) becomes one
-        worker id (0, 1, … in order of appearance) and every (process, worker, round) one round id,
+        worker id (0, 1, … in order of appearance) and every (part, worker, round) one round id,
         so the interval of a merge over processes is the bootstrap over processes, then rounds. Only
         parts that ``processes`` puts in one process and that carry no worker ids (two measurements
         in the calling process, pooled) give a merge without worker ids. Parts must agree on the batch. What describes the
@@ -305,17 +346,17 @@ class Measurement:
         procs = list(range(len(parts))) if processes is None else list(processes)
         several = processes is None or len(set(procs)) > 1 or any(p.worker_ids for p in parts)
         worker_index: dict[tuple[int, int], int] = {}
-        round_index: dict[tuple[int, int, int], int] = {}
+        round_index: dict[tuple[int, int, int], int] = {}  # (part, worker, round): a part's rounds are its own
         samples: list[float] = []
         rids: list[int] = []
         wids: list[int] = []
         pids: list[int] = []
         cids: list[int] = []
-        for proc, p in zip(procs, parts):
+        for i, (proc, p) in enumerate(zip(procs, parts)):
             workers = p.worker_ids or [0] * p.n
             for s, r, w in zip(p.samples_s, p.round_ids, workers):
                 wids.append(worker_index.setdefault((proc, int(w)), len(worker_index)))
-                rids.append(round_index.setdefault((proc, int(w), int(r)), len(round_index)))
+                rids.append(round_index.setdefault((i, int(w), int(r)), len(round_index)))
                 samples.append(float(s))
             pids += p.pass_ids if p.pass_ids else []
             cids += p.cycle_ids if p.cycle_ids else []
@@ -327,6 +368,7 @@ class Measurement:
         elif len(counts.ref_s) != len(round_index):
             counts.ref_s = []
         gpu = [g for p in parts for g in p.gpu_samples_s or []]
+        peaks = [p.peak_memory_bytes for p in parts if p.peak_memory_bytes is not None]
         m = cls(
             samples_s=samples,
             round_ids=rids,
@@ -348,6 +390,8 @@ class Measurement:
             tf32=first.tf32,
             gpu_samples_s=gpu or None,
             oom_batches=list(dict.fromkeys(b for p in parts for b in p.oom_batches)),
+            peak_memory_bytes=max(peaks) if peaks else None,
+            peak_memory_method=next((p.peak_memory_method for p in parts if p.peak_memory_method), None),
         )
         m.budget_exhausted = not m.stable
         return m
@@ -418,6 +462,8 @@ class Measurement:
             tf32=tf32,
             gpu_samples_s=list(rec.get("gpu_samples_s") or []) or None,
             oom_batches=list(rec.get("oom_batches") or st.get("oom_batches") or []),
+            peak_memory_bytes=st.get("peak_memory_bytes"),
+            peak_memory_method=st.get("peak_memory_method"),
         )
 
 

@@ -226,7 +226,8 @@ def interleaved_pass(
     warm_s = 0.15 * pass_budget_s
     slot = {(t.key, w): i * workers + w for i, t in enumerate(tasks) for w in range(workers)}
     requests = {
-        slot[t.key, w]: Prepare(_spec_at(t), t.conditions, device.kind, seed, round_s, warm_s)
+        # the peak memory of a forward is the same in every process: read once, by the first pass's first worker
+        slot[t.key, w]: Prepare(_spec_at(t), t.conditions, device.kind, seed, round_s, warm_s, not t.parts and w == 0)
         for t in tasks
         for w in range(workers)
     }

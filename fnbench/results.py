@@ -526,7 +526,11 @@ def _recompute_stats(rec: dict[str, Any]) -> dict[str, Any]:
     fresh = {
         "median_s": m.median_s,
         "iqr_s": m.iqr_s,
+        "p50_s": m.p50_s,
         "p90_s": m.p90_s,
+        "p99_s": m.p99_s,
+        "timed_s": m.timed_s,
+        "timed_fraction": m.timed_fraction,
         "ci95_low_s": m.ci95_low_s,
         "ci95_high_s": m.ci95_high_s,
         "n": m.n,
@@ -759,7 +763,9 @@ def _flatten(rec: dict[str, Any], source: Path) -> dict[str, Any]:
     for k in (
         "median_s",
         "iqr_s",
+        "p50_s",
         "p90_s",
+        "p99_s",
         "ci95_low_s",
         "ci95_high_s",
         "n",
@@ -771,6 +777,10 @@ def _flatten(rec: dict[str, Any], source: Path) -> dict[str, Any]:
         "major_faults_per_iter",
         "faults_flag",
         "unstable_reason",
+        "wall_s",
+        "timed_s",
+        "timed_fraction",
+        "peak_memory_bytes",
     ):
         row[k] = st.get(k)
     med = st.get("median_s")

@@ -98,12 +98,14 @@ class Prepared:
             rebuild=None if rt.deepcopy_rounds else self.rebuild,
             fold=False,
             halve_on_oom=rt.halve_on_oom,
+            peak_memory=_peak_memory_readable(rt, options.get("device", "cpu")),
             **options,
         )
 
-    def sampler(self, x: Tensor, **options: Any):
+    def sampler(self, x: Tensor, *, peak_memory: bool = True, **options: Any):
         """A :func:`fnbench.timing.open_sampler` for rounds taken one at a time, made as :meth:`measure`
-        makes its rounds (a fresh instance the runtime's way; the batch halved only where it may be)."""
+        makes its rounds (a fresh instance the runtime's way; the batch halved only where it may be);
+        the peak memory of a forward is read if ``peak_memory`` and the runtime allows it."""
         from . import timing
 
         rt = get_runtime(self.runtime)
@@ -113,8 +115,15 @@ class Prepared:
             rebuild=None if rt.deepcopy_rounds else self.rebuild,
             fold=False,
             halve_on_oom=rt.halve_on_oom,
+            peak_memory=peak_memory and _peak_memory_readable(rt, options.get("device", "cpu")),
             **options,
         )
+
+
+def _peak_memory_readable(rt: Runtime, device: Any) -> bool:
+    """Can a forward's peak memory be read under ``rt``: from CUDA's allocator, or on a CPU from the
+    tensors of a runtime whose forward is PyTorch operators (not a foreign runtime's own allocator)."""
+    return rt.torch_ops or torch.device(device).type == "cuda"
 
 
 def _available(device: str, dtype: str) -> str | None:
@@ -140,7 +149,9 @@ class Runtime:
     why a per-layer breakdown means nothing under it (None: it can be broken down).
     ``make_graph(data, info, device=, threads=, dtype=)`` prepares an ONNX graph given as such
     (a user's ``.onnx`` target) with nothing exported and no eager model to check against; None:
-    the runtime needs a PyTorch module.
+    the runtime needs a PyTorch module. ``torch_ops``: its forward runs as PyTorch operators one
+    by one, so the peak memory of a forward can be read from the tensors they create (on a CPU;
+    CUDA's allocator counts for every runtime that allocates through it).
     """
 
     name: str
@@ -155,6 +166,7 @@ class Runtime:
     halve_on_oom: bool = False
     no_breakdown: str | None = None
     make_graph: Callable[..., Prepared] | None = None
+    torch_ops: bool = False
 
     def unavailable(self, device: str = "cpu", dtype: str = "float32") -> str | None:
         """Why this runtime cannot run on ``device`` here with ``dtype`` (None when it can)."""
@@ -545,6 +557,7 @@ register_runtime(
         fresh_worker=True,
         deepcopy_rounds=True,
         halve_on_oom=True,
+        torch_ops=True,
     )
 )
 register_runtime(

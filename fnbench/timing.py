@@ -76,6 +76,7 @@ import math
 import resource
 import time
 import warnings
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -83,6 +84,8 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_flatten
 
 from . import allocators
 from .measurement import (
@@ -110,6 +113,8 @@ __all__ = [
     "make_timer",
     "Sampler",
     "open_sampler",
+    "peak_memory_bytes",
+    "PEAK_MEMORY_METHODS",
     "ROUNDS_PER_BUDGET",
     "MIN_BLOCK_S",
 ]
@@ -352,6 +357,7 @@ def measure(
     tf32: bool = False,
     gpu_timer: GpuTimer | None = None,
     halve_on_oom: bool = True,
+    peak_memory: bool = True,
 ) -> Measurement:
     """Measure the per-iteration latency of ``module(example_input)`` in rounds of fresh allocations.
 
@@ -377,6 +383,9 @@ def measure(
     preloaded); None leaves the process as it is. Tuning is process-wide and cannot be undone.
     The minor and major page faults of every round's timed blocks are counted (``getrusage``).
 
+    ``peak_memory``: after the warm-up, one forward's peak memory above what was allocated before it
+    is read (:func:`peak_memory_bytes`) into :attr:`Measurement.peak_memory_bytes`.
+
     ``clock`` and ``timer`` are injectable for tests: ``timer(step, iters)`` must return the
     seconds ``iters`` calls of ``step()`` took (the default syncs the device around them and reads
     ``clock``); ``clock`` also enforces the budget.
@@ -401,6 +410,7 @@ def measure(
                 rebuild=rebuild,
                 fold=fold,
                 gpu_timer=gpu_timer,
+                peak_memory=peak_memory,
             )
             return _rounds_until_settled(sampler, budget_s, precision, min_rounds, max_rounds)
 
@@ -424,6 +434,7 @@ def open_sampler(
     fold: bool = True,
     tf32: bool = False,
     halve_on_oom: bool = True,
+    peak_memory: bool = True,
 ) -> tuple[Sampler, list[int]]:
     """A :class:`Sampler` warmed for rounds taken one at a time, and the batches that ran out of memory.
 
@@ -438,7 +449,14 @@ def open_sampler(
 
     def attempt(batch: int) -> Sampler:
         sampler = Sampler(
-            module, example_input[:batch], device=dev, round_s=round_s, seed=seed, rebuild=rebuild, fold=fold
+            module,
+            example_input[:batch],
+            device=dev,
+            round_s=round_s,
+            seed=seed,
+            rebuild=rebuild,
+            fold=fold,
+            peak_memory=peak_memory,
         )
         sampler.warm(warm_s)
         return sampler
@@ -586,6 +604,7 @@ class Sampler:
         rebuild: Callable[[], nn.Module] | None = None,
         fold: bool = True,
         gpu_timer: GpuTimer | None = None,
+        peak_memory: bool = False,
     ):
         torch.manual_seed(seed)
         self.module, self.x, self.dev, self.round_s = module, example_input, device, round_s
@@ -603,6 +622,8 @@ class Sampler:
         self._warmed: tuple[nn.Module, torch.Tensor] | None = None
         self.allocator_state: dict[str, Any] | None = None
         self.tf32: bool | None = None
+        self.peak_memory = peak_memory
+        self.peak_memory_bytes: int | None = None
 
     @property
     def batch(self) -> int:
@@ -633,6 +654,9 @@ class Sampler:
         self.block = max(1, math.ceil(min_block_s / max(t_iter, 1e-12)))
         self.per_sample = t_iter * self.block
         self.acc.warm_counts.append(len(warm))
+        if self.peak_memory:  # warm: what one forward needs, not what the first one initialised
+            with torch.inference_mode():
+                self.peak_memory_bytes = peak_memory_bytes(lambda: m(x), self.dev)
         self._warmed = (m, x)
 
     def take_round(self, deadline: float = math.inf) -> None:
@@ -696,6 +720,8 @@ class Sampler:
             allocator_state=self.allocator_state,
             tf32=self.tf32,
             gpu_samples_s=list(acc.gpu_samples) or None,
+            peak_memory_bytes=self.peak_memory_bytes,
+            peak_memory_method=PEAK_MEMORY_METHODS[self.dev.type] if self.peak_memory_bytes is not None else None,
         )
 
 
@@ -761,6 +787,81 @@ def _rounds_until_settled(
     else:
         exhausted = not sampler.settled(precision, min_rounds)
     return sampler.measurement(precision=precision, min_rounds=min_rounds, budget_s=budget_s, exhausted=exhausted)
+
+
+#: How :func:`peak_memory_bytes` reads a forward's peak, by device type (stored beside the figure).
+PEAK_MEMORY_METHODS = {
+    "cuda": "torch.cuda.max_memory_allocated above memory_allocated before one forward",
+    "cpu": "peak bytes of tensor storage created by one forward and alive at once, read after every operator",
+}
+
+
+class _LiveTensorBytes(TorchDispatchMode):
+    """While active, the peak bytes of CPU tensor storage created and alive at the same time.
+
+    Every operator's outputs are noted (by storage, so views and in-place results count once) with a
+    weak reference to each tensor; after every operator the storages some tensor still holds are
+    summed. Frees happen between operators (Python drops the last reference), so the peak at
+    operator granularity is the peak of tensor memory; an operator's own scratch (a library's
+    workspace freed before it returns) is not a tensor and is not seen.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.storages: dict[int, tuple[int, list]] = {}
+        self.peak = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        seen = {a.untyped_storage().data_ptr() for a in tree_flatten((args, kwargs))[0] if _is_cpu_tensor(a)}
+        for t in tree_flatten(out)[0]:
+            if _is_cpu_tensor(t):
+                st = t.untyped_storage()
+                entry = self.storages.get(st.data_ptr())
+                if entry is None and st.data_ptr() in seen:
+                    continue  # a view of (or in place on) memory allocated before the forward
+                if entry is None or not _any_alive(entry[1]):  # new, or an address freed and given out again
+                    self.storages[st.data_ptr()] = (st.nbytes(), [weakref.ref(t)])
+                else:
+                    entry[1].append(weakref.ref(t))
+        live = 0
+        for ptr, (nbytes, refs) in list(self.storages.items()):
+            if _any_alive(refs):
+                live += nbytes
+            else:
+                del self.storages[ptr]
+        self.peak = max(self.peak, live)
+        return out
+
+
+def _is_cpu_tensor(t: Any) -> bool:
+    return isinstance(t, torch.Tensor) and t.device.type == "cpu"
+
+
+def _any_alive(refs: list) -> bool:
+    return any(r() is not None for r in refs)
+
+
+def peak_memory_bytes(step: Callable[[], Any], dev: torch.device) -> int:
+    """The memory one call of ``step`` (a forward) needs at its peak, above what was allocated before it.
+
+    CUDA: the caching allocator's ``max_memory_allocated`` over the call, after its peak is reset,
+    less ``memory_allocated`` before (workspaces included). CPU: the peak of tensor storage the call
+    creates and holds at once (:class:`_LiveTensorBytes`), which glibc's own counters cannot give
+    (they keep no high-water mark of bytes in use); weights and the input, allocated before, are
+    not in it, the output is.
+    """
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+        torch.cuda.reset_peak_memory_stats(dev)
+        before = torch.cuda.memory_allocated(dev)
+        step()
+        torch.cuda.synchronize(dev)
+        return int(torch.cuda.max_memory_allocated(dev) - before)
+    tracker = _LiveTensorBytes()
+    with tracker:
+        step()
+    return int(tracker.peak)
 
 
 def _has_bn(m: nn.Module) -> bool:

@@ -59,8 +59,11 @@ __all__ = ["ChunkRequest", "ChunkResult", "Failure", "Prepare", "Ready", "Round"
 _START_TIMEOUT_S = 180.0
 #: How often a worker checks that its parent is still there while it is busy measuring.
 _PARENT_POLL_S = 0.5
-#: What the fork server imports once, so every worker forked from it starts with torch loaded.
-_PRELOAD = ["torch", "fnbench.workers"]
+#: What the fork server imports once, so that no worker forked from it pays for it: torch, the libraries
+#: the zoo builds networks with (timm alone cost each fresh worker 1.7–1.8 s, and with it torch's
+#: compiler stack, which a network's first build imports), fnbench's worker side, and last
+#: :mod:`fnbench.freeze`, which freezes all of it out of the workers' garbage collections.
+_PRELOAD = ["torch", "torch._dynamo", "timm", "torchvision", "fnbench.workers", "fnbench.freeze"]
 
 
 def _context():
@@ -203,6 +206,7 @@ class Prepare:
     seed: int = 0
     round_s: float = 0.05
     warm_s: float = 1.0
+    peak_memory: bool = True
 
 
 @dataclass
@@ -289,7 +293,7 @@ def _prepare(req: ChunkRequest | Prepare):
     from .devices import resolve_device
     from .targets import resolve
 
-    target = resolve(req.spec)
+    target = resolve(req.spec, check=False)  # the run checked the shape before it asked for the target
     dev = resolve_device(req.device)
     prepared, x, oom_batches = prepare_fitting(target, dev, req.conditions, req.seed)
     return prepared, x, dev, req.conditions, oom_batches
@@ -377,7 +381,13 @@ def _open_session(req: Prepare) -> _Session | Failure:
     prepare_s = time.perf_counter() - t0
     try:
         sampler, ooms = prepared.sampler(
-            x, device=dev.torch_device, threads=cond.threads, round_s=req.round_s, warm_s=req.warm_s, seed=req.seed
+            x,
+            device=dev.torch_device,
+            threads=cond.threads,
+            round_s=req.round_s,
+            warm_s=req.warm_s,
+            seed=req.seed,
+            peak_memory=req.peak_memory,
         )
     except Exception as e:  # noqa: BLE001
         return _failed(e)

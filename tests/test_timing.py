@@ -357,3 +357,31 @@ def test_gpu_time_beside_wall_time_flags_launch_bound_rows():
     m2 = run(Sim(base=1e-3), budget_s=1.0, gpu_timer=lambda step, iters, hold: 0.95e-3)
     assert m2.launch_bound is False
     assert run(Sim(base=1e-3), budget_s=1.0).launch_bound is None  # no GPU time on a CPU
+
+
+class Allocates(nn.Module):
+    """A forward that holds a 4 MB and a 2 MB scratch at once, frees both, and returns a copy of its input."""
+
+    def forward(self, x):
+        a = torch.empty(1_000_000)
+        a.fill_(1.0)
+        b = torch.empty(500_000)
+        b.fill_(2.0)
+        del a, b
+        return x * 2
+
+
+def test_peak_memory_of_a_forward_is_the_tensor_bytes_it_holds_at_once():
+    from fnbench.timing import peak_memory_bytes
+
+    x = torch.zeros(1000)
+    with torch.inference_mode():
+        assert peak_memory_bytes(lambda: Allocates()(x), torch.device("cpu")) == 4_000_000 + 2_000_000
+        # an output larger than the scratch is the peak, views and in-place results counted once
+        big = torch.zeros(2_000_000)
+        assert peak_memory_bytes(lambda: (big * 2).add_(1)[:10], torch.device("cpu")) == 8_000_000
+        assert peak_memory_bytes(lambda: x.view(10, 100), torch.device("cpu")) == 0  # a view allocates nothing
+    m = measure(Allocates(), x, budget_s=0.3, fold=False)
+    assert m.peak_memory_bytes == 6_000_000 and "tensor storage" in m.peak_memory_method
+    assert m.to_stats()["peak_memory_bytes"] == 6_000_000
+    assert measure(Allocates(), x, budget_s=0.3, fold=False, peak_memory=False).peak_memory_bytes is None
