@@ -1,106 +1,150 @@
-"""Does fnbench agree with itself across fresh processes? Two runs of a suite in two subprocesses.
+"""Does fnbench agree with itself? Two (or more) runs of a suite back to back, rows and claims compared.
 
-Each run is a separate ``python -c`` process calling :func:`fnbench.runner.run_suite` at default
-settings (1 thread, the default worker processes: each target sampled across fresh processes). Reported: the wall time of each run, the fraction of rows whose medians
-fall inside each other's 95 % CI (both ways), and per-row medians.
+Each run is ``fnbench run`` in a fresh subprocess (default: ``--suite default --budget 6 --precision
+0.05``, what ``make run`` measures), into a folder of its own; ``--code DIR`` puts another checkout
+of fnbench on that subprocess's ``PYTHONPATH``, so that a run with today's code and one with an
+older commit can be compared with the same analysis (records from runs that did not interleave
+their targets carry no cycles and are judged unpaired). ``--from DIR DIR …`` analyses folders
+already measured.
 
-    python benchmarks/repeatability.py [--suite table1] [--out results/repeatability] [--passes N]
+For every pair of runs it prints:
 
-Project targets: the Table-1 suite in ≤ 3 minutes; every row's medians within 5 % of each other,
-CIs overlapping on ≥ 15 of 16 rows; steady-state page faults per iteration near zero (tuned).
+- each row: both medians, their 95 % half-widths, the difference, whether the intervals overlap;
+- each Table-1 claim (the claim engine's statistic, :func:`fnbench.verdicts.claim_table`): both
+  ratios with their intervals, the difference, and whether each run's ratio lies inside the other's
+  interval;
+- PConv/DWConv FLOPS per map (GMAC/s of pconv over GMAC/s of dwconv at each Table-1 map).
+
+Targets (the project's issue on repeatable claims): every Table-1 claim ratio within 5 % of the other
+run's and inside its 95 % CI; PConv/DWConv FLOPS per map within 5 % on every map.
+
+    python benchmarks/repeatability.py [--runs 2] [--suite default] [--budget 6] [--precision 0.05]
+                                       [--out results/repeatability] [--code DIR] [--from DIR DIR ...]
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import itertools
+import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from fnbench.results import read_records, record_key
+import numpy as np
 
-_CHILD = """
-import sys, json
-from fnbench.runner import run_suite
-from fnbench.suites import get_suite
-kw = {"passes": int(sys.argv[3])} if len(sys.argv) > 3 else {}
-s = run_suite(get_suite(sys.argv[1]).specs(), out_dir=sys.argv[2], **kw)
-print(json.dumps({"path": str(s.path)}))
-"""
+TABLE1_CLAIMS = (
+    "pconv_vs_dwconv_flops",
+    "pconv_vs_gconv_flops",
+    "pconv_vs_dwconv_latency",
+    "pconv_vs_gconv_latency",
+    "pconv_latency_vs_flops",
+)
 
 
-def one_run(suite: str, out: Path, passes: int | None = None) -> tuple[Path, float]:
+def one_run(i: int, args) -> Path:
+    """``fnbench run`` in a subprocess into ``OUT/run<i>``; returns that folder."""
+    out = Path(args.out) / f"run{i}"
+    env = dict(os.environ)
+    if args.code:
+        env["PYTHONPATH"] = str(Path(args.code).resolve())
+    cmd = [sys.executable, "-m", "fnbench", "run", "--device", "cpu", "--suite", args.suite]
+    cmd += ["--budget", str(args.budget), "--precision", str(args.precision), "--out", str(out)]
     t0 = time.perf_counter()
-    extra = [str(passes)] if passes else []
-    p = subprocess.run(
-        [sys.executable, "-c", _CHILD, suite, str(out), *extra], capture_output=True, text=True, check=True
+    subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL)
+    load = os.getloadavg()[0]
+    print(f"run {i}: {out} in {time.perf_counter() - t0:.0f} s (load average {load:.2f})", flush=True)
+    return out
+
+
+def rows_table(fa, fb) -> None:
+    """Row by row: medians, half-widths, difference, overlap of the intervals."""
+    key = ["target", "shape", "runtime", "allocator"]
+    m = fa.merge(fb, on=key, suffixes=("_a", "_b"))
+    m = m[(m.status_a == "ok") & (m.status_b == "ok")]
+    within = overlap = 0
+    print(f"\n{'row':34s} {'run A ms':>9s} {'±%':>6s} {'run B ms':>9s} {'±%':>6s} {'diff':>7s}  overlap")
+    for r in m.itertuples():
+        diff = r.median_s_b / r.median_s_a - 1
+        ov = r.ci95_low_s_a <= r.ci95_high_s_b and r.ci95_low_s_b <= r.ci95_high_s_a
+        within += abs(diff) <= 0.05
+        overlap += ov
+        print(
+            f"{r.target + ' ' + str(r.shape):34s} {r.median_s_a * 1e3:9.3f} {r.rel_ci_halfwidth_a:6.1%} "
+            f"{r.median_s_b * 1e3:9.3f} {r.rel_ci_halfwidth_b:6.1%} {diff:+7.1%}  {'yes' if ov else 'NO'}"
+        )
+    diffs = np.abs(m.median_s_b / m.median_s_a - 1)
+    print(
+        f"rows within 5%: {within}/{len(m)}; intervals overlapping: {overlap}/{len(m)}; "
+        f"median |difference| {float(np.median(diffs)):.1%}"
     )
-    wall = time.perf_counter() - t0
-    return Path(json.loads(p.stdout.strip().splitlines()[-1])["path"]), wall
+
+
+def claims_table(ca, cb) -> tuple[int, int, int]:
+    """Each Table-1 claim of both runs: ratio, interval, difference, each inside the other's interval."""
+    key = ["claim_id", "runtime"]
+    m = ca.merge(cb, on=key, suffixes=("_a", "_b"))
+    m = m[m.claim_id.isin(TABLE1_CLAIMS) & m.ratio_a.notna() & m.ratio_b.notna()]
+    within = inside = 0
+    print(f"\n{'claim':26s} {'run A':>7s} {'95% CI':>15s} {'run B':>7s} {'95% CI':>15s} {'diff':>7s}  inside  paired")
+    for r in m.itertuples():
+        diff = r.ratio_b / r.ratio_a - 1
+        a_in_b = r.ci95_low_b <= r.ratio_a <= r.ci95_high_b
+        b_in_a = r.ci95_low_a <= r.ratio_b <= r.ci95_high_a
+        within += abs(diff) <= 0.05
+        inside += a_in_b and b_in_a
+        paired = "/".join("yes" if "paired by cycle" in str(n) else "no" for n in (r.note_a, r.note_b))
+        print(
+            f"{r.claim_id:26s} {r.ratio_a:7.3f} {r.ci95_low_a:7.3f}–{r.ci95_high_a:<7.3f} {r.ratio_b:7.3f} "
+            f"{r.ci95_low_b:7.3f}–{r.ci95_high_b:<7.3f} {diff:+7.1%}  {'yes' if a_in_b and b_in_a else 'NO':6s}  "
+            f"{paired}"
+        )
+    print(f"claims within 5%: {within}/{len(m)}; each inside the other's 95% CI: {inside}/{len(m)}")
+    return within, inside, len(m)
+
+
+def per_map_table(fa, fb) -> None:
+    """PConv/DWConv FLOPS at each Table-1 map, both runs."""
+
+    def ratios(f):
+        ok = f[(f.status == "ok") & (f.runtime == "eager") & (f.allocator == "tuned")]
+        g = ok.set_index(["target", "shape"]).gmacs_per_s
+        return {
+            s: g[("pconv", s)] / g[("dwconv", s)] for s in ok.shape.unique() if ("pconv", s) in g and ("dwconv", s) in g
+        }
+
+    ra, rb = ratios(fa), ratios(fb)
+    within = 0
+    print(f"\n{'PConv/DWConv FLOPS':20s} {'run A':>7s} {'run B':>7s} {'diff':>7s}")
+    for s in sorted(set(ra) & set(rb), key=lambda x: -int(x.split("x")[1])):
+        diff = rb[s] / ra[s] - 1
+        within += abs(diff) <= 0.05
+        print(f"{s:20s} {ra[s]:7.3f} {rb[s]:7.3f} {diff:+7.1%}")
+    print(f"maps within 5%: {within}/{len(set(ra) & set(rb))}")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--suite", default="table1")
+    ap.add_argument("--runs", type=int, default=2)
+    ap.add_argument("--suite", default="default")
+    ap.add_argument("--budget", type=float, default=6.0)
+    ap.add_argument("--precision", type=float, default=0.05)
     ap.add_argument("--out", default="results/repeatability")
-    ap.add_argument("--passes", type=int, default=None, help="passes per run (default: fnbench run's default)")
+    ap.add_argument("--code", help="a checkout of fnbench to measure with (its directory on PYTHONPATH)")
+    ap.add_argument("--from", dest="from_dirs", nargs="+", help="analyse these run folders instead of measuring")
     args = ap.parse_args()
-    out = Path(args.out)
-    runs = []
-    for i in range(2):
-        path, wall = one_run(args.suite, out, args.passes)
-        recs = read_records(path)
-        st = [r["stats"] for r in recs if r.get("stats")]
-        print(
-            f"run {i + 1}: {path.name} in {wall:.1f} s (process wall time, imports included); "
-            f"stable {sum(bool(x['stable']) for x in st)}/{len(recs)}; "
-            f"CI: {st[0].get('ci_method', 'order-statistic(rounds)') if st else '-'}, "
-            f"workers {st[0].get('workers', 0) if st else '-'}",
-            flush=True,
-        )
-        runs.append({record_key(r): r for r in recs})
-    a, b = runs
-    keys = [k for k in a if k in b]
-    overlap = both_in = within5 = 0
-    worst = 0.0
-    max_faults = 0.0
-    print(
-        f"\n{'target':26s} {'run1 ms':>9s} {'CI1 ±%':>7s} {'run2 ms':>9s} {'CI2 ±%':>7s} {'diff':>6s} "
-        f"{'faults/it':>9s} {'stable':>7s} overlap"
-    )
-    for k in keys:
-        sa, sb = a[k]["stats"], b[k]["stats"]
-        intervals_overlap = sa["ci95_low_s"] <= sb["ci95_high_s"] and sb["ci95_low_s"] <= sa["ci95_high_s"]
-        each_in_other = (
-            sb["ci95_low_s"] <= sa["median_s"] <= sb["ci95_high_s"]
-            and sa["ci95_low_s"] <= sb["median_s"] <= sa["ci95_high_s"]
-        )
-        overlap += intervals_overlap
-        both_in += each_in_other
-        diff = abs(sb["median_s"] / sa["median_s"] - 1)
-        within5 += diff <= 0.05
-        worst = max(worst, diff)
-        faults = max(x.get("minor_faults_per_iter") or 0.0 for x in (sa, sb))
-        max_faults = max(max_faults, faults)
-        t = a[k]["target"]
-        label = f"{t['name']} {'x'.join(map(str, t['shape']))}"
-        print(
-            f"{label:26s} {sa['median_s'] * 1e3:9.3f} {sa['rel_ci_halfwidth'] * 100:7.1f} "
-            f"{sb['median_s'] * 1e3:9.3f} {sb['rel_ci_halfwidth'] * 100:7.1f} {diff:6.1%} {faults:9.2f} "
-            f"{str(sa['stable'])[0]}/{str(sb['stable'])[0]:>5s} {'yes' if intervals_overlap else 'NO'}"
-            f"{' (medians in each other CI)' if each_in_other else ''}"
-        )
-    n = len(keys)
-    print(
-        f"\nrows: {n}; CIs overlap: {overlap}/{n} = {overlap / n:.0%}; "
-        f"each median inside the other's CI: {both_in}/{n} = {both_in / n:.0%}"
-    )
-    print(
-        f"medians within 5% of each other: {within5}/{n} (largest difference {worst:.1%}); "
-        f"most page faults per iteration on any row: {max_faults:.2f}"
-    )
+    from fnbench.merge import load_frame
+    from fnbench.verdicts import claim_table
+
+    folders = [Path(d) for d in args.from_dirs] if args.from_dirs else [one_run(i, args) for i in range(args.runs)]
+    frames = [load_frame(str(d)) for d in folders]
+    claims = [claim_table(f) for f in frames]
+    for (i, fa), (j, fb) in itertools.combinations(enumerate(frames), 2):
+        print(f"\n=== {folders[i]} (A) vs {folders[j]} (B) ===")
+        rows_table(fa, fb)
+        claims_table(claims[i], claims[j])
+        per_map_table(fa, fb)
 
 
 if __name__ == "__main__":
