@@ -115,15 +115,21 @@ def combine_passes(
 
 #: Share of the memory available when a pass starts that its live workers may take together.
 WORKER_MEMORY_SHARE = 0.5
-#: Private memory of a worker before it builds its target (a forked interpreter with torch loaded).
-WORKER_BASE_BYTES = 200 * 2**20
+#: Private memory of a worker before it builds its target: what it writes of the fork server's pages
+#: (measured: 7 MB with the server's objects frozen, :mod:`fnbench.freeze`), with room to spare.
+WORKER_BASE_BYTES = 32 * 2**20
 
 
 def worker_bytes(cost: dict[str, Any] | None) -> int:
-    """What a worker holding a target of ``cost`` is expected to take: its base, the module three times
-    over (built, folded, one round's fresh copy; FP32), and the activations (half the bytes its ops move)."""
+    """What a worker holding a target of ``cost`` is expected to take: its base, the module three times over
+    (prepared, warmed, a round's fresh copy; FP32) and a quarter of the bytes its operators move.
+
+    Measured after two rounds (private memory, ``smaps_rollup``) against this estimate: pconv 96x56x56
+    23 MB (40 estimated), FasterNet-T0 60 MB (91), MobileViT-XXS 56 MB (79), MobileNetV2 71 MB (113),
+    conv 768x7x7 626 MB (691), FasterNet-L 962 MB (1306): never under.
+    """
     cost = cost or {}
-    return WORKER_BASE_BYTES + 12 * int(cost.get("params") or 0) + int(cost.get("mem_bytes_counted") or 0) // 2
+    return WORKER_BASE_BYTES + 12 * int(cost.get("params") or 0) + int(cost.get("mem_bytes_counted") or 0) // 4
 
 
 def claim_components(tasks: Sequence[PendingTarget], linked: Sequence[Sequence[str]]) -> list[list[PendingTarget]]:
