@@ -2,7 +2,8 @@
 
 import pytest
 
-from fnbench import console, runner
+from fnbench import runner
+from fnbench.cli import console
 from fnbench.errors import UserError
 from fnbench.results import read_records
 from fnbench.suites import get_suite

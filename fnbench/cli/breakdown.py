@@ -1,0 +1,242 @@
+"""``fnbench breakdown``: where a network's time goes, layer by layer and by operator kind, and its tables."""
+
+from __future__ import annotations
+
+import click
+
+from .. import units
+from ..errors import UserError
+from ..results import json_document
+from .app import cli
+from .params import ALLOCATOR_HELP, target_options, target_specs
+from .reexec import preloaded_or_reexec
+
+
+@cli.command()
+@click.argument("targets", nargs=-1)
+@click.option("--suite", help="Break down every target of a suite (e.g. networks) instead of TARGETS.")
+@target_options
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, arm or cuda.")
+@click.option(
+    "--runtime",
+    default="eager",
+    show_default=True,
+    help="eager; compile, onnxruntime and openvino fuse layers and are refused (no honest per-layer time).",
+)
+@click.option("--threads", type=int, help="CPU threads (default 1, the paper's protocol).")
+@click.option(
+    "--budget",
+    type=float,
+    default=2.0,
+    show_default=True,
+    help="Seconds for the whole network (half before the layers, half after).",
+)
+@click.option("--layer-budget", type=float, default=0.1, show_default=True, help="Seconds per layer.")
+@click.option("--top", type=int, default=12, show_default=True, help="Layers to print, slowest first (all are stored).")
+@click.option("--out", "out_dir", default="results", show_default=True, help="Directory for the results file.")
+@click.option("--allocator", default="tuned", show_default=True, help=ALLOCATOR_HELP)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document (run id, path, records) on stdout.")
+def breakdown(
+    targets,
+    suite,
+    shape,
+    batch,
+    layers,
+    device,
+    runtime,
+    threads,
+    budget,
+    layer_budget,
+    top,
+    out_dir,
+    allocator,
+    as_json,
+    **options,
+) -> None:
+    """Where TARGET's time goes: every layer's kind, cost and standalone latency, grouped by operator kind.
+
+    Each layer is timed on its recorded input with the engine and conditions of the whole network,
+    which is measured in the same run; the sum of the layers is printed beside it, and with
+    `fnbench probe` records in OUT the FLOPs-only and roofline predictions of the latency too.
+    """
+    from ..layers import run_breakdown
+    from .console import progress_reporter, terminal
+
+    if not targets and not suite:
+        raise UserError("name a target (e.g. `fnbench breakdown fasternet_t0`) or a suite (--suite networks)")
+    if top < 0:
+        raise UserError(f"--top {top} is negative: use 0 or more layers")
+    preloaded_or_reexec(allocator)
+    specs = target_specs(suite, list(targets), shape, 1 if batch is None else batch, layers, options)
+    with progress_reporter(not as_json, terminal(stderr=True)) as progress:
+        run_id, path, records, failed = run_breakdown(
+            specs,
+            device=device,
+            threads=threads,
+            batch=batch,
+            budget_s=budget,
+            layer_budget_s=layer_budget,
+            runtime=runtime,
+            out_dir=out_dir,
+            allocator=allocator,
+            progress=progress,
+        )
+    from ..report import breakdown as bd
+    from ..results import iter_result_files, read_records
+
+    probes = [
+        r for f in iter_result_files(out_dir) for r in read_records(f) if (r.get("target") or {}).get("kind") == "probe"
+    ]
+    ok = [r for r in records if r.get("status") == "ok"]
+    preds = [bd.predictions(r, bd.device_ceilings(probes, r["device"]["key"])) for r in ok]
+    if as_json:
+        click.echo(
+            json_document(
+                {
+                    "run_id": run_id,
+                    "path": str(path),
+                    "records": records,
+                    "predictions": preds,
+                    "predictors": bd.predictor_summary(pd_frame(preds)).to_dict("records"),
+                }
+            )
+        )
+    else:
+        _print_breakdown(records, preds, probes, top, bd)
+        terminal().print(f"run id: {run_id}\nresults: {path}")
+    if failed:
+        raise SystemExit(1)
+
+
+def pd_frame(rows):
+    import pandas as pd
+
+    return pd.DataFrame(rows, columns=None if rows else ["device_key"])
+
+
+def _print_breakdown(records, preds, probes, top, bd) -> None:
+    from rich.table import Table
+
+    from .console import fmt_int, fmt_si, terminal
+
+    con = terminal()
+
+    def ms(v):
+        return units.fmt_ms(v, none="—")
+
+    def pct(v):
+        return units.fmt_pct(v, none="—")
+
+    for rec in records:
+        if rec.get("status") != "ok":
+            con.print(f"{bd.label(rec)}: {rec.get('status')}: {rec.get('error')}")
+            continue
+        e2e = rec["end_to_end"]["stats"]
+        kt = bd.kind_table(rec)
+        t = Table(
+            title=f"{bd.label(rec)}: by operator kind ({len(rec['layers'])} layers, each timed standalone)",
+            title_justify="left",
+        )
+        for col in ("kind", "layers", "FLOPs (MACs)", "share of MACs", "time ms", "share of time", "GMAC/s"):
+            t.add_column(col, justify="left" if col == "kind" else "right")
+        for r in kt.itertuples():
+            t.add_row(
+                r.kind,
+                str(r.layers),
+                fmt_si(r.macs),
+                pct(r.share_macs),
+                ms(r.time_s),
+                pct(r.share_time),
+                "—" if r.gmacs_per_s != r.gmacs_per_s or not r.macs else f"{r.gmacs_per_s:.2f}",
+            )
+        con.print(t)
+        if top:
+            lt = bd.layer_table(rec).sort_values("median_s", ascending=False).head(top)
+            t = Table(title=f"slowest {len(lt)} layers", title_justify="left")
+            for col in (
+                "layer",
+                "kind",
+                "input",
+                "params",
+                "MACs",
+                "bytes",
+                "FLOP/B",
+                "ms",
+                "95% CI ms",
+                "GMAC/s",
+                "share",
+            ):
+                t.add_column(col, justify="left" if col in ("layer", "kind", "input") else "right")
+            for r in lt.itertuples():
+                t.add_row(
+                    r.name or "(root)",
+                    r.kind,
+                    r.input_shape or "—",
+                    fmt_int(r.params),
+                    fmt_si(r.macs),
+                    fmt_si(r.bytes, "B"),
+                    "—"
+                    if r.intensity_flop_per_byte is None or r.intensity_flop_per_byte != r.intensity_flop_per_byte
+                    else f"{r.intensity_flop_per_byte:.1f}",
+                    ms(r.median_s),
+                    f"{ms(r.ci95_low_s)}–{ms(r.ci95_high_s)}",
+                    f"{r.gmacs_per_s:.2f}" if r.macs else "—",
+                    pct(r.share_time),
+                )
+            con.print(t)
+        con.print(
+            f"sum of per-layer medians {ms(rec['sum_s'])} ms vs end-to-end {ms(e2e['median_s'])} ms "
+            f"(95% CI {ms(e2e['ci95_low_s'])}–{ms(e2e['ci95_high_s'])}; before the layers "
+            f"{ms(rec['end_to_end']['before_median_s'])}, after {ms(rec['end_to_end']['after_median_s'])}): "
+            f"gap {pct(rec['gap'])}"
+        )
+        if rec.get("gap_mean") is not None:
+            con.print(
+                f"sum of per-layer means {ms(rec['sum_mean_s'])} ms vs end-to-end mean "
+                f"{ms(rec['end_to_end']['mean_s'])} ms: gap {pct(rec['gap_mean'])}; minima "
+                f"{ms(rec['sum_min_s'])} vs {ms(rec['end_to_end']['min_s'])} ms: gap {pct(rec['gap_min'])}"
+            )
+    if not preds:
+        return
+    t = Table(title="predicted vs measured latency (ms; error = predicted / measured - 1)", title_justify="left")
+    for col in ("network", "measured", "FLOPs-only", "error", "roofline", "error", "per-layer sum", "error"):
+        t.add_column(col, justify="left" if col == "network" else "right")
+    for p in preds:
+        t.add_row(
+            p["network"],
+            ms(p["measured_s"]),
+            *[x for k in bd.PREDICTORS for x in (ms(p[f"{k}_s"]), pct(p[f"{k}_error"]))],
+        )
+    con.print(t)
+    if any(p["roofline_s"] is None for p in preds):
+        con.print(
+            "no `fnbench probe` records for this device in the results directory: FLOPs-only and roofline "
+            "not predicted (run `fnbench probe --out` to the same directory)"
+        )
+    ceil = bd.device_ceilings(probes, preds[0]["device_key"])
+    for rec in records:
+        if rec.get("status") != "ok":
+            continue
+        misses = bd.roofline_misses(rec, ceil, top=3)
+        if len(misses):
+            con.print(
+                f"{bd.label(rec)}: roofline misjudges most: "
+                + "; ".join(
+                    f"{m.name} ({m.kind}) {ms(m.measured_s)} ms measured vs {ms(m.roofline_s)} ms"
+                    for m in misses.itertuples()
+                )
+            )
+    if len(preds) >= 2:
+        summ = bd.predictor_summary(pd_frame(preds))
+        t = Table(title=f"one number per predictor over {len(preds)} networks", title_justify="left")
+        for col in ("predictor", "networks", "Spearman rank corr.", "median |error|", "median error"):
+            t.add_column(col, justify="left" if col == "predictor" else "right")
+        for r in summ.itertuples():
+            t.add_row(
+                r.predictor,
+                str(r.networks),
+                "—" if r.spearman is None or r.spearman != r.spearman else f"{r.spearman:.2f}",
+                pct(r.median_abs_error),
+                pct(r.median_error),
+            )
+        con.print(t)
