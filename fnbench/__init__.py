@@ -36,7 +36,8 @@ checks it, and that no two modules import each other, directly or around a loop)
      ``merge`` (records into frames), ``verdicts`` (the paper's claims judged).
 1. foundation — ``errors``, ``units`` (quantities and their formatting), ``stats``,
    ``allocators``, ``devices``, ``reference`` (the paper's numbers, Table 1's maps and operators and
-   its headline peers), ``checks``.
+   its headline peers), ``checks``, ``options`` (what a run is measured with, and the defaults the
+   commands show: no torch, so that ``--help`` loads none).
 0. ``operators`` — the operators and networks themselves (PConv, FasterNet, the zoo of peers)
    and their closed-form costs (``operators.analytic``); they know nothing of fnbench.
 """

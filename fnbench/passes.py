@@ -18,6 +18,7 @@ from typing import Any
 
 from .conditions import Conditions
 from .devices import Device
+from .options import DEFAULT_PASSES
 from .runtimes import Unsupported
 from .targets import Target
 from .timing import DEFAULT_MIN_ROUNDS, ROUNDS_PER_BUDGET, Measurement
@@ -38,8 +39,6 @@ __all__ = [
 #: trim thresholds rise after a large free): under these every target of every pass gets a fresh
 #: worker, so it is measured as a fresh process would run it, not after the targets before it.
 FRESH_PROCESS_PER_TARGET = ("system",)
-#: Passes over a suite for targets measured on worker processes; each pass has fresh processes.
-DEFAULT_PASSES = 5
 #: A target may stop before the last pass once this many passes give a CI within ±precision.
 MIN_PASSES = 3
 #: Fewest seconds a pass gives one target; a smaller ``budget_s`` means fewer passes.

@@ -84,6 +84,7 @@ import torch
 from torch import nn
 
 from . import allocators, stats
+from .options import DEFAULT_BUDGET_S, DEFAULT_PRECISION
 
 __all__ = [
     "Measurement",
@@ -103,10 +104,6 @@ __all__ = [
     "MIN_BLOCK_S",
 ]
 
-#: Target relative half-width of the 95 % CI of the median.
-DEFAULT_PRECISION = 0.02
-#: Wall-clock seconds one target may take (build, warm-up and sampling included).
-DEFAULT_BUDGET_S = 9.0
 #: The fewest rounds whose order-statistic interval reaches 95 % ([min, max] of 6 is 96.9 %).
 DEFAULT_MIN_ROUNDS = 6
 #: Target number of rounds a budget is split into (rounds are the unit of the CI).

@@ -13,7 +13,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 #: Layer of each fnbench module (operators is layer 0); a module may import its own layer or below.
-FOUNDATION = {"errors", "units", "stats", "allocators", "devices", "reference", "checks"}
+FOUNDATION = {"errors", "units", "stats", "allocators", "devices", "reference", "checks", "options"}
 PRESENTATION = {"cli", "__main__"}  # cli is a package: its modules (commands, console) too
 
 
@@ -160,6 +160,7 @@ def test_the_reader_sees_lazy_and_relative_imports():
     [
         ("operators.zoo", 0),
         ("fnbench.errors", 1),
+        ("fnbench.options", 1),
         ("fnbench.timing", 2),
         ("fnbench.report.html", 3),
         ("fnbench.cli", 3),
