@@ -23,10 +23,11 @@ from fnbench.results import read_records, record_key
 
 _CHILD = """
 import sys, json
+from fnbench.options import RunOptions
 from fnbench.runner import run_suite
 from fnbench.suites import get_suite
 kw = {"passes": int(sys.argv[3])} if len(sys.argv) > 3 else {}
-s = run_suite(get_suite(sys.argv[1]).specs(), out_dir=sys.argv[2], **kw)
+s = run_suite(get_suite(sys.argv[1]).specs(), RunOptions(device="cpu", **kw), out_dir=sys.argv[2])
 print(json.dumps({"path": str(s.path)}))
 """
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from .options import DEFAULT_ALLOCATOR, DEFAULT_BUDGET_S, DEFAULT_PASSES, DEFAULT_WORKERS, RunOptions
 from .targets import TargetSpec
 from .usertargets import is_in_process_only, parse_opts, register_callable
 
@@ -45,11 +46,11 @@ def run(
     batch: int = 1,
     layers: int | None = None,
     device: str = "cpu",
-    budget_s: float = 9.0,
+    budget_s: float = DEFAULT_BUDGET_S,
     workers: int | None = None,
-    passes: int = 5,
+    passes: int = DEFAULT_PASSES,
     out_dir: str = "results",
-    allocator: str = "tuned",
+    allocator: str = DEFAULT_ALLOCATOR,
     runtimes: Sequence[str] = ("eager",),
     **options,
 ) -> list[dict[str, Any]]:
@@ -65,16 +66,15 @@ def run(
     specs = [_spec(t, shape, batch, layers, options) for t in items]
     if any(is_in_process_only(s.name) for s in specs):
         workers = 0
-    summary = run_suite(
-        specs,
+    options = RunOptions(
         device=device,
         budget_s=budget_s,
-        out_dir=out_dir,
-        workers=workers,
+        workers=DEFAULT_WORKERS if workers is None else workers,
         passes=passes,
-        allocator=allocator,
+        allocators=(allocator,),
         runtimes=tuple(runtimes),
     )
+    summary = run_suite(specs, options, out_dir=out_dir)
     return summary.records
 
 

@@ -41,6 +41,7 @@ from . import results as _results
 from .conditions import Conditions, RunPolicy, prepare_fitting, resolve_policy
 from .devices import Device, device_record, fingerprint, gpu_state
 from .errors import UserError, cause_first, first_line
+from .options import DEFAULT_WORKERS, RunOptions
 from .passes import (
     DEFAULT_PASSES,
     FRESH_PROCESS_PER_TARGET,
@@ -53,7 +54,7 @@ from .passes import (
 from .runtimes import Unsupported, check_runtime, get_runtime, runtime_unavailable
 from .target_cost import record_cost, scale_cost
 from .targets import Target, TargetSpec, resolve
-from .timing import DEFAULT_BUDGET_S, DEFAULT_PRECISION, Measurement
+from .timing import Measurement
 from .usertargets import check_runtime_for
 from .workers import WorkerError, WorkerPool
 
@@ -70,9 +71,6 @@ __all__ = [
     "combine_passes",
     "effective_passes",
 ]
-
-#: Worker processes per pass (CPU, ARM and CUDA alike): the passes give the fresh processes.
-DEFAULT_WORKERS = 1
 
 
 @dataclass
@@ -402,34 +400,23 @@ class _Run:
 
 def run_suite(
     specs: Sequence[TargetSpec],
+    options: RunOptions,
     *,
-    device: str = "cpu",
-    threads: int | None = None,
-    batch_override: int | None = None,
-    precision: float = DEFAULT_PRECISION,
-    budget_s: float = DEFAULT_BUDGET_S,
     out_dir: str | Path = "results",
     resume: str | None = None,
     progress: Callable[[str, int, int], None] | None = None,
     notify: Callable[[str], None] | None = None,
-    seed: int = 0,
-    runtimes: Sequence[str] = ("eager",),
-    memory_format: str = "contiguous",
-    dtype: str = "float32",
-    workers: int | None = None,
-    passes: int = DEFAULT_PASSES,
-    allocator: str | Sequence[str] = allocators.DEFAULT_ALLOCATOR,
-    cli_options: dict[str, Any] | None = None,
     measurer: Measurer | None = None,
 ) -> RunSummary:
-    """Measure every spec on ``device``; append one record per target to ``<out_dir>/<run_id>.jsonl``.
+    """Measure every spec on ``options.device``; append one record per target to ``<out_dir>/<run_id>.jsonl``.
 
-    ``threads`` defaults to 1 on CPU/ARM (the paper's protocol) and is ignored on CUDA. On CUDA a
-    batch-1 spec is measured at batch 32 (throughput, as the paper) unless ``batch_override``
-    says otherwise. ``budget_s`` is the wall-clock budget per target; ``precision`` the target
-    relative half-width of the 95 % CI (the policy is :func:`fnbench.conditions.resolve_policy`'s).
-    ``progress(description, done, total)`` is called as the run advances (units: target passes)
-    and ``notify(line)`` with what the run will do, before anything is measured.
+    ``options`` (:class:`~fnbench.options.RunOptions`) say how: ``threads`` defaults to 1 on
+    CPU/ARM (the paper's protocol) and is ignored on CUDA. On CUDA a batch-1 spec is measured at
+    batch 32 (throughput, as the paper) unless ``options.batch`` says otherwise. ``budget_s`` is
+    the wall-clock budget per target; ``precision`` the target relative half-width of the 95 % CI
+    (the policy is :func:`fnbench.conditions.resolve_policy`'s). ``progress(description, done,
+    total)`` is called as the run advances (units: target passes) and ``notify(line)`` with what
+    the run will do, before anything is measured.
 
     Each target is measured under every runtime in ``runtimes`` (``eager``, ``compile``,
     ``onnxruntime``); a runtime that cannot take a model records it as ``unsupported`` with the
@@ -447,7 +434,7 @@ def run_suite(
     this process (rounds of fresh allocations only), as does the ``compile`` runtime whatever
     ``workers`` says (:data:`IN_PROCESS_RUNTIMES`).
 
-    ``allocator`` (one mode or several, see :mod:`fnbench.allocators`) is a measurement condition
+    ``allocators`` (one mode or several, see :mod:`fnbench.allocators`) are a measurement condition
     like the runtime: every target is measured under each, on workers started under it, and
     every record says which (``allocator``, ``allocator_state``) with the page faults of its
     timed iterations per round (``faults``). In-process measurement can take one allocator only
@@ -457,7 +444,8 @@ def run_suite(
     The run's file is locked while it is measured (a second process gets :class:`UserError`
     naming the holder) and its plan stored beside it; ``resume`` refuses a call whose targets,
     device, runtimes or measuring conditions differ from the plan's (:class:`fnbench.results.RunFile`).
-    ``cli_options`` are stored with the plan so that ``fnbench run --resume`` can repeat them.
+    ``options`` are stored with the plan (its ``cli`` block) so that ``fnbench run --resume`` can
+    repeat them.
 
     ``measurer`` takes the measurements (default :class:`ProcessMeasurer`: worker processes, or
     this process for ``workers=0``); tests give one that returns made-up samples.
@@ -466,18 +454,23 @@ def run_suite(
         specs,
         resume,
         resolve_policy(
-            device, threads=threads, batch=batch_override, budget_s=budget_s, precision=precision, allocator=allocator
+            options.device,
+            threads=options.threads,
+            batch=options.batch,
+            budget_s=options.budget_s,
+            precision=options.precision,
+            allocator=options.allocators,
         ),
-        workers=DEFAULT_WORKERS if workers is None else int(workers),
-        passes=passes,
-        seed=seed,
-        runtimes=list(dict.fromkeys(runtimes)) or ["eager"],
-        memory_format=memory_format,
-        dtype=dtype,
+        workers=int(options.workers),
+        passes=options.passes,
+        seed=options.seed,
+        runtimes=list(dict.fromkeys(options.runtimes)) or ["eager"],
+        memory_format=options.memory_format,
+        dtype=options.dtype,
     )
     with contextlib.ExitStack() as stack:  # the run's file stays locked until the run ends, however it ends
         run_file = stack.enter_context(_results.RunFile(out_dir, plan.run_id, resume=resume is not None))
-        run = _Run.start(plan, run_file, cli_options, measurer or ProcessMeasurer(), progress, notify, resume)
+        run = _Run.start(plan, run_file, options.to_dict(), measurer or ProcessMeasurer(), progress, notify, resume)
         stack.callback(run.measurer.close)
         run.loop()
     order = {k: i for i, k in enumerate(plan.keys)}

@@ -12,6 +12,7 @@ import pytest
 
 from fnbench import runner
 from fnbench.errors import UserError
+from fnbench.options import RunOptions
 from fnbench.results import read_records
 from fnbench.suites import get_suite
 
@@ -93,7 +94,7 @@ STEADY = {"conv": 0.0, "gconv": 0.0, "dwconv": 0.10, "pconv": 0.10}
 def test_steady_targets_stop_after_min_passes_noisy_ones_use_every_pass(tmp_path, fakes):
     calls = []
     measurer = fake_measurer(calls, STEADY)
-    s = runner.run_suite(SPECS, out_dir=tmp_path, budget_s=5.0, passes=5, measurer=measurer)
+    s = runner.run_suite(SPECS, RunOptions(device="cpu", budget_s=5.0, passes=5), out_dir=tmp_path, measurer=measurer)
     per_target = {n: sum(c[0] == n for c in calls) for n in STEADY}
     assert per_target == {"conv": runner.MIN_PASSES, "gconv": runner.MIN_PASSES, "dwconv": 5, "pconv": 5}
     pools = FakePool.instances
@@ -122,7 +123,7 @@ def test_resume_reuses_stored_passes_and_measures_only_the_rest(tmp_path, fakes)
     calls = []
     measurer = fake_measurer(calls, STEADY, crash_at=7)
     with pytest.raises(Crash):
-        runner.run_suite(SPECS, out_dir=tmp_path, budget_s=5.0, passes=5, measurer=measurer)
+        runner.run_suite(SPECS, RunOptions(device="cpu", budget_s=5.0, passes=5), out_dir=tmp_path, measurer=measurer)
     (path,) = tmp_path.glob("*.jsonl")
     before = path.read_text()
     stored = read_records(path, partial=True)
@@ -138,7 +139,9 @@ def test_resume_reuses_stored_passes_and_measures_only_the_rest(tmp_path, fakes)
 
     calls2 = []
     measurer = fake_measurer(calls2, STEADY)
-    s = runner.run_suite(SPECS, out_dir=tmp_path, budget_s=5.0, passes=5, resume=path.stem, measurer=measurer)
+    s = runner.run_suite(
+        SPECS, RunOptions(device="cpu", budget_s=5.0, passes=5), out_dir=tmp_path, resume=path.stem, measurer=measurer
+    )
     assert path.read_text().startswith(before)  # nothing stored was rewritten
     done = {(r["target"]["name"], r["pass"]) for r in stored}
     again = read_records(path, partial=True)[len(stored) :]
@@ -158,16 +161,20 @@ def test_pass_count_follows_the_budget_and_is_validated(tmp_path, fakes):
     assert runner.effective_passes(5, 0.1) == 1
     calls = []
     measurer = fake_measurer(calls, {k: 0.1 for k in STEADY})
-    s = runner.run_suite(SPECS[:1], out_dir=tmp_path, budget_s=0.9, passes=5, measurer=measurer)
+    s = runner.run_suite(
+        SPECS[:1], RunOptions(device="cpu", budget_s=0.9, passes=5), out_dir=tmp_path, measurer=measurer
+    )
     assert len(calls) == 3 and s.records[0]["stats"]["passes"] == 3
     with pytest.raises(UserError, match="passes 0"):
-        runner.run_suite(SPECS, out_dir=tmp_path, passes=0)
+        runner.run_suite(SPECS, RunOptions(device="cpu", passes=0), out_dir=tmp_path)
 
 
 def test_partial_records_are_invisible_to_readers(tmp_path, fakes):
     calls = []
     measurer = fake_measurer(calls, STEADY)
-    s = runner.run_suite(SPECS[:2], out_dir=tmp_path, budget_s=5.0, passes=5, measurer=measurer)
+    s = runner.run_suite(
+        SPECS[:2], RunOptions(device="cpu", budget_s=5.0, passes=5), out_dir=tmp_path, measurer=measurer
+    )
     from fnbench.results import load_results, measured_keys
 
     df = load_results(tmp_path)

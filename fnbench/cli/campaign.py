@@ -14,8 +14,7 @@ import click
 
 from ..errors import UserError
 from .app import cli
-from .params import target_specs
-from .run import run
+from .run import run, run_options, run_specs
 
 # -- campaign -------------------------------------------------------------------------------------------
 #: ``run`` options a campaign does not pass on: it chooses each node's device, output and resume itself.
@@ -45,15 +44,9 @@ def _check_run_argv(argv: list[str]) -> None:
     """Refuse what ``fnbench run`` would refuse without measuring (same words), before any task starts."""
     from .. import checks
 
-    sub = run.make_context("run", list(argv), resilient_parsing=False)
-    kw = dict(sub.params)
-    checks.check_workers(kw["workers"])
-    import inspect
-
-    names = set(inspect.signature(run.callback).parameters)  # run's own; the rest are target options
-    options = {k: v for k, v in kw.items() if k not in names}
-    batch = kw["batch"]
-    target_specs(kw["suite"], kw["targets"], kw["shape"], 1 if batch is None else batch, kw["layers"], options)
+    options = run_options(run.make_context("run", list(argv), resilient_parsing=False).params)
+    checks.check_workers(options.workers)
+    run_specs(options)
 
 
 @cli.command(params=[p for p in run.params if p.name not in _CAMPAIGN_OWN])

@@ -7,6 +7,7 @@ from typing import Any
 import click
 
 from ..errors import UserError
+from ..options import RunOptions
 from ..results import json_document
 from .app import cli
 from .params import ALLOCATOR_HELP, target_options, target_specs
@@ -55,153 +56,104 @@ from .reexec import preloaded_or_reexec
 @click.option("--allocator", "allocators_", multiple=True, help=ALLOCATOR_HELP + " Repeatable.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document (run id, path, records) on stdout.")
 @click.pass_context
-def run(
-    ctx,
-    device,
-    suite,
-    targets,
-    shape,
-    batch,
-    layers,
-    runtimes,
-    memory_format,
-    dtype,
-    threads,
-    precision,
-    budget,
-    out_dir,
-    resume,
-    workers,
-    passes,
-    allocators_,
-    as_json,
-    **options,
-) -> None:
+def run(ctx, out_dir, resume, as_json, **values) -> None:
     """Measure a suite or targets on one device; records are appended to OUT/<run_id>.jsonl as they finish.
 
     --resume RUN_ID finishes an interrupted run with the options it was started with; options
     given with it must equal those.
     """
     from .. import checks
-    from ..allocators import DEFAULT_ALLOCATOR
-    from ..runner import DEFAULT_PASSES, run_suite
-    from ..timing import DEFAULT_BUDGET_S, DEFAULT_PRECISION
-    from .console import format_table, progress_reporter, table_notes, terminal
+    from ..runner import run_suite
+    from .console import progress_reporter, terminal
 
+    options = RunOptions.from_dict(values)
     if resume is not None:
-        given = _resumed_options(ctx, resume, out_dir)
-        device, suite, targets, shape, batch, layers = (
-            given[k] for k in ("device", "suite", "targets", "shape", "batch", "layers")
-        )
-        runtimes, memory_format, dtype, threads = (given[k] for k in ("runtimes", "memory_format", "dtype", "threads"))
-        precision, budget, workers, passes = (given[k] for k in ("precision", "budget", "workers", "passes"))
-        allocators_ = given["allocators_"]
-        options = {k: given[k] for k in options}
+        options = _resumed_options(ctx, options, resume, out_dir)
     checks.writable_dir(out_dir)
-    checks.check_workers(workers)
-    cli_options = {k: v for k, v in ctx.params.items() if k not in _NOT_STORED}
-    cli_options.update(
-        device=device,
-        suite=suite,
-        targets=list(targets),
-        shape=shape,
-        batch=batch,
-        layers=layers,
-        runtimes=list(runtimes),
-        memory_format=memory_format,
-        dtype=dtype,
-        threads=threads,
-        precision=precision,
-        budget=budget,
-        workers=workers,
-        passes=passes,
-        allocators_=list(allocators_),
-        **options,
-    )
-    allocs = list(allocators_) or [DEFAULT_ALLOCATOR]
-    if workers == 0 and len(allocs) == 1:  # measured in this process: it must start under the allocator
-        preloaded_or_reexec(allocs[0])
-    # An explicit --batch (1 included) is honoured on every device; only an absent one lets cuda
-    # default to 32.
-    specs = target_specs(suite, targets, shape, 1 if batch is None else batch, layers, options)
+    checks.check_workers(options.workers)
+    if options.workers == 0 and len(options.allocators) == 1:  # measured in this process: it must start under it
+        preloaded_or_reexec(options.allocators[0])
+    specs = run_specs(options)
     err = terminal(stderr=True)
     with progress_reporter(not as_json, err) as progress:
         summary = run_suite(
             specs,
-            device=device,
-            threads=threads,
-            batch_override=batch,
-            precision=DEFAULT_PRECISION if precision is None else precision,
-            budget_s=DEFAULT_BUDGET_S if budget is None else budget,
+            options,
             out_dir=out_dir,
             resume=resume,
             progress=progress,
             notify=None if as_json else (lambda line: err.print(line, highlight=False)),
-            runtimes=runtimes or ("eager",),
-            memory_format=memory_format,
-            dtype=dtype,
-            workers=workers,
-            passes=DEFAULT_PASSES if passes is None else passes,
-            allocator=allocs,
-            cli_options=cli_options,
         )
     if as_json:
         click.echo(json_document({"run_id": summary.run_id, "path": str(summary.path), "records": summary.records}))
-        if summary.failed:
-            raise SystemExit(1)
-        return
+    else:
+        _print_run(summary)
+    if summary.failed:
+        raise SystemExit(1)
+
+
+#: ``run``'s parameters that are not :class:`RunOptions` (not stored, free to change on resume).
+NOT_OPTIONS = ("out_dir", "resume", "as_json")
+
+
+def run_options(params: dict[str, Any]) -> RunOptions:
+    """The options of a parsed ``fnbench run`` command line (``ctx.params``)."""
+    return RunOptions.from_dict({k: v for k, v in params.items() if k not in NOT_OPTIONS})
+
+
+def run_specs(options: RunOptions) -> list:
+    """The targets ``options`` name (or their suite), as specs."""
+    # An explicit --batch (1 included) is honoured on every device; only an absent one lets cuda
+    # default to 32.
+    batch = 1 if options.batch is None else options.batch
+    return target_specs(options.suite, options.targets, options.shape, batch, options.layers, options.target_kwargs)
+
+
+def _print_run(summary) -> None:
+    from .console import format_table, table_notes, terminal
+
     con = terminal()
     con.print(format_table(summary.records, title=f"run {summary.run_id}"))
     for note in table_notes(summary.records):
         con.print(note)
     con.print(f"run id: {summary.run_id}\nresults: {summary.path}")
-    if summary.failed:
-        raise SystemExit(1)
 
 
-#: ``run`` parameters that are not part of what a run measures (not stored, free to change on resume).
-_NOT_STORED = ("out_dir", "resume", "as_json")
-
-
-def _resumed_options(ctx: click.Context, resume: str, out_dir: str) -> dict[str, Any]:
-    """The resumed run's stored options, with those given on this command line checked against them."""
+def _given(ctx: click.Context, options: RunOptions) -> set[str]:
+    """The options given on this command line (by their keys: the parameters' names)."""
     from click.core import ParameterSource
 
+    return {k for k in options.to_dict() if ctx.get_parameter_source(k) == ParameterSource.COMMANDLINE}
+
+
+def _resumed_options(ctx: click.Context, options: RunOptions, resume: str, out_dir: str) -> RunOptions:
+    """The resumed run's stored options, with those given on this command line checked against them."""
     from ..results import check_run_id, plan_path, read_plan
 
     rid = check_run_id(resume)
     plan = read_plan(plan_path(out_dir, rid))
     stored = (plan or {}).get("cli")
+    given = _given(ctx, options)
     if not isinstance(stored, dict):
-        _refuse_lost_plan(ctx, rid, out_dir, plan)
+        _refuse_lost_plan(rid, out_dir, plan, given)
         stored = {}
-    values = dict(ctx.params)
-    differ = []
-    for name, value in ctx.params.items():
-        if name in _NOT_STORED or name not in stored:
-            continue
-        if ctx.get_parameter_source(name) == ParameterSource.COMMANDLINE:
-            now = list(value) if isinstance(value, tuple) else value
-            if now != stored[name]:
-                flag = "--" + {
-                    "targets": "target",
-                    "runtimes": "runtime",
-                    "k": "kernel",
-                    "allocators_": "allocator",
-                }.get(name, name).replace("_", "-")
-                differ.append(f"{flag} {_show_opt(now)} (the run has {_show_opt(stored[name])})")
-        else:
-            values[name] = stored[name]
+    now = options.to_dict()
+    flags = {p.name: p.opts[0] for p in ctx.command.params}
+    differ = [
+        f"{flags[k]} {_show_opt(v)} (the run has {_show_opt(stored[k])})"
+        for k, v in now.items()
+        if k in given and k in stored and v != stored[k]
+    ]
     if differ:
         raise UserError(
             f"--resume {resume}: options differ from the run's: "
             + "; ".join(differ)
             + f"; drop them to finish the run as started (`fnbench run --resume {resume}`)"
         )
-    return values
+    return RunOptions.from_dict({k: stored[k] if k in stored and k not in given else v for k, v in now.items()})
 
 
-def _refuse_lost_plan(ctx: click.Context, rid: str, out_dir: str, plan: dict[str, Any] | None) -> None:
+def _refuse_lost_plan(rid: str, out_dir: str, plan: dict[str, Any] | None, given: set[str]) -> None:
     """A run whose plan is missing or unreadable is never resumed with the default suite.
 
     With no options given, its records say what it measured: they are the options to repeat.
@@ -209,16 +161,11 @@ def _refuse_lost_plan(ctx: click.Context, rid: str, out_dir: str, plan: dict[str
     """
     from pathlib import Path
 
-    from click.core import ParameterSource
-
     from ..results import options_from_records, plan_path, read_records
 
     run_path = Path(out_dir) / f"{rid}.jsonl"
     if not run_path.exists():
         return  # RunFile says there is no such run
-    given = [
-        n for n in ctx.params if n not in _NOT_STORED and ctx.get_parameter_source(n) == ParameterSource.COMMANDLINE
-    ]
     if given:
         return
     pp = plan_path(out_dir, rid)
