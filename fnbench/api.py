@@ -12,7 +12,14 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .options import DEFAULT_ALLOCATOR, DEFAULT_BUDGET_S, DEFAULT_PASSES, DEFAULT_WORKERS, RunOptions
+from .options import (
+    DEFAULT_ALLOCATOR,
+    DEFAULT_BUDGET_S,
+    DEFAULT_COMPARE_BUDGET_S,
+    DEFAULT_PASSES,
+    DEFAULT_WORKERS,
+    RunOptions,
+)
 from .targets import TargetSpec
 from .usertargets import is_in_process_only, parse_opts, register_callable
 
@@ -78,7 +85,16 @@ def run(
     return summary.records
 
 
-def compare(a, b, *, shape=None, layers: int | None = None, device: str = "cpu", budget_s: float = 8.0, **kw):
+def compare(
+    a,
+    b,
+    *,
+    shape=None,
+    layers: int | None = None,
+    device: str = "cpu",
+    budget_s: float = DEFAULT_COMPARE_BUDGET_S,
+    **kw,
+):
     """``fnbench compare A B`` in this process (interleaved rounds); returns the ``--json`` dict.
 
     A and B may be callables: compare always measures in this process.

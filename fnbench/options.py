@@ -25,6 +25,10 @@ from .allocators import DEFAULT_ALLOCATOR
 
 __all__ = [
     "RunOptions",
+    "DEFAULT_DEVICE",
+    "DEFAULT_SUITE",
+    "DEFAULT_RUNTIME",
+    "DEFAULT_BATCH",
     "DEFAULT_PRECISION",
     "DEFAULT_BUDGET_S",
     "DEFAULT_PASSES",
@@ -35,7 +39,21 @@ __all__ = [
     "DEFAULT_NET_SHAPE",
     "DEFAULT_LAYERS",
     "DEFAULT_ALLOCATOR",
+    "DEFAULT_COMPARE_BUDGET_S",
+    "DEFAULT_PROBE_BUDGET_S",
+    "DEFAULT_BREAKDOWN_BUDGET_S",
+    "DEFAULT_LAYER_BUDGET_S",
 ]
+
+#: The device a command measures on unless told: the best this machine has (cuda, then arm or cpu).
+DEFAULT_DEVICE = "auto"
+#: The suite ``fnbench run`` measures when given neither a suite nor targets.
+DEFAULT_SUITE = "table1"
+#: The runtime a target runs under unless told (PyTorch eager).
+DEFAULT_RUNTIME = "eager"
+#: Batch of a target made from the command line (a batch-1 target is measured at
+#: :data:`DEFAULT_CUDA_BATCH` on CUDA unless a batch is given).
+DEFAULT_BATCH = 1
 
 #: Target relative half-width of the 95 % CI of the median.
 DEFAULT_PRECISION = 0.02
@@ -55,6 +73,14 @@ DEFAULT_OP_SHAPE = (96, 56, 56)
 DEFAULT_NET_SHAPE = (3, 224, 224)
 #: Layers in an operator stack, as in the paper's Table 1.
 DEFAULT_LAYERS = 10
+#: Upper bound on seconds per target per shape of ``fnbench compare``.
+DEFAULT_COMPARE_BUDGET_S = 8.0
+#: Seconds per probe of ``fnbench probe``.
+DEFAULT_PROBE_BUDGET_S = 4.0
+#: Seconds ``fnbench breakdown`` measures a whole network for (half before the layers, half after).
+DEFAULT_BREAKDOWN_BUDGET_S = 2.0
+#: Seconds ``fnbench breakdown`` measures each layer for.
+DEFAULT_LAYER_BUDGET_S = 0.1
 
 #: Field metadata: the key a field is stored under, where it is not the field's own name.
 _KEY = "key"
@@ -75,14 +101,14 @@ class RunOptions:
     and ``opt``, the ``--opt KEY=VALUE`` strings) as ``(name, value)`` pairs, None where not given.
     """
 
-    device: str = "auto"
+    device: str = DEFAULT_DEVICE
     suite: str | None = None
     targets: tuple[str, ...] = ()
     shape: str | None = None
     batch: int | None = None
     layers: int | None = None
     target_options: tuple[tuple[str, Any], ...] = field(default=(), metadata={_FLAT: True})
-    runtimes: tuple[str, ...] = ("eager",)
+    runtimes: tuple[str, ...] = (DEFAULT_RUNTIME,)
     memory_format: str = "contiguous"
     dtype: str = "float32"
     threads: int | None = None

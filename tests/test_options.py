@@ -1,5 +1,8 @@
 """RunOptions: fnbench run's options once, the same keys on the command line, in the plan and back."""
 
+import subprocess
+import sys
+
 from fnbench.cli.run import NOT_OPTIONS, run, run_options
 from fnbench.options import DEFAULT_BUDGET_S, DEFAULT_PASSES, DEFAULT_PRECISION, DEFAULT_WORKERS, RunOptions
 
@@ -57,3 +60,13 @@ def test_run_parameters_are_the_options_keys():
     assert options.budget_s == 2.0 and options.allocators == ("system",) and options.targets == ("pconv",)
     params = {p.name for p in run.params} - set(NOT_OPTIONS)
     assert set(options.to_dict()) == params | {"seed"}
+
+
+def test_help_loads_no_torch():
+    """``fnbench --help`` and ``fnbench run --help`` take their defaults from fnbench.options, which imports no torch."""
+    code = (
+        "import sys; from fnbench.cli import main; "
+        "rc = main(['--help']) + main(['run', '--help']); print('torch' in sys.modules, rc)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.splitlines()[-1] == "False 0"

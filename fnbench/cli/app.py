@@ -65,6 +65,16 @@ def _on_sigterm(main_pid: int):
     return handler
 
 
+def _operator_errors() -> tuple[type[Exception], ...]:
+    """``operators.ConfigError``, if the operators were imported (no other code raises it).
+
+    Evaluated when an exception reaches the ``except`` clause, so ``--help`` and ``list`` never
+    import the operators (and torch with them) only to name an error they cannot raise.
+    """
+    registry = sys.modules.get("operators.registry")
+    return (registry.ConfigError,) if registry is not None else ()
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; user errors become one line on stderr and exit code 2.
 
@@ -74,8 +84,6 @@ def main(argv: list[str] | None = None) -> int:
     import os
     import signal
     import warnings
-
-    from operators.registry import ConfigError
 
     from ..errors import SaveError
 
@@ -98,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         cli.main(args=args, prog_name="fnbench", standalone_mode=False)
     except UserError as e:
         return fail(" ".join(str(e).split()), 2)
-    except ConfigError as e:  # an operator or network refused its arguments (n_div 0 at build time, …)
+    except _operator_errors() as e:  # an operator or network refused its arguments (n_div 0 at build time, …)
         return fail(" ".join(str(e).split()), 2)
     except SaveError as e:
         return fail(" ".join(str(e).split()), 1)

@@ -6,9 +6,10 @@ import click
 
 from .. import units
 from ..errors import UserError
+from ..options import DEFAULT_BATCH, DEFAULT_BREAKDOWN_BUDGET_S, DEFAULT_LAYER_BUDGET_S, DEFAULT_RUNTIME
 from ..results import json_document
 from .app import cli
-from .params import ALLOCATOR_HELP, target_options, target_specs
+from .params import allocator_option, device_option, out_option, target_options, target_specs, threads_option
 from .reexec import preloaded_or_reexec
 
 
@@ -16,25 +17,27 @@ from .reexec import preloaded_or_reexec
 @click.argument("targets", nargs=-1)
 @click.option("--suite", help="Break down every target of a suite (e.g. networks) instead of TARGETS.")
 @target_options
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, arm or cuda.")
+@device_option
 @click.option(
     "--runtime",
-    default="eager",
+    default=DEFAULT_RUNTIME,
     show_default=True,
     help="eager; compile, onnxruntime and openvino fuse layers and are refused (no honest per-layer time).",
 )
-@click.option("--threads", type=int, help="CPU threads (default 1, the paper's protocol).")
+@threads_option(", the paper's protocol")
 @click.option(
     "--budget",
     type=float,
-    default=2.0,
+    default=DEFAULT_BREAKDOWN_BUDGET_S,
     show_default=True,
     help="Seconds for the whole network (half before the layers, half after).",
 )
-@click.option("--layer-budget", type=float, default=0.1, show_default=True, help="Seconds per layer.")
+@click.option(
+    "--layer-budget", type=float, default=DEFAULT_LAYER_BUDGET_S, show_default=True, help="Seconds per layer."
+)
 @click.option("--top", type=int, default=12, show_default=True, help="Layers to print, slowest first (all are stored).")
-@click.option("--out", "out_dir", default="results", show_default=True, help="Directory for the results file.")
-@click.option("--allocator", default="tuned", show_default=True, help=ALLOCATOR_HELP)
+@out_option
+@allocator_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document (run id, path, records) on stdout.")
 def breakdown(
     targets,
@@ -67,7 +70,7 @@ def breakdown(
     if top < 0:
         raise UserError(f"--top {top} is negative: use 0 or more layers")
     preloaded_or_reexec(allocator)
-    specs = target_specs(suite, list(targets), shape, 1 if batch is None else batch, layers, options)
+    specs = target_specs(suite, list(targets), shape, DEFAULT_BATCH if batch is None else batch, layers, options)
     with progress_reporter(not as_json, terminal(stderr=True)) as progress:
         run_id, path, records, failed = run_breakdown(
             specs,

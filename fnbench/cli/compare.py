@@ -6,37 +6,43 @@ import click
 
 from .. import units
 from ..errors import UserError
+from ..options import DEFAULT_BATCH, DEFAULT_COMPARE_BUDGET_S, DEFAULT_CUDA_BATCH, DEFAULT_LAYERS, DEFAULT_RUNTIME
 from ..results import json_document
 from .app import cli
-from .params import ALLOCATOR_HELP
+from .params import allocator_option, device_option, threads_option
 from .reexec import preloaded_or_reexec
 
 
 @cli.command()
 @click.argument("a")
 @click.argument("b")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, arm or cuda.")
+@device_option
 @click.option("--shape", metavar="CxHxW", help="One shape (default: the four Table-1 maps for operators).")
-@click.option("--layers", type=int, help="Layers per operator stack (default 10).")
-@click.option("--batch", type=int, default=None, help="Batch size (default 1; cuda: 32 unless given, 1 included).")
-@click.option("--threads", type=int, help="CPU threads (default 1).")
+@click.option("--layers", type=int, help=f"Layers per operator stack (default {DEFAULT_LAYERS}).")
+@click.option(
+    "--batch",
+    type=int,
+    default=None,
+    help=f"Batch size (default {DEFAULT_BATCH}; cuda: {DEFAULT_CUDA_BATCH} unless given, {DEFAULT_BATCH} included).",
+)
+@threads_option()
 @click.option(
     "--runtime",
-    default="eager",
+    default=DEFAULT_RUNTIME,
     show_default=True,
     help="eager, compile, onnxruntime or openvino (`fnbench list runtimes`).",
 )
 @click.option(
     "--budget",
     type=float,
-    default=8.0,
+    default=DEFAULT_COMPARE_BUDGET_S,
     show_default=True,
     help="Upper bound on seconds per target per shape; each chunk stops early once its rounds are done.",
 )
 @click.option(
     "--from", "from_paths", multiple=True, help="Read A and B from these result files/directories instead of measuring."
 )
-@click.option("--allocator", default="tuned", show_default=True, help=ALLOCATOR_HELP)
+@allocator_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
 @click.pass_context
 def compare(ctx, a, b, device, shape, layers, batch, threads, runtime, budget, from_paths, allocator, as_json) -> None:

@@ -6,6 +6,7 @@ from typing import Any
 
 import click
 
+from ..options import DEFAULT_BATCH
 from ..results import json_document
 from .app import cli
 from .params import make_spec, target_options
@@ -26,7 +27,7 @@ def count(target: str, shape, batch, layers, by, as_json, **options) -> None:
     """
     from ..target_cost import target_cost
 
-    spec = make_spec(target, shape, 1 if batch is None else batch, layers, **options)
+    spec = make_spec(target, shape, DEFAULT_BATCH if batch is None else batch, layers, **options)
     report = target_cost(spec, breakdown=by)
     if as_json:
         click.echo(json_document(report, indent=2))

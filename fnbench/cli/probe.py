@@ -5,18 +5,19 @@ from __future__ import annotations
 import click
 
 from .. import units
+from ..options import DEFAULT_PROBE_BUDGET_S
 from ..results import json_document
 from .app import cli
-from .params import ALLOCATOR_HELP
+from .params import allocator_option, device_option, out_option, threads_option
 from .reexec import preloaded_or_reexec
 
 
 @cli.command()
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, arm or cuda.")
-@click.option("--threads", type=int, help="CPU threads (default 1, as the timing default).")
-@click.option("--budget", type=float, default=4.0, show_default=True, help="Seconds per probe.")
-@click.option("--out", "out_dir", default="results", show_default=True, help="Directory for the results file.")
-@click.option("--allocator", default="tuned", show_default=True, help=ALLOCATOR_HELP)
+@device_option
+@threads_option(", as the timing default")
+@click.option("--budget", type=float, default=DEFAULT_PROBE_BUDGET_S, show_default=True, help="Seconds per probe.")
+@out_option
+@allocator_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
 def probe(device, threads, budget, out_dir, allocator, as_json) -> None:
     """Measure the device's ceilings for the roofline: peak GEMM FLOP/s and copy bandwidth."""

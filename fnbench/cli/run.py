@@ -7,16 +7,28 @@ from typing import Any
 import click
 
 from ..errors import UserError
-from ..options import RunOptions
+from ..options import (
+    DEFAULT_BATCH,
+    DEFAULT_BUDGET_S,
+    DEFAULT_PASSES,
+    DEFAULT_PRECISION,
+    DEFAULT_RUNTIME,
+    DEFAULT_SUITE,
+    DEFAULT_WORKERS,
+    RunOptions,
+)
 from ..results import json_document
 from .app import cli
-from .params import ALLOCATOR_HELP, target_options, target_specs
+from .params import ALLOCATOR_HELP, device_option, out_option, target_options, target_specs, threads_option
 from .reexec import preloaded_or_reexec
+
+#: The options not given: the defaults of the parameters that have a value of their own.
+_DEFAULT = RunOptions()
 
 
 @cli.command()
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, arm or cuda.")
-@click.option("--suite", help="A suite from `fnbench list suites` (default: table1).")
+@device_option
+@click.option("--suite", help=f"A suite from `fnbench list suites` (default: {DEFAULT_SUITE}).")
 @click.option(
     "--target",
     "targets",
@@ -30,28 +42,38 @@ from .reexec import preloaded_or_reexec
     "--runtime",
     "runtimes",
     multiple=True,
-    help="eager (default), compile, onnxruntime or openvino (`fnbench list runtimes`); repeatable.",
+    help=f"{DEFAULT_RUNTIME} (default), compile, onnxruntime or openvino (`fnbench list runtimes`); repeatable.",
 )
-@click.option("--memory-format", default="contiguous", show_default=True, help="contiguous or channels_last.")
+@click.option("--memory-format", default=_DEFAULT.memory_format, show_default=True, help="contiguous or channels_last.")
 @click.option(
-    "--dtype", default="float32", show_default=True, help="float32; float16 or bfloat16 on cuda (converted weights)."
+    "--dtype",
+    default=_DEFAULT.dtype,
+    show_default=True,
+    help="float32; float16 or bfloat16 on cuda (converted weights).",
 )
-@click.option("--threads", type=int, help="CPU threads (default 1, the paper's protocol).")
-@click.option("--precision", type=float, default=None, help="Target relative half-width of the 95% CI (default 0.02).")
-@click.option("--budget", type=float, default=None, help="Seconds of measurement per target (default 9).")
-@click.option("--out", "out_dir", default="results", show_default=True, help="Directory for the results file.")
+@threads_option(", the paper's protocol")
+@click.option(
+    "--precision",
+    type=float,
+    default=None,
+    help=f"Target relative half-width of the 95% CI (default {DEFAULT_PRECISION:g}).",
+)
+@click.option(
+    "--budget", type=float, default=None, help=f"Seconds of measurement per target (default {DEFAULT_BUDGET_S:g})."
+)
+@out_option
 @click.option("--resume", help="RUN_ID of an interrupted run: measure only what it lacks.")
 @click.option(
     "--workers",
     type=int,
     default=None,
-    help="Fresh worker processes per pass (default 1; 0 = measure in this process, one pass).",
+    help=f"Fresh worker processes per pass (default {DEFAULT_WORKERS}; 0 = measure in this process, one pass).",
 )
 @click.option(
     "--passes",
     type=int,
     default=None,
-    help="Passes over the suite, each on fresh processes with budget/passes per target (default 5).",
+    help=f"Passes over the suite, each on fresh processes with budget/passes per target (default {DEFAULT_PASSES}).",
 )
 @click.option("--allocator", "allocators_", multiple=True, help=ALLOCATOR_HELP + " Repeatable.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document (run id, path, records) on stdout.")
@@ -105,7 +127,7 @@ def run_specs(options: RunOptions) -> list:
     """The targets ``options`` name (or their suite), as specs."""
     # An explicit --batch (1 included) is honoured on every device; only an absent one lets cuda
     # default to 32.
-    batch = 1 if options.batch is None else options.batch
+    batch = DEFAULT_BATCH if options.batch is None else options.batch
     return target_specs(options.suite, options.targets, options.shape, batch, options.layers, options.target_kwargs)
 
 
