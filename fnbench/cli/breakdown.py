@@ -117,98 +117,120 @@ def pd_frame(rows):
     return pd.DataFrame(rows, columns=None if rows else ["device_key"])
 
 
-def _print_breakdown(records, preds, probes, top, bd) -> None:
+# -- the printer: per network its kinds, slowest layers and gap, then the predictions over all of them ----------
+def _ms(v) -> str:
+    return units.fmt_ms(v, none="—")
+
+
+def _pct(v) -> str:
+    return units.fmt_pct(v, none="—")
+
+
+def _nan(v) -> bool:
+    return v is None or v != v
+
+
+def _table(title: str, columns, left=()):
     from rich.table import Table
 
-    from .console import fmt_int, fmt_si, terminal
+    t = Table(title=title, title_justify="left")
+    for col in columns:
+        t.add_column(col, justify="left" if col in left else "right")
+    return t
+
+
+def _print_breakdown(records, preds, probes, top, bd) -> None:
+    from .console import terminal
 
     con = terminal()
-
-    def ms(v):
-        return units.fmt_ms(v, none="—")
-
-    def pct(v):
-        return units.fmt_pct(v, none="—")
-
     for rec in records:
         if rec.get("status") != "ok":
             con.print(f"{bd.label(rec)}: {rec.get('status')}: {rec.get('error')}")
             continue
-        e2e = rec["end_to_end"]["stats"]
-        kt = bd.kind_table(rec)
-        t = Table(
-            title=f"{bd.label(rec)}: by operator kind ({len(rec['layers'])} layers, each timed standalone)",
-            title_justify="left",
-        )
-        for col in ("kind", "layers", "FLOPs (MACs)", "share of MACs", "time ms", "share of time", "GMAC/s"):
-            t.add_column(col, justify="left" if col == "kind" else "right")
-        for r in kt.itertuples():
-            t.add_row(
-                r.kind,
-                str(r.layers),
-                fmt_si(r.macs),
-                pct(r.share_macs),
-                ms(r.time_s),
-                pct(r.share_time),
-                "—" if r.gmacs_per_s != r.gmacs_per_s or not r.macs else f"{r.gmacs_per_s:.2f}",
-            )
-        con.print(t)
+        con.print(_kind_table(rec, bd))
         if top:
-            lt = bd.layer_table(rec).sort_values("median_s", ascending=False).head(top)
-            t = Table(title=f"slowest {len(lt)} layers", title_justify="left")
-            for col in (
-                "layer",
-                "kind",
-                "input",
-                "params",
-                "MACs",
-                "bytes",
-                "FLOP/B",
-                "ms",
-                "95% CI ms",
-                "GMAC/s",
-                "share",
-            ):
-                t.add_column(col, justify="left" if col in ("layer", "kind", "input") else "right")
-            for r in lt.itertuples():
-                t.add_row(
-                    r.name or "(root)",
-                    r.kind,
-                    r.input_shape or "—",
-                    fmt_int(r.params),
-                    fmt_si(r.macs),
-                    fmt_si(r.bytes, "B"),
-                    "—"
-                    if r.intensity_flop_per_byte is None or r.intensity_flop_per_byte != r.intensity_flop_per_byte
-                    else f"{r.intensity_flop_per_byte:.1f}",
-                    ms(r.median_s),
-                    f"{ms(r.ci95_low_s)}–{ms(r.ci95_high_s)}",
-                    f"{r.gmacs_per_s:.2f}" if r.macs else "—",
-                    pct(r.share_time),
-                )
-            con.print(t)
-        con.print(
-            f"sum of per-layer medians {ms(rec['sum_s'])} ms vs end-to-end {ms(e2e['median_s'])} ms "
-            f"(95% CI {ms(e2e['ci95_low_s'])}–{ms(e2e['ci95_high_s'])}; before the layers "
-            f"{ms(rec['end_to_end']['before_median_s'])}, after {ms(rec['end_to_end']['after_median_s'])}): "
-            f"gap {pct(rec['gap'])}"
+            con.print(_slowest_layers(rec, top, bd))
+        for line in _gap_lines(rec):
+            con.print(line)
+    if preds:
+        _print_predictions(con, records, preds, probes, bd)
+
+
+def _kind_table(rec, bd):
+    """Where the time goes by operator kind: each kind's share of the MACs beside its share of the time."""
+    from .console import fmt_si
+
+    t = _table(
+        f"{bd.label(rec)}: by operator kind ({len(rec['layers'])} layers, each timed standalone)",
+        ("kind", "layers", "FLOPs (MACs)", "share of MACs", "time ms", "share of time", "GMAC/s"),
+        left=("kind",),
+    )
+    for r in bd.kind_table(rec).itertuples():
+        t.add_row(
+            r.kind,
+            str(r.layers),
+            fmt_si(r.macs),
+            _pct(r.share_macs),
+            _ms(r.time_s),
+            _pct(r.share_time),
+            "—" if _nan(r.gmacs_per_s) or not r.macs else f"{r.gmacs_per_s:.2f}",
         )
-        if rec.get("gap_mean") is not None:
-            con.print(
-                f"sum of per-layer means {ms(rec['sum_mean_s'])} ms vs end-to-end mean "
-                f"{ms(rec['end_to_end']['mean_s'])} ms: gap {pct(rec['gap_mean'])}; minima "
-                f"{ms(rec['sum_min_s'])} vs {ms(rec['end_to_end']['min_s'])} ms: gap {pct(rec['gap_min'])}"
-            )
-    if not preds:
-        return
-    t = Table(title="predicted vs measured latency (ms; error = predicted / measured - 1)", title_justify="left")
-    for col in ("network", "measured", "FLOPs-only", "error", "roofline", "error", "per-layer sum", "error"):
-        t.add_column(col, justify="left" if col == "network" else "right")
+    return t
+
+
+def _slowest_layers(rec, top: int, bd):
+    """The ``top`` slowest layers: cost, intensity, latency with its interval, and share of the time."""
+    from .console import fmt_int, fmt_si
+
+    lt = bd.layer_table(rec).sort_values("median_s", ascending=False).head(top)
+    columns = ("layer", "kind", "input", "params", "MACs", "bytes", "FLOP/B", "ms", "95% CI ms", "GMAC/s", "share")
+    t = _table(f"slowest {len(lt)} layers", columns, left=("layer", "kind", "input"))
+    for r in lt.itertuples():
+        t.add_row(
+            r.name or "(root)",
+            r.kind,
+            r.input_shape or "—",
+            fmt_int(r.params),
+            fmt_si(r.macs),
+            fmt_si(r.bytes, "B"),
+            "—" if _nan(r.intensity_flop_per_byte) else f"{r.intensity_flop_per_byte:.1f}",
+            _ms(r.median_s),
+            f"{_ms(r.ci95_low_s)}–{_ms(r.ci95_high_s)}",
+            f"{r.gmacs_per_s:.2f}" if r.macs else "—",
+            _pct(r.share_time),
+        )
+    return t
+
+
+def _gap_lines(rec) -> list[str]:
+    """The sum of the layers against the whole network: medians, and means and minima where stored."""
+    e2e, whole = rec["end_to_end"]["stats"], rec["end_to_end"]
+    lines = [
+        f"sum of per-layer medians {_ms(rec['sum_s'])} ms vs end-to-end {_ms(e2e['median_s'])} ms "
+        f"(95% CI {_ms(e2e['ci95_low_s'])}–{_ms(e2e['ci95_high_s'])}; before the layers "
+        f"{_ms(whole['before_median_s'])}, after {_ms(whole['after_median_s'])}): gap {_pct(rec['gap'])}"
+    ]
+    if rec.get("gap_mean") is not None:
+        lines.append(
+            f"sum of per-layer means {_ms(rec['sum_mean_s'])} ms vs end-to-end mean "
+            f"{_ms(whole['mean_s'])} ms: gap {_pct(rec['gap_mean'])}; minima "
+            f"{_ms(rec['sum_min_s'])} vs {_ms(whole['min_s'])} ms: gap {_pct(rec['gap_min'])}"
+        )
+    return lines
+
+
+def _print_predictions(con, records, preds, probes, bd) -> None:
+    """Predicted against measured latency per network, the layers the roofline misjudges, one number per predictor."""
+    t = _table(
+        "predicted vs measured latency (ms; error = predicted / measured - 1)",
+        ("network", "measured", "FLOPs-only", "error", "roofline", "error", "per-layer sum", "error"),
+        left=("network",),
+    )
     for p in preds:
         t.add_row(
             p["network"],
-            ms(p["measured_s"]),
-            *[x for k in bd.PREDICTORS for x in (ms(p[f"{k}_s"]), pct(p[f"{k}_error"]))],
+            _ms(p["measured_s"]),
+            *[x for k in bd.PREDICTORS for x in (_ms(p[f"{k}_s"]), _pct(p[f"{k}_error"]))],
         )
     con.print(t)
     if any(p["roofline_s"] is None for p in preds):
@@ -218,28 +240,32 @@ def _print_breakdown(records, preds, probes, top, bd) -> None:
         )
     ceil = bd.device_ceilings(probes, preds[0]["device_key"])
     for rec in records:
-        if rec.get("status") != "ok":
-            continue
-        misses = bd.roofline_misses(rec, ceil, top=3)
+        misses = bd.roofline_misses(rec, ceil, top=3) if rec.get("status") == "ok" else ()
         if len(misses):
             con.print(
                 f"{bd.label(rec)}: roofline misjudges most: "
                 + "; ".join(
-                    f"{m.name} ({m.kind}) {ms(m.measured_s)} ms measured vs {ms(m.roofline_s)} ms"
+                    f"{m.name} ({m.kind}) {_ms(m.measured_s)} ms measured vs {_ms(m.roofline_s)} ms"
                     for m in misses.itertuples()
                 )
             )
     if len(preds) >= 2:
-        summ = bd.predictor_summary(pd_frame(preds))
-        t = Table(title=f"one number per predictor over {len(preds)} networks", title_justify="left")
-        for col in ("predictor", "networks", "Spearman rank corr.", "median |error|", "median error"):
-            t.add_column(col, justify="left" if col == "predictor" else "right")
-        for r in summ.itertuples():
-            t.add_row(
-                r.predictor,
-                str(r.networks),
-                "—" if r.spearman is None or r.spearman != r.spearman else f"{r.spearman:.2f}",
-                pct(r.median_abs_error),
-                pct(r.median_error),
-            )
-        con.print(t)
+        con.print(_predictor_table(preds, bd))
+
+
+def _predictor_table(preds, bd):
+    """Each predictor over the networks: rank correlation with the measured latency, median errors."""
+    t = _table(
+        f"one number per predictor over {len(preds)} networks",
+        ("predictor", "networks", "Spearman rank corr.", "median |error|", "median error"),
+        left=("predictor",),
+    )
+    for r in bd.predictor_summary(pd_frame(preds)).itertuples():
+        t.add_row(
+            r.predictor,
+            str(r.networks),
+            "—" if _nan(r.spearman) else f"{r.spearman:.2f}",
+            _pct(r.median_abs_error),
+            _pct(r.median_error),
+        )
+    return t

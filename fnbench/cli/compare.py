@@ -108,45 +108,52 @@ def _refuse_measuring_options(ctx: click.Context, names: tuple[str, ...]) -> Non
 
 
 def _print_compare(c) -> None:
-    from rich.table import Table
-
+    """Both targets and their ratio per shape, the geometric means, the verdict, the claim and the answer."""
     from ..compare import answer_text, verdict_line
-    from .console import fmt_faults, fmt_si, terminal
+    from .console import terminal
 
     con = terminal()
+    con.print(_compare_table(c))
+    if len(c.rows) > 1:
+        (llo, lhi), (flo, fhi) = c.latency_ci, c.flops_ci
+        con.print(
+            f"geometric mean over {len(c.rows)} shapes: MACs {c.macs_ratio:.3f}x, latency {c.latency_ratio:.3f}x "
+            f"(CI {llo:.3f}–{lhi:.3f}), FLOPS {c.flops_ratio:.3f}x (CI {flo:.3f}–{fhi:.3f})"
+        )
+    con.print(f"{verdict_line(c)}.")
+    if c.claim["verdict"] != "not measured":
+        con.print(_claim_line(c.claim))
+    con.print(f"[bold]{answer_text(c)}[/bold]")
+
+
+_COLUMNS = (
+    "shape",
+    "target",
+    "FLOPs (MACs)",
+    "bytes (counted)",
+    "FLOP/byte",
+    "latency ms",
+    "95% CI ms",
+    "GMAC/s",
+    "GMAC/s 95% CI",
+    "faults/iter",
+)
+
+
+def _compare_table(c):
+    """A row per target per shape, then the ratio B/A with its interval, one section per shape."""
+    from rich.table import Table
+
     t = Table(
         title=f"{c.a_name} vs {c.b_name} on {c.device} ({c.runtime}, threads {c.threads}, allocator "
         f"{c.allocator}); ratios are {c.b_name} / {c.a_name}",
         title_justify="left",
     )
-    for col in (
-        "shape",
-        "target",
-        "FLOPs (MACs)",
-        "bytes (counted)",
-        "FLOP/byte",
-        "latency ms",
-        "95% CI ms",
-        "GMAC/s",
-        "GMAC/s 95% CI",
-        "faults/iter",
-    ):
+    for col in _COLUMNS:
         t.add_column(col, justify="left" if col in ("shape", "target") else "right")
     for r in c.rows:
         for side in (r.a, r.b):
-            ci = side.ci95
-            t.add_row(
-                "x".join(map(str, side.spec.shape)),
-                side.spec.name,
-                fmt_si(side.macs),
-                fmt_si(side.mem_bytes_counted, "B"),
-                f"{side.intensity:.2f}" if side.intensity else "—",
-                units.fmt_ms(side.median_s),
-                f"{units.fmt_ms(ci.low)}–{units.fmt_ms(ci.high)}",
-                f"{side.gmacs_per_s:.2f}",
-                "{:.2f}–{:.2f}".format(*side.gmacs_per_s_ci),
-                fmt_faults(side.minor_faults_per_iter, side.mem_bytes_counted),
-            )
+            t.add_row(*_side_row(side))
         flo, fhi = r.flops_ci
         t.add_row(
             "",
@@ -161,24 +168,33 @@ def _print_compare(c) -> None:
             "",
             end_section=True,
         )
-    con.print(t)
-    if len(c.rows) > 1:
-        (llo, lhi), (flo, fhi) = c.latency_ci, c.flops_ci
-        con.print(
-            f"geometric mean over {len(c.rows)} shapes: MACs {c.macs_ratio:.3f}x, latency {c.latency_ratio:.3f}x "
-            f"(CI {llo:.3f}–{lhi:.3f}), FLOPS {c.flops_ratio:.3f}x (CI {flo:.3f}–{fhi:.3f})"
+    return t
+
+
+def _side_row(side) -> tuple[str, ...]:
+    from .console import fmt_faults, fmt_si
+
+    ci = side.ci95
+    return (
+        "x".join(map(str, side.spec.shape)),
+        side.spec.name,
+        fmt_si(side.macs),
+        fmt_si(side.mem_bytes_counted, "B"),
+        f"{side.intensity:.2f}" if side.intensity else "—",
+        units.fmt_ms(side.median_s),
+        f"{units.fmt_ms(ci.low)}–{units.fmt_ms(ci.high)}",
+        f"{side.gmacs_per_s:.2f}",
+        "{:.2f}–{:.2f}".format(*side.gmacs_per_s_ci),
+        fmt_faults(side.minor_faults_per_iter, side.mem_bytes_counted),
+    )
+
+
+def _claim_line(cl: dict) -> str:
+    """The paper's claim these two targets test, with its statistic and interval."""
+    per = ""
+    if cl["per_map_ratio"] == cl["per_map_ratio"]:
+        per = (
+            f"; geometric mean of per-map ratios {cl['per_map_ratio']:.3g}x "
+            f"(CI {cl['per_map_ci95_low']:.3g}–{cl['per_map_ci95_high']:.3g})"
         )
-    con.print(f"{verdict_line(c)}.")
-    cl = c.claim
-    if cl["verdict"] != "not measured":
-        per = ""
-        if cl["per_map_ratio"] == cl["per_map_ratio"]:
-            per = (
-                f"; geometric mean of per-map ratios {cl['per_map_ratio']:.3g}x "
-                f"(CI {cl['per_map_ci95_low']:.3g}–{cl['per_map_ci95_high']:.3g})"
-            )
-        con.print(
-            f'claim "{cl["claim"]}": {cl["statistic"]} = {cl["ratio"]:.3g}x '
-            f"(CI {cl['ci95_low']:.3g}–{cl['ci95_high']:.3g}){per}"
-        )
-    con.print(f"[bold]{answer_text(c)}[/bold]")
+    return f'claim "{cl["claim"]}": {cl["statistic"]} = {cl["ratio"]:.3g}x (CI {cl["ci95_low"]:.3g}–{cl["ci95_high"]:.3g}){per}'

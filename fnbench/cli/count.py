@@ -36,11 +36,30 @@ def count(target: str, shape, batch, layers, by, as_json, **options) -> None:
 
 
 def _print_count(r: dict[str, Any], by: str | None) -> None:
-    from rich.table import Table
-
-    from .console import fmt_int, fmt_si, terminal
+    """The counts as a table, the ops that were not counted, and the breakdown ``--by`` asks for."""
+    from .console import terminal
 
     con = terminal()
+    con.print(_count_table(r))
+    if r["uncounted_ops"]:
+        con.print(
+            "executed but not counted (arithmetic, no FLOP formula): "
+            + ", ".join(f"{k} x{v}" for k, v in r["uncounted_ops"].items())
+        )
+    if r["zero_flop_ops"]:
+        con.print(
+            "zero-FLOP data movement (bytes counted): " + ", ".join(f"{k} x{v}" for k, v in r["zero_flop_ops"].items())
+        )
+    if by:
+        con.print(_by_table(r["by_" + by], by))
+
+
+def _count_table(r: dict[str, Any]):
+    """One row per quantity, each with what it was checked against (the paper, the analytic model, fvcore)."""
+    from rich.table import Table
+
+    from .console import fmt_int, fmt_si
+
     title = f"{r['target']}  {'x'.join(map(str, r['shape']))}  batch {r['batch']}"
     if r.get("layers"):
         title += f"  {r['layers']} layers"
@@ -50,15 +69,8 @@ def _print_count(r: dict[str, Any], by: str | None) -> None:
     t.add_column("quantity")
     t.add_column("value", justify="right")
     t.add_column("note")
-    paper = r.get("paper_macs")
-    if r["params_analytic"] is None:
-        params_note = "counted from the module"
-    elif r["params_analytic"] == r["params"]:
-        params_note = "analytic = module"
-    else:
-        params_note = f"analytic {fmt_int(r['params_analytic'])} DIFFERS"
-    t.add_row("params", fmt_int(r["params"]), params_note)
-    macs_note = [f"paper {fmt_si(paper)}"] if paper else []
+    t.add_row("params", fmt_int(r["params"]), _params_note(r))
+    macs_note = [f"paper {fmt_si(r['paper_macs'])}"] if r.get("paper_macs") else []
     if r["macs_analytic"] is not None:
         macs_note.append(f"analytic {fmt_si(r['macs_analytic'])}")
     t.add_row("FLOPs (MACs)", fmt_si(r["macs"]), "; ".join(macs_note))
@@ -83,27 +95,34 @@ def _print_count(r: dict[str, Any], by: str | None) -> None:
     t.add_row("mem_bytes_counted", fmt_si(r["mem_bytes_counted"], "B"), "every executed aten op, read + written")
     ai_a, ai_c = r["arithmetic_intensity_analytic"], r["arithmetic_intensity_counted"]
     t.add_row("arithmetic intensity", f"{ai_c:.2f}", "FLOP/byte (counted)" + (f"; analytic {ai_a:.2f}" if ai_a else ""))
-    con.print(t)
-    if r["uncounted_ops"]:
-        con.print(
-            "executed but not counted (arithmetic, no FLOP formula): "
-            + ", ".join(f"{k} x{v}" for k, v in r["uncounted_ops"].items())
+    return t
+
+
+def _params_note(r: dict[str, Any]) -> str:
+    from .console import fmt_int
+
+    if r["params_analytic"] is None:
+        return "counted from the module"
+    if r["params_analytic"] == r["params"]:
+        return "analytic = module"
+    return f"analytic {fmt_int(r['params_analytic'])} DIFFERS"
+
+
+def _by_table(rows: dict[str, dict[str, Any]], by: str):
+    """Calls, MACs and bytes per module or per aten op (``--by``)."""
+    from rich.table import Table
+
+    from .console import fmt_int
+
+    t = Table(title=f"by {by}", title_justify="left")
+    for col in (by, "aten calls", "MACs", "bytes read", "bytes written"):
+        t.add_column(col, justify="left" if col == by else "right")
+    for name, s in rows.items():
+        t.add_row(
+            name or "(whole)",
+            str(s["calls"]),
+            fmt_int(s["macs"]),
+            fmt_int(s["bytes_read"]),
+            fmt_int(s["bytes_written"]),
         )
-    if r["zero_flop_ops"]:
-        con.print(
-            "zero-FLOP data movement (bytes counted): " + ", ".join(f"{k} x{v}" for k, v in r["zero_flop_ops"].items())
-        )
-    if by:
-        rows = r["by_" + by]
-        bt = Table(title=f"by {by}", title_justify="left")
-        for col in (by, "aten calls", "MACs", "bytes read", "bytes written"):
-            bt.add_column(col, justify="left" if col == by else "right")
-        for name, s in rows.items():
-            bt.add_row(
-                name or "(whole)",
-                str(s["calls"]),
-                fmt_int(s["macs"]),
-                fmt_int(s["bytes_read"]),
-                fmt_int(s["bytes_written"]),
-            )
-        con.print(bt)
+    return t

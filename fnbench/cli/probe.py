@@ -23,8 +23,8 @@ def probe(device, threads, budget, out_dir, allocator, as_json) -> None:
     """Measure the device's ceilings for the roofline: peak GEMM FLOP/s and copy bandwidth."""
     from .. import checks
     from ..probe import peak_text, run_probe
-    from ..results import ceilings, probe_rate
-    from .console import fmt_faults, progress_reporter, terminal
+    from ..results import ceilings
+    from .console import progress_reporter, terminal
 
     checks.writable_dir(out_dir)
     preloaded_or_reexec(allocator)
@@ -38,7 +38,34 @@ def probe(device, threads, budget, out_dir, allocator, as_json) -> None:
         doc = {"run_id": run_id, "path": str(path), "ceilings": best, "theoretical_peak": peak, "records": records}
         click.echo(json_document(doc))
         return
+    _print_probe(run_id, path, records, best, peak)
+
+
+def _print_probe(run_id: str, path, records: list[dict], best: dict[str, float], peak: str | None) -> None:
+    """A row per probe (latency, its interval, the rate it reached), then the best of each kind."""
+    from .console import terminal
+
+    con = terminal()
+    con.print(_probe_table(run_id, records))
+    con.print(
+        "ceilings (best of each kind): "
+        + ", ".join(
+            f"{k.replace('_flop_per_s', '')} {v / 1e9:.2f} GFLOP/s"
+            if k.endswith("flop_per_s")
+            else f"copy {v / 1e9:.2f} GB/s"
+            for k, v in best.items()
+        )
+    )
+    if peak:
+        con.print(peak)
+    con.print(f"results: {path}")
+
+
+def _probe_table(run_id: str, records: list[dict]):
     from rich.table import Table
+
+    from ..results import probe_rate
+    from .console import fmt_faults
 
     t = Table(
         title=f"probe {run_id} ({records[0]['device']['kind']}, threads {records[0]['threads']})", title_justify="left"
@@ -69,17 +96,4 @@ def probe(device, threads, budget, out_dir, allocator, as_json) -> None:
             fmt_faults(st.get("minor_faults_per_iter"), cost.get("mem_bytes_counted")),
             "yes" if st["stable"] else "no",
         )
-    con = terminal()
-    con.print(t)
-    con.print(
-        "ceilings (best of each kind): "
-        + ", ".join(
-            f"{k.replace('_flop_per_s', '')} {v / 1e9:.2f} GFLOP/s"
-            if k.endswith("flop_per_s")
-            else f"copy {v / 1e9:.2f} GB/s"
-            for k, v in best.items()
-        )
-    )
-    if peak:
-        con.print(peak)
-    con.print(f"results: {path}")
+    return t
