@@ -2,8 +2,10 @@
 
 Plain values, no torch: ``fnbench --help`` reads its defaults here without loading a framework,
 and the modules that apply them (:mod:`fnbench.timing`, :mod:`fnbench.passes`,
-:mod:`fnbench.runner`, :mod:`fnbench.devices`, :mod:`fnbench.targets`) take them from here too,
-so a default is written once.
+:mod:`fnbench.runner`, :mod:`fnbench.conditions`, :mod:`fnbench.targets`, the ``compare``,
+``probe`` and ``breakdown`` engines; the old names are re-exported where they were) take them
+from here too, so a default is written once. It sits in the foundation layer so that
+:mod:`fnbench.devices` can take :data:`DEFAULT_CUDA_BATCH` from it.
 
 :class:`RunOptions` is ``fnbench run``'s options parsed once. The command builds it from its
 parameters, :func:`fnbench.runner.run_suite` measures with it, and it is stored as the run's plan

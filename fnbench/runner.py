@@ -20,8 +20,9 @@ writes what comes back as a record (:mod:`fnbench.results` builds them). Printin
 
 Example::
 
+    >>> from fnbench.options import RunOptions
     >>> from fnbench.suites import get_suite
-    >>> summary = run_suite(get_suite("quick").specs(), budget_s=2.0)  # doctest: +SKIP
+    >>> summary = run_suite(get_suite("quick").specs(), RunOptions(device="cpu", budget_s=2.0))  # doctest: +SKIP
     >>> summary.path.name  # doctest: +SKIP
     '20261128T043000Z-3fa2.jsonl'
 """
