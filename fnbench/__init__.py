@@ -14,8 +14,10 @@ Library entry points (the CLI is a thin layer over these):
 The layers (a module imports only from its own layer or below; ``tests/test_import_layers.py``
 checks it, and that no two modules import each other, directly or around a loop):
 
-3. presentation — ``cli`` (commands, options, exit codes), ``console`` (terminal tables,
-   footnotes, progress bars) and ``report/`` (HTML, CSV and figures from stored records).
+3. presentation — ``cli/`` (one module per command, each with its terminal printer; ``app``: the
+   group, ``main`` and exit codes; ``params``: shared options; ``reexec``: the allocator
+   re-exec; ``console``: terminal tables, footnotes, progress bars) and ``report/`` (HTML, CSV
+   and figures from stored records).
 2. engine — what is measured and how:
 
    - targets and their cost: ``targets``, ``usertargets`` (the user's ``FILE.py:NAME``,
@@ -34,7 +36,8 @@ checks it, and that no two modules import each other, directly or around a loop)
      ``merge`` (records into frames), ``verdicts`` (the paper's claims judged).
 1. foundation — ``errors``, ``units`` (quantities and their formatting), ``stats``,
    ``allocators``, ``devices``, ``reference`` (the paper's numbers, Table 1's maps and operators and
-   its headline peers), ``checks``.
+   its headline peers), ``checks``, ``options`` (what a run is measured with, and the defaults the
+   commands show: no torch, so that ``--help`` loads none).
 0. ``operators`` — the operators and networks themselves (PConv, FasterNet, the zoo of peers)
    and their closed-form costs (``operators.analytic``); they know nothing of fnbench.
 """

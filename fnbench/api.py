@@ -12,6 +12,14 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from .options import (
+    DEFAULT_ALLOCATOR,
+    DEFAULT_BUDGET_S,
+    DEFAULT_COMPARE_BUDGET_S,
+    DEFAULT_PASSES,
+    DEFAULT_WORKERS,
+    RunOptions,
+)
 from .targets import TargetSpec
 from .usertargets import is_in_process_only, parse_opts, register_callable
 
@@ -45,11 +53,11 @@ def run(
     batch: int = 1,
     layers: int | None = None,
     device: str = "cpu",
-    budget_s: float = 9.0,
+    budget_s: float = DEFAULT_BUDGET_S,
     workers: int | None = None,
-    passes: int = 5,
+    passes: int = DEFAULT_PASSES,
     out_dir: str = "results",
-    allocator: str = "tuned",
+    allocator: str = DEFAULT_ALLOCATOR,
     runtimes: Sequence[str] = ("eager",),
     **options,
 ) -> list[dict[str, Any]]:
@@ -65,20 +73,28 @@ def run(
     specs = [_spec(t, shape, batch, layers, options) for t in items]
     if any(is_in_process_only(s.name) for s in specs):
         workers = 0
-    summary = run_suite(
-        specs,
+    options = RunOptions(
         device=device,
         budget_s=budget_s,
-        out_dir=out_dir,
-        workers=workers,
+        workers=DEFAULT_WORKERS if workers is None else workers,
         passes=passes,
-        allocator=allocator,
+        allocators=(allocator,),
         runtimes=tuple(runtimes),
     )
+    summary = run_suite(specs, options, out_dir=out_dir)
     return summary.records
 
 
-def compare(a, b, *, shape=None, layers: int | None = None, device: str = "cpu", budget_s: float = 8.0, **kw):
+def compare(
+    a,
+    b,
+    *,
+    shape=None,
+    layers: int | None = None,
+    device: str = "cpu",
+    budget_s: float = DEFAULT_COMPARE_BUDGET_S,
+    **kw,
+):
     """``fnbench compare A B`` in this process (interleaved rounds); returns the ``--json`` dict.
 
     A and B may be callables: compare always measures in this process.

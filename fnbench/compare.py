@@ -32,6 +32,7 @@ from . import allocators, stats, units
 from .allocators import DEFAULT_ALLOCATOR
 from .conditions import prepare_target, resolve_policy
 from .errors import UserError
+from .options import DEFAULT_COMPARE_BUDGET_S
 from .runtimes import Unsupported
 from .stats import N_BOOT
 from .suites import TABLE1_SHAPES
@@ -326,7 +327,7 @@ def compare(
     batch: int | None = None,
     threads: int | None = None,
     runtime: str = "eager",
-    budget_s: float = 8.0,
+    budget_s: float = DEFAULT_COMPARE_BUDGET_S,
     chunks: int = CHUNKS,
     precision: float = 0.10,
     seed: int = 0,
@@ -617,7 +618,16 @@ def _unpaired(g: pd.DataFrame, a: str, b: str) -> str:
     )
 
 
-def compare_targets(a, b, *, shape=None, layers: int | None = None, device: str = "cpu", budget_s: float = 8.0, **kw):
+def compare_targets(
+    a,
+    b,
+    *,
+    shape=None,
+    layers: int | None = None,
+    device: str = "cpu",
+    budget_s: float = DEFAULT_COMPARE_BUDGET_S,
+    **kw,
+):
     """``fnbench compare A B`` in this process (interleaved rounds); returns the ``--json`` dict.
 
     A and B may be names or zero-argument callables returning a module: compare always measures

@@ -28,6 +28,7 @@ import torch
 from . import allocators, checks
 from .devices import DEFAULT_CUDA_BATCH, Device, resolve_device
 from .errors import UserError
+from .options import DEFAULT_THREADS
 from .runtimes import DTYPES, Prepared, prepare
 from .targets import Target, resolve
 from .timing import DEFAULT_BUDGET_S, DEFAULT_PRECISION, drop_frames, fold_bn, free_device_memory, is_out_of_memory
@@ -94,7 +95,7 @@ def resolve_policy(
     if dev.kind == "cuda":
         threads = None
     else:
-        threads = 1 if threads is None else int(threads)
+        threads = DEFAULT_THREADS if threads is None else int(threads)
         if threads < 1:
             raise UserError(f"threads {threads} is not positive: use --threads 1 or more")
         checks.check_threads(threads)  # more threads than cores: a warning, the timings measure contention

@@ -33,6 +33,7 @@ from typing import Any
 import torch
 
 from .errors import UserError, suggest
+from .options import DEFAULT_CUDA_BATCH
 
 __all__ = [
     "Device",
@@ -71,8 +72,6 @@ DEVICE_ALIASES = {
     "amd64": "cpu",
     "host": "auto",
 }
-#: Batch on cuda when none is given: the paper's GPU column is throughput at batch 32.
-DEFAULT_CUDA_BATCH = 32
 _ARM_ARCHES = {"aarch64", "arm64"}
 
 

@@ -44,6 +44,7 @@ from torch.utils.flop_counter import flop_registry
 
 from . import allocators, units
 from .counting import ByteCounter, HookedDispatchMode
+from .options import DEFAULT_BREAKDOWN_BUDGET_S, DEFAULT_LAYER_BUDGET_S
 from .timing import Measurement, Timer, fold_bn, measure, outputs_close
 
 __all__ = [
@@ -691,8 +692,8 @@ def measure_layers(
     *,
     device: str | torch.device = "cpu",
     threads: int | None = None,
-    budget_s: float = 2.0,
-    layer_budget_s: float = 0.1,
+    budget_s: float = DEFAULT_BREAKDOWN_BUDGET_S,
+    layer_budget_s: float = DEFAULT_LAYER_BUDGET_S,
     precision: float = 0.02,
     layer_min_rounds: int = 3,
     allocator: str | None = allocators.DEFAULT_ALLOCATOR,
@@ -831,8 +832,8 @@ def run_breakdown(
     device: str = "auto",
     threads: int | None = None,
     batch: int | None = None,
-    budget_s: float = 2.0,
-    layer_budget_s: float = 0.1,
+    budget_s: float = DEFAULT_BREAKDOWN_BUDGET_S,
+    layer_budget_s: float = DEFAULT_LAYER_BUDGET_S,
     runtime: str = "eager",
     out_dir="results",
     allocator: str = allocators.DEFAULT_ALLOCATOR,

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from . import stats
+from .options import DEFAULT_PRECISION
 
 __all__ = [
     "Measurement",
@@ -45,8 +46,6 @@ __all__ = [
     "rounds_settled",
 ]
 
-#: Target relative half-width of the 95 % CI of the median.
-DEFAULT_PRECISION = 0.02
 #: The fewest rounds whose order-statistic interval reaches 95 % ([min, max] of 6 is 96.9 %).
 DEFAULT_MIN_ROUNDS = 6
 #: A row is launch-bound when its GPU time is under this fraction of its wall time.

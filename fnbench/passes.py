@@ -31,6 +31,7 @@ import numpy as np
 from .conditions import Conditions
 from .devices import Device
 from .measurement import DEFAULT_MIN_ROUNDS, MIN_ROUNDS_PER_WORKER, Measurement
+from .options import DEFAULT_PASSES
 from .runtimes import Unsupported
 from .targets import Target, TargetSpec
 from .timing import ROUNDS_PER_BUDGET
@@ -52,8 +53,6 @@ __all__ = [
     "PendingTarget",
 ]
 
-#: Passes over a suite for targets measured on worker processes; each pass has fresh processes.
-DEFAULT_PASSES = 5
 #: A target may stop before the last pass once this many passes give a CI within ±precision.
 MIN_PASSES = 3
 #: Fewest seconds a pass gives one target; a smaller ``budget_s`` means fewer passes.

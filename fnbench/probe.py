@@ -41,6 +41,7 @@ from . import allocators
 from . import results as _results
 from .conditions import resolve_policy
 from .devices import NOMINAL_CLOCK, device_record, fingerprint, max_clock_mhz, roof_note
+from .options import DEFAULT_PROBE_BUDGET_S
 from .results import ceilings  # the ceilings these probes measure, computed from their records
 from .timing import measure
 
@@ -199,7 +200,7 @@ def run_probe(
     *,
     device: str = "auto",
     threads: int | None = None,
-    budget_s: float = 4.0,
+    budget_s: float = DEFAULT_PROBE_BUDGET_S,
     out_dir: str | Path = "results",
     progress: Callable[[str, int, int], None] | None = None,
     allocator: str = allocators.DEFAULT_ALLOCATOR,

@@ -19,12 +19,13 @@ settings, the targets under each set of conditions), opens the results file and 
 then loops over passes and groups (:meth:`_Run.step_pass`: one interleaved pass from a
 :class:`Measurer`, each target's result written as a record, :mod:`fnbench.results` builds them),
 and finalizes a claim's targets together once all are settled (:meth:`_Run.settle`). Printing is
-the caller's: ``progress`` and ``notify`` are callbacks (:mod:`fnbench.console` draws them).
+the caller's: ``progress`` and ``notify`` are callbacks (:mod:`fnbench.cli.console` draws them).
 
 Example::
 
+    >>> from fnbench.options import RunOptions
     >>> from fnbench.suites import get_suite
-    >>> summary = run_suite(get_suite("quick").specs(), budget_s=2.0)  # doctest: +SKIP
+    >>> summary = run_suite(get_suite("quick").specs(), RunOptions(device="cpu", budget_s=2.0))  # doctest: +SKIP
     >>> summary.path.name  # doctest: +SKIP
     '20261128T043000Z-3fa2.jsonl'
 """
@@ -45,7 +46,8 @@ from .checks import available_memory_bytes, max_live_processes, usable_cores
 from .conditions import Conditions, RunPolicy, prepare_fitting, resolve_policy
 from .devices import Device, device_record, fingerprint, gpu_state
 from .errors import UserError, cause_first, first_line
-from .measurement import DEFAULT_PRECISION, Measurement
+from .measurement import Measurement
+from .options import DEFAULT_WORKERS, RunOptions
 from .passes import (
     DEFAULT_PASSES,
     MIN_PASSES,
@@ -60,7 +62,6 @@ from .passes import (
 from .runtimes import Unsupported, check_runtime, get_runtime, runtime_unavailable
 from .target_cost import record_cost, scale_cost
 from .targets import Target, TargetSpec, resolve
-from .timing import DEFAULT_BUDGET_S
 from .usertargets import check_runtime_for
 from .workers import WorkerError, WorkerPool
 
@@ -77,9 +78,6 @@ __all__ = [
     "combine_passes",
     "effective_passes",
 ]
-
-#: Worker processes per pass (CPU, ARM and CUDA alike): the passes give the fresh processes.
-DEFAULT_WORKERS = 1
 
 
 @dataclass
@@ -479,52 +477,44 @@ class _Run:
 
 def run_suite(
     specs: Sequence[TargetSpec],
+    options: RunOptions,
     *,
-    device: str = "cpu",
-    threads: int | None = None,
-    batch_override: int | None = None,
-    precision: float = DEFAULT_PRECISION,
-    budget_s: float = DEFAULT_BUDGET_S,
     out_dir: str | Path = "results",
     resume: str | None = None,
     progress: Callable[[str, int, int], None] | None = None,
     notify: Callable[[str], None] | None = None,
-    seed: int = 0,
-    runtimes: Sequence[str] = ("eager",),
-    memory_format: str = "contiguous",
-    dtype: str = "float32",
-    workers: int | None = None,
-    passes: int = DEFAULT_PASSES,
-    allocator: str | Sequence[str] = allocators.DEFAULT_ALLOCATOR,
-    cli_options: dict[str, Any] | None = None,
     measurer: Measurer | None = None,
 ) -> RunSummary:
-    """Measure every spec on ``device``; append one record per target to ``<out_dir>/<run_id>.jsonl``.
+    """Measure every spec on ``options.device``; append one record per target to ``<out_dir>/<run_id>.jsonl``.
 
-    ``threads`` defaults to 1 on CPU/ARM (the paper's protocol) and is ignored on CUDA. On CUDA a
-    batch-1 spec is measured at batch 32 (throughput, as the paper) unless ``batch_override``
-    says otherwise. ``budget_s`` is the wall-clock budget per target; ``precision`` the target
-    relative half-width of the 95 % CI (the policy is :func:`fnbench.conditions.resolve_policy`'s).
-    ``progress(description, done, total)`` is called as the run advances (units: target passes)
-    and ``notify(line)`` with what the run will do, before anything is measured.
+    ``options`` (:class:`~fnbench.options.RunOptions`) say how: ``threads`` defaults to 1 on
+    CPU/ARM (the paper's protocol) and is ignored on CUDA. On CUDA a batch-1 spec is measured at
+    batch 32 (throughput, as the paper) unless ``options.batch`` says otherwise. ``budget_s`` is
+    the wall-clock budget per target; ``precision`` the target relative half-width of the 95 % CI
+    (the policy is :func:`fnbench.conditions.resolve_policy`'s). ``progress(description, done,
+    total)`` is called as the run advances (units: target passes) and ``notify(line)`` with what
+    the run will do, before anything is measured.
 
     Each target is measured under every runtime in ``runtimes`` (``eager``, ``compile``,
     ``onnxruntime``); a runtime that cannot take a model records it as ``unsupported`` with the
     reason, and the suite goes on.
 
     Sampling is spread over the whole run: ``passes`` passes over the suite (default 5; fewer
-    when ``budget_s`` is too small to give each ≥ 0.3 s), each giving every target
-    ``budget_s / passes`` seconds on a pool of ``workers`` fresh processes (default 1). A target
-    whose CI over the processes so far is within ±``precision`` after :data:`MIN_PASSES` passes
-    skips the rest. Each pass of a target is appended at once as a ``status: "partial"`` record;
-    the target's final record, written after its last pass, holds every sample with ``workers``
-    (the process — pass and worker — of each sample) and ``passes`` (its pass), and its CI is
-    the bootstrap over processes, then rounds. An interrupted run loses at most the pass in
-    progress: ``resume`` reuses the stored passes. ``workers=0`` measures each target at once in
-    this process (rounds of fresh allocations only), as does the ``compile`` runtime whatever
-    ``workers`` says (:data:`IN_PROCESS_RUNTIMES`).
+    when ``budget_s`` is too small to give each ≥ 0.3 s), each giving every target about
+    ``budget_s / passes`` seconds of rounds on ``workers`` fresh processes of its own (default 1),
+    prepared before any round is timed; the rounds of a group of targets are interleaved, one
+    round of each per cycle (:func:`~fnbench.passes.interleaved_pass`). The targets a claim
+    compares are in one group and stop together once every one of them has a CI within
+    ±``precision`` after :data:`MIN_PASSES` passes. Each pass of a target is appended at once as
+    a ``status: "partial"`` record; the target's final record, written after its last pass, holds
+    every sample with ``workers`` (the process — pass and worker — of each sample), ``passes``
+    (its pass) and ``cycles`` (its cycle), and its CI is the bootstrap over processes, then rounds.
+    An interrupted run loses at most the pass in progress: ``resume`` reuses the stored passes.
+    ``workers=0`` measures each target at once in this process (rounds of fresh allocations
+    only), as does a runtime that cannot be prepared per worker (``compile``) whatever
+    ``workers`` says.
 
-    ``allocator`` (one mode or several, see :mod:`fnbench.allocators`) is a measurement condition
+    ``allocators`` (one mode or several, see :mod:`fnbench.allocators`) are a measurement condition
     like the runtime: every target is measured under each, on workers started under it, and
     every record says which (``allocator``, ``allocator_state``) with the page faults of its
     timed iterations per round (``faults``). In-process measurement can take one allocator only
@@ -534,27 +524,16 @@ def run_suite(
     The run's file is locked while it is measured (a second process gets :class:`UserError`
     naming the holder) and its plan stored beside it; ``resume`` refuses a call whose targets,
     device, runtimes or measuring conditions differ from the plan's (:class:`fnbench.results.RunFile`).
-    ``cli_options`` are stored with the plan so that ``fnbench run --resume`` can repeat them.
+    ``options`` are stored with the plan (its ``cli`` block) so that ``fnbench run --resume`` can
+    repeat them.
 
     ``measurer`` takes the measurements (default :class:`ProcessMeasurer`: worker processes, or
     this process for ``workers=0``); tests give one that returns made-up samples.
     """
-    plan = _make_plan(
-        specs,
-        resume,
-        resolve_policy(
-            device, threads=threads, batch=batch_override, budget_s=budget_s, precision=precision, allocator=allocator
-        ),
-        workers=DEFAULT_WORKERS if workers is None else int(workers),
-        passes=passes,
-        seed=seed,
-        runtimes=list(dict.fromkeys(runtimes)) or ["eager"],
-        memory_format=memory_format,
-        dtype=dtype,
-    )
+    plan = _make_plan(specs, options, resume)
     with contextlib.ExitStack() as stack:  # the run's file stays locked until the run ends, however it ends
         run_file = stack.enter_context(_results.RunFile(out_dir, plan.run_id, resume=resume is not None))
-        run = _Run.start(plan, run_file, cli_options, measurer or ProcessMeasurer(), progress, notify, resume)
+        run = _Run.start(plan, run_file, options.to_dict(), measurer or ProcessMeasurer(), progress, notify, resume)
         stack.callback(run.measurer.close)
         run.loop()
     order = {k: i for i, k in enumerate(plan.keys)}
@@ -575,45 +554,67 @@ class _Plan:
     stored: dict[str, Any]  # what the run file's plan holds, for --resume to compare
 
 
-def _make_plan(
-    specs: Sequence[TargetSpec],
-    resume: str | None,
-    policy: RunPolicy,
-    *,
-    workers: int,
-    passes: int,
-    seed: int,
-    runtimes: list[str],
-    memory_format: str,
-    dtype: str,
-) -> _Plan:
-    """Resolve every target and set of conditions; raise :class:`UserError` before anything is measured."""
-    if workers < 0:
-        raise UserError(f"workers {workers} is negative: use --workers 0 (in-process) or more")
-    if int(passes) < 1:
-        raise UserError(f"passes {passes} is not positive: use --passes 1 or more")
-    passes = effective_passes(passes, policy.budget_s) if workers > 0 else 1
-    settings = RunSettings(policy.device, policy.precision, policy.budget_s, passes, workers, seed)
-    conditions, unavailable = _conditions(policy, runtimes, memory_format, dtype, workers)
-    targets = [resolve(replace(s, batch=policy.batch_for(s.batch))) for s in specs]  # UserError: nothing measured
-    for t in targets:
-        for rt in runtimes:
-            check_runtime_for(t.spec.name, t.onnx is not None, rt)
-    run_id = _results.check_run_id(resume) if resume is not None else _results.new_run_id()
-    dev = policy.device
+def _make_plan(specs: Sequence[TargetSpec], options: RunOptions, resume: str | None) -> _Plan:
+    """Resolve what the run measures; raise :class:`UserError` before anything is measured.
+
+    In one direction, each step taking only what the steps before it resolved: the device and the
+    policy its kind implies (threads, batch, budget, precision, allocators:
+    :func:`fnbench.conditions.resolve_policy`), then the run's settings (passes, workers), then
+    the conditions every target is measured under (runtimes × allocators, checked against the
+    device), then the targets at the policy's batch (checked against the runtimes), and last
+    their identities (what ``--resume`` matches on).
+    """
+    policy = resolve_policy(
+        options.device,
+        threads=options.threads,
+        batch=options.batch,
+        budget_s=options.budget_s,
+        precision=options.precision,
+        allocator=options.allocators,
+    )
+    settings = _settings(policy, options)
+    runtimes = list(dict.fromkeys(options.runtimes)) or ["eager"]
+    conditions, unavailable = _conditions(policy, runtimes, options.memory_format, options.dtype, settings.workers)
+    targets = [
+        resolve(replace(spec, batch=policy.batch_for(spec.batch))) for spec in specs
+    ]  # UserError: nothing measured
+    for target in targets:
+        for runtime in runtimes:
+            check_runtime_for(target.spec.name, target.onnx is not None, runtime)
     # A target named twice is measured once, as a repeated --allocator or --runtime is: two final
     # records of one identity in one run share an id, and every reader refuses such a file.
     unique: dict[str, Target] = {}
-    for t in targets:
-        unique.setdefault(_identity(t, dev, conditions[0]), t)
+    for target in targets:
+        unique.setdefault(_identity(target, policy.device, conditions[0]), target)
     targets = list(unique.values())
-    keys = [_identity(t, dev, c) for t in targets for c in conditions]
+    keys = [_identity(target, policy.device, c) for target in targets for c in conditions]
+    run_id = _results.check_run_id(resume) if resume is not None else _results.new_run_id()
+    return _Plan(
+        run_id, settings, targets, conditions, unavailable, keys, _stored(targets, policy, runtimes, conditions, keys)
+    )
+
+
+def _settings(policy: RunPolicy, options: RunOptions) -> RunSettings:
+    """The run's settings on ``policy``'s device: workers and passes checked, passes fitted to the budget."""
+    workers = int(options.workers)
+    if workers < 0:
+        raise UserError(f"workers {workers} is negative: use --workers 0 (in-process) or more")
+    if int(options.passes) < 1:
+        raise UserError(f"passes {options.passes} is not positive: use --passes 1 or more")
+    passes = effective_passes(options.passes, policy.budget_s) if workers > 0 else 1
+    return RunSettings(policy.device, policy.precision, policy.budget_s, passes, workers, options.seed)
+
+
+def _stored(
+    targets: list[Target], policy: RunPolicy, runtimes: list[str], conditions: list[Conditions], keys: list[str]
+) -> dict[str, Any]:
+    """What the run file's plan holds, for ``--resume`` to compare."""
     shared = {
         f: list(dict.fromkeys(getattr(c, f) for c in conditions)) for f in asdict(conditions[0]) if f != "runtime"
     }
     stored = {
-        "targets": [t.spec.label for t in targets],
-        "device": dev.kind,
+        "targets": [target.spec.label for target in targets],
+        "device": policy.device.kind,
         "runtimes": list(runtimes),
         **{f: v[0] if len(v) == 1 else v for f, v in shared.items()},
         "keys": keys,
@@ -621,39 +622,41 @@ def _make_plan(
     sources = [f"{t.spec.name} sha256 {t.spec.digest[:12]}" for t in targets if t.spec.digest]
     if sources:  # an edited user file: --resume says which one differs
         stored["sources"] = sources
-    return _Plan(run_id, settings, targets, conditions, unavailable, keys, stored)
+    return stored
 
 
 def _conditions(
     policy: RunPolicy, runtimes: list[str], memory_format: str, dtype: str, workers: int
 ) -> tuple[list[Conditions], dict[str, str | None]]:
-    """Every set of conditions the run measures each target under (runtimes × allocators), checked.
-
-    Also returns, per runtime, why this machine cannot serve it (None where it can).
-    """
-    rt_device = "cuda" if policy.device.kind == "cuda" else "cpu"
-    for rt in runtimes:
-        check_runtime(rt, rt_device, memory_format=memory_format, dtype=dtype)
+    """Every set of conditions the run measures each target under (runtimes × allocators), checked
+    against ``policy``'s device; also, per runtime, why this machine cannot serve it (None where it can)."""
+    kind = "cuda" if policy.device.kind == "cuda" else "cpu"  # what the runtimes know: an ARM core is a CPU
+    for runtime in runtimes:
+        check_runtime(runtime, kind, memory_format=memory_format, dtype=dtype)
     # A runtime this machine cannot serve (ONNX Runtime without its CUDA provider) costs only its own
     # rows, recorded as unsupported with the reason; a run left with no runtime at all is refused.
-    unavailable = {rt: runtime_unavailable(rt, rt_device, dtype=dtype) for rt in runtimes}
+    unavailable = {runtime: runtime_unavailable(runtime, kind, dtype=dtype) for runtime in runtimes}
     if all(unavailable.values()):
         raise UserError(unavailable[runtimes[0]])
-    names = policy.allocators
-    in_process_any = workers == 0 or any(not get_runtime(rt).fresh_worker for rt in runtimes)
-    if len(names) > 1 and in_process_any:
+    in_process = [workers == 0 or not get_runtime(runtime).fresh_worker for runtime in runtimes]
+    if len(policy.allocators) > 1 and any(in_process):
         raise UserError(
             "several allocators need worker processes (a process cannot change its allocator back): "
             "drop --workers 0 / the compile runtime, or give one --allocator"
         )
-    if workers == 0 or all(not get_runtime(rt).fresh_worker for rt in runtimes):
-        for name in names:
-            if name in allocators.LIBRARIES and name not in allocators.loaded_libraries():
+    if all(in_process):
+        for allocator in policy.allocators:
+            if allocator in allocators.LIBRARIES and allocator not in allocators.loaded_libraries():
                 raise UserError(
-                    f"--allocator {name} in this process needs {allocators.LIBRARIES[name][0]} preloaded "
+                    f"--allocator {allocator} in this process needs {allocators.LIBRARIES[allocator][0]} preloaded "
                     f"(LD_PRELOAD); measure on worker processes (--workers 1) instead"
                 )
-    return [policy.conditions(rt, memory_format, dtype, a) for rt in runtimes for a in names], unavailable
+    conditions = [
+        policy.conditions(runtime, memory_format, dtype, allocator)
+        for runtime in runtimes
+        for allocator in policy.allocators
+    ]
+    return conditions, unavailable
 
 
 def _identity(target: Target, device: Device, cond: Conditions) -> str:

@@ -22,6 +22,7 @@ from operators.zoo import resolve_zoo
 
 from . import usertargets
 from .errors import UserError, suggest
+from .options import DEFAULT_LAYERS, DEFAULT_NET_SHAPE, DEFAULT_OP_SHAPE
 
 __all__ = [
     "TargetSpec",
@@ -36,9 +37,6 @@ __all__ = [
     "NETWORK_RESOLVERS",
 ]
 
-DEFAULT_OP_SHAPE = (96, 56, 56)
-DEFAULT_NET_SHAPE = (3, 224, 224)
-DEFAULT_LAYERS = 10
 
 #: Extra resolvers for network names that are not plain registry entries (``timm:NAME``,
 #: ``tv:NAME``, ``fasternet_t0@dwconv``). Each takes a name and returns an :class:`Entry` or None.

@@ -96,6 +96,7 @@ from .measurement import (
     RoundCounts,
     rounds_settled,
 )
+from .options import DEFAULT_BUDGET_S
 
 __all__ = [
     "Measurement",
@@ -119,8 +120,6 @@ __all__ = [
     "MIN_BLOCK_S",
 ]
 
-#: Wall-clock seconds one target may take (build, warm-up and sampling included).
-DEFAULT_BUDGET_S = 9.0
 #: Target number of rounds a budget is split into (rounds are the unit of the CI).
 ROUNDS_PER_BUDGET = 25
 _MIN_SAMPLES_PER_ROUND = 3

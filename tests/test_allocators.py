@@ -14,6 +14,7 @@ from torch import nn
 
 from fnbench import allocators
 from fnbench.cli import main as cli_main
+from fnbench.options import RunOptions
 from fnbench.results import read_records, record_key
 from fnbench.runner import run_suite
 from fnbench.targets import TargetSpec
@@ -179,7 +180,9 @@ def test_records_and_reports_keep_allocators_apart(tmp_path):
     from fnbench.report.build import build_report
 
     specs = [TargetSpec.make(op, (32, 28, 28), 1, 2) for op in ("pconv", "dwconv")]
-    s = run_suite(specs, out_dir=tmp_path, budget_s=0.6, passes=1, allocator=["tuned", "system"])
+    s = run_suite(
+        specs, RunOptions(device="cpu", budget_s=0.6, passes=1, allocators=("tuned", "system")), out_dir=tmp_path
+    )
     recs = read_records(s.path)
     assert [(r["target"]["name"], r["allocator"]) for r in s.records] == [
         ("pconv", "tuned"),

@@ -250,6 +250,28 @@ def test_resume_refuses_other_options_and_lists_what_it_finishes(capsys, tiny_ru
     TRIED.append(("run --resume ID (one target missing)", True))
 
 
+def test_resume_reads_a_plan_written_before_the_defaults_were_stored(capsys, tiny_run, tmp_path):
+    """Plans written by earlier versions hold None and [] for the defaults: they still finish the run."""
+    path = _copy_run(tiny_run, tmp_path / "old")
+    plan = results.plan_path(path.parent, path.stem)
+    doc = json.loads(plan.read_text())
+    doc["cli"].update(precision=None, threads=None, batch=None, runtimes=[], allocators_=[])
+    doc["cli"].pop("seed", None)
+    plan.write_text(json.dumps(doc))
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join(lines[:-1]) + "\n")
+    check(
+        capsys,
+        ["run", "--resume", path.stem, "--out", path.parent, "--threads", "2"],
+        2,
+        contains="(the run has default)",
+    )
+    code, _, err = call(capsys, ["run", "--resume", path.stem, "--out", path.parent])
+    assert code == 0, err
+    assert sorted(r["target"]["name"] for r in results.read_records(path)) == ["conv", "pconv"]
+    TRIED.append(("run --resume ID with a plan of an earlier version", True))
+
+
 def test_torn_last_line_is_set_aside_on_resume_and_the_run_finishes(capsys, tiny_run, tmp_path):
     path = _copy_run(tiny_run, tmp_path / "r")
     whole = path.read_bytes()

@@ -9,6 +9,7 @@ from fnbench.compare import compare
 from fnbench.devices import Device
 from fnbench.errors import UserError
 from fnbench.layers import run_breakdown
+from fnbench.options import RunOptions
 from fnbench.probe import run_probe
 from fnbench.runner import run_suite
 from fnbench.targets import TargetSpec
@@ -54,7 +55,7 @@ def test_every_measuring_command_applies_the_same_policy(tmp_path):
     """The same bad --threads is refused in the same words by run, probe, compare and breakdown."""
     spec = TargetSpec.make("pconv", (16, 8, 8), 1, 1)
     calls = {
-        "run": lambda **kw: run_suite([spec], out_dir=tmp_path, **kw),
+        "run": lambda **kw: run_suite([spec], RunOptions(**kw), out_dir=tmp_path),
         "probe": lambda **kw: run_probe(out_dir=tmp_path, **kw),
         "compare": lambda **kw: compare("pconv", "dwconv", shape=(16, 8, 8), layers=1, **kw),
         "breakdown": lambda **kw: run_breakdown([spec], out_dir=tmp_path, **kw),

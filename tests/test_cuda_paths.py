@@ -16,6 +16,7 @@ import fnbench.runner as runner
 import fnbench.runtimes as runtimes
 import fnbench.workers as workers
 from fnbench.cli import main
+from fnbench.options import RunOptions
 from fnbench.results import read_records
 from fnbench.runtimes import Prepared, Unsupported
 from fnbench.targets import TargetSpec, resolve
@@ -90,10 +91,7 @@ def test_unavailable_onnxruntime_costs_only_its_rows(fake_cuda, tmp_path, monkey
     monkeypatch.setattr(ort, "get_available_providers", lambda: ["CPUExecutionProvider"])
     s = runner.run_suite(
         [TargetSpec.make("dwconv", (16, 8, 8), 1, 1)],
-        device="cuda",
-        runtimes=("eager", "onnxruntime"),
-        budget_s=0.3,
-        workers=0,
+        RunOptions(device="cuda", runtimes=("eager", "onnxruntime"), budget_s=0.3, workers=0),
         out_dir=tmp_path,
     )
     by_rt = {r["runtime"]: r for r in s.records}
@@ -104,10 +102,7 @@ def test_unavailable_onnxruntime_costs_only_its_rows(fake_cuda, tmp_path, monkey
     with pytest.raises(runner.UserError, match="onnxruntime-gpu"):
         runner.run_suite(
             [TargetSpec.make("dwconv", (16, 8, 8), 1, 1)],
-            device="cuda",
-            runtimes=("onnxruntime",),
-            budget_s=0.3,
-            workers=0,
+            RunOptions(device="cuda", runtimes=("onnxruntime",), budget_s=0.3, workers=0),
             out_dir=tmp_path / "none",
         )
     assert not (tmp_path / "none").exists()

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from fnbench.errors import UserError
+from fnbench.options import RunOptions
 from fnbench.reference import TABLE1_OPS
 from fnbench.runtimes import OutputMismatch, Unsupported, check_outputs, check_runtime, prepare
 from fnbench.targets import TargetSpec, resolve
@@ -126,7 +127,9 @@ def test_openvino_on_cuda_is_bad_input_naming_what_to_use(monkeypatch, tmp_path)
     monkeypatch.setattr(conditions, "resolve_device", lambda name: fake_gpu)
     specs = [TargetSpec.make("dwconv", (16, 8, 8), 1, 1)]
     with pytest.raises(UserError, match="use --device cpu, or --runtime eager or onnxruntime on cuda"):
-        runner.run_suite(specs, device="cuda", runtimes=["eager", "openvino"], budget_s=0.5, out_dir=tmp_path)
+        runner.run_suite(
+            specs, RunOptions(device="cuda", runtimes=("eager", "openvino"), budget_s=0.5), out_dir=tmp_path
+        )
     assert not list(tmp_path.glob("*.jsonl"))  # refused before anything was measured or written
 
 

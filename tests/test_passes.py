@@ -16,6 +16,7 @@ from fnbench.conditions import Conditions
 from fnbench.devices import Device
 from fnbench.errors import UserError
 from fnbench.measurement import Measurement
+from fnbench.options import RunOptions
 from fnbench.passes import PassResult, PendingTarget, interleaved_pass
 from fnbench.results import read_records
 from fnbench.runtimes import Unsupported
@@ -100,7 +101,10 @@ STEADY = {"conv": 0.0, "gconv": 0.0, "dwconv": 0.10, "pconv": 0.10, "pwconv": 0.
 def test_linked_targets_stop_together_when_all_settle_an_unlinked_one_on_its_own(tmp_path, fakes):
     calls = []
     s = runner.run_suite(
-        [*SPECS, PWCONV], out_dir=tmp_path, budget_s=5.0, passes=5, measurer=fake_measurer(calls, STEADY)
+        [*SPECS, PWCONV],
+        RunOptions(device="cpu", budget_s=5.0, passes=5),
+        out_dir=tmp_path,
+        measurer=fake_measurer(calls, STEADY),
     )
     per_target = {n: sum(c[0] == n for c in calls) for n in STEADY}
     # the four operators are one group (their claims compare them): two noisy rows keep all four
@@ -112,7 +116,9 @@ def test_linked_targets_stop_together_when_all_settle_an_unlinked_one_on_its_own
     assert {g for n, g in calls if n == "pwconv"} == {0, 1, 2}
     calls = []
     steady = dict.fromkeys(STEADY, 0.0)
-    runner.run_suite(SPECS, out_dir=tmp_path, budget_s=5.0, passes=5, measurer=fake_measurer(calls, steady))
+    runner.run_suite(
+        SPECS, RunOptions(device="cpu", budget_s=5.0, passes=5), out_dir=tmp_path, measurer=fake_measurer(calls, steady)
+    )
     assert len(calls) == 4 * runner.MIN_PASSES  # all settled: the group stops after the minimum
 
     finals = s.records  # in suite order (the file holds pwconv's first: it finished first)
@@ -138,7 +144,7 @@ def test_resume_reuses_stored_passes_and_measures_only_the_rest(tmp_path, fakes)
     calls = []
     measurer = fake_measurer(calls, STEADY, crash_at=7)  # in the second pass: it is lost whole
     with pytest.raises(Crash):
-        runner.run_suite(SPECS, out_dir=tmp_path, budget_s=5.0, passes=5, measurer=measurer)
+        runner.run_suite(SPECS, RunOptions(device="cpu", budget_s=5.0, passes=5), out_dir=tmp_path, measurer=measurer)
     (path,) = tmp_path.glob("*.jsonl")
     before = path.read_text()
     stored = read_records(path, partial=True)
@@ -152,7 +158,9 @@ def test_resume_reuses_stored_passes_and_measures_only_the_rest(tmp_path, fakes)
 
     calls2 = []
     measurer = fake_measurer(calls2, STEADY)
-    s = runner.run_suite(SPECS, out_dir=tmp_path, budget_s=5.0, passes=5, resume=path.stem, measurer=measurer)
+    s = runner.run_suite(
+        SPECS, RunOptions(device="cpu", budget_s=5.0, passes=5), out_dir=tmp_path, resume=path.stem, measurer=measurer
+    )
     assert path.read_text().startswith(before)  # nothing stored was rewritten
     done = {(r["target"]["name"], r["pass"]) for r in stored}
     again = read_records(path, partial=True)[len(stored) :]
@@ -172,16 +180,20 @@ def test_pass_count_follows_the_budget_and_is_validated(tmp_path, fakes):
     assert runner.effective_passes(5, 0.1) == 1
     calls = []
     measurer = fake_measurer(calls, {k: 0.1 for k in STEADY})
-    s = runner.run_suite(SPECS[:1], out_dir=tmp_path, budget_s=0.9, passes=5, measurer=measurer)
+    s = runner.run_suite(
+        SPECS[:1], RunOptions(device="cpu", budget_s=0.9, passes=5), out_dir=tmp_path, measurer=measurer
+    )
     assert len(calls) == 3 and s.records[0]["stats"]["passes"] == 3
     with pytest.raises(UserError, match="passes 0"):
-        runner.run_suite(SPECS, out_dir=tmp_path, passes=0)
+        runner.run_suite(SPECS, RunOptions(device="cpu", passes=0), out_dir=tmp_path)
 
 
 def test_partial_records_are_invisible_to_readers(tmp_path, fakes):
     calls = []
     measurer = fake_measurer(calls, STEADY)
-    s = runner.run_suite(SPECS[:2], out_dir=tmp_path, budget_s=5.0, passes=5, measurer=measurer)
+    s = runner.run_suite(
+        SPECS[:2], RunOptions(device="cpu", budget_s=5.0, passes=5), out_dir=tmp_path, measurer=measurer
+    )
     from fnbench.results import load_results
 
     df = load_results(tmp_path)

@@ -557,7 +557,7 @@ def test_campaign_answers_are_the_reports_with_rounds_resampled(tmp_path):
     A plain frame of records has no round ids, and the claim engine then resamples iterations:
     an interval several times too narrow for rows this wide.
     """
-    from fnbench.cli import _campaign_answers
+    from fnbench.cli.campaign import _campaign_answers
     from fnbench.merge import load_frame
     from fnbench.results import load_results
     from fnbench.verdicts import claim_table

@@ -2,11 +2,16 @@
 
 import pytest
 
-from fnbench import console, runner
+from fnbench import runner
+from fnbench.cli import console
 from fnbench.errors import UserError
+from fnbench.options import RunOptions
 from fnbench.results import read_records
 from fnbench.suites import get_suite
 from fnbench.timing import Measurement
+
+CPU = RunOptions(device="cpu")
+IN_PROCESS = RunOptions(device="cpu", workers=0)
 
 
 def fake_measure(module, x, **kw):
@@ -62,7 +67,7 @@ def test_records_written_failures_kept_and_resume(tmp_path, monkeypatch, specs):
         return fake_measure(module, x)
 
     measurer = FakeMeasurer(measure)
-    s = runner.run_suite(specs, out_dir=tmp_path, workers=0, measurer=measurer)
+    s = runner.run_suite(specs, IN_PROCESS, out_dir=tmp_path, measurer=measurer)
     assert measurer.closed
     recs = read_records(s.path)
     assert s.path == tmp_path / f"{s.run_id}.jsonl"
@@ -76,7 +81,7 @@ def test_records_written_failures_kept_and_resume(tmp_path, monkeypatch, specs):
     assert len(ok["rounds"]) == len(ok["samples_s"]) == 12
 
     calls.clear()
-    s2 = runner.run_suite(specs, out_dir=tmp_path, resume=s.run_id, workers=0, measurer=FakeMeasurer(fake_measure))
+    s2 = runner.run_suite(specs, IN_PROCESS, out_dir=tmp_path, resume=s.run_id, measurer=FakeMeasurer(fake_measure))
     assert s2.measured == 1 and s2.skipped == 3  # only the failed one is retried
     assert [r["status"] for r in s2.records] == ["ok", "ok", "failed", "ok", "ok"]
     table = console.format_table(s2.records)
@@ -88,7 +93,7 @@ def test_bad_input_fails_before_measuring(tmp_path, monkeypatch, specs):
     from fnbench.targets import TargetSpec
 
     with pytest.raises(UserError, match="unknown target"):
-        runner.run_suite([*specs, TargetSpec.make("no_such_op")], out_dir=tmp_path, measurer=never)
+        runner.run_suite([*specs, TargetSpec.make("no_such_op")], CPU, out_dir=tmp_path, measurer=never)
     with pytest.raises(UserError, match="no run"):
-        runner.run_suite(specs, out_dir=tmp_path, resume="20000101T000000Z-0000", measurer=never)
+        runner.run_suite(specs, CPU, out_dir=tmp_path, resume="20000101T000000Z-0000", measurer=never)
     assert list(tmp_path.iterdir()) == []

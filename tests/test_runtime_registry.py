@@ -9,6 +9,7 @@ from fnbench import runtimes
 from fnbench.catalog import listing
 from fnbench.compare import compare
 from fnbench.errors import UserError
+from fnbench.options import RunOptions
 from fnbench.report import build_report
 from fnbench.results import read_records
 from fnbench.runner import run_suite
@@ -47,7 +48,8 @@ def fx_runtime():
 
 def test_a_registered_runtime_is_run_compared_and_reported(fx_runtime, tmp_path):
     specs = [TargetSpec.make(op, (16, 8, 8), 1, 1) for op in OPS]
-    summary = run_suite(specs, runtimes=["eager", "fx"], budget_s=0.3, out_dir=tmp_path / "res", passes=1)
+    options = RunOptions(device="cpu", runtimes=("eager", "fx"), budget_s=0.3, passes=1)
+    summary = run_suite(specs, options, out_dir=tmp_path / "res")
     recs = read_records(summary.path)
     fx_recs = [r for r in recs if r["runtime"] == "fx"]
     assert len(fx_recs) == len(OPS) and all(r["status"] == "ok" for r in fx_recs)

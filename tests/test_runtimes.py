@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from fnbench.errors import UserError
+from fnbench.options import RunOptions
 from fnbench.runtimes import Unsupported, check_runtime, export_onnx, prepare
 from fnbench.targets import TargetSpec, resolve
 from operators import OPERATORS
@@ -125,7 +126,9 @@ def test_runner_records_an_export_failure_as_unsupported_and_goes_on(tmp_path, m
 
     monkeypatch.setattr(targets, "NETWORK_RESOLVERS", [resolve_bad, *targets.NETWORK_RESOLVERS])
     specs = [TargetSpec.make("test_not_exportable"), TargetSpec.make("pconv", (16, 8, 8), 1, 1)]
-    summary = runner.run_suite(specs, runtimes=["onnxruntime"], budget_s=0.5, out_dir=tmp_path, workers=0)
+    summary = runner.run_suite(
+        specs, RunOptions(device="cpu", runtimes=("onnxruntime",), budget_s=0.5, workers=0), out_dir=tmp_path
+    )
     recs = read_records(summary.path)
     assert [(r["target"]["name"], r["status"]) for r in recs] == [
         ("test_not_exportable", "unsupported"),

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from fnbench.conditions import Conditions
+from fnbench.options import RunOptions
 from fnbench.results import read_records
 from fnbench.runner import run_suite
 from fnbench.targets import TargetSpec
@@ -38,7 +39,7 @@ def test_pool_round_trip_and_a_model_error_does_not_kill_the_worker():
 
 
 def test_run_suite_samples_every_pass_on_fresh_worker_processes(tmp_path):
-    s = run_suite([TINY], out_dir=tmp_path, budget_s=1.5, workers=2, passes=3)
+    s = run_suite([TINY], RunOptions(device="cpu", budget_s=1.5, workers=2, passes=3), out_dir=tmp_path)
     (rec,) = read_records(s.path)
     parts = [r for r in read_records(s.path, partial=True) if r["status"] == "partial"]
     assert rec["status"] == "ok" and [p["pass"] for p in parts] == [0, 1, 2]

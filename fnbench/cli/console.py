@@ -1,7 +1,8 @@
 """What fnbench prints on a terminal: tables of records, their footnotes, SI numbers, progress bars.
 
-The library measures and returns records; this module (and :mod:`fnbench.cli`) turns them into
-rich tables. Rounding happens here and only here: records keep raw seconds.
+The library measures and returns records; this module (and each command's printer in
+:mod:`fnbench.cli`) turns them into rich tables. Rounding happens here and only here: records keep
+raw seconds.
 """
 
 from __future__ import annotations
@@ -16,12 +17,16 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from . import allocators
-from . import results as _results
-from .units import fmt_ms, gmacs_per_s, gmacs_per_s_ci, per_second, si
+from .. import allocators
+from .. import results as _results
+from ..units import fmt_ms, gmacs_per_s, gmacs_per_s_ci, per_second, si
 
 __all__ = [
     "si",
+    "fmt_int",
+    "fmt_si",
+    "fmt_faults",
+    "terminal",
     "format_table",
     "table_notes",
     "progress_bar",
@@ -29,6 +34,29 @@ __all__ = [
     "stderr_console",
     "claims_table",
 ]
+
+
+def terminal(stderr: bool = False) -> Console:
+    """The console a command prints its tables (stdout) or its progress and notes (stderr) on."""
+    stream = sys.stderr if stderr else sys.stdout
+    # Piped output (files, CI logs, tests) gets a wide table instead of rich's 80-column default.
+    return Console(stderr=stderr, highlight=False, width=None if stream.isatty() else 160)
+
+
+def fmt_int(n: int | None) -> str:
+    return "—" if n is None else f"{n:,}"
+
+
+def fmt_si(n: float | None, unit: str = "") -> str:
+    return si(n, unit, digits=5, sep=" ", largest="T", none="—")
+
+
+def fmt_faults(per_iter: float | None, mem_bytes: float | None) -> str:
+    """Minor page faults per timed iteration, in red with ⚠ where they exceed the fault rule."""
+    if per_iter is None:
+        return "—"
+    text = f"{per_iter:,.0f}" if per_iter >= 10 else f"{per_iter:.2g}"
+    return f"[red]{text} ⚠[/red]" if allocators.faults_flag(per_iter, mem_bytes) else text
 
 
 def stderr_console() -> Console:
