@@ -97,3 +97,14 @@ def test_bad_input_fails_before_measuring(tmp_path, monkeypatch, specs):
     with pytest.raises(UserError, match="no run"):
         runner.run_suite(specs, CPU, out_dir=tmp_path, resume="20000101T000000Z-0000", measurer=never)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_rows_that_spent_little_of_their_time_timing_are_named_under_the_table():
+    def rec(name, fraction):
+        st = {"stable": True, "precision": 0.05, "timed_fraction": fraction}
+        return {"status": "ok", "target": {"name": name}, "shape": [96, 56, 56], "stats": st}
+
+    notes = console.table_notes([rec("pconv", 0.8), rec("fasternet_t0", 0.42), rec("old", None)])
+    (line,) = [n for n in notes if n.startswith("timed:")]
+    assert "1 row(s)" in line and "fasternet_t0 96x56x56 42%" in line and "pconv" not in line
+    assert not [n for n in console.table_notes([rec("pconv", 0.5)]) if n.startswith("timed:")]

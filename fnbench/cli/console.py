@@ -221,6 +221,7 @@ def table_notes(records: Sequence[dict[str, Any]]) -> list[str]:
             f"faults/iter: minor page faults per timed iteration; none of these rows faults above "
             f"{allocators.FAULT_FRACTION_LIMIT:.0%} of the bytes it moves."
         )
+    notes += _timed_note(oks)
     refs = [x for r in oks for x in ((r.get("faults") or {}).get("ref_s") or [])]
     if len(refs) >= 10:
         lo, mid, hi = np.percentile(refs, [10, 50, 90])
@@ -231,6 +232,26 @@ def table_notes(records: Sequence[dict[str, Any]]) -> list[str]:
                 "so no row can be steadier than that (another tenant on the core or the host's clock)."
             )
     return notes
+
+
+#: A row that spent less than this share of its wall time timing is named under the table.
+TIMED_FRACTION_NOTE = 0.5
+
+
+def _timed_note(oks: Sequence[dict[str, Any]]) -> list[str]:
+    """The rows that spent under :data:`TIMED_FRACTION_NOTE` of their wall time inside timed blocks."""
+    low = [
+        (r, r["stats"]["timed_fraction"])
+        for r in oks
+        if (r["stats"].get("timed_fraction") or 1.0) < TIMED_FRACTION_NOTE
+    ]
+    if not low:
+        return []
+    rows = ", ".join(f"{r['target']['name']} {'x'.join(map(str, r.get('shape') or []))} {f:.0%}" for r, f in low)
+    return [
+        f"timed: {len(low)} row(s) spent under {TIMED_FRACTION_NOTE:.0%} of their wall time timing ({rows}); the rest "
+        "went to preparing fresh processes and fresh copies of the model (stats.timed_fraction)"
+    ]
 
 
 def _x(v) -> str:
