@@ -65,17 +65,25 @@ class RoundCounts:
     ``minor``/``major``: page faults over the round's timed blocks (``getrusage`` deltas);
     ``iters``: the iterations those blocks ran; ``ref_s``: seconds of a fixed reference kernel
     timed just before the round (:func:`fnbench.timing.reference_s`: the machine's own speed at
-    that moment, so a run that was slower everywhere can be told from a target that was slower).
+    that moment, so a run that was slower everywhere can be told from a target that was slower);
+    ``wait_s``: seconds the process's threads spent runnable but waiting for a CPU during the
+    round's timed blocks (the kernel's run-queue delay, ``/proc/self/task/*/schedstat``): another
+    process on the core, which the reference kernel, shorter than a scheduler slice, does not see.
     """
 
     minor: list[int] = field(default_factory=list)
     major: list[int] = field(default_factory=list)
     iters: list[int] = field(default_factory=list)
     ref_s: list[float] = field(default_factory=list)
+    wait_s: list[float] = field(default_factory=list)
 
     def __add__(self, other: RoundCounts) -> RoundCounts:
         return RoundCounts(
-            self.minor + other.minor, self.major + other.major, self.iters + other.iters, self.ref_s + other.ref_s
+            self.minor + other.minor,
+            self.major + other.major,
+            self.iters + other.iters,
+            self.ref_s + other.ref_s,
+            self.wait_s + other.wait_s,
         )
 
     def per_iter(self, counts: list[int]) -> float | None:
@@ -91,6 +99,7 @@ class RoundCounts:
             "minor_per_iter": self.per_iter(self.minor),
             "major_per_iter": self.per_iter(self.major),
             "ref_s": list(self.ref_s),
+            "wait_s": list(self.wait_s),
         }
 
     @classmethod
@@ -98,11 +107,12 @@ class RoundCounts:
         """The stored ``faults`` block; counts that do not give one entry per round are left out
         (records from before faults were counted, or a pass of such a record)."""
         block = block or {}
-        lists = {k: list(block.get(k) or []) for k in ("minor", "major", "iters", "ref_s")}
+        lists = {k: list(block.get(k) or []) for k in ("minor", "major", "iters", "ref_s", "wait_s")}
         if len(lists["iters"]) != n_rounds:
             return cls()
-        if len(lists["ref_s"]) != n_rounds:
-            lists["ref_s"] = []
+        for optional in ("ref_s", "wait_s"):  # taken later than the fault counts: older records lack them
+            if len(lists[optional]) != n_rounds:
+                lists[optional] = []
         return cls(**lists)
 
 
@@ -249,6 +259,14 @@ class Measurement:
         return float(np.sum(sums * np.asarray(c.iters, dtype=float) / sizes))
 
     @property
+    def wait_fraction(self) -> float | None:
+        """Seconds the timed blocks spent waiting for a CPU over their timed seconds (None where not read)."""
+        if not self.counts.wait_s:
+            return None
+        timed = self.timed_s
+        return float(sum(self.counts.wait_s)) / timed if timed > 0 else None
+
+    @property
     def timed_fraction(self) -> float | None:
         """Timed seconds over the seconds the measurement took (preparing, warming and building rounds included)."""
         return self.timed_s / self.wall_s if self.wall_s and self.wall_s > 0 else None
@@ -300,6 +318,7 @@ class Measurement:
             "wall_s": self.wall_s,
             "timed_s": self.timed_s,
             "timed_fraction": self.timed_fraction,
+            "wait_fraction": self.wait_fraction,
             "budget_exhausted": self.budget_exhausted,
             "ci_method": self.ci_method,
             "workers": self.workers,
@@ -364,8 +383,10 @@ class Measurement:
             counts = counts + p.counts
         if len(counts.iters) != len(round_index):  # some part without counts: the counts say nothing
             counts = RoundCounts()
-        elif len(counts.ref_s) != len(round_index):
+        if len(counts.ref_s) != len(round_index):
             counts.ref_s = []
+        if len(counts.wait_s) != len(round_index):
+            counts.wait_s = []
         gpu = [g for p in parts for g in p.gpu_samples_s or []]
         peaks = [p.peak_memory_bytes for p in parts if p.peak_memory_bytes is not None]
         m = cls(

@@ -531,6 +531,7 @@ def _recompute_stats(rec: dict[str, Any]) -> dict[str, Any]:
         "p99_s": m.p99_s,
         "timed_s": m.timed_s,
         "timed_fraction": m.timed_fraction,
+        "wait_fraction": m.wait_fraction,
         "ci95_low_s": m.ci95_low_s,
         "ci95_high_s": m.ci95_high_s,
         "n": m.n,
@@ -780,6 +781,7 @@ def _flatten(rec: dict[str, Any], source: Path) -> dict[str, Any]:
         "wall_s",
         "timed_s",
         "timed_fraction",
+        "wait_fraction",
         "peak_memory_bytes",
     ):
         row[k] = st.get(k)

@@ -73,6 +73,7 @@ import contextlib
 import copy
 import gc
 import math
+import os
 import resource
 import time
 import warnings
@@ -240,6 +241,19 @@ def reference_s() -> float:
     finally:
         torch.set_num_threads(prev)
     return sorted(times)[1]
+
+
+def runq_wait_s() -> float | None:
+    """Seconds this process's threads have spent runnable but waiting for a CPU since they started
+    (the second field of ``/proc/self/task/*/schedstat``); None where the kernel does not say."""
+    total = 0
+    try:
+        for tid in os.listdir("/proc/self/task"):
+            with open(f"/proc/self/task/{tid}/schedstat", "rb") as f:
+                total += int(f.read().split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return total / 1e9
 
 
 def _sync_for(dev: torch.device) -> Callable[[], None]:
@@ -742,6 +756,7 @@ def _sample_round(
         acc.counts.ref_s.append(reference_s())
     gc.disable()  # a collection inside a timed block is noise from the harness, not the model
     taken = 0
+    wait0 = runq_wait_s()
     ru0 = resource.getrusage(resource.RUSAGE_SELF)
     try:
         for _ in range(n_samples):
@@ -752,8 +767,11 @@ def _sample_round(
                 break
     finally:
         ru1 = resource.getrusage(resource.RUSAGE_SELF)
+        wait1 = runq_wait_s()
         if gc_was:
             gc.enable()
+    if wait0 is not None and wait1 is not None:
+        acc.counts.wait_s.append(wait1 - wait0)
     # The whole process's faults over the round's timed blocks (the clock reads between
     # blocks allocate nothing that could fault): what the timed iterations paid.
     acc.counts.minor.append(ru1.ru_minflt - ru0.ru_minflt)

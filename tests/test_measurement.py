@@ -58,7 +58,7 @@ def test_merge_keeps_processes_rounds_passes_and_cycles_apart():
 def test_the_record_round_trip_keeps_what_merging_needs():
     m = _m(3, 4, wall_s=1.5, cycle_ids=[c for c in range(3) for _ in range(4)], pass_ids=[2] * 12)
     m.worker_ids, m.threads_used, m.bn_folded, m.tf32 = [0] * 12, 1, 3, False
-    m.counts = RoundCounts([5, 0, 0], [0, 0, 0], [4, 4, 4], [1e-4, 2e-4, 1e-4])
+    m.counts = RoundCounts([5, 0, 0], [0, 0, 0], [4, 4, 4], [1e-4, 2e-4, 1e-4], [0.0, 1e-3, 0.0])
     m.gpu_samples_s, m.oom_batches, m.peak_memory_bytes, m.peak_memory_method = [5e-4] * 3, [64], 4096, "x"
     rec = m.to_record(raw=True)
     assert rec["rounds"] == m.round_ids and rec["cycles"] == m.cycle_ids and rec["passes"] == m.pass_ids
@@ -70,6 +70,7 @@ def test_the_record_round_trip_keeps_what_merging_needs():
     for f in ("iters_per_sample", "bn_folded", "threads_used", "tf32", "gpu_samples_s", "oom_batches", "wall_s"):
         assert getattr(back, f) == getattr(m, f), f
     assert back.peak_memory_bytes == 4096 and back.median_s == m.median_s and back.ci95 == m.ci95
+    assert back.wait_fraction == pytest.approx(1e-3 / m.timed_s)
     final = m.to_record()  # a final record keeps samples and statistics, not what only merging needs
     assert "warmup_iters" not in final and "gpu_samples_s" not in final and final["stats"] == rec["stats"]
     old = {"samples_s": [1e-3, 2e-3], "rounds": [0, 1], "batch": 4, "faults": {"minor": [1], "iters": [1]}}

@@ -108,3 +108,17 @@ def test_rows_that_spent_little_of_their_time_timing_are_named_under_the_table()
     (line,) = [n for n in notes if n.startswith("timed:")]
     assert "1 row(s)" in line and "fasternet_t0 96x56x56 42%" in line and "pconv" not in line
     assert not [n for n in console.table_notes([rec("pconv", 0.5)]) if n.startswith("timed:")]
+
+
+def test_rows_that_waited_for_a_cpu_are_flagged_as_contended():
+    def rec(name, wait):
+        return {
+            "status": "ok",
+            "target": {"name": name},
+            "shape": [8],
+            "stats": {"stable": True, "wait_fraction": wait},
+        }
+
+    notes = console.table_notes([rec("pconv", 0.01), rec("conv", 0.4), rec("old", None)])
+    (line,) = [n for n in notes if "contended" in n]
+    assert "1 row(s)" in line and "conv 8 40%" in line and "pconv" not in line

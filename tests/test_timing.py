@@ -385,3 +385,27 @@ def test_peak_memory_of_a_forward_is_the_tensor_bytes_it_holds_at_once():
     assert m.peak_memory_bytes == 6_000_000 and "tensor storage" in m.peak_memory_method
     assert m.to_stats()["peak_memory_bytes"] == 6_000_000
     assert measure(Allocates(), x, budget_s=0.3, fold=False, peak_memory=False).peak_memory_bytes is None
+
+
+def test_time_spent_waiting_for_a_cpu_is_counted_per_round():
+    """A busy process on the same core takes about half of it: the timed blocks wait for it, and say so."""
+    import os
+    import subprocess
+    import sys
+
+    from fnbench.timing import runq_wait_s
+
+    if runq_wait_s() is None or not hasattr(os, "sched_setaffinity"):
+        pytest.skip("the kernel reports no run-queue delay here")
+    core = sorted(os.sched_getaffinity(0))[0]
+    before = os.sched_getaffinity(0)
+    busy = subprocess.Popen([sys.executable, "-c", f"import os; os.sched_setaffinity(0, {{{core}}})\nwhile True: pass"])
+    try:
+        os.sched_setaffinity(0, {core})
+        m = measure(nn.Conv2d(16, 16, 3, padding=1), torch.randn(1, 16, 32, 32), budget_s=1.0, round_s=0.1)
+    finally:
+        busy.kill()
+        busy.wait()
+        os.sched_setaffinity(0, before)
+    assert len(m.counts.wait_s) == m.rounds
+    assert m.wait_fraction > 0.2 and m.to_stats()["wait_fraction"] == m.wait_fraction

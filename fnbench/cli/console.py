@@ -221,7 +221,7 @@ def table_notes(records: Sequence[dict[str, Any]]) -> list[str]:
             f"faults/iter: minor page faults per timed iteration; none of these rows faults above "
             f"{allocators.FAULT_FRACTION_LIMIT:.0%} of the bytes it moves."
         )
-    notes += _timed_note(oks)
+    notes += _timed_note(oks) + _contention_note(oks)
     refs = [x for r in oks for x in ((r.get("faults") or {}).get("ref_s") or [])]
     if len(refs) >= 10:
         lo, mid, hi = np.percentile(refs, [10, 50, 90])
@@ -251,6 +251,25 @@ def _timed_note(oks: Sequence[dict[str, Any]]) -> list[str]:
     return [
         f"timed: {len(low)} row(s) spent under {TIMED_FRACTION_NOTE:.0%} of their wall time timing ({rows}); the rest "
         "went to preparing fresh processes and fresh copies of the model (stats.timed_fraction)"
+    ]
+
+
+#: A row whose timed blocks waited for a CPU more than this share of their time was not alone on its core.
+WAIT_FRACTION_NOTE = 0.05
+
+
+def _contention_note(oks: Sequence[dict[str, Any]]) -> list[str]:
+    """The rows whose timed blocks spent over :data:`WAIT_FRACTION_NOTE` of their time waiting for a CPU."""
+    busy = [
+        (r, r["stats"]["wait_fraction"]) for r in oks if (r["stats"].get("wait_fraction") or 0.0) > WAIT_FRACTION_NOTE
+    ]
+    if not busy:
+        return []
+    rows = ", ".join(f"{r['target']['name']} {'x'.join(map(str, r.get('shape') or []))} {f:.0%}" for r, f in busy)
+    return [
+        f"⚠ contended: {len(busy)} row(s) waited for a CPU during more than {WAIT_FRACTION_NOTE:.0%} of their timed "
+        f"iterations ({rows}): another process ran on their core, so their latencies are inflated (the longer an "
+        "iteration, the more); measure again on a quiet machine (stats.wait_fraction)"
     ]
 
 
