@@ -125,6 +125,8 @@ __all__ = [
 ROUNDS_PER_BUDGET = 25
 _MIN_SAMPLES_PER_ROUND = 3
 _MAX_SAMPLES_PER_ROUND = 2000
+#: A round samples for at least this many times what its fresh instance and brief warm-up took.
+SETUP_SHARE = 2.0
 #: Shortest timed block: on CUDA long enough to amortise the synchronisation, on CPU the timer.
 MIN_BLOCK_S = {"cuda": 2e-3, "cpu": 2e-5}
 
@@ -470,6 +472,7 @@ def open_sampler(
             rebuild=rebuild,
             fold=fold,
             peak_memory=peak_memory,
+            first_is_module=True,
         )
         sampler.warm(warm_s)
         return sampler
@@ -602,6 +605,8 @@ class Sampler:
     rounds until they settle or the budget is spent; a worker process takes them one at a time
     as its run asks, interleaved with other targets' rounds (:mod:`fnbench.workers`).
     ``example_input`` is used at its batch; the device state (threads, math mode) is the caller's.
+    ``first_is_module``: the module belongs to the sampler (a worker built it for this), so round 0
+    runs it rather than a copy; :func:`measure` never touches its caller's module.
     """
 
     def __init__(
@@ -618,6 +623,7 @@ class Sampler:
         fold: bool = True,
         gpu_timer: GpuTimer | None = None,
         peak_memory: bool = False,
+        first_is_module: bool = False,
     ):
         torch.manual_seed(seed)
         self.module, self.x, self.dev, self.round_s = module, example_input, device, round_s
@@ -637,6 +643,8 @@ class Sampler:
         self.tf32: bool | None = None
         self.peak_memory = peak_memory
         self.peak_memory_bytes: int | None = None
+        self.first_is_module = first_is_module
+        self.setup_s = 0.0  # seconds the last round spent on its fresh instance and warm-up
 
     @property
     def batch(self) -> int:
@@ -656,7 +664,10 @@ class Sampler:
     def warm(self, max_s: float) -> None:
         """Round 0's instance, BN folded (kept unfolded if folding changes the output) and warmed until
         steady within ``max_s`` seconds; the block length and the seconds per block follow from it."""
-        m, x = self._instance()
+        if self.first_is_module:  # the module is this sampler's own: it is round 0's fresh instance
+            m, x = self.module.eval().to(self.dev), self.x.detach().clone().to(self.dev)
+        else:
+            m, x = self._instance()
         if self.fold:
             m, self.folded = _fold_checked(m, x, self._fresh_module)
             self.fold = self.folded > 0 or not _has_bn(m)  # unfolded from here on if folding changed the output
@@ -675,6 +686,7 @@ class Sampler:
     def take_round(self, deadline: float = math.inf) -> None:
         """One round: ``round_s`` seconds of samples (at least 3) on a fresh instance, stopping early at ``deadline``."""
         r = self.rounds
+        t_setup = self.clock()
         if self._warmed is not None:
             (m, x), self._warmed = self._warmed, None
         else:
@@ -695,7 +707,11 @@ class Sampler:
                     max_s=max(0.5 * self.round_s, 1e-3),
                 )
                 self.acc.warm_counts.append(len(warm))
-            n = int(min(max(round(self.round_s / self.per_sample), _MIN_SAMPLES_PER_ROUND), _MAX_SAMPLES_PER_ROUND))
+                self.setup_s = self.clock() - t_setup
+            # A round samples for round_s, and at least twice as long as its fresh copy and warm-up took,
+            # so that a model whose copy is heavy (conv 768x7x7: 212 MB of weights) spends its rounds timing.
+            want = max(self.round_s, SETUP_SHARE * self.setup_s) / self.per_sample
+            n = int(min(max(round(want), _MIN_SAMPLES_PER_ROUND), _MAX_SAMPLES_PER_ROUND))
             taken = _sample_round(
                 self.acc, r, self.timer, step, self.block, n, dev=self.dev, clock=self.clock, deadline=deadline
             )
