@@ -26,7 +26,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..layers import KINDS
+from ..opkinds import KINDS
 from ..reference import HEADLINE_NETWORKS
 from ..units import fmt_ms as _ms
 from ..units import fmt_pct as _pct
