@@ -32,9 +32,14 @@ checks it, and that no two modules import each other, directly or around a loop)
    - records and what they say: ``results`` (schema, record builders, crash-safe files),
      ``validation`` (what a stored record must satisfy before a number is derived from it),
      ``merge`` (records into frames), ``verdicts`` (the paper's claims judged).
+     Reading and reporting (these and ``report/``) import none of the measuring modules
+     (``timing``, ``layers``, ``counting``, ``runtimes``) and no torch, not even lazily: a report
+     is made from stored records, and importing torch alone would cost it seconds.
 1. foundation — ``errors``, ``units`` (quantities and their formatting), ``stats``,
-   ``allocators``, ``devices``, ``reference`` (the paper's numbers, Table 1's maps and operators and
-   its headline peers), ``checks``.
+   ``allocators``, ``devices``, ``reference`` (the paper's numbers, Table 1's maps and operators,
+   its headline peers and its ARM core), ``checks``, ``opkinds`` (the one table of aten op kinds:
+   the counter's data movement, the breakdown's kinds), ``peaks`` (the clock of a theoretical
+   peak, and when one may be shown).
 0. ``operators`` — the operators and networks themselves (PConv, FasterNet, the zoo of peers)
    and their closed-form costs (``operators.analytic``); they know nothing of fnbench.
 """
