@@ -1,4 +1,4 @@
-"""Statistics on raw latency samples: pure numpy/scipy, nothing rounded, nothing stored.
+"""Statistics on raw latency samples: pure numpy (and scipy's special functions), nothing rounded, nothing stored.
 
 Why medians: latency distributions are skewed to the right (interrupts, page faults, a
 neighbour on a shared core make single iterations slower, never faster), so the mean chases
@@ -17,6 +17,10 @@ core placement) moved a DWConv stack by 30 % between two runs whose round interv
 wide. :func:`hierarchical_median_ci` takes rounds from several worker processes and bootstraps
 workers, then rounds within them, so its interval holds across fresh processes.
 
+Only numpy is imported with this module: the binomial tail of :func:`median_ci` is summed
+exactly in integers, and scipy's special functions are imported where a Student t quantile is
+first needed (``scipy.stats`` alone takes longer to import than reading a results folder).
+
 Example::
 
     >>> import numpy as np
@@ -33,7 +37,6 @@ from collections.abc import Sequence
 from typing import NamedTuple
 
 import numpy as np
-from scipy import stats as _sps
 
 __all__ = [
     "CI",
@@ -121,14 +124,40 @@ def median_ci(x: Sequence[float] | np.ndarray, confidence: float = 0.95) -> CI:
     a = np.sort(_arr(x))
     n = a.size
     alpha = 1.0 - confidence
-    # largest k (1-based) with P(B <= k-1) <= alpha/2
-    cdf = _sps.binom.cdf(np.arange(n), n, 0.5)  # cdf[j] = P(B <= j)
-    ok = np.nonzero(cdf <= alpha / 2.0)[0]
-    if ok.size == 0:
+    cdf = _half_binomial_cdf(n, alpha / 2.0)  # P(B <= j) for j = 0, 1, … while it is <= alpha/2
+    if not cdf:
         return CI(float(a[0]), float(a[-1]), median_ci_level(n))
-    k = int(ok[-1]) + 1  # P(B <= k-1) <= alpha/2
+    k = len(cdf)  # the largest k (1-based) with P(B <= k-1) <= alpha/2
     level = 1.0 - 2.0 * float(cdf[k - 1])
     return CI(float(a[k - 1]), float(a[n - k]), level)
+
+
+#: Above this many values the binomial tail is scipy's (floating point) rather than an exact sum.
+_EXACT_TAIL_MAX_N = 10_000
+
+
+def _half_binomial_cdf(n: int, upto: float) -> list[float]:
+    """``P(B <= j)`` for ``B ~ Binomial(n, 1/2)`` and ``j = 0, 1, …`` while it is ``<= upto`` (``j < n``).
+
+    Each value is the exact integer sum of binomial coefficients over ``2**n``, rounded once. That
+    costs O(n²) bit operations, a millisecond for a thousand rounds; beyond
+    :data:`_EXACT_TAIL_MAX_N` values scipy's binomial distribution gives them instead.
+    """
+    if n > _EXACT_TAIL_MAX_N:
+        from scipy import stats as sps
+
+        cdf = sps.binom.cdf(np.arange(n), n, 0.5)
+        return [float(v) for v in cdf[: int(np.count_nonzero(cdf <= upto))]]
+    out: list[float] = []
+    term, total, whole = 1, 0, 1 << n  # term = C(n, j)
+    for j in range(n):
+        total += term
+        p = total / whole  # int / int: correctly rounded
+        if p > upto:
+            break
+        out.append(p)
+        term = term * (n - j) // (j + 1)
+    return out
 
 
 def round_medians(samples: Sequence[float] | np.ndarray, round_ids: Sequence[int] | np.ndarray) -> np.ndarray:
@@ -156,8 +185,10 @@ def _few_clusters_factor(k: int, confidence: float) -> float:
     """
     if k < 2:
         return 1.0
+    from scipy import special  # what scipy.stats' t.ppf and norm.ppf compute, without importing scipy.stats
+
     q = 0.5 + confidence / 2.0
-    return float(_sps.t.ppf(q, k - 1) / _sps.norm.ppf(q))
+    return float(special.stdtrit(k - 1, q) / special.ndtri(q))
 
 
 def hierarchical_median_ci(
