@@ -248,7 +248,19 @@ def _hierarchical_draws(
     idx = np.floor(rng.random((n_boot, k, n_max)) * n_chosen[..., None]).astype(int)
     vals = table[chosen[..., None], idx]
     vals[np.arange(n_max)[None, None, :] >= n_chosen[..., None]] = np.nan
-    return point, np.nanmedian(vals.reshape(n_boot, -1), axis=1), k
+    return point, _row_medians(vals.reshape(n_boot, -1), n_chosen.sum(axis=1)), k
+
+
+def _row_medians(vals: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """``np.nanmedian(vals, axis=1)`` where row ``i`` holds ``counts[i]`` numbers and NaN elsewhere.
+
+    Sorted, a row's numbers come first and its NaNs last; its median is the middle number, or half
+    the sum of the two middle ones: the operations ``np.nanmedian`` performs, so the same bits, at a
+    fraction of the time its masked arrays take on thousands of short rows.
+    """
+    s = np.sort(vals, axis=1)
+    rows = np.arange(s.shape[0])
+    return (s[rows, (counts - 1) // 2] + s[rows, counts // 2]) / 2.0
 
 
 def hierarchical_median_draws(samples, round_ids, worker_ids, n_boot: int, rng: np.random.Generator) -> np.ndarray:
