@@ -34,7 +34,6 @@ from ..verdicts import (  # noqa: E402
 from .tables import above_roof, is_probe, panels, theoretical_roofs  # noqa: E402
 
 __all__ = [
-    "FIGURES",
     "VERDICT_COLORS",
     "forest_figure",
     "ratio_per_map_figure",
@@ -633,13 +632,3 @@ def forest_figure(compact: pd.DataFrame) -> Figure | str:
     fig.legend(handles=handles, fontsize=7.5, ncol=len(handles), loc="upper center", frameon=False)
     fig.tight_layout(rect=(0, 0, 0.9, 1.0 - 0.32 / fig.get_figheight()))  # 0.32 in: the legend's row
     return fig
-
-
-#: name → (title, function of (df, ceilings)); the order the report shows them in.
-FIGURES = {
-    "ratio_per_map": ("FLOPS ratios per map: PConv / DWConv and PConv / GConv", lambda df, c: ratio_per_map_figure(df)),
-    "table1": ("Table 1 analog: GMAC/s per operator and map", lambda df, c: table1_figure(df)),
-    "latency_vs_macs": ("Latency vs FLOPs (MACs), networks", lambda df, c: latency_vs_macs_figure(df)),
-    "flops_vs_flops": ("FLOPS vs FLOPs (MACs), networks", lambda df, c: flops_vs_flops_figure(df)),
-    "roofline": ("Roofline per device", roofline_figure),
-}
