@@ -18,8 +18,9 @@ Results from several machines merge into one report, one panel / column group pe
 (``device_key``). Repeats of a measurement on the same device are pooled (see
 :mod:`fnbench.merge`). The parts live apart: :mod:`.tables` (DataFrames), :mod:`.figures`
 (matplotlib), :mod:`.html` (rendering); :data:`.build.SECTIONS` lists the page's sections, each
-one :class:`.sections.Section` that builds its CSVs, figures and HTML from them. Reading and
-reporting import no torch.
+one :class:`.sections.Section` that builds its CSVs, figures and HTML from them. Figures already
+drawn for the same result files and code are taken from a cache (:mod:`.cache`), so a second
+report of a folder draws nothing. Reading and reporting import no torch.
 
 Example::
 

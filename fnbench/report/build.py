@@ -4,7 +4,8 @@ The page is :data:`SECTIONS`, one :class:`~fnbench.report.sections.Section` per 
 shown: its id, title and a build that reads the shared :class:`Inputs` (the merged frame and the
 tables several sections use, each made once) and returns the section's CSVs and HTML, handing each
 of its figures (a :class:`~fnbench.report.sections.Plot`: name, title, caption, how to draw it) to
-the drawer, which draws it and writes ``<name>.png`` and ``<name>.svg``. Adding a
+the drawer. The drawer takes a figure from the cache of earlier reports of the same files
+(:mod:`fnbench.report.cache`) or draws it, and writes ``<name>.png`` and ``<name>.svg``. Adding a
 section is adding one object to :data:`SECTIONS` (and, for a new kind of table, its renderer in
 :mod:`fnbench.report.html`).
 """
@@ -30,6 +31,7 @@ from . import html as _html
 from . import runtime_claims as _rtc
 from . import sensitivity as _sens
 from . import tables as _tab
+from .cache import FigureCache
 from .sections import Draw, Part, Plot, Section
 
 __all__ = ["ReportSummary", "build_report", "Inputs", "SECTIONS"]
@@ -327,14 +329,17 @@ SECTIONS: tuple[Section, ...] = (
 
 
 class _Drawer:
-    """What the sections hand their figures to: each is drawn, then written whole."""
+    """What the sections hand their figures to: each is taken from the cache or drawn, then written whole."""
 
-    def __init__(self, out: Path, summary: ReportSummary) -> None:
-        self.out, self.summary = out, summary
+    def __init__(self, out: Path, summary: ReportSummary, cache: FigureCache) -> None:
+        self.out, self.summary, self.cache = out, summary, cache
 
     def __call__(self, plot: Plot) -> bytes | str:
-        fig = plot.draw()
-        got = fig if isinstance(fig, str) else _png_svg(fig)
+        got = self.cache.get(plot.name)
+        if got is None:
+            fig = plot.draw()
+            got = fig if isinstance(fig, str) else _png_svg(fig)
+            self.cache.put(plot.name, got)
         if isinstance(got, str):
             self.summary.not_drawn[plot.name] = got
             return got
@@ -390,7 +395,8 @@ def build_report(
     (out / "index.html").unlink(missing_ok=True)
     inputs = Inputs(df, files)
     summary = ReportSummary(out_dir=out, index=out / "index.html", claims=inputs.claims)
-    draw = _Drawer(out, summary)
+    cache = FigureCache(files, runtimes)
+    draw = _Drawer(out, summary, cache)
     shown = []
     for section in SECTIONS:
         part = section.build(inputs, draw)
@@ -405,6 +411,7 @@ def build_report(
         sections=shown,
     )
     _write_whole(summary.index, _html.render(page).encode("utf-8"))
+    cache.save()
     summary.devices = list(inputs.devices.device)
     summary.n_rows = len(df)
     summary.n_failed = int((df.status != "ok").sum())

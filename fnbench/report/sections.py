@@ -30,7 +30,9 @@ __all__ = ["Plot", "Part", "Section", "Draw"]
 class Plot:
     """One figure: ``name`` (its files ``<name>.png`` and ``.svg``), title, caption, and how to draw it.
 
-    ``draw()`` returns a matplotlib figure, or a string saying why there is nothing to draw.
+    ``draw()`` returns a matplotlib figure, or a string saying why there is nothing to draw. It is
+    called only when the figure is not already drawn for the same result files and code
+    (:mod:`fnbench.report.cache`).
     """
 
     name: str
