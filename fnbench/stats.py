@@ -18,8 +18,9 @@ wide. :func:`hierarchical_median_ci` takes rounds from several worker processes 
 workers, then rounds within them, so its interval holds across fresh processes.
 
 Only numpy is imported with this module: the binomial tail of :func:`median_ci` is summed
-exactly in integers, and scipy's special functions are imported where a Student t quantile is
-first needed (``scipy.stats`` alone takes longer to import than reading a results folder).
+exactly in integers, the Student t quantiles of the 95 % interval over few workers are a table,
+and scipy's special functions are imported only for another level or worker count (importing
+``scipy.stats`` alone took longer than reading a results folder).
 
 Example::
 
@@ -185,10 +186,35 @@ def _few_clusters_factor(k: int, confidence: float) -> float:
     """
     if k < 2:
         return 1.0
+    if confidence == 0.95 and k - 2 < len(_FEW_CLUSTERS_95):
+        return _FEW_CLUSTERS_95[k - 2]
     from scipy import special  # what scipy.stats' t.ppf and norm.ppf compute, without importing scipy.stats
 
     q = 0.5 + confidence / 2.0
     return float(special.stdtrit(k - 1, q) / special.ndtri(q))
+
+
+#: :func:`_few_clusters_factor` at 95 % for k = 2, 3, … 64 workers, the values scipy.special's
+#: ``stdtrit(k - 1, 0.975) / ndtri(0.975)`` gives (tests/test_stats.py checks each): every record
+#: of a report has its interval recomputed on loading, and importing scipy for that took longer
+#: than the arithmetic.
+# fmt: off
+_FEW_CLUSTERS_95 = (
+    6.482876642836102, 2.195271323191772, 1.6237269308958933, 1.4165796550845007, 1.3115454446677266,
+    1.2484473543625838, 1.206463113733027, 1.1765543415050645, 1.1541830261381394, 1.1368264261800467,
+    1.122972247170218, 1.1116596258163038, 1.1022491604455509, 1.0942990304085216, 1.087494240900536,
+    1.0816042110685693, 1.0764562994398224, 1.0719186968805772, 1.0678890382261181, 1.0642866214479845,
+    1.06104696878688, 1.0581179471982505, 1.0554569506053968, 1.0530288198700553, 1.0508042846698586,
+    1.048758780700374, 1.0468715408369043, 1.045124889004502, 1.0435036859172993, 1.0419948899114588,
+    1.0405872059302264, 1.039270802691872, 1.0380370830777175, 1.0368784964151403, 1.0357883840027549,
+    1.0347608512083881, 1.0337906609567609, 1.0328731445476205, 1.0320041266020645, 1.0311798615935077,
+    1.0303969799298647, 1.0296524419513906, 1.028943498521011, 1.0282676571308076, 1.027622652644557,
+    1.0270064219531037, 1.026417081945443, 1.025852910300323, 1.0253123286858903, 1.024793888022443,
+    1.0242962555186732, 1.023818203237336, 1.0233585979839106, 1.0229163923430677, 1.022490616713774,
+    1.0220803722156016, 1.0216848243570795, 1.021303197372262, 1.0209347691446697, 1.020578866648752,
+    1.0202348618483374, 1.01990216799952, 1.0195802363121957,
+)
+# fmt: on
 
 
 def hierarchical_median_ci(
