@@ -58,9 +58,17 @@ def is_paper_arm_core(cpu_model: str | None) -> bool:
     return bool(cpu_model) and PAPER_ARM_CORE in cpu_model and "+" not in cpu_model
 
 
+_PARSED: dict[str, pd.DataFrame] = {}
+
+
 def _read(name: str, **kwargs) -> pd.DataFrame:
-    with resources.files(__name__).joinpath(name).open("r", encoding="utf-8") as f:
-        return pd.read_csv(f, **kwargs)
+    """The CSV ``name`` parsed once per process (a claim table asks for Table 1 dozens of times);
+    each call gets its own copy, free to change."""
+    key = f"{name} {sorted(kwargs.items())!r}"
+    if key not in _PARSED:
+        with resources.files(__name__).joinpath(name).open("r", encoding="utf-8") as f:
+            _PARSED[key] = pd.read_csv(f, **kwargs)
+    return _PARSED[key].copy()
 
 
 def paper_table1() -> pd.DataFrame:
