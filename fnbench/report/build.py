@@ -397,18 +397,18 @@ def build_report(
     summary = ReportSummary(out_dir=out, index=out / "index.html", claims=inputs.claims)
     cache = FigureCache(files, runtimes)
     draw = _Drawer(out, summary, cache)
-    shown = []
-    for section in SECTIONS:
+    html = {}
+    for section in sorted(SECTIONS, key=lambda s: s.lead):  # the lead, a summary of the rest, last
         part = section.build(inputs, draw)
         for name, frame in part.csv.items():
             summary.csv[name] = out / f"{name}.csv"
             _write_whole(summary.csv[name], frame.to_csv(index=False).encode("utf-8"))
-        shown.append((section.id, section.title, part.html, section.lead))
+        html[section.id] = part.html
     page = _html.Page(
         title=title,
         generated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         inputs=[Path(p).name or str(p) for p in named],
-        sections=shown,
+        sections=[(s.id, s.title, html[s.id], s.lead) for s in SECTIONS],
     )
     _write_whole(summary.index, _html.render(page).encode("utf-8"))
     cache.save()

@@ -166,8 +166,9 @@ def _verdict_span(v: str) -> str:
 def answer(c: pd.DataFrame, forest: bytes | str, compact: pd.DataFrame, footnotes: list[tuple[int, str, str]]) -> str:
     """The claims at a glance: the forest plot, the compact table under it, footnotes per device.
 
-    ``forest`` is the forest plot's PNG or why it is not drawn; ``compact`` the compact table
-    (:func:`fnbench.report.tables.compact_claims`) and ``footnotes`` the per-device unsettled rows.
+    ``c`` is the claims table, ``forest`` the forest plot's PNG or why it is not drawn, ``compact``
+    the compact table (:func:`fnbench.report.tables.compact_claims`) and ``footnotes`` the
+    per-device unsettled rows.
     The sentences (``compare``'s last line, ``verdicts.csv``'s ``answer``) are folded below: eight
     near-identical sentences hide the pattern across claims that one figure shows.
     """

@@ -59,6 +59,8 @@ class Section:
 
     A ``lead`` section opens the page, above the contents and without a heading (the claims at a
     glance); the others follow in the list's order, each under its title and listed in the contents.
+    A lead section sums the others up and is built after them (its figures are listed last among
+    those not drawn, as ``fnbench report`` prints them).
     """
 
     id: str
