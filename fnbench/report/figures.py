@@ -421,6 +421,44 @@ def _theoretical_roof(ax, theo: pd.DataFrame, key, ys: np.ndarray) -> np.ndarray
     return ys
 
 
+def _roofline_points(ax, g: pd.DataFrame, above: pd.DataFrame) -> list[tuple[tuple[float, float], str]]:
+    """One panel's points (● operator, ▲ network; hollow: unstable), a red ring on each of ``above``;
+    returns the labels to place once the layout is final."""
+    labels = []
+    for r in g.itertuples():
+        if r.target_kind == "operator":
+            color, marker = OP_COLORS.get(r.target, "#777"), "o"
+        else:
+            color, marker = (T0_COLOR if str(r.target).startswith("fasternet") else NET_COLOR), "^"
+        ax.scatter(
+            r.intensity_flop_per_byte,
+            r.gflops_per_s,
+            marker=marker,
+            s=30,
+            edgecolors=color,
+            facecolors=color if r.stable else "white",
+            zorder=4,
+        )
+        if ((above.target == r.target) & (above["shape"] == r.shape) & (above.runtime == r.runtime)).any():
+            ax.scatter(
+                r.intensity_flop_per_byte,
+                r.gflops_per_s,
+                marker="o",
+                s=140,
+                facecolors="none",
+                edgecolors="#d62728",
+                lw=1.4,
+                zorder=5,
+            )
+        name = (
+            r.target
+            if r.target_kind != "operator"
+            else f"{r.target} {r.shape}" + ("" if r.layers == 10 else f" ×{int(r.layers)}")
+        )
+        labels.append(((r.intensity_flop_per_byte, r.gflops_per_s), name))
+    return labels
+
+
 def roofline_figure(df: pd.DataFrame, ceil: pd.DataFrame) -> Figure | str:
     """Roofline per device: achieved GFLOP/s (2·MACs/latency) vs arithmetic intensity (FLOP/byte).
 
@@ -437,40 +475,8 @@ def roofline_figure(df: pd.DataFrame, ceil: pd.DataFrame) -> Figure | str:
     for ax, (title, g) in zip(axes, ps):
         key = g.device_key.iloc[0]
         c = ceil[ceil.device_key == key] if not ceil.empty else ceil
-        labels = []
         mine = over[(over.device_key == key)]
-        for r in g.itertuples():
-            if r.target_kind == "operator":
-                color, marker = OP_COLORS.get(r.target, "#777"), "o"
-            else:
-                color, marker = (T0_COLOR if str(r.target).startswith("fasternet") else NET_COLOR), "^"
-            ax.scatter(
-                r.intensity_flop_per_byte,
-                r.gflops_per_s,
-                marker=marker,
-                s=30,
-                edgecolors=color,
-                facecolors=color if r.stable else "white",
-                zorder=4,
-            )
-            if ((mine.target == r.target) & (mine["shape"] == r.shape) & (mine.runtime == r.runtime)).any():
-                ax.scatter(
-                    r.intensity_flop_per_byte,
-                    r.gflops_per_s,
-                    marker="o",
-                    s=140,
-                    facecolors="none",
-                    edgecolors="#d62728",
-                    lw=1.4,
-                    zorder=5,
-                )
-            name = (
-                r.target
-                if r.target_kind != "operator"
-                else f"{r.target} {r.shape}" + ("" if r.layers == 10 else f" ×{int(r.layers)}")
-            )
-            labels.append(((r.intensity_flop_per_byte, r.gflops_per_s), name))
-        jobs.append((ax, labels))
+        jobs.append((ax, _roofline_points(ax, g, mine)))
         if len(mine):
             ax.text(
                 0.02,
