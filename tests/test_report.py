@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
+import sys
 import xml.etree.ElementTree as ET
 from html import unescape
 from pathlib import Path
@@ -648,3 +650,16 @@ def test_cache_entries_read_back_whole_or_not_at_all():
         assert _decode(data) == drawn
         assert all(_decode(data[:n]) is None for n in range(len(data)))  # every cut is refused
         assert _decode(data[:-1] + bytes([data[-1] ^ 1])) is None
+
+
+def test_the_report_command_imports_no_torch(tmp_path):
+    """`fnbench report` reads records and draws: importing torch would cost it seconds (and 1 GB)."""
+    code = (
+        "import sys\nfrom fnbench.cli import main\n"
+        f"code = main(['report', *{[str(p) for p in TOP]!r}, '--out', {str(tmp_path / 'out')!r}])\n"
+        "assert code == 0, code\nassert 'torch' not in sys.modules, 'torch was imported'"
+    )
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert (tmp_path / "out" / "index.html").exists()
