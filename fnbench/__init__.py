@@ -28,16 +28,23 @@ checks it, and that no two modules import each other, directly or around a loop)
      eager, compile, ONNX Runtime, OpenVINO, ExecuTorch), ``conditions`` (the run policy and a
      target prepared under it),
      ``workers`` (fresh processes; they import ``conditions``, never the run loop),
-     ``passes`` (a target measured over passes), ``runner`` (the run loop), ``probe``,
+     ``passes`` (a suite measured in passes, each interleaving its targets' rounds), ``runner`` (the run loop), ``probe``,
      ``compare``, ``layers`` (per-layer breakdown), ``api`` (the notebook API over them),
      ``campaign`` (ordinary runs on the nodes of a Ray cluster, their records streamed home);
    - records and what they say: ``results`` (schema, record builders, crash-safe files),
      ``validation`` (what a stored record must satisfy before a number is derived from it),
      ``merge`` (records into frames), ``verdicts`` (the paper's claims judged).
+     Reading and reporting (these and ``report/``) import none of the measuring modules
+     (``timing``, ``layers``, ``counting``, ``runtimes``) and no torch, not even lazily: a report
+     is made from stored records, and importing torch alone would cost it seconds.
 1. foundation — ``errors``, ``units`` (quantities and their formatting), ``stats``,
-   ``allocators``, ``devices``, ``reference`` (the paper's numbers, Table 1's maps and operators and
-   its headline peers), ``checks``, ``options`` (what a run is measured with, and the defaults the
-   commands show: no torch, so that ``--help`` loads none).
+   ``allocators``, ``devices``, ``reference`` (the paper's numbers, Table 1's maps and operators,
+   its headline peers and its ARM core), ``checks``, ``options`` (what a run is measured with, and
+   the defaults the commands show: no torch, so that ``--help`` loads none), ``opkinds`` (the one
+   table of aten op kinds: the counter's data movement, the breakdown's kinds), ``peaks`` (the
+   clock of a theoretical peak, and when one may be shown), ``measurement`` (what a measurement
+   is: raw samples in rounds, processes, passes and cycles, their statistics, merging, and its
+   record), ``pairing`` (the paired bootstrap of rows measured in the same cycles).
 0. ``operators`` — the operators and networks themselves (PConv, FasterNet, the zoo of peers)
    and their closed-form costs (``operators.analytic``); they know nothing of fnbench.
 """

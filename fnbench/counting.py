@@ -38,49 +38,13 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode, flop_registry
 
 from .errors import first_line
+from .opkinds import is_data_movement
 
 __all__ = ["OpStat", "CountResult", "count", "touched_bytes", "ByteCounter"]
 
 #: fvcore operator names whose counts are multiply-adds (comparable with FlopCounterMode / 2).
 FVCORE_MAC_OPS = frozenset({"conv", "linear", "matmul", "addmm", "bmm", "einsum", "mm", "baddbmm"})
 
-#: aten ops that only move or create data: 0 FLOPs by nature, so never "uncounted".
-DATA_MOVEMENT = frozenset(
-    {
-        "aten.cat",
-        "aten.stack",
-        "aten.clone",
-        "aten.copy_",
-        "aten._to_copy",
-        "aten.contiguous",
-        "aten.fill_",
-        "aten.zero_",
-        "aten.empty",
-        "aten.empty_like",
-        "aten.empty_strided",
-        "aten.zeros",
-        "aten.zeros_like",
-        "aten.ones",
-        "aten.ones_like",
-        "aten.full",
-        "aten.new_empty",
-        "aten.new_zeros",
-        "aten.constant_pad_nd",
-        "aten.index_select",
-        "aten.index",
-        "aten.gather",
-        "aten.roll",
-        "aten.flip",
-        "aten.repeat",
-        "aten.lift_fresh",
-        "aten.detach",
-        "aten.alias",
-        "aten._unsafe_view",
-        "aten.channel_shuffle",
-        "aten.pixel_shuffle",
-        "aten.native_channel_shuffle",
-    }
-)
 _OVERWRITE = frozenset({"aten.copy_", "aten.fill_", "aten.zero_", "aten.normal_", "aten.uniform_"})
 
 
@@ -291,7 +255,7 @@ def count(module: nn.Module, x: Tensor, *, fvcore: bool = True) -> CountResult:
     for op, stat in counter.by_operator.items():
         if op in counted_ops:
             continue
-        (zero if (op in counter.views or op in DATA_MOVEMENT) else uncounted)[op] = stat.calls
+        (zero if (op in counter.views or is_data_movement(op)) else uncounted)[op] = stat.calls
     result = CountResult(
         params=params,
         macs_flopcounter=int(fcm.get_total_flops()) // 2,

@@ -44,11 +44,11 @@ from torch.utils.flop_counter import flop_registry
 
 from . import allocators, units
 from .counting import ByteCounter, HookedDispatchMode
+from .opkinds import DATA_OPS, kind_of_op, op_name
 from .options import DEFAULT_BREAKDOWN_BUDGET_S, DEFAULT_LAYER_BUDGET_S
 from .timing import Measurement, Timer, fold_bn, measure, outputs_close
 
 __all__ = [
-    "KINDS",
     "METHOD",
     "LayerCall",
     "LayerResult",
@@ -59,167 +59,8 @@ __all__ = [
     "measure_layers",
 ]
 
-#: Operator kinds, in the order tables and figures show them.
-KINDS = (
-    "conv",
-    "pconv",
-    "pwconv",
-    "dwconv",
-    "gconv",
-    "linear",
-    "attention",
-    "norm",
-    "act",
-    "pool",
-    "elementwise",
-    "data",
-    "other",
-)
 METHOD = "standalone-replay"
 
-_DATA_OPS = frozenset(
-    {
-        "cat",
-        "stack",
-        "split",
-        "split_with_sizes",
-        "chunk",
-        "slice",
-        "select",
-        "narrow",
-        "view",
-        "_unsafe_view",
-        "reshape",
-        "flatten",
-        "unflatten",
-        "permute",
-        "transpose",
-        "t",
-        "contiguous",
-        "clone",
-        "copy_",
-        "_to_copy",
-        "expand",
-        "squeeze",
-        "unsqueeze",
-        "unbind",
-        "channel_shuffle",
-        "native_channel_shuffle",
-        "pixel_shuffle",
-        "pixel_unshuffle",
-        "constant_pad_nd",
-        "index",
-        "index_select",
-        "gather",
-        "roll",
-        "flip",
-        "repeat",
-        "alias",
-        "detach",
-        "as_strided",
-        "empty",
-        "empty_like",
-        "zeros",
-        "zeros_like",
-        "fill_",
-        "zero_",
-        "new_empty",
-        "im2col",
-        "col2im",
-        "unfold",
-        "upsample_nearest2d",
-    }
-)
-_ELEMENTWISE_OPS = frozenset(
-    {
-        "add",
-        "add_",
-        "mul",
-        "mul_",
-        "sub",
-        "sub_",
-        "div",
-        "div_",
-        "neg",
-        "pow",
-        "sqrt",
-        "rsqrt",
-        "exp",
-        "where",
-        "addcmul",
-        "lerp",
-        "abs",
-    }
-)
-_ACT_OPS = frozenset(
-    {
-        "relu",
-        "relu_",
-        "relu6",
-        "gelu",
-        "gelu_",
-        "silu",
-        "silu_",
-        "sigmoid",
-        "sigmoid_",
-        "tanh",
-        "hardswish",
-        "hardswish_",
-        "hardsigmoid",
-        "hardsigmoid_",
-        "hardtanh",
-        "hardtanh_",
-        "clamp",
-        "clamp_",
-        "clamp_min",
-        "clamp_min_",
-        "mish",
-        "elu",
-        "leaky_relu",
-        "leaky_relu_",
-        "softplus",
-    }
-)
-_NORM_OPS = frozenset(
-    {
-        "native_batch_norm",
-        "_native_batch_norm_legit_no_training",
-        "native_layer_norm",
-        "native_group_norm",
-        "batch_norm",
-        "layer_norm",
-        "group_norm",
-        "var_mean",
-        "rms_norm",
-    }
-)
-_POOL_OPS = frozenset(
-    {
-        "mean",
-        "avg_pool2d",
-        "max_pool2d",
-        "max_pool2d_with_indices",
-        "adaptive_avg_pool2d",
-        "_adaptive_avg_pool2d",
-        "adaptive_max_pool2d",
-        "sum",
-        "amax",
-    }
-)
-_ATTENTION_OPS = frozenset(
-    {
-        "softmax",
-        "_softmax",
-        "bmm",
-        "baddbmm",
-        "scaled_dot_product_attention",
-        "_scaled_dot_product_flash_attention_for_cpu",
-        "_scaled_dot_product_flash_attention",
-        "_scaled_dot_product_efficient_attention",
-        "_scaled_dot_product_cudnn_attention",
-    }
-)
-_LINEAR_OPS = frozenset({"addmm", "mm", "linear", "matmul"})
 _ACT_NAMES = (
     "relu",
     "gelu",
@@ -291,23 +132,12 @@ def module_kind(module: nn.Module, parent: nn.Module | None = None) -> str | Non
 
 def op_kind(op: str, owner: nn.Module | None = None, conv_args: tuple[int, int, tuple[int, ...]] | None = None) -> str:
     """The operator kind of one aten op (``"aten.cat"`` or ``"cat"``) run by ``owner`` itself."""
-    name = op.split(".")[-1] if op.startswith("aten.") else op
+    name = op_name(op)
     if name in ("convolution", "conv2d", "_convolution", "mkldnn_convolution") and conv_args is not None:
         return "pconv" if _is_pconv(owner) else _conv_kind(*conv_args)
-    if _is_attention(owner) and name not in _DATA_OPS:
+    if _is_attention(owner) and name not in DATA_OPS:
         return "attention"
-    for kinds, kind in (
-        (_DATA_OPS, "data"),
-        (_ELEMENTWISE_OPS, "elementwise"),
-        (_ACT_OPS, "act"),
-        (_NORM_OPS, "norm"),
-        (_POOL_OPS, "pool"),
-        (_ATTENTION_OPS, "attention"),
-        (_LINEAR_OPS, "linear"),
-    ):
-        if name in kinds:
-            return kind
-    return "other"
+    return kind_of_op(name)
 
 
 # -- recording ------------------------------------------------------------------------------------

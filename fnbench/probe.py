@@ -40,8 +40,9 @@ from torch import nn
 from . import allocators
 from . import results as _results
 from .conditions import resolve_policy
-from .devices import NOMINAL_CLOCK, device_record, fingerprint, max_clock_mhz, roof_note
+from .devices import device_record, fingerprint
 from .options import DEFAULT_PROBE_BUDGET_S
+from .peaks import NOMINAL_CLOCK, max_clock_mhz, roof_note
 from .results import ceilings  # the ceilings these probes measure, computed from their records
 from .timing import measure
 
@@ -143,10 +144,10 @@ def theoretical_peak(
 ) -> dict[str, Any] | None:
     """The FP32 peak a CPU's flags imply: lanes × FMA units × 2 FLOP × clock × threads, or ``None``.
 
-    The clock is the highest one the OS reports (:func:`fnbench.devices.max_clock_mhz`:
+    The clock is the highest one the OS reports (:func:`fnbench.peaks.max_clock_mhz`:
     ``cpuinfo_max_freq``, else lscpu's max MHz, else ``cpu MHz`` labelled nominal); ``max_mhz``
     with ``clock`` (its source) gives it instead. Returns ``{"gflop_per_s", "lanes",
-    "fma_units", "mhz", "clock", "threads", "basis"}``; :func:`fnbench.devices.roof_note` says
+    "fma_units", "mhz", "clock", "threads", "basis"}``; :func:`fnbench.peaks.roof_note` says
     whether it may be shown beside a measured ceiling.
     """
     if cpuinfo is None:

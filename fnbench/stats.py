@@ -1,4 +1,4 @@
-"""Statistics on raw latency samples: pure numpy/scipy, nothing rounded, nothing stored.
+"""Statistics on raw latency samples: pure numpy (and scipy's special functions), nothing rounded, nothing stored.
 
 Why medians: latency distributions are skewed to the right (interrupts, page faults, a
 neighbour on a shared core make single iterations slower, never faster), so the mean chases
@@ -17,6 +17,11 @@ core placement) moved a DWConv stack by 30 % between two runs whose round interv
 wide. :func:`hierarchical_median_ci` takes rounds from several worker processes and bootstraps
 workers, then rounds within them, so its interval holds across fresh processes.
 
+Only numpy is imported with this module: the binomial tail of :func:`median_ci` is summed
+exactly in integers, the Student t quantiles of the 95 % interval over few workers are a table,
+and scipy's special functions are imported only for another level or worker count (importing
+``scipy.stats`` alone took longer than reading a results folder).
+
 Example::
 
     >>> import numpy as np
@@ -33,7 +38,6 @@ from collections.abc import Sequence
 from typing import NamedTuple
 
 import numpy as np
-from scipy import stats as _sps
 
 __all__ = [
     "CI",
@@ -121,14 +125,40 @@ def median_ci(x: Sequence[float] | np.ndarray, confidence: float = 0.95) -> CI:
     a = np.sort(_arr(x))
     n = a.size
     alpha = 1.0 - confidence
-    # largest k (1-based) with P(B <= k-1) <= alpha/2
-    cdf = _sps.binom.cdf(np.arange(n), n, 0.5)  # cdf[j] = P(B <= j)
-    ok = np.nonzero(cdf <= alpha / 2.0)[0]
-    if ok.size == 0:
+    cdf = _half_binomial_cdf(n, alpha / 2.0)  # P(B <= j) for j = 0, 1, … while it is <= alpha/2
+    if not cdf:
         return CI(float(a[0]), float(a[-1]), median_ci_level(n))
-    k = int(ok[-1]) + 1  # P(B <= k-1) <= alpha/2
+    k = len(cdf)  # the largest k (1-based) with P(B <= k-1) <= alpha/2
     level = 1.0 - 2.0 * float(cdf[k - 1])
     return CI(float(a[k - 1]), float(a[n - k]), level)
+
+
+#: Above this many values the binomial tail is scipy's (floating point) rather than an exact sum.
+_EXACT_TAIL_MAX_N = 10_000
+
+
+def _half_binomial_cdf(n: int, upto: float) -> list[float]:
+    """``P(B <= j)`` for ``B ~ Binomial(n, 1/2)`` and ``j = 0, 1, …`` while it is ``<= upto`` (``j < n``).
+
+    Each value is the exact integer sum of binomial coefficients over ``2**n``, rounded once. That
+    costs O(n²) bit operations, a millisecond for a thousand rounds; beyond
+    :data:`_EXACT_TAIL_MAX_N` values scipy's binomial distribution gives them instead.
+    """
+    if n > _EXACT_TAIL_MAX_N:
+        from scipy import stats as sps
+
+        cdf = sps.binom.cdf(np.arange(n), n, 0.5)
+        return [float(v) for v in cdf[: int(np.count_nonzero(cdf <= upto))]]
+    out: list[float] = []
+    term, total, whole = 1, 0, 1 << n  # term = C(n, j)
+    for j in range(n):
+        total += term
+        p = total / whole  # int / int: correctly rounded
+        if p > upto:
+            break
+        out.append(p)
+        term = term * (n - j) // (j + 1)
+    return out
 
 
 def round_medians(samples: Sequence[float] | np.ndarray, round_ids: Sequence[int] | np.ndarray) -> np.ndarray:
@@ -156,8 +186,35 @@ def _few_clusters_factor(k: int, confidence: float) -> float:
     """
     if k < 2:
         return 1.0
+    if confidence == 0.95 and k - 2 < len(_FEW_CLUSTERS_95):
+        return _FEW_CLUSTERS_95[k - 2]
+    from scipy import special  # what scipy.stats' t.ppf and norm.ppf compute, without importing scipy.stats
+
     q = 0.5 + confidence / 2.0
-    return float(_sps.t.ppf(q, k - 1) / _sps.norm.ppf(q))
+    return float(special.stdtrit(k - 1, q) / special.ndtri(q))
+
+
+#: :func:`_few_clusters_factor` at 95 % for k = 2, 3, … 64 workers, the values scipy.special's
+#: ``stdtrit(k - 1, 0.975) / ndtri(0.975)`` gives (tests/test_stats.py checks each): every record
+#: of a report has its interval recomputed on loading, and importing scipy for that took longer
+#: than the arithmetic.
+# fmt: off
+_FEW_CLUSTERS_95 = (
+    6.482876642836102, 2.195271323191772, 1.6237269308958933, 1.4165796550845007, 1.3115454446677266,
+    1.2484473543625838, 1.206463113733027, 1.1765543415050645, 1.1541830261381394, 1.1368264261800467,
+    1.122972247170218, 1.1116596258163038, 1.1022491604455509, 1.0942990304085216, 1.087494240900536,
+    1.0816042110685693, 1.0764562994398224, 1.0719186968805772, 1.0678890382261181, 1.0642866214479845,
+    1.06104696878688, 1.0581179471982505, 1.0554569506053968, 1.0530288198700553, 1.0508042846698586,
+    1.048758780700374, 1.0468715408369043, 1.045124889004502, 1.0435036859172993, 1.0419948899114588,
+    1.0405872059302264, 1.039270802691872, 1.0380370830777175, 1.0368784964151403, 1.0357883840027549,
+    1.0347608512083881, 1.0337906609567609, 1.0328731445476205, 1.0320041266020645, 1.0311798615935077,
+    1.0303969799298647, 1.0296524419513906, 1.028943498521011, 1.0282676571308076, 1.027622652644557,
+    1.0270064219531037, 1.026417081945443, 1.025852910300323, 1.0253123286858903, 1.024793888022443,
+    1.0242962555186732, 1.023818203237336, 1.0233585979839106, 1.0229163923430677, 1.022490616713774,
+    1.0220803722156016, 1.0216848243570795, 1.021303197372262, 1.0209347691446697, 1.020578866648752,
+    1.0202348618483374, 1.01990216799952, 1.0195802363121957,
+)
+# fmt: on
 
 
 def hierarchical_median_ci(
@@ -217,7 +274,19 @@ def _hierarchical_draws(
     idx = np.floor(rng.random((n_boot, k, n_max)) * n_chosen[..., None]).astype(int)
     vals = table[chosen[..., None], idx]
     vals[np.arange(n_max)[None, None, :] >= n_chosen[..., None]] = np.nan
-    return point, np.nanmedian(vals.reshape(n_boot, -1), axis=1), k
+    return point, _row_medians(vals.reshape(n_boot, -1), n_chosen.sum(axis=1)), k
+
+
+def _row_medians(vals: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """``np.nanmedian(vals, axis=1)`` where row ``i`` holds ``counts[i]`` numbers and NaN elsewhere.
+
+    Sorted, a row's numbers come first and its NaNs last; its median is the middle number, or half
+    the sum of the two middle ones: the operations ``np.nanmedian`` performs, so the same bits, at a
+    fraction of the time its masked arrays take on thousands of short rows.
+    """
+    s = np.sort(vals, axis=1)
+    rows = np.arange(s.shape[0])
+    return (s[rows, (counts - 1) // 2] + s[rows, counts // 2]) / 2.0
 
 
 def hierarchical_median_draws(samples, round_ids, worker_ids, n_boot: int, rng: np.random.Generator) -> np.ndarray:

@@ -62,6 +62,7 @@ Example::
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import zlib
@@ -322,11 +323,15 @@ def _missing_note(rows: list[dict], names: Sequence[str]) -> str:
 
 
 # -- paper values ----------------------------------------------------------------------------------
+@functools.cache
+def _table1_cells() -> dict[tuple, dict]:
+    """Table 1's rows by (operator, C, H, W), read once: a claim table looks cells up dozens of times."""
+    return {(r["op"], int(r["c"]), int(r["h"]), int(r["w"])): r for r in paper_table1().to_dict("records")}
+
+
 def _paper_cell(op: str, shape: str, kind: str, col: str) -> float:
-    t = paper_table1()
-    c, h, w = _shape_tuple(shape)
-    row = t[(t.op == op) & (t.c == c) & (t.h == h) & (t.w == w)]
-    return float(row[f"{kind}_{col}"].iloc[0]) if len(row) else float("nan")
+    row = _table1_cells().get((op, *_shape_tuple(shape)))
+    return float(row[f"{kind}_{col}"]) if row is not None else float("nan")
 
 
 def _paper_latency_ms(op_or_net: str, kind: str, shape: str | None = None) -> float:

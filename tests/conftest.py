@@ -52,3 +52,15 @@ def cli_env(tmp_path):
     env = dict(os.environ)
     env["PYTHONWARNINGS"] = "ignore"
     return env
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _figure_cache(tmp_path_factory):
+    """Reports drawn by the tests keep their figures in a folder of this session, not the user's cache."""
+    old = os.environ.get("FNBENCH_CACHE_DIR")
+    os.environ["FNBENCH_CACHE_DIR"] = str(tmp_path_factory.mktemp("fnbench-cache"))
+    yield
+    if old is None:
+        os.environ.pop("FNBENCH_CACHE_DIR", None)
+    else:
+        os.environ["FNBENCH_CACHE_DIR"] = old

@@ -5,7 +5,7 @@ import platform
 import pytest
 import torch
 
-from fnbench import devices
+from fnbench import devices, reference
 from fnbench.errors import UserError
 
 
@@ -136,10 +136,10 @@ def test_x86_cpuinfo_and_sysfs_core_counts():
 
 
 def test_paper_arm_core():
-    assert devices.is_paper_arm_core("Cortex-A72 (Raspberry Pi 4 Model B Rev 1.4)")
-    assert not devices.is_paper_arm_core("Apple M2")
-    assert not devices.is_paper_arm_core("4x Cortex-A53 + 4x Cortex-A72")
-    assert not devices.is_paper_arm_core(None)
+    assert reference.is_paper_arm_core("Cortex-A72 (Raspberry Pi 4 Model B Rev 1.4)")
+    assert not reference.is_paper_arm_core("Apple M2")
+    assert not reference.is_paper_arm_core("4x Cortex-A53 + 4x Cortex-A72")
+    assert not reference.is_paper_arm_core(None)
 
 
 def test_arm_host_fingerprint_names_the_core(monkeypatch):

@@ -6,6 +6,9 @@ breaks a rule. The layers are the map in ``fnbench/__init__.py``'s docstring.
 """
 
 import ast
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,7 +16,20 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 #: Layer of each fnbench module (operators is layer 0); a module may import its own layer or below.
-FOUNDATION = {"errors", "units", "stats", "allocators", "devices", "reference", "checks", "options"}
+FOUNDATION = {
+    "errors",
+    "units",
+    "stats",
+    "allocators",
+    "devices",
+    "reference",
+    "checks",
+    "options",
+    "opkinds",
+    "peaks",
+    "measurement",
+    "pairing",
+}
 PRESENTATION = {"cli", "__main__"}  # cli is a package: its modules (commands, console) too
 
 
@@ -170,3 +186,87 @@ def test_the_reader_sees_lazy_and_relative_imports():
 )
 def test_layer_map(module, layer):
     assert layer_of(module) == layer
+
+
+# -- reading and reporting stay apart from measuring -------------------------------------------------
+#: Modules that read stored records and show them; ``fnbench.report`` stands for everything under it.
+READING = ("fnbench.results", "fnbench.merge", "fnbench.verdicts", "fnbench.validation", "fnbench.report")
+#: Modules that take measurements (they import torch).
+MEASURING = ("fnbench.timing", "fnbench.layers", "fnbench.counting", "fnbench.runtimes")
+#: Third-party packages a reading module must not import.
+HEAVY = ("torch", "torchvision", "timm")
+
+
+def heavy_imports() -> dict[str, tuple[str, int]]:
+    """``module -> (package, line)`` for the first import of a :data:`HEAVY` package in each module's source."""
+    out = {}
+    for pkg in ("fnbench", "operators"):
+        for path in sorted((ROOT / pkg).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text(), str(path))):
+                if isinstance(node, ast.Import):
+                    names = [a.name for a in node.names]
+                elif isinstance(node, ast.ImportFrom) and not node.level:
+                    names = [node.module or ""]
+                else:
+                    continue
+                for n in names:
+                    if n.split(".")[0] in HEAVY:
+                        out.setdefault(module_name(path), (n, node.lineno))
+    return out
+
+
+def chains_from(edges: dict[str, dict[str, int]], start: str) -> dict[str, list[str]]:
+    """Every module ``start`` imports, directly or through others, with one import chain leading to it.
+
+    Package facades (``fnbench``, ``operators``) are not followed: their ``__init__`` imports lazily,
+    on attribute access, what lies below them.
+    """
+    chains = {start: [start]}
+    todo = [start]
+    while todo:
+        src = todo.pop(0)
+        for dst in edges.get(src, {}):
+            if dst in ("fnbench", "operators") or dst in chains:
+                continue
+            chains[dst] = chains[src] + [dst]
+            todo.append(dst)
+    return chains
+
+
+def _reading(module: str) -> bool:
+    return any(module == r or module.startswith(r + ".") for r in READING)
+
+
+def test_reading_and_reporting_import_no_measuring_module_and_no_torch():
+    edges = graph()
+    heavy = heavy_imports()
+    bad = []
+    for start in sorted(m for m in edges if _reading(m)):
+        for mod, chain in chains_from(edges, start).items():
+            if mod in MEASURING:
+                bad.append(f"{' -> '.join(chain)} (a measuring module)")
+            elif mod in heavy:
+                pkg, line = heavy[mod]
+                bad.append(f"{' -> '.join(chain)}, which imports {pkg} at line {line}")
+    assert not bad, "\n".join(bad)
+
+
+def test_the_closure_follows_lazy_imports_through_other_modules():
+    edges = {"fnbench.report.x": {"fnbench.merge": 1}, "fnbench.merge": {"fnbench.timing": 9}, "fnbench.timing": {}}
+    assert chains_from(edges, "fnbench.report.x")["fnbench.timing"] == [
+        "fnbench.report.x",
+        "fnbench.merge",
+        "fnbench.timing",
+    ]
+    assert "fnbench.timing" in heavy_imports()  # the source scan sees torch where it is imported
+
+
+def test_reading_and_reporting_load_without_torch():
+    """In a fresh interpreter: importing the report and the record readers leaves torch unimported."""
+    code = (
+        "import fnbench.report.build, fnbench.results, fnbench.merge, fnbench.verdicts, sys; "
+        "assert 'torch' not in sys.modules, 'torch was imported'"
+    )
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr

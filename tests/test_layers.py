@@ -289,7 +289,7 @@ def test_breakdown_lines_are_skipped_by_ordinary_readers(tmp_path):
     assert results.read_breakdowns(old) == []
 
 
-def test_report_section_writes_csv_and_figure(tmp_path):
+def test_report_section_gives_tables_figure_and_html(tmp_path):
     res = tmp_path / "res"
     res.mkdir()
     recs = [
@@ -301,13 +301,19 @@ def test_report_section_writes_csv_and_figure(tmp_path):
     (res / "b.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
     from fnbench.report.build import _png_svg
 
-    sec = bd.section([res], tmp_path, _png_svg)
-    assert sec.records == 3 and len(sec.figures) == 1
-    assert "No <code>fnbench probe</code> records" in sec.html
-    pred = pd.read_csv(sec.csv["breakdown_predictions"])
+    plots = []
+
+    def draw(plot):
+        plots.append(plot)
+        return _png_svg(plot.draw())[0]
+
+    part = bd.section([res], draw)
+    assert [p.name for p in plots] == ["breakdown_kinds_cpu-a"]
+    assert "No <code>fnbench probe</code> records" in part.html and 'src="data:image/png;base64,' in part.html
+    pred = part.csv["breakdown_predictions"]
     assert list(pred.target) == ["fasternet_t0", "mobilenetv2", "shufflenetv2_x1_5"]
-    per_net = [k for k in sec.csv if k.startswith("breakdown_fasternet_t0")]
-    assert len(pd.read_csv(sec.csv[per_net[0]])) == 2
+    per_net = [k for k in part.csv if k.startswith("breakdown_fasternet_t0")]
+    assert len(part.csv[per_net[0]]) == 2
 
 
 def test_cli_refuses_fused_runtimes_and_bad_input(fnbench_cmd, cli_env, tmp_path):

@@ -2,7 +2,7 @@
 
 import pytest
 
-from fnbench.devices import NOMINAL_CLOCK, max_clock_mhz, roof_note
+from fnbench.peaks import NOMINAL_CLOCK, max_clock_mhz, roof_note
 from fnbench.probe import FMA_UNITS, ProbeSpec, ceilings, peak_text, probe_specs, theoretical_peak
 
 

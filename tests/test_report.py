@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 import shutil
 import subprocess
+import sys
 import xml.etree.ElementTree as ET
 from html import unescape
 from pathlib import Path
@@ -569,3 +572,94 @@ def test_campaign_answers_are_the_reports_with_rounds_resampled(tmp_path):
     assert want and _campaign_answers(tmp_path) == want
     narrow = claim_table(load_results(TOP))
     assert all("no round ids" in n for n in narrow[narrow.verdict != "not measured"].note)
+
+
+# -- the figure cache ---------------------------------------------------------------------------------
+def _page(summary) -> str:
+    return re.sub(r"Generated [^<]* UTC", "Generated <time>", summary.index.read_text())
+
+
+def test_a_second_report_of_the_same_files_draws_nothing_and_writes_the_same(tmp_path, monkeypatch):
+    from fnbench.report import figures
+
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("FNBENCH_CACHE_DIR", str(cache))
+    first = build_report(TOP, tmp_path / "a")
+    assert len(list((cache / "report-figures").iterdir())) == len(FIGURES) + 1  # and the forest plot
+
+    def no_drawing(*args, **kwargs):
+        raise AssertionError("drawn again")
+
+    for name in ("ratio_per_map_figure", "table1_figure", "latency_vs_macs_figure", "roofline_figure"):
+        monkeypatch.setattr(figures, name, no_drawing)
+    second = build_report(TOP, tmp_path / "b")
+    assert _page(first) == _page(second) and set(second.figures) == set(first.figures)
+    for name, (png, svg) in first.figures.items():
+        assert second.figures[name][0].read_bytes() == png.read_bytes()
+        assert second.figures[name][1].read_bytes() == svg.read_bytes()
+    for name, path in first.csv.items():
+        assert second.csv[name].read_bytes() == path.read_bytes()
+
+
+def test_changed_files_or_no_cache_draw_afresh(tmp_path, monkeypatch):
+    from fnbench.report import figures
+
+    monkeypatch.setenv("FNBENCH_CACHE_DIR", str(tmp_path / "cache"))
+    d = _fixtures_copy(tmp_path)
+    build_report([d], tmp_path / "a")
+    drawn = []
+    real = figures.table1_figure
+    monkeypatch.setattr(figures, "table1_figure", lambda df: drawn.append(1) or real(df))
+    recs = read_records(TOP[0])
+    _write(d / TOP[0].name, recs[:-1])  # one record fewer: another report
+    build_report([d], tmp_path / "b")
+    build_report([d], tmp_path / "c", runtimes=["eager"])  # another filter: another report
+    monkeypatch.setenv("FNBENCH_CACHE_DIR", "")  # set and empty: no cache
+    build_report([d], tmp_path / "d")
+    assert len(drawn) == 3
+
+
+def test_a_damaged_cache_entry_is_drawn_again(tmp_path, monkeypatch):
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("FNBENCH_CACHE_DIR", str(cache))
+    first = build_report(TOP, tmp_path / "a")
+    for entry in (cache / "report-figures").iterdir():
+        entry.write_bytes(entry.read_bytes()[:40])
+    second = build_report(TOP, tmp_path / "b")
+    assert _page(first) == _page(second)
+
+
+def test_nothing_is_kept_when_the_files_change_during_the_report(tmp_path, monkeypatch):
+    from fnbench.report import cache as cache_mod
+
+    monkeypatch.setenv("FNBENCH_CACHE_DIR", str(tmp_path / "cache"))
+    d = _fixtures_copy(tmp_path)
+    c = cache_mod.FigureCache(sorted(d.glob("*.jsonl")))
+    c.put("table1", "not drawn: a reason")
+    with open(sorted(d.glob("*.jsonl"))[0], "a") as f:
+        f.write("\n")  # a run still appending
+    c.save()
+    assert not (tmp_path / "cache" / "report-figures").exists()
+
+
+def test_cache_entries_read_back_whole_or_not_at_all():
+    from fnbench.report.cache import _decode, _encode
+
+    for drawn in ((b"\x89PNG-bytes", b"<svg/>"), "no network measurements: run …"):
+        data = _encode(drawn)
+        assert _decode(data) == drawn
+        assert all(_decode(data[:n]) is None for n in range(len(data)))  # every cut is refused
+        assert _decode(data[:-1] + bytes([data[-1] ^ 1])) is None
+
+
+def test_the_report_command_imports_no_torch(tmp_path):
+    """`fnbench report` reads records and draws: importing torch would cost it seconds (and 1 GB)."""
+    code = (
+        "import sys\nfrom fnbench.cli import main\n"
+        f"code = main(['report', *{[str(p) for p in TOP]!r}, '--out', {str(tmp_path / 'out')!r}])\n"
+        "assert code == 0, code\nassert 'torch' not in sys.modules, 'torch was imported'"
+    )
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert (tmp_path / "out" / "index.html").exists()

@@ -32,6 +32,49 @@ def test_median_ci_small_n_reports_lower_level():
     assert stats.median_ci(np.arange(6.0)).level == pytest.approx(1 - 2 * 0.5**6)
 
 
+def test_median_ci_takes_the_order_statistics_of_scipys_binomial():
+    """The exact integer tail picks the same k as scipy.stats.binom.cdf, its level differs by an ulp at most."""
+    for n in range(1, 400):
+        x = np.arange(float(n))
+        for confidence in (0.9, 0.95, 0.99):
+            cdf = sps.binom.cdf(np.arange(n), n, 0.5)
+            ok = np.nonzero(cdf <= (1 - confidence) / 2)[0]
+            lo, hi, level = stats.median_ci(x, confidence)
+            if ok.size == 0:
+                assert (lo, hi) == (0.0, n - 1.0)
+                continue
+            k = int(ok[-1]) + 1
+            assert (lo, hi) == (x[k - 1], x[n - k])
+            assert level == pytest.approx(1 - 2 * cdf[k - 1], rel=1e-14, abs=0)
+
+
+def test_median_ci_beyond_the_exact_tail_uses_scipy():
+    n = stats._EXACT_TAIL_MAX_N + 1
+    cdf = sps.binom.cdf(np.arange(n), n, 0.5)
+    k = int(np.nonzero(cdf <= 0.025)[0][-1]) + 1
+    lo, hi, level = stats.median_ci(np.arange(float(n)))
+    assert (lo, hi, level) == (k - 1.0, float(n - k), 1 - 2 * float(cdf[k - 1]))
+
+
+def test_few_clusters_factor_is_students_t_over_the_normal_quantile():
+    """The 95 % table and scipy.special agree with scipy.stats to the last bit, past the table's end too."""
+    assert len(stats._FEW_CLUSTERS_95) == 63
+    for k in range(2, 200):
+        for confidence in (0.9, 0.95, 0.99):
+            q = 0.5 + confidence / 2
+            assert stats._few_clusters_factor(k, confidence) == sps.t.ppf(q, k - 1) / sps.norm.ppf(q)
+
+
+def test_row_medians_are_nanmedians_bit_for_bit():
+    rng = np.random.default_rng(3)
+    for width in (1, 2, 7, 40, 650):  # np.nanmedian takes another path from 600 values on
+        vals = np.round(rng.lognormal(-5, 0.5, (300, width)), 5)  # ties too
+        counts = rng.integers(1, width + 1, 300)
+        vals[np.arange(width)[None, :] >= counts[:, None]] = np.nan
+        vals = rng.permuted(vals, axis=1)
+        assert np.array_equal(stats._row_medians(vals, counts), np.nanmedian(vals, axis=1))
+
+
 def test_median_ci_coverage_near_95_percent():
     rng = np.random.default_rng(1)
     true_median = 1.0  # lognormal(0, s) has median exp(0)

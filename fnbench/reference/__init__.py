@@ -17,7 +17,8 @@ Units follow the column names. The paper's "FLOPs" are multiply-adds, so its FLO
 
 And the paper's lists, each defined here only: :data:`TABLE1_SHAPES` and :data:`TABLE1_OPS` (Table 1's
 feature maps and operators), :data:`HEADLINE_PEERS` (the networks its headline CPU claim compares
-FasterNet-T0 with; :data:`HEADLINE_NETWORKS` is T0 and them).
+FasterNet-T0 with; :data:`HEADLINE_NETWORKS` is T0 and them), and :data:`PAPER_ARM_CORE` (the core
+of its ARM column, :func:`is_paper_arm_core` to recognise it).
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ __all__ = [
     "FASTERNET_T0",
     "HEADLINE_PEERS",
     "HEADLINE_NETWORKS",
+    "PAPER_ARM_CORE",
+    "is_paper_arm_core",
 ]
 
 #: The paper's four Table-1 feature maps (C, H, W).
@@ -46,11 +49,26 @@ FASTERNET_T0 = "fasternet_t0"
 #: The networks the paper's headline CPU claim compares FasterNet-T0 with (its closest peers).
 HEADLINE_PEERS = ("mobilevit_xxs", "mobilenetv2", "shufflenetv2_x1_5")
 HEADLINE_NETWORKS = (FASTERNET_T0, *HEADLINE_PEERS)
+#: The core of the paper's ARM column (Raspberry Pi 4B).
+PAPER_ARM_CORE = "Cortex-A72"
+
+
+def is_paper_arm_core(cpu_model: str | None) -> bool:
+    """Whether a CPU name is (only) the paper's ARM core, Cortex-A72."""
+    return bool(cpu_model) and PAPER_ARM_CORE in cpu_model and "+" not in cpu_model
+
+
+_PARSED: dict[str, pd.DataFrame] = {}
 
 
 def _read(name: str, **kwargs) -> pd.DataFrame:
-    with resources.files(__name__).joinpath(name).open("r", encoding="utf-8") as f:
-        return pd.read_csv(f, **kwargs)
+    """The CSV ``name`` parsed once per process (a claim table asks for Table 1 dozens of times);
+    each call gets its own copy, free to change."""
+    key = f"{name} {sorted(kwargs.items())!r}"
+    if key not in _PARSED:
+        with resources.files(__name__).joinpath(name).open("r", encoding="utf-8") as f:
+            _PARSED[key] = pd.read_csv(f, **kwargs)
+    return _PARSED[key].copy()
 
 
 def paper_table1() -> pd.DataFrame:

@@ -16,8 +16,11 @@ Layout of ``out_dir`` after :func:`build_report`::
 
 Results from several machines merge into one report, one panel / column group per device
 (``device_key``). Repeats of a measurement on the same device are pooled (see
-:mod:`fnbench.merge`). The three parts live apart: :mod:`.tables` (DataFrames), :mod:`.figures`
-(matplotlib), :mod:`.html` (rendering).
+:mod:`fnbench.merge`). The parts live apart: :mod:`.tables` (DataFrames), :mod:`.figures`
+(matplotlib), :mod:`.html` (rendering); :data:`.build.SECTIONS` lists the page's sections, each
+one :class:`.sections.Section` that builds its CSVs, figures and HTML from them. Figures already
+drawn for the same result files and code are taken from a cache (:mod:`.cache`), so a second
+report of a folder draws nothing. Reading and reporting import no torch.
 
 Example::
 

@@ -20,17 +20,16 @@ import base64
 import html
 import math
 import re
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from ..layers import KINDS
+from ..opkinds import KINDS
 from ..reference import HEADLINE_NETWORKS
 from ..units import fmt_ms as _ms
 from ..units import fmt_pct as _pct
 from ..units import gmacs_per_s
+from .sections import Draw, Part, Plot
 
 __all__ = [
     "kind_table",
@@ -40,7 +39,6 @@ __all__ = [
     "roofline_misses",
     "device_ceilings",
     "kinds_figure",
-    "Section",
     "section",
 ]
 
@@ -267,16 +265,6 @@ def kinds_figure(recs: list[dict[str, Any]]):
     return fig
 
 
-@dataclass
-class Section:
-    """What the breakdown part of a report wrote: an HTML fragment, CSV and figure paths."""
-
-    html: str = ""
-    csv: dict[str, Path] = field(default_factory=dict)
-    figures: dict[str, tuple[Path, Path]] = field(default_factory=dict)
-    records: int = 0
-
-
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_")
 
@@ -301,18 +289,30 @@ def _html_table(df: pd.DataFrame, fmt: dict[str, Any] | None = None) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def section(paths, out: Path, png_svg) -> Section:
-    """Write the breakdown CSVs and figure into ``out`` and return the report's HTML fragment."""
+_INTRO = (
+    '<p class="note">Each layer (a leaf module, or an op a block runs itself: split, cat, residual add) is '
+    "timed standalone on its recorded input with the same engine, threads and allocator as the whole "
+    "network, which is measured in the same run before and after the layers. Shares are of the per-layer "
+    "totals. Predictions: FLOPs-only = 2·MACs / peak GEMM FLOP/s; roofline = Σ per layer max(2·MACs / "
+    "peak GEMM FLOP/s, counted bytes / copy bandwidth), ceilings from <code>fnbench probe</code>; per-layer "
+    "sum = Σ standalone medians.</p>"
+)
+_CAPTION = "Per network: left bar share of MACs, right bar share of time, by operator kind."
+
+
+def section(paths, draw: Draw) -> Part:
+    """The breakdowns in ``paths``: per-network and prediction tables (CSV), a figure per device, the HTML.
+
+    Each device's figure is handed to ``draw`` (:class:`fnbench.report.sections.Plot`).
+    """
     from ..results import iter_result_files, read_breakdowns, read_records
 
     recs = _ok(read_breakdowns(paths))
-    sec = Section(records=len(recs))
     if not recs:
-        sec.html = (
+        return Part(
             '<p class="note">No per-layer breakdowns in these results; '
             "<code>fnbench breakdown TARGET</code> measures one.</p>"
         )
-        return sec
     probes = [
         r for f in iter_result_files(paths) for r in read_records(f) if (r.get("target") or {}).get("kind") == "probe"
     ]
@@ -320,74 +320,24 @@ def section(paths, out: Path, png_svg) -> Section:
     for r in sorted(recs, key=lambda r: r.get("created") or ""):
         latest[(r["device"].get("key"), label(r))] = r  # a later breakdown of the same network replaces it
     recs = list(latest.values())
-    parts = [
-        '<p class="note">Each layer (a leaf module, or an op a block runs itself: split, cat, residual add) is '
-        "timed standalone on its recorded input with the same engine, threads and allocator as the whole "
-        "network, which is measured in the same run before and after the layers. Shares are of the per-layer "
-        "totals. Predictions: FLOPs-only = 2·MACs / peak GEMM FLOP/s; roofline = Σ per layer max(2·MACs / "
-        "peak GEMM FLOP/s, counted bytes / copy bandwidth), ceilings from <code>fnbench probe</code>; per-layer "
-        "sum = Σ standalone medians.</p>"
-    ]
-    pred_rows = []
+    parts, csv, pred_rows = [_INTRO], {}, []
     for key in sorted({r["device"].get("key") for r in recs}):
         dev_recs = [r for r in recs if r["device"].get("key") == key]
         ceil = device_ceilings(probes, key)
-        if len(dev_recs):
-            png, svg = png_svg(kinds_figure(dev_recs))
-            name = f"breakdown_kinds_{_slug(key)}"
-            (out / f"{name}.png").write_bytes(png)
-            (out / f"{name}.svg").write_bytes(svg)
-            sec.figures[name] = (out / f"{name}.png", out / f"{name}.svg")
-            b64 = base64.b64encode(png).decode("ascii")
-            parts.append(
-                f'<h3>{html.escape(key)}</h3><figure><img src="data:image/png;base64,{b64}" alt="share of MACs vs time per '
-                'operator kind"><figcaption>Per network: left bar share of MACs, right bar share of time, '
-                f"by operator kind. Files: <code>{name}.png</code>, <code>{name}.svg</code>."
-                "</figcaption></figure>"
-            )
+        parts.append(_device_figure(key, dev_recs, draw))
         if not ceil.get("gemm_float32_flop_per_s") or not ceil.get("copy_bytes_per_s"):
             parts.append(
                 '<p class="note">No <code>fnbench probe</code> records for this device: the FLOPs-only and '
                 "roofline predictions are not computed (run <code>fnbench probe</code>).</p>"
             )
         for rec in _figure_order(dev_recs):
-            lt = layer_table(rec)
             name = f"breakdown_{_slug(label(rec))}_{_slug(key)}"
-            lt.to_csv(out / f"{name}.csv", index=False)
-            sec.csv[name] = out / f"{name}.csv"
-            p = predictions(rec, ceil)
-            pred_rows.append(p)
-            kt = kind_table(rec)
-            e2e = rec["end_to_end"]["stats"]
-            parts.append(
-                f"<h4>{html.escape(label(rec))}</h4><p>{len(lt)} layers; sum of per-layer medians "
-                f"{_ms(rec['sum_s'])} ms vs end-to-end {_ms(e2e['median_s'])} ms (95% CI {_ms(e2e.get('ci95_low_s'))}–"
-                f"{_ms(e2e.get('ci95_high_s'))}), gap {_pct(rec['gap'])}"
-                + (
-                    f"; means: {_ms(rec['sum_mean_s'])} vs {_ms(rec['end_to_end'].get('mean_s'))} ms, gap "
-                    f"{_pct(rec['gap_mean'])}; minima: {_ms(rec.get('sum_min_s'))} vs "
-                    f"{_ms(rec['end_to_end'].get('min_s'))} ms, gap {_pct(rec.get('gap_min'))}"
-                    if rec.get("gap_mean") is not None
-                    else ""
-                )
-                + "; "
-                f'<a href="{name}.csv">all layers (CSV)</a></p>'
-                + _html_table(
-                    kt[["kind", "layers", "macs", "share_macs", "time_s", "share_time", "gmacs_per_s"]],
-                    {"share_macs": _pct, "share_time": _pct, "time_s": _ms},
-                )
-            )
-            misses = roofline_misses(rec, ceil)
-            if len(misses):
-                parts.append(
-                    "<p>Layers the roofline misjudges most (measured − roofline, seconds):</p>"
-                    + _html_table(misses, {"measured_s": _ms, "roofline_s": _ms})
-                )
+            csv[name] = layer_table(rec)
+            pred_rows.append(predictions(rec, ceil))
+            parts.append(_network_html(rec, name, len(csv[name]), ceil))
     pred = pd.DataFrame(pred_rows)
     summ = predictor_summary(pred)
-    for name, frame in (("breakdown_predictions", pred), ("breakdown_predictors", summ)):
-        frame.to_csv(out / f"{name}.csv", index=False)
-        sec.csv[name] = out / f"{name}.csv"
+    csv.update(breakdown_predictions=pred, breakdown_predictors=summ)
     err = {f"{k}_error": _pct for k in PREDICTORS}
     ms = {c: _ms for c in pred.columns if c.endswith("_s")}
     parts.append(
@@ -396,5 +346,48 @@ def section(paths, out: Path, png_svg) -> Section:
         + "<h3>One number per predictor</h3>"
         + _html_table(summ, {"median_abs_error": _pct, "median_error": _pct})
     )
-    sec.html = "".join(parts)
-    return sec
+    return Part("".join(parts), csv)
+
+
+def _device_figure(key: str, recs: list[dict[str, Any]], draw: Draw) -> str:
+    """The by-kind figure of one device's networks, drawn through ``draw``, as HTML."""
+    name = f"breakdown_kinds_{_slug(key)}"
+    png = draw(Plot(name, key, _CAPTION, lambda: kinds_figure(recs)))
+    if isinstance(png, str):
+        return f'<h3>{html.escape(key)}</h3><p class="muted">Not drawn: {html.escape(png)}</p>'
+    b64 = base64.b64encode(png).decode("ascii")
+    return (
+        f'<h3>{html.escape(key)}</h3><figure><img src="data:image/png;base64,{b64}" alt="share of MACs vs time per '
+        f'operator kind"><figcaption>{_CAPTION} Files: <code>{name}.png</code>, <code>{name}.svg</code>.'
+        "</figcaption></figure>"
+    )
+
+
+def _network_html(rec: dict[str, Any], name: str, n_layers: int, ceil: dict[str, float]) -> str:
+    """One network's line (sum of layers vs end to end), its by-kind table and the layers the roofline misjudges."""
+    kt = kind_table(rec)
+    e2e = rec["end_to_end"]["stats"]
+    out = (
+        f"<h4>{html.escape(label(rec))}</h4><p>{n_layers} layers; sum of per-layer medians "
+        f"{_ms(rec['sum_s'])} ms vs end-to-end {_ms(e2e['median_s'])} ms (95% CI {_ms(e2e.get('ci95_low_s'))}–"
+        f"{_ms(e2e.get('ci95_high_s'))}), gap {_pct(rec['gap'])}"
+        + (
+            f"; means: {_ms(rec['sum_mean_s'])} vs {_ms(rec['end_to_end'].get('mean_s'))} ms, gap "
+            f"{_pct(rec['gap_mean'])}; minima: {_ms(rec.get('sum_min_s'))} vs "
+            f"{_ms(rec['end_to_end'].get('min_s'))} ms, gap {_pct(rec.get('gap_min'))}"
+            if rec.get("gap_mean") is not None
+            else ""
+        )
+        + "; "
+        f'<a href="{name}.csv">all layers (CSV)</a></p>'
+        + _html_table(
+            kt[["kind", "layers", "macs", "share_macs", "time_s", "share_time", "gmacs_per_s"]],
+            {"share_macs": _pct, "share_time": _pct, "time_s": _ms},
+        )
+    )
+    misses = roofline_misses(rec, ceil)
+    if len(misses):
+        out += "<p>Layers the roofline misjudges most (measured − roofline, seconds):</p>" + _html_table(
+            misses, {"measured_s": _ms, "roofline_s": _ms}
+        )
+    return out

@@ -1,4 +1,14 @@
-"""Assemble the report: load and merge, compute tables and claims, draw, write files."""
+"""Assemble the report: load and merge the records, then build each section of :data:`SECTIONS` in turn.
+
+The page is :data:`SECTIONS`, one :class:`~fnbench.report.sections.Section` per section in the order
+shown: its id, title and a build that reads the shared :class:`Inputs` (the merged frame and the
+tables several sections use, each made once) and returns the section's CSVs and HTML, handing each
+of its figures (a :class:`~fnbench.report.sections.Plot`: name, title, caption, how to draw it) to
+the drawer. The drawer takes a figure from the cache of earlier reports of the same files
+(:mod:`fnbench.report.cache`) or draws it, and writes ``<name>.png`` and ``<name>.svg``. Adding a
+section is adding one object to :data:`SECTIONS` (and, for a new kind of table, its renderer in
+:mod:`fnbench.report.html`).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +17,7 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from functools import cached_property
 from pathlib import Path
 
 import pandas as pd
@@ -16,13 +27,14 @@ from ..merge import join_names, load_frame
 from ..results import iter_result_files
 from ..verdicts import CLAIM_COLUMNS, PAPER_KIND, claim_table
 from . import breakdown as _breakdown
-from . import figures as _fig
 from . import html as _html
 from . import runtime_claims as _rtc
 from . import sensitivity as _sens
 from . import tables as _tab
+from .cache import FigureCache
+from .sections import Draw, Part, Plot, Section
 
-__all__ = ["ReportSummary", "build_report"]
+__all__ = ["ReportSummary", "build_report", "Inputs", "SECTIONS"]
 
 
 @dataclass
@@ -104,19 +116,6 @@ def _png_svg(fig) -> tuple[bytes, bytes]:
     return png.getvalue(), svg.getvalue()
 
 
-def _forest(compact: pd.DataFrame, summary: ReportSummary) -> bytes | str:
-    """Draw and write the forest plot of every claim; its PNG for the page, or why it is not drawn."""
-    fig = _fig.forest_figure(compact)
-    if isinstance(fig, str):
-        summary.not_drawn["forest"] = fig
-        return fig
-    png, svg = _png_svg(fig)
-    _write_whole(summary.out_dir / "forest.png", png)
-    _write_whole(summary.out_dir / "forest.svg", svg)
-    summary.figures["forest"] = (summary.out_dir / "forest.png", summary.out_dir / "forest.svg")
-    return png
-
-
 def _devices_table(df: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for (label, key), g in df.groupby(["device_label", "device_key"], sort=True):
@@ -162,6 +161,215 @@ def _node_names(g: pd.DataFrame) -> str:
     return join_names(g["node"]) or ""
 
 
+class Inputs:
+    """What the sections read: the merged records (``df``, probes included), their files, and the
+    tables several sections share, each computed on first use and then kept."""
+
+    def __init__(self, df: pd.DataFrame, files: list[Path]) -> None:
+        self.df = df
+        self.files = files
+
+    @cached_property
+    def measured(self) -> pd.DataFrame:
+        """The rows that are not probe records."""
+        return self.df[~_tab.is_probe(self.df)]
+
+    @cached_property
+    def claims(self) -> pd.DataFrame:
+        """The claims table (:func:`fnbench.verdicts.claim_table`) of the measured rows."""
+        return claim_table(self.measured) if len(self.measured) else pd.DataFrame(columns=CLAIM_COLUMNS)
+
+    @cached_property
+    def compact(self) -> pd.DataFrame:
+        return _tab.compact_claims(self.claims)
+
+    @cached_property
+    def results(self) -> pd.DataFrame:
+        return _tab.results_table(self.df)
+
+    @cached_property
+    def ceilings(self) -> pd.DataFrame:
+        return _tab.ceilings(self.df)
+
+    @cached_property
+    def devices(self) -> pd.DataFrame:
+        return _devices_table(self.df)
+
+
+def _fig():
+    """:mod:`fnbench.report.figures`, imported when a figure is first drawn (matplotlib.pyplot loads then)."""
+    from . import figures
+
+    return figures
+
+
+# -- the sections, in the order of the page ----------------------------------------------------------
+def _answer(i: Inputs, draw: Draw) -> Part:
+    """The claims at a glance: the forest plot, the compact table, the footnotes."""
+    forest = draw(
+        Plot(
+            "forest",
+            "The paper's claims on these devices: forest plot",
+            "Every measured claim's ratio with its 95% CI on one log axis; open diamonds: the paper's value.",
+            lambda: _fig().forest_figure(i.compact),
+        )
+    )
+    html = _html.answer(i.claims, forest, i.compact, _tab.unsettled_footnotes(i.claims))
+    return Part(html, {"claims_compact": i.compact})
+
+
+def _figure_plots(i: Inputs) -> list[Plot]:
+    """The Figures section's figures, in the order shown."""
+    return [
+        Plot(
+            "ratio_per_map",
+            "FLOPS ratios per map: PConv / DWConv and PConv / GConv",
+            "PConv's GMAC/s over DWConv's and over GConv's at each Table-1 map, with bootstrap 95% CIs "
+            "(the claim engine on that map's rows); open diamonds: the paper's ratio for the same map.",
+            lambda: _fig().ratio_per_map_figure(i.df),
+        ),
+        Plot(
+            "table1",
+            "Table 1 analog: GMAC/s per operator and map",
+            'Bars: measured GMAC/s (the paper\'s "GFLOPS") per operator and map on a linear axis from zero, '
+            "95% CI error bars; black diamonds: the paper's value for the same cell on its device of the same kind.",
+            lambda: _fig().table1_figure(i.df),
+        ),
+        Plot(
+            "latency_vs_macs",
+            "Latency vs FLOPs (MACs), networks",
+            "Per-sample latency (ms, axis from zero) against FLOPs (MACs, G) per network; grey "
+            "diamonds: the paper's value for the same network, joined to ours; the dashed step line is "
+            "the Pareto front (no other network has both fewer FLOPs and lower latency).",
+            lambda: _fig().latency_vs_macs_figure(i.df),
+        ),
+        Plot(
+            "flops_vs_flops",
+            "FLOPS vs FLOPs (MACs), networks",
+            "Achieved FLOPS (GMAC/s) against FLOPs (MACs, G) per network, grey diamonds: the paper's: a "
+            "network with few FLOPs but low FLOPS is not fast.",
+            lambda: _fig().flops_vs_flops_figure(i.df),
+        ),
+        Plot(
+            "roofline",
+            "Roofline per device",
+            "Achieved GFLOP/s (2 × MACs / latency) against arithmetic intensity (FLOP per counted byte), log-log; "
+            "lines: compute and bandwidth ceilings from probe records, where present; a red ring marks a point "
+            "above a measured roof (the probe fell short).",
+            lambda: _fig().roofline_figure(i.df, i.ceilings),
+        ),
+    ]
+
+
+def _figures(i: Inputs, draw: Draw) -> Part:
+    return Part("".join(_html.figure(p.name, p.title, p.caption, draw(p)) for p in _figure_plots(i)))
+
+
+def _table1(i: Inputs, draw: Draw) -> Part:
+    return Part(_html.table1(*_tab.table1_wide(i.df)))
+
+
+def _runtimes(i: Inputs, draw: Draw) -> Part:
+    gmacs, verdicts = _tab.runtime_comparison(i.results, i.claims)
+    return Part(_html.runtimes(gmacs, verdicts), {"runtime_comparison": gmacs})
+
+
+def _allocators(i: Inputs, draw: Draw) -> Part:
+    rows, claims = _sens.allocator_table(i.df), _sens.allocator_claims(i.claims)
+    return Part(_html.allocators(rows, claims), {"allocator_sensitivity": rows, "allocator_claims": claims})
+
+
+def _paper(i: Inputs, draw: Draw) -> Part:
+    pvd = _tab.paper_vs_device(i.df)
+    return Part(_html.paper_vs_device(pvd), {"paper_vs_device": pvd})
+
+
+def _failed(i: Inputs, draw: Draw) -> Part:
+    fails = _tab.failures(i.df)
+    return Part(_html.failures(fails), {"failures": fails})
+
+
+def _ceilings(i: Inputs, draw: Draw) -> Part:
+    c = i.ceilings
+    html = _html.ceilings(c, _tab.theoretical_roofs(i.df, c), _tab.above_roof(i.df, c), list(i.devices.device))
+    return Part(html, {"ceilings": c})
+
+
+def _environment(i: Inputs, draw: Draw) -> Part:
+    env = _tab.environment(i.df)
+    return Part(_html.environment(env), {"environment": env})
+
+
+#: The report, section by section in the order of the page: adding a section is adding one object here.
+SECTIONS: tuple[Section, ...] = (
+    Section("answer", "The claims at a glance", _answer, lead=True),
+    Section(
+        "claims",
+        "The paper's claims on these devices",
+        lambda i, d: Part(_html.claims(i.claims), {"verdicts": i.claims}),
+    ),
+    Section("figures", "Figures", _figures),
+    Section("table1", "Table 1 analog: on-device FLOPS of single operators", _table1),
+    Section("runtimes", "Runtimes: GMAC/s and claims per runtime", _runtimes),
+    Section("allocators", "Allocator sensitivity: tuned, system, jemalloc, tcmalloc", _allocators),
+    Section("runtime-claims", _rtc.TITLE, lambda i, draw: _rtc.section(i.claims, draw)),
+    Section(
+        "breakdown",
+        "Where a network's time goes: per-layer breakdown",
+        lambda i, draw: _breakdown.section(i.files, draw),
+    ),
+    Section("devices", "Devices", lambda i, d: Part(_html.devices(i.devices), {"devices": i.devices})),
+    Section("paper", "The paper vs this device", _paper),
+    Section("results", "All measurements", lambda i, d: Part(_html.results(i.results), {"results": i.results})),
+    Section("failed", "Failed and unsupported measurements", _failed),
+    Section("ceilings", "Device ceilings (roofline)", _ceilings),
+    Section("environment", "Environment per device", _environment),
+    Section("method", "How the numbers are made", lambda i, d: Part(_html.method(NOTES))),
+)
+
+
+class _Drawer:
+    """What the sections hand their figures to: each is taken from the cache or drawn, then written whole."""
+
+    def __init__(self, out: Path, summary: ReportSummary, cache: FigureCache) -> None:
+        self.out, self.summary, self.cache = out, summary, cache
+
+    def __call__(self, plot: Plot) -> bytes | str:
+        got = self.cache.get(plot.name)
+        if got is None:
+            fig = plot.draw()
+            got = fig if isinstance(fig, str) else _png_svg(fig)
+            self.cache.put(plot.name, got)
+        if isinstance(got, str):
+            self.summary.not_drawn[plot.name] = got
+            return got
+        png, svg = got
+        files = (self.out / f"{plot.name}.png", self.out / f"{plot.name}.svg")
+        _write_whole(files[0], png)
+        _write_whole(files[1], svg)
+        self.summary.figures[plot.name] = files
+        return png
+
+
+def _load(files: list[Path], named: list, runtimes: Iterable[str] | None) -> pd.DataFrame:
+    """The merged frame of ``files``, only ``runtimes`` (probes kept) when given; a UserError when empty."""
+    df = load_frame(files)
+    if runtimes and not df.empty:
+        wanted = set(runtimes)
+        df = df[df.runtime_name.isin(wanted) | _tab.is_probe(df)]
+        if not (~_tab.is_probe(df)).any():
+            raise UserError(
+                f"no measurements with runtime {', '.join(sorted(wanted))} in {', '.join(map(str, named))}; "
+                "drop --runtime or run `fnbench run --runtime …` first"
+            )
+    if df.empty:
+        raise UserError(
+            f"no result records in {', '.join(map(str, named))}; run `fnbench run` first "
+            "or point `fnbench report` at a results directory"
+        )
+    return df
+
+
 def build_report(
     paths: str | os.PathLike | Iterable[str | os.PathLike] = ("results",),
     out_dir: str | os.PathLike = "reports",
@@ -177,126 +385,35 @@ def build_report(
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
     named = list(paths)
-    paths = list(iter_result_files(named))  # once: its notes on folders are said once, not per section
-    df = load_frame(paths)
-    if runtimes and not df.empty:
-        wanted = set(runtimes)
-        df = df[df.runtime_name.isin(wanted) | _tab.is_probe(df)]
-        if not (~_tab.is_probe(df)).any():
-            raise UserError(
-                f"no measurements with runtime {', '.join(sorted(wanted))} in {', '.join(map(str, named))}; "
-                "drop --runtime or run `fnbench run --runtime …` first"
-            )
-    if df.empty:
-        raise UserError(
-            f"no result records in {', '.join(map(str, named))}; run `fnbench run` first "
-            "or point `fnbench report` at a results directory"
-        )
+    files = list(iter_result_files(named))  # once: its notes on folders are said once, not per section
+    runtimes = list(runtimes) if runtimes else None
+    df = _load(files, named, runtimes)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     # A report killed half-way must not leave an older index.html looking current beside new files:
     # the old page goes first, every file is written whole (temporary name, then rename), the page last.
     (out / "index.html").unlink(missing_ok=True)
-
-    results = _tab.results_table(df)
-    ceil = _tab.ceilings(df)
-    pvd = _tab.paper_vs_device(df)
-    fails = _tab.failures(df)
-    env = _tab.environment(df)
-    claims = claim_table(df[~_tab.is_probe(df)]) if (~_tab.is_probe(df)).any() else pd.DataFrame(columns=CLAIM_COLUMNS)
-    t1_titles, t1 = _tab.table1_wide(df)
-    rt_gmacs, rt_verdicts = _tab.runtime_comparison(results, claims)
-    alloc_rows, alloc_claims = _sens.allocator_table(df), _sens.allocator_claims(claims)
-
-    compact = _tab.compact_claims(claims)
-    summary = ReportSummary(out_dir=out, index=out / "index.html", claims=claims)
-    for name, frame in (
-        ("devices", _devices_table(df)),
-        ("results", results),
-        ("verdicts", claims),
-        ("claims_compact", compact),
-        ("paper_vs_device", pvd),
-        ("failures", fails),
-        ("ceilings", ceil),
-        ("environment", env),
-        ("runtime_comparison", rt_gmacs),
-        ("allocator_sensitivity", alloc_rows),
-        ("allocator_claims", alloc_claims),
-    ):
-        p = out / f"{name}.csv"
-        _write_whole(p, frame.to_csv(index=False).encode("utf-8"))
-        summary.csv[name] = p
-
-    figs = []
-    for name, (ftitle, make) in _fig.FIGURES.items():
-        fig = make(df, ceil)
-        if isinstance(fig, str):
-            summary.not_drawn[name] = fig
-            figs.append((name, ftitle, None, fig))
-            continue
-        png, svg = _png_svg(fig)
-        _write_whole(out / f"{name}.png", png)
-        _write_whole(out / f"{name}.svg", svg)
-        summary.figures[name] = (out / f"{name}.png", out / f"{name}.svg")
-        figs.append((name, ftitle, png, _CAPTIONS.get(name, ftitle)))
-
-    forest = _forest(compact, summary)
-
-    layer_sec = _breakdown.section(paths, out, _png_svg)  # per-layer breakdowns: CSVs, figure, HTML
-    summary.csv.update(layer_sec.csv)
-    summary.figures.update(layer_sec.figures)
-    rtc_sec = _rtc.section(claims, out, _png_svg, _write_whole)  # the Table-1 claims under each runtime
-    summary.csv.update(rtc_sec.csv)
-    summary.figures.update(rtc_sec.figures)
-
+    inputs = Inputs(df, files)
+    summary = ReportSummary(out_dir=out, index=out / "index.html", claims=inputs.claims)
+    cache = FigureCache(files, runtimes)
+    draw = _Drawer(out, summary, cache)
+    html = {}
+    for section in sorted(SECTIONS, key=lambda s: s.lead):  # the lead, a summary of the rest, last
+        part = section.build(inputs, draw)
+        for name, frame in part.csv.items():
+            summary.csv[name] = out / f"{name}.csv"
+            _write_whole(summary.csv[name], frame.to_csv(index=False).encode("utf-8"))
+        html[section.id] = part.html
     page = _html.Page(
         title=title,
         generated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         inputs=[Path(p).name or str(p) for p in named],
-        devices=_devices_table(df),
-        claims=claims,
-        table1_titles=t1_titles,
-        table1=t1,
-        figures=figs,
-        paper_vs_device=pvd,
-        results=results,
-        failures=fails,
-        ceilings=ceil,
-        environment=env,
-        notes=NOTES,
-        runtime_gmacs=rt_gmacs,
-        runtime_verdicts=rt_verdicts,
-        allocator_rows=alloc_rows,
-        allocator_claims=alloc_claims,
-        above_roof=_tab.above_roof(df, ceil),
-        forest=forest,
-        compact=compact,
-        footnotes=_tab.unsettled_footnotes(claims),
-        theoretical=_tab.theoretical_roofs(df, ceil),
-        extra_sections=[
-            ("runtime-claims", _rtc.TITLE, rtc_sec.html),
-            ("breakdown", "Where a network's time goes: per-layer breakdown", layer_sec.html),
-        ],
+        sections=[(s.id, s.title, html[s.id], s.lead) for s in SECTIONS],
     )
     _write_whole(summary.index, _html.render(page).encode("utf-8"))
-    summary.devices = list(_devices_table(df).device)
+    cache.save()
+    summary.devices = list(inputs.devices.device)
     summary.n_rows = len(df)
     summary.n_failed = int((df.status != "ok").sum())
     summary.n_unstable = int(((df.status == "ok") & ~df.stable.fillna(False).astype(bool)).sum())
     return summary
-
-
-_CAPTIONS = {
-    "ratio_per_map": "PConv's GMAC/s over DWConv's and over GConv's at each Table-1 map, with bootstrap 95% CIs "
-    "(the claim engine on that map's rows); open diamonds: the paper's ratio for the same map.",
-    "table1": 'Bars: measured GMAC/s (the paper\'s "GFLOPS") per operator and map on a linear axis from zero, '
-    "95% CI error bars; black diamonds: the paper's value for the same cell on its device of the same kind.",
-    "latency_vs_macs": "Per-sample latency (ms, axis from zero) against FLOPs (MACs, G) per network; grey "
-    "diamonds: the paper's value for the same network, joined to ours; the dashed step line is "
-    "the Pareto front (no other network has both fewer FLOPs and lower latency).",
-    "flops_vs_flops": "Achieved FLOPS (GMAC/s) against FLOPs (MACs, G) per network, grey diamonds: the paper's: a "
-    "network with few FLOPs but low FLOPS is not fast.",
-    "roofline": "Achieved GFLOP/s (2 × MACs / latency) against arithmetic intensity (FLOP per counted byte), log-log; "
-    "lines: compute and bandwidth ceilings from probe records, where present; a red ring marks a point "
-    "above a measured roof (the probe fell short).",
-}

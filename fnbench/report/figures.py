@@ -34,7 +34,6 @@ from ..verdicts import (  # noqa: E402
 from .tables import above_roof, is_probe, panels, theoretical_roofs  # noqa: E402
 
 __all__ = [
-    "FIGURES",
     "VERDICT_COLORS",
     "forest_figure",
     "ratio_per_map_figure",
@@ -422,6 +421,44 @@ def _theoretical_roof(ax, theo: pd.DataFrame, key, ys: np.ndarray) -> np.ndarray
     return ys
 
 
+def _roofline_points(ax, g: pd.DataFrame, above: pd.DataFrame) -> list[tuple[tuple[float, float], str]]:
+    """One panel's points (● operator, ▲ network; hollow: unstable), a red ring on each of ``above``;
+    returns the labels to place once the layout is final."""
+    labels = []
+    for r in g.itertuples():
+        if r.target_kind == "operator":
+            color, marker = OP_COLORS.get(r.target, "#777"), "o"
+        else:
+            color, marker = (T0_COLOR if str(r.target).startswith("fasternet") else NET_COLOR), "^"
+        ax.scatter(
+            r.intensity_flop_per_byte,
+            r.gflops_per_s,
+            marker=marker,
+            s=30,
+            edgecolors=color,
+            facecolors=color if r.stable else "white",
+            zorder=4,
+        )
+        if ((above.target == r.target) & (above["shape"] == r.shape) & (above.runtime == r.runtime)).any():
+            ax.scatter(
+                r.intensity_flop_per_byte,
+                r.gflops_per_s,
+                marker="o",
+                s=140,
+                facecolors="none",
+                edgecolors="#d62728",
+                lw=1.4,
+                zorder=5,
+            )
+        name = (
+            r.target
+            if r.target_kind != "operator"
+            else f"{r.target} {r.shape}" + ("" if r.layers == 10 else f" ×{int(r.layers)}")
+        )
+        labels.append(((r.intensity_flop_per_byte, r.gflops_per_s), name))
+    return labels
+
+
 def roofline_figure(df: pd.DataFrame, ceil: pd.DataFrame) -> Figure | str:
     """Roofline per device: achieved GFLOP/s (2·MACs/latency) vs arithmetic intensity (FLOP/byte).
 
@@ -438,40 +475,8 @@ def roofline_figure(df: pd.DataFrame, ceil: pd.DataFrame) -> Figure | str:
     for ax, (title, g) in zip(axes, ps):
         key = g.device_key.iloc[0]
         c = ceil[ceil.device_key == key] if not ceil.empty else ceil
-        labels = []
         mine = over[(over.device_key == key)]
-        for r in g.itertuples():
-            if r.target_kind == "operator":
-                color, marker = OP_COLORS.get(r.target, "#777"), "o"
-            else:
-                color, marker = (T0_COLOR if str(r.target).startswith("fasternet") else NET_COLOR), "^"
-            ax.scatter(
-                r.intensity_flop_per_byte,
-                r.gflops_per_s,
-                marker=marker,
-                s=30,
-                edgecolors=color,
-                facecolors=color if r.stable else "white",
-                zorder=4,
-            )
-            if ((mine.target == r.target) & (mine["shape"] == r.shape) & (mine.runtime == r.runtime)).any():
-                ax.scatter(
-                    r.intensity_flop_per_byte,
-                    r.gflops_per_s,
-                    marker="o",
-                    s=140,
-                    facecolors="none",
-                    edgecolors="#d62728",
-                    lw=1.4,
-                    zorder=5,
-                )
-            name = (
-                r.target
-                if r.target_kind != "operator"
-                else f"{r.target} {r.shape}" + ("" if r.layers == 10 else f" ×{int(r.layers)}")
-            )
-            labels.append(((r.intensity_flop_per_byte, r.gflops_per_s), name))
-        jobs.append((ax, labels))
+        jobs.append((ax, _roofline_points(ax, g, mine)))
         if len(mine):
             ax.text(
                 0.02,
@@ -633,13 +638,3 @@ def forest_figure(compact: pd.DataFrame) -> Figure | str:
     fig.legend(handles=handles, fontsize=7.5, ncol=len(handles), loc="upper center", frameon=False)
     fig.tight_layout(rect=(0, 0, 0.9, 1.0 - 0.32 / fig.get_figheight()))  # 0.32 in: the legend's row
     return fig
-
-
-#: name → (title, function of (df, ceilings)); the order the report shows them in.
-FIGURES = {
-    "ratio_per_map": ("FLOPS ratios per map: PConv / DWConv and PConv / GConv", lambda df, c: ratio_per_map_figure(df)),
-    "table1": ("Table 1 analog: GMAC/s per operator and map", lambda df, c: table1_figure(df)),
-    "latency_vs_macs": ("Latency vs FLOPs (MACs), networks", lambda df, c: latency_vs_macs_figure(df)),
-    "flops_vs_flops": ("FLOPS vs FLOPs (MACs), networks", lambda df, c: flops_vs_flops_figure(df)),
-    "roofline": ("Roofline per device", roofline_figure),
-}

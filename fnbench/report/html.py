@@ -1,6 +1,9 @@
 """Render the report as one self-contained HTML page: inline CSS, figures as base64 PNG, no scripts.
 
 Numbers are rounded here and only here (3 significant figures unless a column says otherwise).
+Each section's HTML comes from one function of the tables it shows (:func:`claims`,
+:func:`results`, …), called by that section's build in :data:`fnbench.report.build.SECTIONS`;
+:func:`render` puts the sections on the page in the list's order.
 """
 
 from __future__ import annotations
@@ -14,7 +17,23 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-__all__ = ["Page", "render"]
+__all__ = [
+    "Page",
+    "render",
+    "answer",
+    "claims",
+    "figure",
+    "table1",
+    "runtimes",
+    "allocators",
+    "devices",
+    "paper_vs_device",
+    "results",
+    "failures",
+    "ceilings",
+    "environment",
+    "method",
+]
 
 CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;margin:24px auto;max-width:1280px;
@@ -39,36 +58,13 @@ ul.footnotes{margin:.2em 0;padding-left:0;list-style:none}span.quote{min-width:2
 
 @dataclass
 class Page:
-    """Everything the page shows; built by :func:`fnbench.report.build_report`."""
+    """The page: its title, when and from what it was made, and each section's HTML in order."""
 
     title: str
     generated: str
     inputs: list[str]
-    devices: pd.DataFrame
-    claims: pd.DataFrame
-    table1_titles: list[str]
-    table1: pd.DataFrame
-    figures: list[tuple[str, str, bytes | None, str]]  # name, title, png bytes or None, caption / reason
-    paper_vs_device: pd.DataFrame
-    results: pd.DataFrame
-    failures: pd.DataFrame
-    ceilings: pd.DataFrame
-    environment: pd.DataFrame
-    notes: list[str] = field(default_factory=list)
-    runtime_gmacs: pd.DataFrame = field(default_factory=pd.DataFrame)
-    runtime_verdicts: pd.DataFrame = field(default_factory=pd.DataFrame)
-    allocator_rows: pd.DataFrame = field(default_factory=pd.DataFrame)
-    allocator_claims: pd.DataFrame = field(default_factory=pd.DataFrame)
-    #: Further sections (id, title, HTML), shown after the runtime comparison; e.g. a sensitivity
-    #: analysis of one more measurement condition.
-    extra_sections: list[tuple[str, str, str]] = field(default_factory=list)
-    above_roof: pd.DataFrame = field(default_factory=pd.DataFrame)
-    #: The claims at a glance: the forest plot's PNG (or why it is not drawn), the compact table
-    #: (:func:`fnbench.report.tables.compact_claims`) and the per-device unsettled-row footnotes.
-    forest: bytes | str = ""
-    compact: pd.DataFrame = field(default_factory=pd.DataFrame)
-    footnotes: list[tuple[int, str, str]] = field(default_factory=list)
-    theoretical: pd.DataFrame = field(default_factory=pd.DataFrame)
+    #: ``(id, title, HTML, lead)`` per section; a lead section opens the page without a heading.
+    sections: list[tuple[str, str, str, bool]] = field(default_factory=list)
 
 
 def _e(v) -> str:
@@ -126,7 +122,8 @@ def _stable_mark(stable, reason=None) -> str:
     return f' <span class="unstable" title="{_e(why)}">⚠ unstable ({_e(why)})</span>'
 
 
-def _devices(p: Page) -> str:
+def devices(table: pd.DataFrame) -> str:
+    """The devices table: one row per device, what was measured on it."""
     rows = [
         [
             _e(r.device),
@@ -141,7 +138,7 @@ def _devices(p: Page) -> str:
             fmt(r.n_probes),
             _e(getattr(r, "nodes", "") or ""),
         ]
-        for r in p.devices.itertuples()
+        for r in table.itertuples()
     ]
     return _table(
         [
@@ -166,28 +163,30 @@ def _verdict_span(v: str) -> str:
     return f'<span class="v-{v.replace(" ", "-")}">{_e(v)}</span>'
 
 
-def _answer(p: Page) -> str:
+def answer(c: pd.DataFrame, forest: bytes | str, compact: pd.DataFrame, footnotes: list[tuple[int, str, str]]) -> str:
     """The claims at a glance: the forest plot, the compact table under it, footnotes per device.
 
+    ``c`` is the claims table, ``forest`` the forest plot's PNG or why it is not drawn, ``compact``
+    the compact table (:func:`fnbench.report.tables.compact_claims`) and ``footnotes`` the
+    per-device unsettled rows.
     The sentences (``compare``'s last line, ``verdicts.csv``'s ``answer``) are folded below: eight
     near-identical sentences hide the pattern across claims that one figure shows.
     """
-    c = p.claims
     if c.empty:
         return '<p class="muted">No measurements to answer with: run <code>fnbench run</code> first.</p>'
     out = []
-    if isinstance(p.forest, bytes) and p.forest:
-        b64 = base64.b64encode(p.forest).decode("ascii")
+    if isinstance(forest, bytes) and forest:
+        b64 = base64.b64encode(forest).decode("ascii")
         out.append(
             f'<figure id="fig-forest" class="forest"><img alt="The paper\'s claims on these devices: forest plot" '
             f'src="data:image/png;base64,{b64}"></figure>'
         )
-    elif p.forest:
-        out.append(f'<p class="muted">Forest plot not drawn: {_e(p.forest)}</p>')
-    out.append(_compact(p))
+    elif forest:
+        out.append(f'<p class="muted">Forest plot not drawn: {_e(forest)}</p>')
+    out.append(_compact(compact))
     out.extend(_not_measured(c))
-    if p.footnotes:
-        notes = "".join(f"<li><sup>{n}</sup> {_e(where)}: {_e(text)}</li>" for n, where, text in p.footnotes)
+    if footnotes:
+        notes = "".join(f"<li><sup>{n}</sup> {_e(where)}: {_e(text)}</li>" for n, where, text in footnotes)
         out.append(
             '<ul class="footnotes note">'
             + notes
@@ -223,9 +222,8 @@ def _not_measured(c: pd.DataFrame) -> list[str]:
 _REPRO_CLASS = {"reproduces": "v-supported", "higher": "v-inconclusive", "lower": "v-inconclusive"}
 
 
-def _compact(p: Page) -> str:
+def _compact(c: pd.DataFrame) -> str:
     """claim · device · ratio [CI] · paper · direction · reproduction, one line per forest line."""
-    c = p.compact
     if c.empty:
         return ""
     several = c.setup.nunique() > 1
@@ -257,11 +255,12 @@ def _compact(p: Page) -> str:
     )
 
 
-def _claims(p: Page) -> str:
-    if p.claims.empty:
+def claims(table: pd.DataFrame) -> str:
+    """The claims table (:func:`fnbench.verdicts.claim_table`): every column a verdict rests on."""
+    if table.empty:
         return '<p class="muted">No measurements to test the claims on.</p>'
     rows, classes = [], []
-    for r in p.claims.itertuples():
+    for r in table.itertuples():
         v = r.verdict
         measured = v != "not measured"
         thr = (
@@ -335,23 +334,22 @@ def _claims(p: Page) -> str:
     )
 
 
-def _table1(p: Page) -> str:
-    if not p.table1_titles:
+def table1(titles: list[str], frame: pd.DataFrame) -> str:
+    """The Table-1 analog (:func:`fnbench.report.tables.table1_wide`): one column group per device panel."""
+    if not titles:
         return '<p class="muted">No Table-1 operator measurements (10 layers, default options). Run <code>fnbench run --suite table1</code>.</p>'
     head1 = (
         '<tr><th class="l" rowspan="2">operator</th><th class="l" rowspan="2">map C×H×W</th>'
-        + "".join(f'<th colspan="4">{_e(t)}</th>' for t in p.table1_titles)
+        + "".join(f'<th colspan="4">{_e(t)}</th>' for t in titles)
         + "</tr>"
     )
     head2 = (
-        "<tr>"
-        + "<th>latency ms</th><th>GMAC/s</th><th>GMAC/s 95% CI</th><th>paper GMAC/s</th>" * len(p.table1_titles)
-        + "</tr>"
+        "<tr>" + "<th>latency ms</th><th>GMAC/s</th><th>GMAC/s 95% CI</th><th>paper GMAC/s</th>" * len(titles) + "</tr>"
     )
     body = []
-    for _, r in p.table1.iterrows():
+    for _, r in frame.iterrows():
         cells = [f'<td class="l">{_e(r["op"])}</td><td class="l">{_e(r["shape"])}</td>']
-        for t in p.table1_titles:
+        for t in titles:
             st = r[f"{t}|stable"]
             cls = ' class="unstable-cell" style="background:#fff6d6"' if (not pd.isna(st) and not bool(st)) else ""
             cells.append(
@@ -366,23 +364,20 @@ def _table1(p: Page) -> str:
     )
 
 
-def _figures(p: Page) -> str:
-    out = []
-    for name, title, png, caption in p.figures:
-        if png is None:
-            out.append(f'<h3>{_e(title)}</h3><p class="muted">Not drawn: {_e(caption)}</p>')
-            continue
-        b64 = base64.b64encode(png).decode("ascii")
-        out.append(
-            f'<figure id="fig-{_e(name)}"><h3>{_e(title)}</h3><img alt="{_e(title)}" '
-            f'src="data:image/png;base64,{b64}"><figcaption>{_e(caption)} Files: '
-            f"<code>{_e(name)}.png</code>, <code>{_e(name)}.svg</code>.</figcaption></figure>"
-        )
-    return "".join(out)
+def figure(name: str, title: str, caption: str, png: bytes | str) -> str:
+    """One figure of the Figures section under its title, or why it is not drawn (``png`` a string)."""
+    if isinstance(png, str):
+        return f'<h3>{_e(title)}</h3><p class="muted">Not drawn: {_e(png)}</p>'
+    b64 = base64.b64encode(png).decode("ascii")
+    return (
+        f'<figure id="fig-{_e(name)}"><h3>{_e(title)}</h3><img alt="{_e(title)}" '
+        f'src="data:image/png;base64,{b64}"><figcaption>{_e(caption)} Files: '
+        f"<code>{_e(name)}.png</code>, <code>{_e(name)}.svg</code>.</figcaption></figure>"
+    )
 
 
-def _paper_vs_device(p: Page) -> str:
-    d = p.paper_vs_device
+def paper_vs_device(d: pd.DataFrame) -> str:
+    """Every cell the paper reports beside this device's value (:func:`fnbench.report.tables.paper_vs_device`)."""
     if d.empty:
         return '<p class="muted">No device of a kind the paper measured (cpu, cuda, arm).</p>'
     out = []
@@ -438,8 +433,8 @@ def _paper_vs_device(p: Page) -> str:
     return "".join(out)
 
 
-def _results(p: Page) -> str:
-    d = p.results
+def results(d: pd.DataFrame) -> str:
+    """All measurements (:func:`fnbench.report.tables.results_table`), one table per device."""
     if d.empty:
         return '<p class="muted">No measurements.</p>'
     out = []
@@ -531,8 +526,8 @@ def _faults(per_iter, flag) -> str:
     return text
 
 
-def _allocators(p: Page) -> str:
-    d = p.allocator_rows
+def allocators(d: pd.DataFrame, c: pd.DataFrame) -> str:
+    """The same measurements under each allocator, and the claims under each (:mod:`fnbench.report.sensitivity`)."""
     if d.empty:
         return (
             '<p class="muted">Every measurement here was taken under one allocator. Measure a target under two '
@@ -584,7 +579,6 @@ def _allocators(p: Page) -> str:
             left=5,
         ),
     ]
-    c = p.allocator_claims
     if not c.empty:
         allocs = [x for x in c.columns if x not in ("device", "runtime", "claim")]
         out.append("<h3>The claims under each allocator</h3>")
@@ -606,25 +600,26 @@ def _shape_key(shape) -> tuple:
     return (0, -(dims[-1] * dims[-2]) if len(dims) >= 2 else 0, dims[0])
 
 
-def _failures(p: Page) -> str:
-    if p.failures.empty:
+def failures(table: pd.DataFrame) -> str:
+    """Failed and unsupported measurements with their reasons."""
+    if table.empty:
         return '<p class="muted">None: every measurement finished.</p>'
     rows = [
         [_e(r.device), _e(r.target), _e(r.shape or "–"), _e(r.runtime), _e(r.status), _e(r.error)]
-        for r in p.failures.itertuples()
+        for r in table.itertuples()
     ]
     return _table(["device", "target", "shape", "runtime", "status", "reason"], rows, left=6)
 
 
-def _ceilings(p: Page) -> str:
-    c = p.ceilings
+def ceilings(c: pd.DataFrame, theoretical: pd.DataFrame, above_roof: pd.DataFrame, devices: list[str]) -> str:
+    """Measured ceilings per device, its theoretical peak where it may be shown, and points above a roof."""
     head = (
         '<p class="note">Peak compute from <code>probe:gemm_*</code> and <code>probe:conv_*</code> records '
         "(FLOP/s = flops / median; the roofline's compute roof is the best FP32 one), bandwidth from "
         "<code>probe:copy</code> (bytes read + written / median); the maximum over probe sizes.</p>"
     )
     have = set(c.device) if not c.empty else set()
-    missing = [d for d in p.devices.device if d not in have]
+    missing = [d for d in devices if d not in have]
     out = [head]
     if not c.empty:
         rows = [
@@ -639,7 +634,7 @@ def _ceilings(p: Page) -> str:
             for r in c.itertuples()
         ]
         out.append(_table(["device", "probe", "peak GFLOP/s", "bandwidth GB/s", "records", "stable"], rows, left=2))
-    for r in p.theoretical.itertuples() if not p.theoretical.empty else ():
+    for r in theoretical.itertuples() if not theoretical.empty else ():
         if r.shown:
             out.append(
                 f'<p class="note">{_e(r.device)}: theoretical FP32 peak {fmt(r.theoretical_peak_gflop_per_s)} '
@@ -650,7 +645,7 @@ def _ceilings(p: Page) -> str:
                 f'<p class="warn">{_e(r.device)}: {_e(r.note)} (measured FP32 roof '
                 f"{fmt(r.measured_gflop_per_s)} GFLOP/s; the peak at the {_e(r.clock)} clock is not drawn).</p>"
             )
-    if not p.above_roof.empty:
+    if not above_roof.empty:
         rows = [
             [
                 _e(r.device),
@@ -661,10 +656,10 @@ def _ceilings(p: Page) -> str:
                 fmt(r.roof_gflop_per_s),
                 _e(r.roof),
             ]
-            for r in p.above_roof.itertuples()
+            for r in above_roof.itertuples()
         ]
         out.append(
-            f'<p class="warn">{len(p.above_roof)} measured point(s) above a measured roof: the probe fell '
+            f'<p class="warn">{len(above_roof)} measured point(s) above a measured roof: the probe fell '
             "short of the device's real ceiling (run <code>fnbench probe</code> with a larger --budget). "
             "They are ringed in red on the roofline.</p>"
         )
@@ -679,8 +674,8 @@ def _ceilings(p: Page) -> str:
     return "".join(out)
 
 
-def _environment(p: Page) -> str:
-    e = p.environment
+def environment(e: pd.DataFrame) -> str:
+    """The environment fingerprint of each device (:func:`fnbench.report.tables.environment`)."""
     if e.empty:
         return ""
     out = []
@@ -693,13 +688,13 @@ def _environment(p: Page) -> str:
     return "".join(out)
 
 
-def _runtimes(p: Page) -> str:
-    if p.runtime_gmacs.empty:
+def runtimes(g: pd.DataFrame, verdicts: pd.DataFrame) -> str:
+    """GMAC/s per runtime and each claim's verdict per runtime (:func:`fnbench.report.tables.runtime_comparison`)."""
+    if g.empty:
         return (
             '<p class="muted">One runtime per device. Measure others with '
             "<code>fnbench run --suite runtimes --runtime eager --runtime onnxruntime --runtime openvino</code>.</p>"
         )
-    g = p.runtime_gmacs
     rts = [c[len("gmacs_per_s[") : -1] for c in g.columns if c.startswith("gmacs_per_s[")]
     rows = []
     for r in g.to_dict("records"):
@@ -715,45 +710,35 @@ def _runtimes(p: Page) -> str:
         "<h3>GMAC/s per runtime</h3>",
         _table(["device", "target", "shape", *(f"{rt} GMAC/s" for rt in rts)], rows, left=3),
     ]
-    if not p.runtime_verdicts.empty:
-        v = p.runtime_verdicts
-        vr = [c for c in v.columns if c not in ("device", "claim")]
+    if not verdicts.empty:
+        vr = [c for c in verdicts.columns if c not in ("device", "claim")]
         out.append("<h3>Does each claim hold under each runtime?</h3>")
         out.append(
             _table(
                 ["device", "claim", *vr],
-                [[_e(x) for x in row] for row in v[["device", "claim", *vr]].fillna("–").values],
+                [[_e(x) for x in row] for row in verdicts[["device", "claim", *vr]].fillna("–").values],
                 left=2 + len(vr),
             )
         )
     return "".join(out)
 
 
+def method(notes: list[str]) -> str:
+    """How the numbers are made: one item per note."""
+    return '<ul class="note">' + "".join(f"<li>{_e(n)}</li>" for n in notes) + "</ul>"
+
+
 def render(p: Page) -> str:
-    """The whole page as a string."""
+    """The whole page as a string: the lead sections, the contents, then every other section under its title."""
     inputs = ", ".join(f"<code>{_e(x)}</code>" for x in p.inputs) or "–"
-    notes = "".join(f"<li>{_e(n)}</li>" for n in p.notes)
-    sections = [
-        ("claims", "The paper's claims on these devices", _claims(p)),
-        ("figures", "Figures", _figures(p)),
-        ("table1", "Table 1 analog: on-device FLOPS of single operators", _table1(p)),
-        ("runtimes", "Runtimes: GMAC/s and claims per runtime", _runtimes(p)),
-        ("allocators", "Allocator sensitivity: tuned, system, jemalloc, tcmalloc", _allocators(p)),
-        *p.extra_sections,
-        ("devices", "Devices", _devices(p)),
-        ("paper", "The paper vs this device", _paper_vs_device(p)),
-        ("results", "All measurements", _results(p)),
-        ("failed", "Failed and unsupported measurements", _failures(p)),
-        ("ceilings", "Device ceilings (roofline)", _ceilings(p)),
-        ("environment", "Environment per device", _environment(p)),
-        ("method", "How the numbers are made", f'<ul class="note">{notes}</ul>'),
-    ]
-    toc = " · ".join(f'<a href="#{sid}">{_e(t)}</a>' for sid, t, _ in sections)
-    body = "".join(f'<section id="{sid}"><h2>{_e(t)}</h2>{content}</section>' for sid, t, content in sections)
+    lead = "".join(f'<section id="{sid}">{content}</section>' for sid, _, content, first in p.sections if first)
+    rest = [(sid, t, content) for sid, t, content, first in p.sections if not first]
+    toc = " · ".join(f'<a href="#{sid}">{_e(t)}</a>' for sid, t, _ in rest)
+    body = "".join(f'<section id="{sid}"><h2>{_e(t)}</h2>{content}</section>' for sid, t, content in rest)
     return (
         f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{_e(p.title)}</title>'
         f'<meta name="viewport" content="width=device-width,initial-scale=1"><style>{CSS}</style></head><body>'
-        f'<h1>{_e(p.title)}</h1><section id="answer">{_answer(p)}</section>'
+        f"<h1>{_e(p.title)}</h1>{lead}"
         f'<p class="note">Generated {_e(p.generated)} from {inputs}. '
         'FLOPs (MACs) are multiply-adds as in the paper; GMAC/s is the paper\'s "GFLOPS"; FLOP/s = 2 × MAC/s.</p>'
         f'<nav class="note">{toc}</nav>{body}</body></html>\n'

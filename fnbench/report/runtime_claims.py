@@ -11,15 +11,13 @@ the verdict, and the paper's value for the same statistic. One table and one fig
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
 
 import pandas as pd
 
 from .html import _e, _table, fmt
+from .sections import Draw, Part, Plot
 
-__all__ = ["RUNTIME_CLAIMS", "runtime_claims", "figure", "section", "Section"]
+__all__ = ["RUNTIME_CLAIMS", "TITLE", "runtime_claims", "why_not_drawn", "figure", "section"]
 
 #: The Table-1 claims compared across runtimes, in the order shown.
 RUNTIME_CLAIMS = ("pconv_vs_dwconv_flops", "pconv_vs_gconv_flops", "pconv_latency_vs_flops")
@@ -50,11 +48,8 @@ def runtime_claims(claims: pd.DataFrame) -> pd.DataFrame:
     return c[[k for k in COLUMNS if k in c.columns]].reset_index(drop=True)
 
 
-def figure(table: pd.DataFrame):
-    """One panel per device: each claim's ratio per runtime with its 95 % CI, the paper's value and the threshold.
-
-    Returns a matplotlib figure, or a string saying why there is nothing to draw.
-    """
+def why_not_drawn(table: pd.DataFrame) -> str | None:
+    """Why :func:`figure` has nothing to draw for ``table``, or ``None`` when it has."""
     if table.empty:
         return "no Table-1 claim was evaluated (measure pconv, dwconv, gconv and conv on the Table-1 maps)"
     if table.runtime.nunique() < 2:
@@ -62,6 +57,17 @@ def figure(table: pd.DataFrame):
             "one runtime measured; run `fnbench run --suite runtimes --runtime eager --runtime onnxruntime "
             "--runtime openvino` to compare runtimes"
         )
+    return None
+
+
+def figure(table: pd.DataFrame):
+    """One panel per device: each claim's ratio per runtime with its 95 % CI, the paper's value and the threshold.
+
+    Returns a matplotlib figure, or a string saying why there is nothing to draw (:func:`why_not_drawn`).
+    """
+    why = why_not_drawn(table)
+    if why:
+        return why
     import matplotlib
 
     matplotlib.use("Agg")
@@ -130,13 +136,6 @@ def table_html(table: pd.DataFrame) -> str:
     return "".join(out)
 
 
-@dataclass
-class Section:
-    html: str
-    csv: dict[str, Path] = field(default_factory=dict)
-    figures: dict[str, tuple[Path, Path]] = field(default_factory=dict)
-
-
 TITLE = "The Table-1 claims under each runtime"
 _CAPTION = (
     "Each claim's ratio under each runtime with its bootstrap 95% CI (log axis); open diamonds: the paper's value "
@@ -145,32 +144,26 @@ _CAPTION = (
 )
 
 
-def section(claims: pd.DataFrame, out: Path, png_svg: Callable, write: Callable[[Path, bytes], None]) -> Section:
-    """Write ``runtime_claims.csv`` and the figure into ``out``; return the section's HTML and what was written."""
+def section(claims: pd.DataFrame, draw: Draw) -> Part:
+    """``runtime_claims.csv``, the figure (handed to ``draw``) and the section's HTML."""
     table = runtime_claims(claims)
-    sec = Section("")
-    p = out / "runtime_claims.csv"
-    write(p, table.to_csv(index=False).encode("utf-8"))
-    sec.csv["runtime_claims"] = p
     if table.empty:
-        sec.html = (
+        html = (
             '<p class="muted">No Table-1 claim was evaluated. Measure <code>fnbench run --suite runtimes '
             "--runtime eager --runtime onnxruntime --runtime openvino</code>.</p>"
         )
-        return sec
-    fig = figure(table)
-    if isinstance(fig, str):  # said on the page; the one-runtime case is the Figures section's per-map plot
-        img = f'<p class="muted">{_e(fig)}</p>'
-    else:
-        png, svg = png_svg(fig)
-        write(out / "runtime_claims.png", png)
-        write(out / "runtime_claims.svg", svg)
-        sec.figures["runtime_claims"] = (out / "runtime_claims.png", out / "runtime_claims.svg")
-        b64 = base64.b64encode(png).decode("ascii")
-        img = (
-            f'<figure id="fig-runtime_claims"><img alt="{_e(TITLE)}" src="data:image/png;base64,{b64}">'
-            f"<figcaption>{_e(_CAPTION)} Files: runtime_claims.png, runtime_claims.svg, runtime_claims.csv."
-            "</figcaption></figure>"
-        )
-    sec.html = table_html(table) + img
-    return sec
+        return Part(html=html, csv={"runtime_claims": table})
+    why = why_not_drawn(table)
+    if why:  # said on the page; the one-runtime case is the Figures section's per-map plot
+        return Part(html=table_html(table) + f'<p class="muted">{_e(why)}</p>', csv={"runtime_claims": table})
+    plot = Plot("runtime_claims", TITLE, _CAPTION, lambda: figure(table))
+    png = draw(plot)
+    if isinstance(png, str):
+        return Part(html=table_html(table) + f'<p class="muted">{_e(png)}</p>', csv={"runtime_claims": table})
+    b64 = base64.b64encode(png).decode("ascii")
+    img = (
+        f'<figure id="fig-runtime_claims"><img alt="{_e(TITLE)}" src="data:image/png;base64,{b64}">'
+        f"<figcaption>{_e(_CAPTION)} Files: runtime_claims.png, runtime_claims.svg, runtime_claims.csv."
+        "</figcaption></figure>"
+    )
+    return Part(html=table_html(table) + img, csv={"runtime_claims": table})

@@ -12,7 +12,8 @@ import json
 import numpy as np
 import pandas as pd
 
-from ..reference import paper_networks, paper_table1
+from ..peaks import roof_note
+from ..reference import PAPER_ARM_CORE, is_paper_arm_core, paper_networks, paper_table1
 from ..results import probe_rate, unstable_reason
 from ..units import ms as _ms
 from ..verdicts import CLAIMS, PAPER_KIND
@@ -258,8 +259,6 @@ def _pick(rows: pd.DataFrame) -> dict | None:
 
 def _device_note(paper_kind: str, device_name) -> str:
     """Why a device's paper column is only indicative; "" when it is the paper's kind of device."""
-    from ..devices import PAPER_ARM_CORE, is_paper_arm_core
-
     name = device_name if isinstance(device_name, str) else None
     if paper_kind == "arm" and not is_paper_arm_core(name):
         return (
@@ -629,10 +628,8 @@ def theoretical_roofs(df: pd.DataFrame, ceil: pd.DataFrame) -> pd.DataFrame:
     """Per CPU device: the theoretical FP32 peak its probe records carry, and whether it may be drawn.
 
     ``shown`` is False where the peak lies below the measured FP32 compute roof; ``note`` then
-    says why (:func:`fnbench.devices.roof_note`): a roof below the floor is never drawn.
+    says why (:func:`fnbench.peaks.roof_note`): a roof below the floor is never drawn.
     """
-    from ..devices import roof_note
-
     cols = ["device", "device_key", "theoretical_peak_gflop_per_s", "basis", "clock", "measured_gflop_per_s"]
     cols += ["shown", "note"]
     col = "env_theoretical_peak_gflop_per_s"
