@@ -31,6 +31,7 @@ import pandas as pd
 
 from . import stats, units
 from .allocators import DEFAULT_ALLOCATOR
+from .measurement import MIN_SAMPLES_P99
 from .results import LEGACY_ALLOCATOR, frame_of, load_records
 
 #: The precision target of records that do not store one (the default of ``fnbench run``).
@@ -91,6 +92,7 @@ def load_frame(
     ]
     df["round_ids"] = [rec.get("rounds") or [] for rec in raw]
     df["worker_ids"] = [rec.get("workers") or None for rec in raw]
+    df["cycle_keys"] = [_cycle_keys(rec) for rec in raw]
     df["n_repeats"] = 1
     df["n_failed_repeats"] = 0
     df["run_ids"] = df["run_id"]
@@ -98,6 +100,17 @@ def load_frame(
         df = merge_repeats(df)
     df["device_label"] = df["device_key"].map(device_labels(df))
     return df
+
+
+def _cycle_keys(rec: dict) -> list[tuple] | None:
+    """Per sample, the moment its round was taken in an interleaved run: ``(run, pass, cycle)``; None for
+    records of runs that measured their targets one after another (no ``cycles``)."""
+    passes, cycles = rec.get("passes"), rec.get("cycles")
+    n = len(rec.get("samples_s") or [])
+    if not passes or not cycles or len(passes) != n or len(cycles) != n:
+        return None
+    run = rec.get("run_id")
+    return [(run, int(p), int(c)) for p, c in zip(passes, cycles)]
 
 
 def device_labels(df: pd.DataFrame) -> dict[str, str]:
@@ -148,13 +161,14 @@ def _pool(group: pd.DataFrame) -> dict:
         row["node"] = join_names(group["node"])
     if len(ok) == 1:
         return row
-    samples, rids, clusters = [], [], []
+    samples, rids, clusters, moments = [], [], [], []
     offset = cluster_offset = 0
     for _, repeat in ok.iterrows():
         rep_samples = np.asarray(repeat["samples_s"], dtype=float)
         _, rounds = np.unique(_round_ids(repeat), return_inverse=True)
         samples.append(rep_samples)
         rids.append(rounds + offset)
+        moments.append(repeat.get("cycle_keys"))
         offset += int(rounds.max()) + 1 if rounds.size else 0
         # Process level: each worker of each repeat is a cluster; a repeat without worker ids
         # (in-process sampling) is one process, so one cluster.
@@ -182,7 +196,10 @@ def _pool(group: pd.DataFrame) -> dict:
         rounds=int(meds.size),
         stable=stable,
         iqr_s=stats.iqr(s_all),
+        p50_s=stats.median(s_all),
         p90_s=stats.p90(s_all),
+        p99_s=stats.percentile(s_all, 99.0) if s_all.size >= MIN_SAMPLES_P99 else None,
+        cycle_keys=[k for m in moments for k in m] if all(m is not None for m in moments) else None,
         rel_ci_halfwidth=stats.rel_halfwidth(ci, med),
     )
     if not all(_has_ids(r) for _, r in ok.iterrows()):
@@ -214,7 +231,13 @@ def merge_repeats(df: pd.DataFrame) -> pd.DataFrame:
     if df.empty:
         return df
     df = df.copy()
-    for c, default in (("round_ids", None), ("worker_ids", None), ("n_repeats", 1), ("n_failed_repeats", 0)):
+    for c, default in (
+        ("round_ids", None),
+        ("worker_ids", None),
+        ("cycle_keys", None),
+        ("n_repeats", 1),
+        ("n_failed_repeats", 0),
+    ):
         if c not in df:
             df[c] = [default] * len(df)
     if "run_ids" not in df:

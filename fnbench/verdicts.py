@@ -74,6 +74,7 @@ import pandas as pd
 
 from . import stats
 from .merge import device_labels, merge_repeats
+from .pairing import Rounds, joint_draws, rounds_of
 from .reference import FASTERNET_T0 as T0
 from .reference import HEADLINE_PEERS, paper_networks, paper_table1
 from .stats import N_BOOT
@@ -184,6 +185,7 @@ class Evidence:
     paper_ratio: float
     rows: list[dict]
     note: str = ""
+    pairing: str = ""  # how the rows' replicates were drawn together (or not)
     per_map: list[tuple[str, float]] = field(default_factory=list)  # (map, ratio) per map
     per_map_ratio: float = float("nan")  # geometric mean of the per-map ratios
     per_map_reps: np.ndarray | None = None
@@ -261,6 +263,44 @@ def _pair_draws(a, b, rng, n_boot, paired: bool) -> tuple[np.ndarray, np.ndarray
         idx = rng.integers(0, ua.size, size=(n_boot, ua.size))
         return _draws(a, rng, n_boot, idx), _draws(b, rng, n_boot, idx)
     return _draws(a, rng, n_boot), _draws(b, rng, n_boot)
+
+
+def _rounds(row) -> Rounds | None:
+    """The row's rounds with the moment each was taken, where an interleaved run stored it (else None)."""
+    return rounds_of(row["samples_s"], row.get("round_ids") or [], row.get("cycle_keys"))
+
+
+def _claim_draws(pairs, rng, n_boot, paired: bool) -> tuple[list[tuple[np.ndarray, np.ndarray]], str]:
+    """Bootstrap replicates of each pair's latencies per sample, and how the rows were paired.
+
+    ``paired``: the rows of each pair were taken in side-by-side chunks (``compare``), resampled
+    with shared indices. Otherwise, rows of an interleaved run are resampled jointly by the moment
+    each round was taken (:func:`fnbench.pairing.joint_draws`): every row of the claim together,
+    else each pair by itself; rows without cycles (runs that measured one target after another)
+    are resampled each on its own, as before.
+    """
+    if paired:
+        return [_pair_draws(a, b, rng, n_boot, True) for a, b in pairs], "rows paired by chunk (measured side by side)"
+    rows = [r for pr in pairs for r in pr]
+    rounds = [_rounds(r) for r in rows]
+    joint = joint_draws(rounds, n_boot, rng) if all(rounds) else None
+    if joint is not None:
+        d = [x / r["batch"] for x, r in zip(joint, rows)]
+        return list(zip(d[::2], d[1::2])), "rows paired by cycle (all resampled at the same moments)"
+    out, n_paired = [], 0
+    for (a, b), ra, rb in zip(pairs, rounds[::2], rounds[1::2]):
+        pj = joint_draws([ra, rb], n_boot, rng) if ra and rb else None
+        n_paired += pj is not None
+        out.append(
+            (pj[0] / a["batch"], pj[1] / b["batch"]) if pj is not None else _pair_draws(a, b, rng, n_boot, False)
+        )
+    if n_paired == len(pairs):
+        return out, "rows paired by cycle, map by map"
+    if n_paired:
+        return out, f"rows paired by cycle at {n_paired} of {len(pairs)} maps (the others share too few cycles)"
+    if any(rounds):
+        return out, "rows unpaired (too few rounds in common cycles)"
+    return out, "rows unpaired (measured one after another)"
 
 
 def _geo(x) -> float:
@@ -372,7 +412,7 @@ def flops_claim(a: str, b: str, claim_id: str | None = None, quote: str = "") ->
             return note
         ga = np.array([gmacs_per_s(p["macs"], p["median_s"]) for p, _ in pairs])
         gb = np.array([gmacs_per_s(o["macs"], o["median_s"]) for _, o in pairs])
-        draws = [_pair_draws(p, o, rng, n_boot, paired) for p, o in pairs]
+        draws, how = _claim_draws(pairs, rng, n_boot, paired)
         ba = np.stack([gmacs_per_s(p["macs"] / p["batch"], da) for (p, _), (da, _) in zip(pairs, draws)])
         bb = np.stack([gmacs_per_s(o["macs"] / o["batch"], db) for (_, o), (_, db) in zip(pairs, draws)])
         paper = float("nan")
@@ -388,6 +428,7 @@ def flops_claim(a: str, b: str, claim_id: str | None = None, quote: str = "") ->
             paper_ratio=paper,
             rows=[r for pr in pairs for r in pr],
             note=_maps_note(note, pairs),
+            pairing=how,
             per_map=[(p["shape"], float(v)) for (p, _), v in zip(pairs, per)],
             per_map_ratio=_geo(per),
             per_map_reps=np.exp(np.mean(np.log(ba / bb), axis=0)),
@@ -419,7 +460,7 @@ def latency_claim(a: str, b: str, claim_id: str | None = None, *, quote: str = "
         if not pairs:
             return note
         per = np.array([_latency(p) / _latency(o) for p, o in pairs])
-        draws = [_pair_draws(p, o, rng, n_boot, paired) for p, o in pairs]
+        draws, how = _claim_draws(pairs, rng, n_boot, paired)
         reps = np.exp(np.mean(np.log(np.stack([da / db for da, db in draws])), axis=0))
         paper = float("nan")
         if is_t1 and kind is not None:
@@ -433,6 +474,7 @@ def latency_claim(a: str, b: str, claim_id: str | None = None, *, quote: str = "
             paper_ratio=paper,
             rows=[r for pr in pairs for r in pr],
             note=_maps_note(note, pairs),
+            pairing=how,
             per_map=[(p["shape"], float(v)) for (p, _), v in zip(pairs, per)],
         )
 
@@ -464,7 +506,7 @@ def _latency_vs_flops(rows, kind, rng, n_boot, paired=False):
     lp = sum(_latency(p) for _, p in pairs)
     mc = sum(c["macs"] / c["batch"] for c, _ in pairs)
     mp = sum(p["macs"] / p["batch"] for _, p in pairs)
-    draws = [_pair_draws(c, p, rng, n_boot, paired) for c, p in pairs]
+    draws, how = _claim_draws(pairs, rng, n_boot, paired)
     reps = sum(dc for dc, _ in draws) / sum(dp for _, dp in draws)
     paper = float("nan")
     if is_t1 and kind is not None:
@@ -479,6 +521,7 @@ def _latency_vs_flops(rows, kind, rng, n_boot, paired=False):
         paper_ratio=paper,
         rows=[r for pr in pairs for r in pr],
         note=_maps_note(note, pairs),
+        pairing=how,
         per_map=[(c["shape"], _latency(c) / _latency(p)) for c, p in pairs],
     )
 
@@ -509,9 +552,11 @@ def _network_claim(peer: str) -> Claim:
         # one row each; with several (e.g. input sizes) take the most samples
         a = max(pr, key=lambda r: len(r["samples_s"]))
         b = max(t0, key=lambda r: len(r["samples_s"]))
-        da, db = _pair_draws(a, b, rng, n_boot, paired)
+        ((da, db),), how = _claim_draws([(a, b)], rng, n_boot, paired)
         paper = _paper_latency_ms(peer, kind) / _paper_latency_ms(T0, kind) if kind is not None else float("nan")
-        return Evidence(ratio=_latency(a) / _latency(b), reps=da / db, threshold=1.0, paper_ratio=paper, rows=[a, b])
+        return Evidence(
+            ratio=_latency(a) / _latency(b), reps=da / db, threshold=1.0, paper_ratio=paper, rows=[a, b], pairing=how
+        )
 
     return Claim(
         f"t0_faster_than_{peer}",
@@ -753,7 +798,7 @@ def evaluate(
     plo = phi = np.nan
     if res.per_map_reps is not None:
         plo, phi = stats.containing(res.per_map_ratio, stats.percentile_ci(res.per_map_reps))[:2]
-    notes = [n for n in (res.note.strip("; "),) if n]
+    notes = [n for n in (res.note.strip("; "), res.pairing) if n]
     if not _has_round_ids(res.rows):
         notes.append("no round ids: bootstrap over iterations (CI too narrow)")
     if kind is None:

@@ -80,3 +80,57 @@ def test_verdict_follows_the_interval():
     assert verdict(15.0, 17.0, 16.0, "<") == "inconclusive"
     assert verdict(17.0, 18.0, 16.0, "<") == "contradicted"
     assert verdict(float("nan"), 1.2, 1.0, ">") == "inconclusive"
+
+
+def _interleaved_rows(seed, *, cycles=True):
+    """PConv and DWConv at Table 1's maps, as one interleaved run would give them: 5 passes x 5 cycles, a
+    host whose speed drifts from cycle to cycle (30%), the same for every row; PConv 3x DWConv's FLOPS."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    drift = rng.lognormal(0.0, 0.3, size=(5, 5))
+    rows = []
+    for shape, macs in (("96x56x56", 1.6e8), ("192x28x28", 1.6e8), ("384x14x14", 1.6e8), ("768x7x7", 1.6e8)):
+        for target, gmacs in (("pconv", 30.0), ("dwconv", 10.0)):
+            base = macs / (gmacs * 1e9)
+            samples, rounds, workers, keys = [], [], [], []
+            for p in range(5):
+                for k in range(5):
+                    level = base * drift[p, k] * rng.lognormal(0.0, 0.01)
+                    samples += [level] * 3
+                    rounds += [p * 5 + k] * 3
+                    workers += [p] * 3
+                    keys += [("run", p, k)] * 3
+            med = float(np.median([s for s in samples[::3]]))
+            rows.append(
+                dict(
+                    target=target,
+                    shape=shape,
+                    layers=10,
+                    options="{}",
+                    status="ok",
+                    macs=macs,
+                    batch=1,
+                    samples_s=samples,
+                    round_ids=rounds,
+                    worker_ids=workers,
+                    cycle_keys=keys if cycles else None,
+                    median_s=med,
+                    stable=True,
+                )
+            )
+    return rows
+
+
+def test_rows_of_an_interleaved_run_are_paired_by_cycle_and_the_common_drift_cancels():
+    from fnbench.verdicts import evaluate
+
+    claim = next(c for c in CLAIMS if c.id == "pconv_vs_dwconv_flops")
+    paired = evaluate(claim, _interleaved_rows(0), kind="cpu", seed=1)
+    alone = evaluate(claim, _interleaved_rows(0, cycles=False), kind="cpu", seed=1)
+    assert "rows paired by cycle (all resampled at the same moments)" in paired["note"]
+    assert "rows unpaired (measured one after another)" in alone["note"]
+    assert paired["ratio"] == pytest.approx(3.0, rel=0.02) and alone["ratio"] == paired["ratio"]
+    assert paired["ci95_low"] <= 3.0 <= paired["ci95_high"]
+    # the host's drift hits both rows of every cycle alike: paired, it cancels; unpaired, it widens the interval
+    assert (paired["ci95_high"] - paired["ci95_low"]) < 0.2 * (alone["ci95_high"] - alone["ci95_low"])
