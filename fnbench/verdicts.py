@@ -46,11 +46,15 @@ The statistics, and which is the paper's:
     than its FLOPs" is S < threshold.
 ``t0_faster_than_<peer>``  latency(peer) / latency(fasternet_t0) > 1, per sample.
 
-Uncertainty: a percentile bootstrap over each row independently (paired when the rows were taken
-in interleaved chunks, as ``compare`` does). Rows sampled across worker processes resample
-workers, then rounds (:func:`fnbench.stats.hierarchical_median_draws`); otherwise rounds (fresh
-allocations); rows without round ids fall back to single iterations, which :func:`claim_table`
-notes. The RNG seed is derived from the claim and the group, not from their order.
+Uncertainty: a percentile bootstrap of the claim's statistic. Rows of an interleaved run (each
+round keeps the pass and cycle it was taken in, :mod:`fnbench.passes`) are resampled together,
+at the same moments: the same processes, then the same cycles, for every row of the claim
+(:func:`fnbench.pairing.joint_draws`), so drift of the host common to the rows cancels in their
+ratio; where the rows share too few cycles, pair by pair; ``compare``'s side-by-side chunks are
+paired by chunk. Rows without cycles (runs that measured one target after another) are resampled
+each on its own: workers, then rounds (:func:`fnbench.stats.hierarchical_median_draws`), or rounds
+(fresh allocations); rows without round ids fall back to single iterations. Each claim's note
+says which. The RNG seed is derived from the claim and the group, not from their order.
 
 Example::
 
@@ -753,6 +757,24 @@ def answer_sentence(row: dict | pd.Series, claim: Claim | None = None, *, where:
     return text + "."
 
 
+#: A row whose timed iterations waited for a CPU more than this share of their time had company on its core.
+CONTENDED = 0.05
+
+
+def contention_note(rows: Sequence[dict]) -> str:
+    """Which of ``rows`` were contended (their timed blocks waited for a CPU, ``wait_fraction``): another
+    process on the core inflates long iterations more than short ones, so a ratio of such rows is biased,
+    and its interval, which covers noise, does not cover that."""
+    busy = [r for r in rows if isinstance(r.get("wait_fraction"), float) and r["wait_fraction"] > CONTENDED]
+    if not busy:
+        return ""
+    worst = max(r["wait_fraction"] for r in busy)
+    return (
+        f"{len(busy)} of {len(rows)} rows contended (waited for a CPU up to {worst:.0%} of their timed time): "
+        "the ratio may be biased; measure again on a quiet machine"
+    )
+
+
 def claim_seed(claim_id: str, key: Sequence) -> int:
     """A seed from the claim and its group, so every caller draws the same replicates."""
     return zlib.crc32(
@@ -798,7 +820,7 @@ def evaluate(
     plo = phi = np.nan
     if res.per_map_reps is not None:
         plo, phi = stats.containing(res.per_map_ratio, stats.percentile_ci(res.per_map_reps))[:2]
-    notes = [n for n in (res.note.strip("; "), res.pairing) if n]
+    notes = [n for n in (res.note.strip("; "), res.pairing, contention_note(res.rows)) if n]
     if not _has_round_ids(res.rows):
         notes.append("no round ids: bootstrap over iterations (CI too narrow)")
     if kind is None:

@@ -134,3 +134,15 @@ def test_rows_of_an_interleaved_run_are_paired_by_cycle_and_the_common_drift_can
     assert paired["ci95_low"] <= 3.0 <= paired["ci95_high"]
     # the host's drift hits both rows of every cycle alike: paired, it cancels; unpaired, it widens the interval
     assert (paired["ci95_high"] - paired["ci95_low"]) < 0.2 * (alone["ci95_high"] - alone["ci95_low"])
+
+
+def test_claims_on_contended_rows_say_so():
+    from fnbench.verdicts import evaluate
+
+    claim = next(c for c in CLAIMS if c.id == "pconv_vs_dwconv_flops")
+    rows = _interleaved_rows(0)
+    rows[1]["wait_fraction"] = 0.31  # dwconv at 96x56x56 shared its core
+    note = evaluate(claim, rows, kind="cpu", seed=1)["note"]
+    assert "1 of 8 rows contended (waited for a CPU up to 31% of their timed time)" in note
+    rows[1]["wait_fraction"] = 0.01
+    assert "contended" not in evaluate(claim, rows, kind="cpu", seed=1)["note"]

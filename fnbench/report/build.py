@@ -76,7 +76,11 @@ NOTES = [
     "of the same statistic on its device of the same class, 'higher' / 'lower' when it excludes it (measured / "
     "paper beside), 'no paper value' where the paper has none. Device classes: any x86 CPU is compared with the "
     "paper's CPU column (i9-9900X), any aarch64 CPU with its ARM column (Cortex-A72), any NVIDIA GPU with its "
-    "GPU column (RTX 2080Ti); each row names the match.",
+    "GPU column (RTX 2080Ti); each row names the match. Rows of an interleaved run (every pass takes one round of "
+    "each target per cycle) are resampled together at the same moments, so drift of the machine common to them "
+    "cancels in a claim's ratio; the claim's note says whether its rows were paired. A row whose timed iterations "
+    "waited for a CPU (another process on its core: stats.wait_fraction) is biased, not only uncertain, and its "
+    "claims say so.",
     "Allocator: every record says which memory allocator it was measured under (tuned: glibc with fixed mmap "
     "and trim thresholds, the default; system: glibc as the process got it; jemalloc/tcmalloc: preloaded). Where "
     "the files hold several, rows and claims are kept apart per allocator ('alloc=…' in the runtime label). Page "
