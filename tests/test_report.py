@@ -12,6 +12,7 @@ import xml.etree.ElementTree as ET
 from html import unescape
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
@@ -152,6 +153,35 @@ def test_results_csv_units_and_values(report):
         assert row.gmacs_per_s_ci95_low <= row.gmacs_per_s <= row.gmacs_per_s_ci95_high
         assert row.intensity_flop_per_byte == pytest.approx(2 * row.macs / row.mem_bytes_counted)
         assert bool(row.stable) == bool(rec["stats"]["stable"])
+        # tails of the raw samples (recomputed on load, so older records have them too); p99 from 100 samples
+        s = np.asarray(rec["samples_s"])
+        assert row.p50_ms == pytest.approx(np.median(s) * 1e3) and row.p90_ms == pytest.approx(
+            np.percentile(s, 90) * 1e3
+        )
+        if s.size >= 100:
+            assert row.p99_ms == pytest.approx(np.percentile(s, 99) * 1e3)
+        else:
+            assert np.isnan(row.p99_ms)
+        assert 0 < row.timed_fraction <= 1  # timed seconds from the samples over the stored wall time
+
+
+def test_peak_memory_timed_and_wait_shares_reach_the_csv_and_the_page(tmp_path):
+    d = _fixtures_copy(tmp_path)
+    recs = [json.loads(line) for line in (d / TOP[0].name).read_text().splitlines()]
+    for r in recs:
+        if r.get("status", "ok") == "ok":
+            r["stats"].update(peak_memory_bytes=3 * 2**20, peak_memory_method="test")
+            rounds = list(dict.fromkeys(r["rounds"]))  # a recording from before faults were counted: count them now
+            iters = [r["rounds"].count(k) for k in rounds]
+            r["faults"] = {"minor": [0] * len(iters), "major": [0] * len(iters), "iters": iters}
+            r["faults"]["wait_s"] = [0.0] * len(iters)
+    _write(d / TOP[0].name, recs)
+    out = build_report([d], tmp_path / "out")
+    res = pd.read_csv(out.csv["results"])
+    mine = res[res.run_ids.astype(str).str.contains(recs[0]["run_id"])]
+    assert (mine.peak_memory_bytes == 3 * 2**20).all() and (mine.wait_fraction == 0).all()
+    page = (out.out_dir / "index.html").read_text()
+    assert "peak memory of a forward, MiB" in page and ">3.00<" in page and "p50 / p90 / p99, ms" in page
 
 
 def test_verdicts_and_paper_csv(report):

@@ -55,7 +55,12 @@ class ReportSummary:
 
 NOTES = [
     "Latency: median of per-iteration seconds; its 95% CI is over rounds (fresh allocations of model and input), "
-    "so allocation-to-allocation swings widen it. GMAC/s = MACs / median latency; its CI inverts the latency CI.",
+    "so allocation-to-allocation swings widen it. GMAC/s = MACs / median latency; its CI inverts the latency CI. "
+    "Tails: p50 / p90 / p99 of the per-iteration seconds (p99 only from 100 samples). Peak memory: what one warm "
+    "forward needs at its peak above what was allocated before it (CPU: tensor storage alive at once, read after "
+    "every operator; CUDA: max_memory_allocated). Timed / waited: the share of the row's wall time spent inside "
+    "timed iterations, and of that the share its threads waited for a CPU (⚠ above 5%: another process shared the "
+    "core, which inflates long iterations).",
     "Stability, the one rule: a measurement is settled when the 95% CI of its median latency lies within "
     "±precision of the median, at the precision target it was measured with (fnbench run: ±2% unless --precision; "
     "compare: ±10%). Rows that are not are flagged in every table (⚠, yellow) and figure (hollow marker, hatched "

@@ -466,6 +466,9 @@ def results(d: pd.DataFrame) -> str:
                         "–",
                         "–",
                         "–",
+                        "–",
+                        "–",
+                        "–",
                     ]
                 )
                 classes.append("")
@@ -480,10 +483,13 @@ def results(d: pd.DataFrame) -> str:
                     fmt(r.macs / 1e6),
                     fmt(r.median_ms) + _stable_mark(r.stable, getattr(r, "unstable_reason", None)),
                     _ci(r.ci95_low_ms, r.ci95_high_ms),
+                    _tails(getattr(r, "p50_ms", None), getattr(r, "p90_ms", None), getattr(r, "p99_ms", None)),
                     fmt(r.gmacs_per_s),
                     _ci(r.gmacs_per_s_ci95_low, r.gmacs_per_s_ci95_high),
                     fmt(r.intensity_flop_per_byte),
                     _faults(getattr(r, "minor_faults_per_iter", None), getattr(r, "faults_flag", None)),
+                    _mib(getattr(r, "peak_memory_bytes", None)),
+                    _share(getattr(r, "timed_fraction", None), getattr(r, "wait_fraction", None)),
                     fmt(r.n_samples),
                     fmt(r.n_repeats),
                 ]
@@ -501,10 +507,13 @@ def results(d: pd.DataFrame) -> str:
                     "FLOPs (MACs), M",
                     "latency ms (median)",
                     "latency 95% CI, ms",
+                    "p50 / p90 / p99, ms",
                     "GMAC/s",
                     "GMAC/s 95% CI",
                     "intensity FLOP/byte",
                     "page faults / iteration",
+                    "peak memory of a forward, MiB",
+                    "timed / waited for a CPU",
                     "samples",
                     "repeats",
                 ],
@@ -514,6 +523,29 @@ def results(d: pd.DataFrame) -> str:
             )
         )
     return "".join(out)
+
+
+def _missing(v) -> bool:
+    return v is None or (isinstance(v, float) and math.isnan(v)) or v is pd.NA
+
+
+def _tails(p50, p90, p99) -> str:
+    """Per-iteration latency percentiles (p99 only from 100 samples, else –)."""
+    return " / ".join("–" if _missing(v) else fmt(v) for v in (p50, p90, p99))
+
+
+def _mib(nbytes) -> str:
+    return "–" if _missing(nbytes) else f"{float(nbytes) / 2**20:,.2f}"
+
+
+def _share(timed, wait) -> str:
+    """The share of the row's wall time spent timing, and of its timed time spent waiting for a CPU (⚠ above 5%)."""
+    if _missing(timed):
+        return "–"
+    text = f"{timed:.0%}"
+    if not _missing(wait):
+        text += f" / {wait:.0%}" + (" ⚠" if wait > 0.05 else "")
+    return text
 
 
 def _faults(per_iter, flag) -> str:

@@ -68,7 +68,9 @@ RESULT_COLUMNS = [
     "ci95_low_ms",
     "ci95_high_ms",
     "iqr_ms",
+    "p50_ms",
     "p90_ms",
+    "p99_ms",
     "rel_ci_halfwidth",
     "throughput_samples_per_s",
     "gmacs_per_s",
@@ -81,6 +83,9 @@ RESULT_COLUMNS = [
     "minor_faults_per_iter",
     "faults_flag",
     "unstable_reason",
+    "peak_memory_bytes",
+    "timed_fraction",
+    "wait_fraction",
 ]
 
 
@@ -127,7 +132,9 @@ def results_table(df: pd.DataFrame) -> pd.DataFrame:
                 "ci95_low_ms": _ms(r.get("ci95_low_s")),
                 "ci95_high_ms": _ms(r.get("ci95_high_s")),
                 "iqr_ms": _ms(r.get("iqr_s")),
+                "p50_ms": _ms(r.get("p50_s")),
                 "p90_ms": _ms(r.get("p90_s")),
+                "p99_ms": _ms(r.get("p99_s")),
                 "rel_ci_halfwidth": r.get("rel_ci_halfwidth"),
                 "throughput_samples_per_s": r.get("throughput_per_s"),
                 "gmacs_per_s": r.get("gmacs_per_s"),
@@ -140,10 +147,13 @@ def results_table(df: pd.DataFrame) -> pd.DataFrame:
                 "minor_faults_per_iter": r.get("minor_faults_per_iter"),
                 "faults_flag": r.get("faults_flag") if ok else None,
                 "unstable_reason": unstable_reason(r) if ok and not r.get("stable") else None,
+                "peak_memory_bytes": r.get("peak_memory_bytes") if ok else None,
+                "timed_fraction": r.get("timed_fraction") if ok else None,
+                "wait_fraction": r.get("wait_fraction") if ok else None,
             }
         )
     out = pd.DataFrame(rows, columns=RESULT_COLUMNS)
-    for c in ("layers", "threads", "batch", "batch_requested", "n_rounds"):
+    for c in ("layers", "threads", "batch", "batch_requested", "n_rounds", "peak_memory_bytes"):
         out[c] = out[c].astype("Int64")
     return out
 
