@@ -35,7 +35,7 @@ from .options import DEFAULT_PASSES
 from .runtimes import Unsupported
 from .targets import Target, TargetSpec
 from .timing import ROUNDS_PER_BUDGET
-from .workers import FINISH, ChunkResult, Failure, Prepare, Round, WorkerError, WorkerPool
+from .workers import FINISH, ChunkResult, Failure, Prepare, Ready, Round, WorkerError, WorkerPool
 
 __all__ = [
     "DEFAULT_PASSES",
@@ -228,55 +228,93 @@ def interleaved_pass(
     is told the fraction of the pass done after every cycle.
     """
     round_s = round_length_s(budget_s)
-    warm_s = 0.15 * pass_budget_s
-    slot = {(t.key, w): i * workers + w for i, t in enumerate(tasks) for w in range(workers)}
-    requests = {
-        # the peak memory of a forward is the same in every process: read once, by the first pass's first worker
-        slot[t.key, w]: Prepare(_spec_at(t), t.conditions, device.kind, seed, round_s, warm_s, not t.parts and w == 0)
-        for t in tasks
-        for w in range(workers)
-    }
-    wall = {t.key: 0.0 for t in tasks}
-    failed: dict[str, Exception] = {}
-    answers = pool.ask_many(requests, concurrency)
-    for (key, w), i in slot.items():
-        answer, seconds = answers[i]
-        wall[key] = max(wall[key], seconds)  # the task's workers prepare side by side
-        if isinstance(answer, Failure) and key not in failed:
-            failed[key] = _as_error(answer, w)
-    _check_batches(tasks, answers, slot, workers, failed)
+    run = _PassRun(pool, list(tasks), workers, pass_budget_s)
+    run.prepare(device, seed, round_s, concurrency)
     cycles = cycles_per_pass(pass_budget_s, round_s)
     rng = np.random.default_rng([seed, pass_no])
-    spent = {t.key: 0.0 for t in tasks}
-    last = {t.key: 0.0 for t in tasks}
     for k in range(cycles):
-        active = [t for t in tasks if t.key not in failed]
-        for j in rng.permutation(len(active)):
-            t = active[int(j)]
-            if k >= MIN_ROUNDS_PER_WORKER * workers and spent[t.key] + last[t.key] > 1.25 * pass_budget_s:
-                continue  # its share of the pass is used up
-            t0 = time.perf_counter()
-            answer = pool.ask(slot[t.key, k % workers], Round(k))
-            last[t.key] = time.perf_counter() - t0
-            spent[t.key] += last[t.key]
-            if isinstance(answer, Failure):
-                failed[t.key] = _as_error(answer, k % workers)
+        run.cycle(k, rng)
         if progress is not None:
             progress((k + 1) / cycles)
-    out: dict[str, PassResult | Exception] = dict(failed)
-    for t in tasks:
-        if t.key in failed:
-            continue
-        t0 = time.perf_counter()
-        chunks = [pool.ask(slot[t.key, w], FINISH) for w in range(workers)]
-        bad = [(w, c.failure if isinstance(c, ChunkResult) else c) for w, c in enumerate(chunks)]
-        bad = [(w, f) for w, f in bad if isinstance(f, Failure)]
-        if bad:
-            out[t.key] = _as_error(bad[0][1], bad[0][0])
-            continue
-        task_wall = wall[t.key] + spent[t.key] + time.perf_counter() - t0
-        out[t.key] = PassResult.of(chunks, wall_s=task_wall, pass_budget_s=pass_budget_s, round_s=round_s)
-    return out
+    return run.finish(round_s)
+
+
+@dataclass
+class _PassRun:
+    """One interleaved pass under way: which worker holds which task, what each task has spent, what failed."""
+
+    pool: WorkerPool
+    tasks: list[PendingTarget]
+    workers: int
+    pass_budget_s: float
+    failed: dict[str, Exception] = field(default_factory=dict)
+    wall: dict[str, float] = field(default_factory=dict)  # seconds preparing (the slowest of a task's workers)
+    spent: dict[str, float] = field(default_factory=dict)  # seconds of the task's rounds
+    last: dict[str, float] = field(default_factory=dict)  # seconds of the task's last round
+
+    def slot(self, task: PendingTarget, w: int) -> int:
+        return self.tasks.index(task) * self.workers + w
+
+    def prepare(self, device: Device, seed: int, round_s: float, concurrency: int) -> None:
+        """Every worker prepares its task, ``concurrency`` at a time; a task none of whose workers may go on fails."""
+        warm_s = 0.15 * self.pass_budget_s
+        requests = {
+            # the peak memory of a forward is the same in every process: read once, by the first pass's first worker
+            self.slot(t, w): Prepare(
+                _spec_at(t), t.conditions, device.kind, seed, round_s, warm_s, not t.parts and w == 0
+            )
+            for t in self.tasks
+            for w in range(self.workers)
+        }
+        answers = self.pool.ask_many(requests, concurrency)
+        for t in self.tasks:
+            mine = [answers[self.slot(t, w)] for w in range(self.workers)]
+            self.wall[t.key] = max(seconds for _, seconds in mine)  # a task's workers prepare side by side
+            self.spent[t.key] = self.last[t.key] = 0.0
+            bad = [(w, a) for w, (a, _) in enumerate(mine) if isinstance(a, Failure)]
+            batches = {a.batch for a, _ in mine if isinstance(a, Ready)}
+            if bad:
+                self.failed[t.key] = _as_error(bad[0][1], bad[0][0])
+            elif len(batches) > 1:
+                self.failed[t.key] = WorkerError(
+                    f"the workers of {t.label} measured batches {sorted(batches)} (out of memory in one process "
+                    "only); use --batch to fix the batch"
+                )
+
+    def cycle(self, k: int, rng: np.random.Generator) -> None:
+        """Cycle ``k``: one round of every task still measured, in an order drawn from ``rng``."""
+        active = [t for t in self.tasks if t.key not in self.failed]
+        for j in rng.permutation(len(active)):
+            t = active[int(j)]
+            key = t.key
+            if (
+                k >= MIN_ROUNDS_PER_WORKER * self.workers
+                and self.spent[key] + self.last[key] > 1.25 * self.pass_budget_s
+            ):
+                continue  # its share of the pass is used up
+            t0 = time.perf_counter()
+            answer = self.pool.ask(self.slot(t, k % self.workers), Round(k))
+            self.last[key] = time.perf_counter() - t0
+            self.spent[key] += self.last[key]
+            if isinstance(answer, Failure):
+                self.failed[key] = _as_error(answer, k % self.workers)
+
+    def finish(self, round_s: float) -> dict[str, PassResult | Exception]:
+        """Each task's pass from its workers' measurements (or why it has none)."""
+        out: dict[str, PassResult | Exception] = dict(self.failed)
+        for t in self.tasks:
+            if t.key in self.failed:
+                continue
+            t0 = time.perf_counter()
+            chunks = [self.pool.ask(self.slot(t, w), FINISH) for w in range(self.workers)]
+            bad = [(w, c.failure if isinstance(c, ChunkResult) else c) for w, c in enumerate(chunks)]
+            bad = [(w, f) for w, f in bad if isinstance(f, Failure)]
+            if bad:
+                out[t.key] = _as_error(bad[0][1], bad[0][0])
+                continue
+            wall = self.wall[t.key] + self.spent[t.key] + time.perf_counter() - t0
+            out[t.key] = PassResult.of(chunks, wall_s=wall, pass_budget_s=self.pass_budget_s, round_s=round_s)
+        return out
 
 
 def _spec_at(task: PendingTarget) -> TargetSpec:
@@ -289,19 +327,6 @@ def _as_error(failure: Failure, worker: int) -> Exception:
     if failure.status == "unsupported":
         return Unsupported(failure.error)
     return WorkerError(f"worker {worker}: {failure.error}", failure.traceback)
-
-
-def _check_batches(tasks, answers, slot, workers: int, failed: dict[str, Exception]) -> None:
-    """A task whose workers settled on different batches (out of memory in one process only) fails."""
-    for t in tasks:
-        if t.key in failed:
-            continue
-        batches = {answers[slot[t.key, w]][0].batch for w in range(workers)}
-        if len(batches) > 1:
-            failed[t.key] = WorkerError(
-                f"the workers of {t.label} measured batches {sorted(batches)} (out of memory in one process "
-                "only); use --batch to fix the batch"
-            )
 
 
 @dataclass
