@@ -51,6 +51,7 @@ __all__ = [
     "device_record",
     "nvidia_smi",
     "gpu_state",
+    "gpu_memory_bytes",
     "smi_id",
     "throttle_reasons",
     "DEFAULT_CUDA_BATCH",
@@ -506,6 +507,16 @@ def nvidia_smi(
             result["throttle_mask"] = mask
             result["throttle_reasons"] = throttle_reasons(mask)
     return result
+
+
+def gpu_memory_bytes(device: Device) -> int | None:
+    """The total memory of ``device``'s GPU (None for a CPU, or where torch cannot say)."""
+    if device.kind != "cuda":
+        return None
+    try:
+        return int(torch.cuda.get_device_properties(torch.device(device.torch_device)).total_memory)
+    except (RuntimeError, AssertionError, ValueError):
+        return None
 
 
 def gpu_state(torch_index: int = 0) -> dict[str, Any]:

@@ -156,6 +156,10 @@ def claim_components(tasks: Sequence[PendingTarget], linked: Sequence[Sequence[s
     return list(components.values())
 
 
+#: GPU memory a worker's CUDA context, cuBLAS and cuDNN hold before its target is built.
+CUDA_CONTEXT_BYTES = 512 * 2**20
+
+
 def interleave_groups(
     components: Sequence[Sequence[PendingTarget]],
     costs: dict[str, dict[str, Any] | None],
@@ -163,33 +167,38 @@ def interleave_groups(
     workers: int,
     memory_bytes: int | None,
     max_processes: int,
+    device_memory_bytes: int | None = None,
 ) -> list[list[PendingTarget]]:
     """The groups whose rounds one pass interleaves: ``components`` (:func:`claim_components`) packed in
     suite order while their workers (``workers`` per task, :func:`worker_bytes` each by ``costs``) fit
-    in :data:`WORKER_MEMORY_SHARE` of ``memory_bytes`` and ``max_processes``. Only a component that alone
-    exceeds that is cut, and its claims are then judged unpaired across the cut.
+    in :data:`WORKER_MEMORY_SHARE` of ``memory_bytes``, in ``max_processes``, and on CUDA, with a
+    context each (:data:`CUDA_CONTEXT_BYTES`), in that share of the GPU's ``device_memory_bytes``.
+    Only a component that alone exceeds that is cut, and its claims are then judged unpaired across
+    the cut.
     """
-    cap = math.inf if memory_bytes is None else WORKER_MEMORY_SHARE * memory_bytes
+    caps = np.array(
+        [
+            math.inf if memory_bytes is None else WORKER_MEMORY_SHARE * memory_bytes,
+            math.inf if device_memory_bytes is None else WORKER_MEMORY_SHARE * device_memory_bytes,
+            max_processes,
+        ]
+    )
+    cuda = device_memory_bytes is not None
+
+    def need(items: Sequence[PendingTarget]) -> np.ndarray:
+        host = sum(workers * worker_bytes(costs.get(t.key)) for t in items)
+        return np.array([host, host + workers * len(items) * CUDA_CONTEXT_BYTES * cuda, workers * len(items)])
+
     groups: list[list[PendingTarget]] = [[]]
-    used = procs = 0.0
-
-    def add(items: Sequence[PendingTarget]) -> None:
-        nonlocal used, procs
-        need = sum(workers * worker_bytes(costs.get(t.key)) for t in items)
-        if groups[-1] and (used + need > cap or procs + workers * len(items) > max_processes):
-            groups.append([])
-            used = procs = 0.0
-        groups[-1].extend(items)
-        used += need
-        procs += workers * len(items)
-
+    used = np.zeros(3)
     for comp in components:
-        need = sum(workers * worker_bytes(costs.get(t.key)) for t in comp)
-        if need > cap or workers * len(comp) > max_processes:
-            for t in comp:  # too large to interleave whole: cut where it has to be
-                add([t])
-        else:
-            add(comp)
+        parts = [comp] if (need(comp) <= caps).all() else [[t] for t in comp]  # too large whole: cut where it must
+        for items in parts:
+            if groups[-1] and (used + need(items) > caps).any():
+                groups.append([])
+                used = np.zeros(3)
+            groups[-1].extend(items)
+            used += need(items)
     return [g for g in groups if g]
 
 

@@ -44,7 +44,7 @@ from . import allocators
 from . import results as _results
 from .checks import available_memory_bytes, max_live_processes, usable_cores
 from .conditions import Conditions, RunPolicy, prepare_fitting, resolve_policy
-from .devices import Device, device_record, fingerprint, gpu_state
+from .devices import Device, device_record, fingerprint, gpu_memory_bytes, gpu_state
 from .errors import UserError, cause_first, first_line
 from .measurement import Measurement
 from .options import DEFAULT_WORKERS, RunOptions
@@ -315,6 +315,7 @@ class _Run:
             workers=self.settings.workers,
             memory_bytes=available_memory_bytes(),
             max_processes=max_live_processes(),
+            device_memory_bytes=gpu_memory_bytes(self.settings.device),
         )
         return components, groups
 

@@ -306,3 +306,7 @@ def test_claims_keep_their_targets_in_one_group_and_memory_cuts_only_between_cla
     by_procs = passes.interleave_groups(comps, costs, memory_bytes=None, workers=1, max_processes=2)
     assert [[t.target.spec.name for t in g] for g in by_procs] == [["conv", "dwconv"], ["pconv", "pwconv"], ["gconv"]]
     assert passes.worker_bytes({"params": 10, "mem_bytes_counted": 100}) == base + 120 + 25
+    # on CUDA each worker also holds a context on the GPU: room there for two workers of these
+    gpu = int(2 / passes.WORKER_MEMORY_SHARE * (base + passes.CUDA_CONTEXT_BYTES))
+    on_gpu = passes.interleave_groups(comps, costs, memory_bytes=None, device_memory_bytes=gpu, **kw)
+    assert [[t.target.spec.name for t in g] for g in on_gpu] == [["conv", "dwconv"], ["pconv", "pwconv"], ["gconv"]]
