@@ -392,6 +392,7 @@ def compare(
                     max_rounds=3,
                     seed=seed + k,
                     allocator=None,
+                    peak_memory=False,  # compare reports latency and faults only
                 )
                 sides[j].faults_minor += sum(m.counts.minor)
                 sides[j].faults_iters += sum(m.counts.iters)

@@ -549,7 +549,14 @@ def measure_layers(
     net, n_folded = prepare_network(module.to(rec_dev), x.to(rec_dev), fold=fold)
     calls = record_layers(net, x.to(rec_dev))
     common = dict(
-        device=dev, threads=threads, precision=precision, clock=clock, timer=timer, fold=False, allocator=None
+        device=dev,
+        threads=threads,
+        precision=precision,
+        clock=clock,
+        timer=timer,
+        fold=False,
+        allocator=None,
+        peak_memory=False,  # a breakdown is of time
     )
     half = budget_s / 2
     total = len(calls) + 2

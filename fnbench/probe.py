@@ -249,6 +249,7 @@ def run_probe(
                 tf32=spec.tf32,
                 halve_on_oom=False,
                 rebuild=(lambda module=module: module) if on_device else None,
+                peak_memory=False,  # a probe is a rate, not a model
             )
             if m.rounds >= 2 and m.ci95_high_s > m.ci95_low_s:
                 break

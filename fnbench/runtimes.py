@@ -80,7 +80,7 @@ class Prepared:
     rebuild: Callable[[], nn.Module]
     info: dict[str, Any] = field(default_factory=dict)
 
-    def measure(self, x: Tensor, **options: Any):
+    def measure(self, x: Tensor, *, peak_memory: bool = True, **options: Any):
         """Time ``module(x)`` with :func:`fnbench.timing.measure` as this runtime requires.
 
         Runtimes whose rounds deep-copy the module (eager: fresh allocations, no re-initialisation
@@ -98,7 +98,7 @@ class Prepared:
             rebuild=None if rt.deepcopy_rounds else self.rebuild,
             fold=False,
             halve_on_oom=rt.halve_on_oom,
-            peak_memory=_peak_memory_readable(rt, options.get("device", "cpu")),
+            peak_memory=peak_memory and _peak_memory_readable(rt, options.get("device", "cpu")),
             **options,
         )
 
