@@ -45,14 +45,15 @@ TABLE1_CLAIMS = (
 
 def one_run(i: int, args) -> Path:
     """``fnbench run`` in a subprocess into ``OUT/run<i>``; returns that folder."""
-    out = Path(args.out) / f"run{i}"
-    env = dict(os.environ)
-    if args.code:
-        env["PYTHONPATH"] = str(Path(args.code).resolve())
+    out = (Path(args.out) / f"run{i}").resolve()
+    env, cwd = dict(os.environ), None
+    if args.code:  # run from that checkout too: `python -m` puts the working directory before PYTHONPATH
+        cwd = str(Path(args.code).resolve())
+        env["PYTHONPATH"] = cwd
     cmd = [sys.executable, "-m", "fnbench", "run", "--device", "cpu", "--suite", args.suite]
     cmd += ["--budget", str(args.budget), "--precision", str(args.precision), "--out", str(out)]
     t0 = time.perf_counter()
-    subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(cmd, env=env, cwd=cwd, check=True, stdout=subprocess.DEVNULL)
     load = os.getloadavg()[0]
     print(f"run {i}: {out} in {time.perf_counter() - t0:.0f} s (load average {load:.2f})", flush=True)
     return out
@@ -111,7 +112,9 @@ def per_map_table(fa, fb) -> None:
         ok = f[(f.status == "ok") & (f.runtime == "eager") & (f.allocator == "tuned")]
         g = ok.set_index(["target", "shape"]).gmacs_per_s
         return {
-            s: g[("pconv", s)] / g[("dwconv", s)] for s in ok.shape.unique() if ("pconv", s) in g and ("dwconv", s) in g
+            s: g[("pconv", s)] / g[("dwconv", s)]
+            for s in ok["shape"].unique()
+            if ("pconv", s) in g and ("dwconv", s) in g
         }
 
     ra, rb = ratios(fa), ratios(fb)

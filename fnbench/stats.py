@@ -55,6 +55,7 @@ __all__ = [
     "bootstrap_ratio_ci",
     "percentile_ci",
     "containing",
+    "widened_for_clusters",
     "N_BOOT",
     "verdict",
     "VERDICTS",
@@ -174,6 +175,15 @@ def round_medians(samples: Sequence[float] | np.ndarray, round_ids: Sequence[int
 
 #: How :func:`hierarchical_median_ci` builds its interval (stored in result records as ``ci_method``).
 HIERARCHICAL_CI_METHOD = "hierarchical-bootstrap(processes,rounds)"
+
+
+def widened_for_clusters(point: float, ci: CI | tuple[float, float], k: int, confidence: float = 0.95) -> CI:
+    """``ci``, a percentile bootstrap interval over ``k`` clusters (processes), widened about ``point`` by
+    :func:`_few_clusters_factor`, as :func:`hierarchical_median_ci` widens a row's: a claim built from
+    rows sampled in ``k`` processes has the same few process levels behind it."""
+    f = _few_clusters_factor(k, confidence)
+    lo, hi = float(ci[0]), float(ci[1])
+    return CI(point - f * (point - lo), point + f * (hi - point), confidence)
 
 
 def _few_clusters_factor(k: int, confidence: float) -> float:
