@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from .allocators import DEFAULT_ALLOCATOR
 from .conditions import Conditions
 from .devices import Device
 from .measurement import DEFAULT_MIN_ROUNDS, MIN_ROUNDS_PER_WORKER, Measurement
@@ -352,6 +353,13 @@ class PendingTarget:
     @property
     def label(self) -> str:
         return self.target.spec.label
+
+    def named(self, with_conditions: bool) -> str:
+        """The label, with the runtime and a non-default allocator where a run measures under several."""
+        if not with_conditions:
+            return self.label
+        c = self.conditions
+        return f"{self.label} [{c.runtime}{'' if c.allocator == DEFAULT_ALLOCATOR else ' alloc=' + c.allocator}]"
 
     def units_done(self, passes: int) -> int:
         """Progress units: one per pass, all of them once the target is done."""

@@ -377,7 +377,7 @@ class _Run:
     def step_whole(self, task: PendingTarget) -> None:
         """Measure ``task`` whole in this process and write its final (or failed) record."""
         run = self.settings
-        self.show(task.label + (f" [{task.conditions.runtime}]" if self.label_runtime else ""))
+        self.show(task.named(self.label_runtime))
         env = fingerprint(run.device, task.conditions.threads)  # per record: load and clocks change during a run
         t0 = time.perf_counter()
         try:
@@ -409,7 +409,8 @@ class _Run:
             except Exception as e:  # noqa: BLE001
                 self.fail(t, e, envs[t.key])
         head = f"pass {pass_no + 1}/{run.passes} " if run.passes > 1 else ""
-        self.show(head + ", ".join(t.label for t in ready[:3]) + (f" +{len(ready) - 3}" if len(ready) > 3 else ""))
+        names = [t.named(self.label_runtime) for t in ready]
+        self.show(head + ", ".join(names[:3]) + (f" +{len(names) - 3}" if len(names) > 3 else ""))
         t0 = time.perf_counter()
         results = (
             self.measurer.one_pass(ready, pass_no, run, lambda f: self.show(fraction=f * len(ready))) if ready else {}
@@ -696,9 +697,7 @@ def _announcement(
     if resume is not None:
         text += f"\nresuming: {skipped} already measured; finishing " + (
             ", ".join(
-                task.label
-                + (f" [{task.conditions.runtime}]" if label_runtime else "")
-                + (f" ({len(task.parts)} pass(es) stored)" if task.parts else "")
+                task.named(label_runtime) + (f" ({len(task.parts)} pass(es) stored)" if task.parts else "")
                 for task in pending
             )
             or "nothing"
