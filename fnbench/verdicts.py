@@ -589,6 +589,14 @@ def _x(r: float) -> str:
     return _num(r) + "×"
 
 
+def _span(lo: float, hi: float) -> str:
+    """An interval for a sentence, one figure finer where both ends would round alike ("3.67–3.73×", not "3.7–3.7×")."""
+    a, b = _num(lo), _num(hi)
+    if a == b:
+        a, b = (f"{r:.3g}" if r < 1 else f"{r:.2f}" if r < 10 else f"{r:.4g}" for r in (lo, hi))
+    return f"{a}–{b}×"
+
+
 CLAIMS: tuple[Claim, ...] = (
     flops_claim(
         "pconv",
@@ -748,7 +756,7 @@ def answer_sentence(row: dict | pd.Series, claim: Claim | None = None, *, where:
         vals = [float(p.split(" ")[1].rstrip("×")) for p in per.split(", ")]
         per_txt = f", {_num(min(vals))}–{_x(max(vals))} per map" if len(vals) > 1 else ""
     text = (
-        f"{where} {claim.phrase(row['ratio'])} (95% CI {_num(row['ci95_low'])}–{_x(row['ci95_high'])}"
+        f"{where} {claim.phrase(row['ratio'])} (95% CI {_span(row['ci95_low'], row['ci95_high'])}"
         f"{per_txt}{thr}{paper_txt}): "
     )
     repro = _REPRO_PHRASE.get(row.get("reproduction"), "")
