@@ -194,8 +194,8 @@ def _install(variant: str) -> None:
     if variant == "b":
         pre = _PREBUILT
 
-        def resolve(spec, _resolve=resolve):  # noqa: ANN001 — the inherited target for its own spec
-            return pre["target"] if spec == pre["target"].spec else _resolve(spec)
+        def resolve(spec, *, check=True, _resolve=resolve):  # noqa: ANN001 — the inherited target for its own spec
+            return pre["target"] if spec == pre["target"].spec else _resolve(spec, check=check)
 
         def build(self, seed=0, _build=build):  # noqa: ANN001 — the inherited module, once
             if self is pre["target"] and not pre.get("handed_out"):
@@ -216,7 +216,7 @@ def _install(variant: str) -> None:
     _wrap(allocators, "state", "measure: allocators.state")
     _wrap(timing, "reference_s", "reference_s()")
     _wrap(timing, "_sample_round", "timed blocks")
-    _wrap(timing, "_settled", "stopping rule")
+    _wrap(timing, "rounds_settled", "stopping rule")
     _wrap(workers, "_handle", "_handle: rest")
 
     deepcopy = copy.deepcopy
@@ -489,7 +489,7 @@ def _run_worker(spec, variant: str, server: _Server | None, *, budget_s: float, 
             p.join(5)
     info.update(info2)
     if res.status != "ok":
-        raise RuntimeError(f"{spec.label} ({variant}): {res.status}: {res.error}\n{res.traceback}")
+        raise RuntimeError(f"{spec.label} ({variant}): {res.status}: {res.failure.error}\n{res.failure.traceback}")
     info.update(t_spawn=t_spawn, t_answer=t_answer, res=res, spans=spans, variant=variant, pid=pid)
     return info
 
@@ -563,19 +563,20 @@ def _worker_facts(w: dict[str, Any]) -> dict[str, Any]:
     import numpy as np
 
     res = w["res"]
-    samples, rids = np.asarray(res.samples_s), np.asarray(res.round_ids)
-    rounds = sorted(set(res.round_ids))
+    m = res.measurement
+    samples, rids = np.asarray(m.samples_s), np.asarray(m.round_ids)
+    rounds = sorted(set(m.round_ids))
     meds = [float(np.median(samples[rids == r])) for r in rounds]
     warm0 = next((e for n, _i, _x, _f, e in w["spans"] if n == "round 0: warm-up"), {})
     later = [e for n, _i, _x, _f, e in w["spans"] if n == "rounds>0: _warm_briefly"]
-    fpi = [f / max(i, 1) for f, i in zip(res.faults_minor, res.round_iters)]
+    fpi = [f / max(i, 1) for f, i in zip(m.counts.minor, m.counts.iters)]
     set_up = ("round 0: deepcopy", "round 0: warm-up", "runtime prepare: _place", "input")
     gcs = w.get("gc") or []
     return {
-        "samples": len(res.samples_s),
+        "samples": len(m.samples_s),
         "rounds": len(rounds),
         "steady": float(np.median(meds)) if meds else None,
-        "steady_per_ref": float(np.median(meds) / np.median(res.round_ref_s)) if meds and res.round_ref_s else None,
+        "steady_per_ref": float(np.median(meds) / np.median(m.counts.ref_s)) if meds and m.counts.ref_s else None,
         "r0_over_later": meds[0] / float(np.median(meds[1:])) if len(meds) > 1 else None,
         "r0": meds[0] if meds else None,
         "r1": meds[1] if len(meds) > 1 else None,
