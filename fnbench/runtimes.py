@@ -91,16 +91,7 @@ class Prepared:
         """
         from . import timing  # looked up at call time, so a test's stand-in for measure is used
 
-        rt = get_runtime(self.runtime)
-        return timing.measure(
-            self.module,
-            x,
-            rebuild=None if rt.deepcopy_rounds else self.rebuild,
-            fold=False,
-            halve_on_oom=rt.halve_on_oom,
-            peak_memory=peak_memory and _peak_memory_readable(rt, options.get("device", "cpu")),
-            **options,
-        )
+        return timing.measure(self.module, x, **self._rounds(peak_memory, options))
 
     def sampler(self, x: Tensor, *, peak_memory: bool = True, **options: Any):
         """A :func:`fnbench.timing.open_sampler` for rounds taken one at a time, made as :meth:`measure`
@@ -108,10 +99,12 @@ class Prepared:
         the peak memory of a forward is read if ``peak_memory`` and the runtime allows it."""
         from . import timing
 
+        return timing.open_sampler(self.module, x, **self._rounds(peak_memory, options))
+
+    def _rounds(self, peak_memory: bool, options: dict[str, Any]) -> dict[str, Any]:
+        """How this runtime's rounds are taken (a fresh instance, halving, peak memory), with ``options``."""
         rt = get_runtime(self.runtime)
-        return timing.open_sampler(
-            self.module,
-            x,
+        return dict(
             rebuild=None if rt.deepcopy_rounds else self.rebuild,
             fold=False,
             halve_on_oom=rt.halve_on_oom,
